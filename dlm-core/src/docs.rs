@@ -1,0 +1,91 @@
+//! Design notes: why the engine looks the way it does.
+//!
+//! Read these before changing the traits; revise them when a protocol proves
+//! them wrong.
+
+pub mod engine {
+    //! # One byte space, many connections
+    //!
+    //! Every download is a byte space `[0, len)`: one HTTP/FTP/S3 object, the
+    //! concatenation of a torrent's files in metainfo order (BEP 3), or the
+    //! bytes of a UnixFS file. A [`Sink`](crate::Sink) maps that space to
+    //! storage; protocol crates never open output files, they deliver
+    //! `(offset, bytes)`.
+    //!
+    //! The engine runs N connection workers. Each asks the
+    //! [`Scheduler`](crate::Scheduler) for a chunk under one mutex, opens it on
+    //! its [`Source`](crate::Source), gathers up to
+    //! [`write_buffer_bytes`](crate::DownloadOptions::write_buffer_bytes) and
+    //! writes positionally, then records the range as done. A chunk's end is an
+    //! atomic: when another connection splits it, the owner sees the new end on
+    //! its next frame and stops there (a rare race can make two connections
+    //! write the same bytes, which is harmless because they are the same bytes).
+    //!
+    //! Flow of bytes: `connection → worker buffer → sink.write_at → done
+    //! ranges → control file (≥ 1/s and on every chunk completion)` and, in
+    //! parallel, `done prefix → hasher (reads back through the sink once)`.
+    //!
+    //! Back-pressure: a worker awaits its write before reading more, and the
+    //! rate limiters sleep after each frame, so a slow disk or a limit slows
+    //! the sockets (TCP flow control) instead of growing memory. Memory is
+    //! bounded by connections × write buffer.
+    //!
+    //! Failures: a retryable error frees the chunk (its unfetched part goes
+    //! back to the pool) and the worker backs off exponentially with jitter,
+    //! never sooner than a `Retry-After`; attempts count only failures without
+    //! progress, so a connection that is cut every few MiB still finishes. A
+    //! permanent error drops that source if mirrors remain, else fails the
+    //! download; `RemoteChanged` from the primary restarts from zero.
+    //!
+    //! Mirrors: every source is probed; a mirror whose length differs from the
+    //! primary's, or that lacks ranges when the primary has them, is dropped.
+    //! Validators are compared per source (each source checks its own
+    //! `If-Range`), because independent servers give different ETags for the
+    //! same bytes; the final digest is the cross-source check.
+}
+
+pub mod scheduler {
+    //! # Planning per connection
+    //!
+    //! [`Scheduler::next`](crate::Scheduler::next) receives the asking
+    //! connection's [`Availability`](crate::scheduler::Availability) and the
+    //! [`ChunkMap`](crate::scheduler::ChunkMap). An HTTP, FTP or S3 connection
+    //! has `Whole` availability, so the adaptive scheduler only has to choose
+    //! between a free gap and splitting the largest chunk in flight.
+    //!
+    //! BitTorrent fits the same trait: a peer connection's availability is its
+    //! bitfield mapped to byte ranges (`Ranges`), the source's
+    //! [`Capabilities::alignment`](crate::Capabilities::alignment) is the piece
+    //! length, and a rarest-first picker is another `Scheduler` that counts
+    //! availability from [`ChunkEvent`](crate::scheduler::ChunkEvent)s and
+    //! returns piece-aligned ranges; endgame is a `Split` of a nearly finished
+    //! piece. Verification units (pieces, blocks) are the protocol's business:
+    //! a range becomes done only after its unit verifies.
+    //!
+    //! Schedulers own no I/O and no clock (`now` is passed in), so they are
+    //! tested deterministically, including property tests that replay random
+    //! interleavings of assignments, progress and failures.
+}
+
+pub mod resume {
+    //! # Resume and identity
+    //!
+    //! The control file (`NAME.part.dlm`, [`ControlFile`](crate::ControlFile))
+    //! records the source identity (URL without credentials, length,
+    //! validator), the done ranges and the settings. It is replaced atomically
+    //! (temp file, fsync, rename) at least once a second while bytes flow,
+    //! whenever a chunk completes, and on pause, cancel and failure. Before it
+    //! is written the output is `fdatasync`ed
+    //! ([`sync_data`](crate::DownloadOptions::sync_data)), so a recorded range
+    //! is on disk even after a power loss.
+    //!
+    //! Done ranges only ever include bytes whose `write_at` returned, so after
+    //! `kill -9` at any moment a restart re-fetches at most what was in flight
+    //! since the last save: never a byte is trusted that was not written.
+    //!
+    //! On restart the source is probed again. A changed length or validator
+    //! (ETag, else Last-Modified) restarts from zero with a `Restarted` event;
+    //! a missing validator on either side is not treated as a change. Servers
+    //! without ranges cannot resume and start over. A corrupt control file is
+    //! ignored with a notice.
+}

@@ -1,0 +1,763 @@
+//! The chunk-range engine: drives one download from probe to commit.
+//!
+//! See [`crate::docs::engine`] for the design. In short: probe the sources,
+//! load resume state, run N connection workers that ask the
+//! [`Scheduler`](crate::Scheduler) for chunks and write them positionally
+//! through the [`Sink`](crate::Sink), save the done ranges at least once a
+//! second and whenever a chunk completes, hash the contiguous prefix as it
+//! grows, and verify and commit at the end.
+
+mod events;
+mod handle;
+mod options;
+mod shared;
+mod verify;
+mod worker;
+
+pub use events::{Completed, DownloadState, Event, SourceStats, Stats};
+pub use handle::{DownloadControl, DownloadHandle};
+pub use options::DownloadOptions;
+
+use std::collections::{HashMap, VecDeque};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+
+use tokio::sync::{broadcast, watch};
+use tokio::task::JoinSet;
+use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
+
+use self::events::as_ms;
+use self::handle::Control;
+use self::shared::{Plan, Shared};
+use self::worker::{Worker, WorkerExit};
+use crate::control_file::{ControlFile, SourceIdentity};
+use crate::scheduler::{AdaptiveScheduler, ChunkMap, ConnId, Scheduler, SequentialScheduler};
+use crate::{
+    BoxSink, BoxSource, Checksum, Context, DigestAlgorithm, Error, ErrorKind, FileSink, Probe, RangeSet, RateLimiter,
+    Result, safe_file_name,
+};
+
+/// Capacity of each download's event channel.
+const EVENT_CAPACITY: usize = 1024;
+/// How often the engine refreshes stats.
+const TICK: Duration = Duration::from_millis(250);
+/// How often progress events are sent.
+const PROGRESS_EVERY: Duration = Duration::from_millis(500);
+/// Window of the moving receive rate.
+const RATE_WINDOW: Duration = Duration::from_secs(5);
+/// File name used when neither the remote nor the URL suggests one.
+const FALLBACK_NAME: &str = "index.html";
+
+/// Where a download goes.
+#[derive(Debug)]
+pub enum Output {
+    /// This file (written as `FILE.part`, resume state in `FILE.part.dlm`).
+    File(PathBuf),
+    /// A file in this directory, named from the remote (`Content-Disposition`,
+    /// the URL) after sanitising, else `index.html`.
+    Dir(PathBuf),
+    /// Any sink, with an optional control file for resume.
+    Sink {
+        /// The sink.
+        sink: BoxSink,
+        /// Where to keep resume state; `None` disables resume.
+        control_file: Option<PathBuf>,
+    },
+}
+
+/// A download being set up. [`Download::start`] spawns it on the current
+/// tokio runtime and returns its [`DownloadHandle`].
+///
+/// # Examples
+/// ```no_run
+/// # #[allow(dead_code)]
+/// # async fn demo(source: dlm_core::BoxSource) -> dlm_core::Result<()> {
+/// use dlm_core::{Download, DownloadOptions, Output};
+/// let download = Download::new(source, Output::Dir(".".into()))
+///     .with_options(DownloadOptions::default().with_connections(16));
+/// let mut events = download.subscribe();
+/// let handle = download.start();
+/// tokio::spawn(async move {
+///     while let Ok(event) = events.recv().await {
+///         println!("{}", serde_json::to_string(&event).unwrap());
+///     }
+/// });
+/// let done = handle.wait().await?;
+/// println!("sha-256 {}", done.sha256().unwrap().to_hex());
+/// # Ok(()) }
+/// ```
+#[derive(Debug)]
+pub struct Download {
+    sources: Vec<BoxSource>,
+    output: Output,
+    options: DownloadOptions,
+    scheduler: Option<Box<dyn Scheduler>>,
+    events: broadcast::Sender<Event>,
+}
+
+impl Download {
+    /// A download of `source` into `output` with default options.
+    pub fn new(source: BoxSource, output: Output) -> Self {
+        Self {
+            sources: vec![source],
+            output,
+            options: DownloadOptions::default(),
+            scheduler: None,
+            events: broadcast::channel(EVENT_CAPACITY).0,
+        }
+    }
+
+    /// Adds a mirror: another source of the same bytes. Mirrors whose length
+    /// differs from the primary's, or that lack ranges when the primary has
+    /// them, are dropped after probing.
+    pub fn with_mirror(mut self, mirror: BoxSource) -> Self {
+        self.sources.push(mirror);
+        self
+    }
+
+    /// Replaces the options.
+    pub fn with_options(mut self, options: DownloadOptions) -> Self {
+        self.options = options;
+        self
+    }
+
+    /// Replaces the scheduler (default: [`AdaptiveScheduler`], or
+    /// [`SequentialScheduler`] with [`DownloadOptions::sequential`]).
+    pub fn with_scheduler(mut self, scheduler: impl Scheduler + 'static) -> Self {
+        self.scheduler = Some(Box::new(scheduler));
+        self
+    }
+
+    /// Subscribes to events before the download starts, so none is missed.
+    pub fn subscribe(&self) -> broadcast::Receiver<Event> {
+        self.events.subscribe()
+    }
+
+    /// Spawns the download on the current tokio runtime.
+    ///
+    /// # Panics
+    /// Outside a tokio runtime.
+    pub fn start(self) -> DownloadHandle {
+        let scheduler = self.scheduler.unwrap_or_else(|| {
+            if self.options.sequential {
+                Box::new(SequentialScheduler::default())
+            } else {
+                Box::new(AdaptiveScheduler::new(self.options.min_split_bytes))
+            }
+        });
+        let plan = Plan {
+            map: ChunkMap::default(),
+            scheduler,
+            slots: HashMap::new(),
+            sources: self
+                .sources
+                .iter()
+                .map(|s| SourceStats {
+                    source: s.identity_dyn(),
+                    ..SourceStats::default()
+                })
+                .collect(),
+        };
+        let shared = Arc::new(Shared::new(
+            plan,
+            RateLimiter::new(self.options.rate_limit_bytes_per_sec),
+            self.options.global_limiter.clone(),
+            self.events,
+        ));
+        shared.emit(Event::Queued);
+        let (control_tx, control_rx) = watch::channel(Control::Run);
+        let engine = Engine {
+            sources: self.sources,
+            dropped: Vec::new(),
+            output: self.output,
+            options: self.options,
+            shared: shared.clone(),
+            control: control_rx,
+            started: Instant::now(),
+            rate_samples: VecDeque::new(),
+        };
+        let task = tokio::spawn(engine.run());
+        DownloadHandle::new(control_tx, shared, task)
+    }
+}
+
+/// Why a transfer pass stopped early.
+enum Stop {
+    /// The primary changed: start over.
+    Restart(String),
+    Fail(Error),
+}
+
+impl From<Error> for Stop {
+    fn from(e: Error) -> Self {
+        Stop::Fail(e)
+    }
+}
+
+/// The resolved output of a running download.
+struct Target {
+    sink: BoxSink,
+    control_path: Option<PathBuf>,
+    final_path: Option<PathBuf>,
+}
+
+struct Engine {
+    sources: Vec<BoxSource>,
+    dropped: Vec<bool>,
+    output: Output,
+    options: DownloadOptions,
+    shared: Arc<Shared>,
+    control: watch::Receiver<Control>,
+    started: Instant,
+    rate_samples: VecDeque<(Instant, u64)>,
+}
+
+impl Engine {
+    async fn run(mut self) -> Result<Completed> {
+        let result = self.run_inner().await;
+        let mut stats = self.shared.stats().clone();
+        match &result {
+            Ok(done) => {
+                stats.state = DownloadState::Completed;
+                self.shared.emit(Event::Completed(done.clone()));
+            }
+            Err(e) => {
+                stats.state = if e.kind() == ErrorKind::Cancelled {
+                    DownloadState::Cancelled
+                } else {
+                    DownloadState::Failed
+                };
+                self.shared.emit(Event::Failed {
+                    kind: e.kind(),
+                    message: e.to_string(),
+                });
+            }
+        }
+        *self.shared.stats() = stats;
+        result
+    }
+
+    fn set_state(&self, state: DownloadState) {
+        self.shared.stats().state = state;
+    }
+
+    async fn run_inner(&mut self) -> Result<Completed> {
+        self.set_state(DownloadState::Probing);
+        let probe = self.probe_sources().await?;
+        let ranged = probe.caps.ranges && probe.len.is_some();
+        let target = self.resolve_output(&probe)?;
+        self.shared.emit(Event::Probed {
+            len: probe.len,
+            ranges: ranged,
+            file_name: target
+                .final_path
+                .as_ref()
+                .and_then(|p| p.file_name())
+                .map(|n| n.to_string_lossy().into_owned()),
+        });
+        if !ranged {
+            self.notice(match probe.len {
+                Some(_) => "the server does not honour byte ranges: one connection, no resume",
+                None => "the server gives no length: one connection, no resume",
+            });
+        }
+        let mut identity = SourceIdentity {
+            source: self.sources[0].identity_dyn(),
+            len: probe.len,
+            validator: probe.validator(),
+        };
+        let mut done = self.load_resume_state(&target, &identity, ranged).await?;
+        let algorithms = self.algorithms(&probe);
+        target.sink.prepare_dyn(probe.len, &algorithms).await?;
+
+        let mut restarts = 0;
+        let mut probe = probe;
+        loop {
+            match self.transfer(&target, &identity, done, ranged, &algorithms).await {
+                Ok(hasher) => return self.finish(&target, &probe, hasher).await,
+                Err(Stop::Fail(e)) => return Err(e),
+                Err(Stop::Restart(reason)) => {
+                    if restarts >= self.options.max_restarts {
+                        return Err(Error::new(ErrorKind::RemoteChanged, reason)
+                            .with_context("restarts", restarts));
+                    }
+                    restarts += 1;
+                    tracing::warn!(%reason, "remote changed; restarting from zero");
+                    self.shared.emit(Event::Restarted { reason });
+                    probe = self.probe_with_retries(0).await?;
+                    if probe.len != identity.len || !(probe.caps.ranges && probe.len.is_some()) {
+                        return Err(Error::new(
+                            ErrorKind::RemoteChanged,
+                            "the remote changed its length or range support while downloading",
+                        ));
+                    }
+                    identity.validator = probe.validator();
+                    done = RangeSet::new();
+                    target.sink.reset_dyn().await?;
+                    target.sink.prepare_dyn(probe.len, &algorithms).await?;
+                }
+            }
+        }
+    }
+
+    fn notice(&self, message: &str) {
+        tracing::info!("{message}");
+        self.shared.emit(Event::Notice {
+            message: message.to_string(),
+        });
+    }
+
+    /// Probes the primary (with retries) and the mirrors; drops mirrors that disagree.
+    async fn probe_sources(&mut self) -> Result<Probe> {
+        self.dropped = vec![false; self.sources.len()];
+        let primary = self.probe_with_retries(0).await?;
+        let mirrors = futures::future::join_all((1..self.sources.len()).map(|i| {
+            let s = self.sources[i].clone();
+            async move { (i, s.probe_dyn(&Context::new()).await) }
+        }))
+        .await;
+        for (i, res) in mirrors {
+            let reason = match res {
+                Err(e) => Some(format!("probe failed: {e}")),
+                Ok(p) if p.len != primary.len => Some(format!(
+                    "length {:?} differs from the primary's {:?}",
+                    p.len, primary.len
+                )),
+                Ok(p) if primary.caps.ranges && !p.caps.ranges => Some("does not honour byte ranges".to_string()),
+                Ok(_) => None,
+            };
+            if let Some(reason) = reason {
+                self.drop_source(i, reason);
+            }
+        }
+        Ok(primary)
+    }
+
+    fn drop_source(&mut self, i: usize, reason: String) {
+        self.dropped[i] = true;
+        let source = self.sources[i].identity_dyn();
+        tracing::warn!(%source, %reason, "dropping source");
+        if let Some(s) = self.shared.plan().sources.get_mut(i) {
+            s.dropped = true;
+        }
+        self.shared.emit(Event::SourceDropped { source, reason });
+    }
+
+    async fn probe_with_retries(&self, i: usize) -> Result<Probe> {
+        let source = &self.sources[i];
+        let mut attempt = 0;
+        loop {
+            let cx = Context::new();
+            match source.probe_dyn(&cx).await {
+                Ok(p) => return Ok(p),
+                Err(e) if e.is_retryable() && attempt < self.options.max_retries => {
+                    attempt += 1;
+                    tracing::debug!(error = %e, attempt, "probe failed; retrying");
+                    let mut control = self.control.clone();
+                    tokio::select! {
+                        () = tokio::time::sleep(self.options.backoff.delay(attempt, e.retry_after())) => {}
+                        _ = control.wait_for(|c| *c == Control::Cancel) => return Err(Error::cancelled()),
+                    }
+                }
+                Err(e) if e.is_retryable() => return Err(e.exhausted(attempt + 1)),
+                Err(e) => return Err(e),
+            }
+        }
+    }
+
+    fn resolve_output(&mut self, probe: &Probe) -> Result<Target> {
+        let path = match std::mem::replace(&mut self.output, Output::Dir(PathBuf::new())) {
+            Output::Sink { sink, control_file } => {
+                return Ok(Target {
+                    sink,
+                    control_path: control_file,
+                    final_path: None,
+                });
+            }
+            Output::File(p) => p,
+            Output::Dir(dir) => {
+                let name = probe
+                    .file_name
+                    .as_deref()
+                    .and_then(safe_file_name)
+                    .unwrap_or_else(|| FALLBACK_NAME.to_string());
+                dir.join(name)
+            }
+        };
+        let control_path = FileSink::control_path_for(&path);
+        if path.exists() && !self.options.overwrite && !control_path.exists() {
+            return Err(Error::new(
+                ErrorKind::InvalidInput,
+                format!("{} already exists (pass overwrite to replace it)", path.display()),
+            ));
+        }
+        Ok(Target {
+            sink: Arc::new(FileSink::new(&path)),
+            control_path: Some(control_path),
+            final_path: Some(path),
+        })
+    }
+
+    /// Done ranges from the control file, or a reset sink when there is none
+    /// or the remote changed.
+    async fn load_resume_state(&self, target: &Target, identity: &SourceIdentity, ranged: bool) -> Result<RangeSet> {
+        let Some(path) = &target.control_path else {
+            target.sink.reset_dyn().await?;
+            return Ok(RangeSet::new());
+        };
+        let loaded = match ControlFile::load(path) {
+            Ok(c) => c,
+            Err(e) if e.kind() == ErrorKind::InvalidInput => {
+                self.notice(&format!("ignoring unreadable resume state ({e}); starting over"));
+                None
+            }
+            Err(e) => return Err(e),
+        };
+        let mut done = RangeSet::new();
+        if let Some(saved) = loaded {
+            if saved.identity.source != identity.source {
+                self.notice("resume state belongs to another source; starting over");
+            } else if let Some(why) = saved.identity.change_from(identity) {
+                let reason = format!("the remote changed since the last run ({why})");
+                tracing::warn!(%reason, "restarting from zero");
+                self.shared.emit(Event::Restarted { reason });
+            } else if !ranged {
+                self.notice("cannot resume without byte ranges; starting over");
+            } else if let Some(len) = identity.len {
+                done = saved.done_within(len);
+            }
+        }
+        if done.is_empty() {
+            target.sink.reset_dyn().await?;
+        }
+        Ok(done)
+    }
+
+    fn algorithms(&self, probe: &Probe) -> Vec<DigestAlgorithm> {
+        let mut algos = Vec::new();
+        if self.options.verify {
+            algos.push(DigestAlgorithm::Sha256);
+        }
+        if let Some(c) = &self.options.checksum {
+            algos.push(c.algorithm);
+        } else if let Some(c) = probe.checksums.first() {
+            algos.push(c.algorithm);
+        }
+        algos.dedup();
+        algos
+    }
+
+    /// One pass of fetching until every byte is done, a restart is needed, or
+    /// the download fails or is cancelled. Returns the running hasher.
+    async fn transfer(
+        &mut self,
+        target: &Target,
+        identity: &SourceIdentity,
+        done: RangeSet,
+        ranged: bool,
+        algorithms: &[DigestAlgorithm],
+    ) -> Result<Option<tokio::task::JoinHandle<Result<crate::MultiHasher>>>, Stop> {
+        let len = identity.len.unwrap_or(u64::MAX);
+        let resumed = done.total_len();
+        let prefix = done.contiguous_prefix();
+        {
+            let mut plan = self.shared.plan();
+            plan.map = ChunkMap::new(len, done);
+            plan.slots.clear();
+        }
+        self.shared.prefix.send_replace((prefix, false));
+        let (hashed_tx, hashed_rx) = watch::channel(0u64);
+        let hasher = (!algorithms.is_empty() && !target.sink.hashes_in_order_dyn()).then(|| {
+            tokio::spawn(verify::hash_prefix(
+                target.sink.clone(),
+                self.shared.prefix.subscribe(),
+                algorithms.to_vec(),
+                hashed_tx,
+            ))
+        });
+        let connections = if ranged { self.options.connections.max(1) } else { 1 };
+        self.set_state(DownloadState::Running);
+        self.shared.emit(Event::Started {
+            resumed_bytes: resumed,
+            connections,
+            path: target.final_path.clone(),
+        });
+
+        let result = self.drive(target, identity, ranged, connections, &hashed_rx).await;
+        match result {
+            Ok(()) => Ok(hasher),
+            Err(stop) => {
+                if let Some(h) = hasher {
+                    h.abort();
+                }
+                Err(stop)
+            }
+        }
+    }
+
+    fn spawn_worker(&self, workers: &mut JoinSet<(usize, WorkerExit)>, conn: ConnId, cancel: &CancellationToken, sink: &BoxSink, ranged: bool) -> bool {
+        let active: Vec<usize> = (0..self.sources.len()).filter(|i| !self.dropped[*i]).collect();
+        if active.is_empty() {
+            return false;
+        }
+        let source_index = active[conn.0 as usize % active.len()];
+        let worker = Worker {
+            conn,
+            source_index,
+            source: self.sources[source_index].clone(),
+            sink: sink.clone(),
+            shared: self.shared.clone(),
+            cancel: cancel.clone(),
+            ranged,
+            max_retries: self.options.max_retries,
+            backoff: self.options.backoff,
+            write_buffer_bytes: self.options.write_buffer_bytes.max(4096),
+        };
+        workers.spawn(async move { (source_index, worker.run().await) });
+        true
+    }
+
+    /// Runs workers until complete; handles pause, cancel, failures and saves.
+    async fn drive(
+        &mut self,
+        target: &Target,
+        identity: &SourceIdentity,
+        ranged: bool,
+        connections: u32,
+        hashed: &watch::Receiver<u64>,
+    ) -> Result<(), Stop> {
+        let mut workers = JoinSet::new();
+        let mut cancel = CancellationToken::new();
+        let mut next_conn = 0u32;
+        for _ in 0..connections {
+            self.spawn_worker(&mut workers, ConnId(next_conn), &cancel, &target.sink, ranged);
+            next_conn += 1;
+        }
+        let mut tick = tokio::time::interval(TICK);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut last_save = Instant::now();
+        let mut last_progress = Instant::now();
+        let mut last_error: Option<Error> = None;
+
+        loop {
+            if workers.is_empty() {
+                if self.shared.plan().map.is_complete() {
+                    self.save(target, identity, ranged).await?;
+                    return Ok(());
+                }
+                let err = last_error.take().unwrap_or_else(|| {
+                    Error::new(ErrorKind::Network, "every connection failed")
+                });
+                self.save(target, identity, ranged).await?;
+                return Err(Stop::Fail(err));
+            }
+            tokio::select! {
+                Some(joined) = workers.join_next() => {
+                    let (source_index, exit) = joined.map_err(|e| Error::new(ErrorKind::Io, format!("worker task failed: {e}")))?;
+                    match exit {
+                        WorkerExit::Finished | WorkerExit::Stopped => {}
+                        WorkerExit::Exhausted(e) => last_error = Some(e),
+                        WorkerExit::SinkFailed(e) => {
+                            stop_workers(&cancel, &mut workers).await;
+                            self.save(target, identity, ranged).await?;
+                            return Err(Stop::Fail(e));
+                        }
+                        WorkerExit::SourceFailed(e) => {
+                            if e.kind() == ErrorKind::RemoteChanged && source_index == 0 {
+                                stop_workers(&cancel, &mut workers).await;
+                                return Err(Stop::Restart(format!("the remote changed while downloading: {e}")));
+                            }
+                            if !self.dropped[source_index] {
+                                self.drop_source(source_index, e.to_string());
+                            }
+                            if self.dropped.iter().all(|d| *d) {
+                                stop_workers(&cancel, &mut workers).await;
+                                self.save(target, identity, ranged).await?;
+                                return Err(Stop::Fail(e));
+                            }
+                            self.spawn_worker(&mut workers, ConnId(next_conn), &cancel, &target.sink, ranged);
+                            next_conn += 1;
+                        }
+                    }
+                }
+                _ = tick.tick() => {
+                    self.refresh_stats(*hashed.borrow());
+                    if last_save.elapsed() >= self.options.save_interval {
+                        self.save(target, identity, ranged).await?;
+                        last_save = Instant::now();
+                    }
+                    if last_progress.elapsed() >= PROGRESS_EVERY {
+                        last_progress = Instant::now();
+                        let stats = self.shared.stats().clone();
+                        self.shared.emit(Event::Progress(stats));
+                    }
+                }
+                () = self.shared.save_requested.notified() => {
+                    self.save(target, identity, ranged).await?;
+                    last_save = Instant::now();
+                }
+                changed = self.control.changed() => {
+                    if changed.is_err() {
+                        // The handle is gone: nobody can pause or cancel any more.
+                        self.control = watch::channel(Control::Run).1;
+                        continue;
+                    }
+                    let wanted = *self.control.borrow_and_update();
+                    if wanted == Control::Run {
+                        continue;
+                    }
+                    stop_workers(&cancel, &mut workers).await;
+                    self.save(target, identity, ranged).await?;
+                    self.refresh_stats(*hashed.borrow());
+                    if wanted == Control::Cancel {
+                        return Err(Stop::Fail(Error::cancelled()));
+                    }
+                    self.set_state(DownloadState::Paused);
+                    self.shared.emit(Event::Paused);
+                    let resumed = self.control.wait_for(|c| *c != Control::Pause).await.map(|c| *c).ok();
+                    if resumed != Some(Control::Run) {
+                        return Err(Stop::Fail(Error::cancelled()));
+                    }
+                    self.set_state(DownloadState::Running);
+                    self.shared.emit(Event::Resumed);
+                    cancel = CancellationToken::new();
+                    for _ in 0..connections {
+                        self.spawn_worker(&mut workers, ConnId(next_conn), &cancel, &target.sink, ranged);
+                        next_conn += 1;
+                    }
+                }
+            }
+        }
+    }
+
+    /// Saves resume state: snapshot the done ranges, make the data durable,
+    /// then replace the control file atomically.
+    async fn save(&self, target: &Target, identity: &SourceIdentity, ranged: bool) -> Result<()> {
+        let Some(path) = target.control_path.clone() else {
+            return Ok(());
+        };
+        if !ranged {
+            return Ok(());
+        }
+        let done = self.shared.plan().map.done.clone();
+        if self.options.sync_data {
+            target.sink.sync_dyn().await?;
+        }
+        let state = ControlFile::new(identity.clone(), done, self.options.connections);
+        tokio::task::spawn_blocking(move || state.save(&path))
+            .await
+            .map_err(|e| Error::new(ErrorKind::Io, format!("save task failed: {e}")))?
+    }
+
+    fn refresh_stats(&mut self, hashed: u64) {
+        let now = Instant::now();
+        let received = self.shared.received.load(Ordering::Relaxed);
+        self.rate_samples.push_back((now, received));
+        while self
+            .rate_samples
+            .front()
+            .is_some_and(|(t, _)| now.duration_since(*t) > RATE_WINDOW)
+        {
+            self.rate_samples.pop_front();
+        }
+        let rate = match (self.rate_samples.front(), self.rate_samples.back()) {
+            (Some((t0, b0)), Some((t1, b1))) if t1 > t0 => {
+                ((b1 - b0) as f64 / t1.duration_since(*t0).as_secs_f64()) as u64
+            }
+            _ => 0,
+        };
+        let (downloaded, len, connections, sources) = {
+            let plan = self.shared.plan();
+            (
+                plan.map.done.total_len(),
+                plan.map.len,
+                plan.map.in_flight.len() as u32,
+                plan.sources.clone(),
+            )
+        };
+        let total = (len != u64::MAX).then_some(len);
+        let mut stats = self.shared.stats();
+        stats.downloaded_bytes = downloaded;
+        stats.total_bytes = total;
+        stats.verified_bytes = hashed;
+        stats.rate_bytes_per_sec = rate;
+        stats.eta_ms = total
+            .filter(|_| rate > 0)
+            .map(|t| as_ms(Duration::from_secs_f64(t.saturating_sub(downloaded) as f64 / rate as f64)));
+        stats.connections = connections;
+        stats.sources = sources;
+    }
+
+    /// Verifies the digests and commits the output.
+    async fn finish(
+        &mut self,
+        target: &Target,
+        probe: &Probe,
+        hasher: Option<tokio::task::JoinHandle<Result<crate::MultiHasher>>>,
+    ) -> Result<Completed> {
+        self.set_state(DownloadState::Finishing);
+        let len = {
+            let plan = self.shared.plan();
+            plan.map.done.contiguous_prefix()
+        };
+        self.shared.prefix.send_replace((len, true));
+        let digests = match hasher {
+            Some(h) => h
+                .await
+                .map_err(|e| Error::new(ErrorKind::Io, format!("hash task failed: {e}")))??
+                .finalize(),
+            None => target.sink.digests_dyn().unwrap_or_default(),
+        };
+        let expected = self
+            .options
+            .checksum
+            .clone()
+            .or_else(|| probe.checksums.iter().find(|c| digests.iter().any(|d| d.algorithm == c.algorithm)).cloned());
+        if let Some(want) = &expected {
+            let got = digests.iter().find(|d| d.algorithm == want.algorithm);
+            if got.map(|g| &g.value) != Some(&want.value) {
+                if let Some(p) = &target.control_path {
+                    let _ = ControlFile::remove(p);
+                }
+                let got = got.map_or_else(|| "nothing".to_string(), Checksum::to_hex);
+                return Err(Error::new(
+                    ErrorKind::Integrity,
+                    format!("{} mismatch: expected {}, got {got}", want.algorithm, want.to_hex()),
+                )
+                .with_context("kept", part_name(target)));
+            }
+        }
+        target.sink.commit_dyn().await?;
+        if let Some(p) = &target.control_path {
+            ControlFile::remove(p)?;
+        }
+        self.refresh_stats(len);
+        Ok(Completed {
+            bytes: len,
+            fetched_bytes: self.shared.received.load(Ordering::Relaxed),
+            elapsed_ms: as_ms(self.started.elapsed()),
+            digests,
+            verified_against: expected,
+            path: target.final_path.clone(),
+        })
+    }
+}
+
+fn part_name(target: &Target) -> String {
+    target
+        .final_path
+        .as_deref()
+        .map(FileSink::part_path_for)
+        .as_deref()
+        .map(Path::display)
+        .map_or_else(|| "output".to_string(), |d| d.to_string())
+}
+
+/// Cancels a pass's workers and waits for them to flush and exit.
+async fn stop_workers(cancel: &CancellationToken, workers: &mut JoinSet<(usize, WorkerExit)>) {
+    cancel.cancel();
+    while workers.join_next().await.is_some() {}
+}

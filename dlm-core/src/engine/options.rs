@@ -1,0 +1,131 @@
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::{Backoff, Checksum, RateLimiter};
+
+/// Settings of one download.
+///
+/// # Defaults
+/// `connections` 8, `min_split_bytes` 1 MiB, `max_retries` 5,
+/// `backoff` 250 ms doubling to 10 s, no rate limit, `verify` on (SHA-256),
+/// no expected checksum, `save_interval` 1 s, `write_buffer_bytes` 256 KiB,
+/// `sequential` off, `sync_data` on, `overwrite` off, `max_restarts` 3.
+#[non_exhaustive]
+#[derive(Clone, Debug)]
+pub struct DownloadOptions {
+    /// Connections to run at once (at least 1); capped by what the source allows.
+    pub connections: u32,
+    /// Smallest chunk created by splitting, in bytes.
+    pub min_split_bytes: u64,
+    /// Consecutive failed attempts without any progress before a connection gives up.
+    pub max_retries: u32,
+    /// Delays between attempts.
+    pub backoff: Backoff,
+    /// Limit for this download in bytes/s (`None` = unlimited); changeable
+    /// while running through the handle.
+    pub rate_limit_bytes_per_sec: Option<u64>,
+    /// A limiter shared with other downloads (the global limit).
+    pub global_limiter: Option<Arc<RateLimiter>>,
+    /// Compute the SHA-256 of the download as it completes.
+    pub verify: bool,
+    /// Fail with [`ErrorKind::Integrity`](crate::ErrorKind::Integrity) unless the
+    /// download has this digest.
+    pub checksum: Option<Checksum>,
+    /// How often resume state is saved while bytes flow.
+    pub save_interval: Duration,
+    /// Bytes a connection gathers before one positional write.
+    pub write_buffer_bytes: usize,
+    /// Fetch in offset order with fixed chunks (for streaming sinks).
+    pub sequential: bool,
+    /// `fdatasync` the output before each control-file save, so the recorded
+    /// ranges survive a power loss, not only a process crash.
+    pub sync_data: bool,
+    /// Replace an existing final file instead of failing.
+    pub overwrite: bool,
+    /// Times the download may start over because the remote changed.
+    pub max_restarts: u32,
+}
+
+impl Default for DownloadOptions {
+    fn default() -> Self {
+        Self {
+            connections: 8,
+            min_split_bytes: crate::DEFAULT_MIN_SPLIT_BYTES,
+            max_retries: 5,
+            backoff: Backoff::default(),
+            rate_limit_bytes_per_sec: None,
+            global_limiter: None,
+            verify: true,
+            checksum: None,
+            save_interval: Duration::from_secs(1),
+            write_buffer_bytes: 256 << 10,
+            sequential: false,
+            sync_data: true,
+            overwrite: false,
+            max_restarts: 3,
+        }
+    }
+}
+
+impl DownloadOptions {
+    /// Sets [`DownloadOptions::connections`].
+    pub fn with_connections(mut self, n: u32) -> Self {
+        self.connections = n.max(1);
+        self
+    }
+    /// Sets [`DownloadOptions::rate_limit_bytes_per_sec`].
+    pub fn with_rate_limit(mut self, bytes_per_sec: Option<u64>) -> Self {
+        self.rate_limit_bytes_per_sec = bytes_per_sec;
+        self
+    }
+    /// Sets [`DownloadOptions::global_limiter`].
+    pub fn with_global_limiter(mut self, limiter: Arc<RateLimiter>) -> Self {
+        self.global_limiter = Some(limiter);
+        self
+    }
+    /// Sets [`DownloadOptions::checksum`].
+    pub fn with_checksum(mut self, checksum: Option<Checksum>) -> Self {
+        self.checksum = checksum;
+        self
+    }
+    /// Sets [`DownloadOptions::verify`].
+    pub fn with_verify(mut self, verify: bool) -> Self {
+        self.verify = verify;
+        self
+    }
+    /// Sets [`DownloadOptions::min_split_bytes`].
+    pub fn with_min_split_bytes(mut self, bytes: u64) -> Self {
+        self.min_split_bytes = bytes.max(1);
+        self
+    }
+    /// Sets [`DownloadOptions::max_retries`].
+    pub fn with_max_retries(mut self, n: u32) -> Self {
+        self.max_retries = n;
+        self
+    }
+    /// Sets [`DownloadOptions::backoff`].
+    pub fn with_backoff(mut self, backoff: Backoff) -> Self {
+        self.backoff = backoff;
+        self
+    }
+    /// Sets [`DownloadOptions::sequential`].
+    pub fn with_sequential(mut self, sequential: bool) -> Self {
+        self.sequential = sequential;
+        self
+    }
+    /// Sets [`DownloadOptions::sync_data`].
+    pub fn with_sync_data(mut self, sync: bool) -> Self {
+        self.sync_data = sync;
+        self
+    }
+    /// Sets [`DownloadOptions::overwrite`].
+    pub fn with_overwrite(mut self, overwrite: bool) -> Self {
+        self.overwrite = overwrite;
+        self
+    }
+    /// Sets [`DownloadOptions::save_interval`].
+    pub fn with_save_interval(mut self, every: Duration) -> Self {
+        self.save_interval = every;
+        self
+    }
+}

@@ -1,0 +1,155 @@
+//! State shared by the engine loop and its connection workers.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::time::Instant;
+
+use tokio::sync::{Notify, broadcast, watch};
+
+use super::events::{Event, SourceStats, Stats};
+use crate::scheduler::{Assignment, ChunkEvent, ChunkMap, ConnId, ConnInfo, InFlight, Scheduler};
+use crate::{ByteRange, RateLimiter};
+
+/// A chunk's live bounds, read by its worker on every frame.
+#[derive(Debug)]
+pub(crate) struct Slot {
+    /// Bytes before this offset were received (written or buffered).
+    pub(crate) pos: AtomicU64,
+    /// The chunk ends here; a split lowers it.
+    pub(crate) end: AtomicU64,
+}
+
+/// Planning state, behind one mutex.
+#[derive(Debug)]
+pub(crate) struct Plan {
+    pub(crate) map: ChunkMap,
+    pub(crate) scheduler: Box<dyn Scheduler>,
+    pub(crate) slots: HashMap<ConnId, Arc<Slot>>,
+    pub(crate) sources: Vec<SourceStats>,
+}
+
+impl Plan {
+    /// Copies live positions into the map before the scheduler looks at it.
+    fn refresh(&mut self) {
+        for (id, f) in self.map.in_flight.iter_mut() {
+            if let Some(slot) = self.slots.get(id) {
+                f.pos = slot.pos.load(Ordering::Relaxed).min(slot.end.load(Ordering::Relaxed));
+                f.end = slot.end.load(Ordering::Relaxed);
+            }
+        }
+    }
+
+    /// Asks the scheduler for work for `conn` and applies it.
+    pub(crate) fn assign(&mut self, conn: &ConnInfo, now: Instant) -> Option<(Assignment, Arc<Slot>)> {
+        self.refresh();
+        let a = self.scheduler.next(conn, &self.map, now)?;
+        if let Assignment::Split { victim, range } = a {
+            if let Some(slot) = self.slots.get(&victim) {
+                slot.end.fetch_min(range.start, Ordering::Relaxed);
+            }
+            if let Some(f) = self.map.in_flight.get_mut(&victim) {
+                f.end = f.end.min(range.start);
+            }
+        }
+        let r = a.range();
+        let slot = Arc::new(Slot {
+            pos: AtomicU64::new(r.start),
+            end: AtomicU64::new(r.end),
+        });
+        self.map.in_flight.insert(
+            conn.id,
+            InFlight {
+                start: r.start,
+                pos: r.start,
+                end: r.end,
+            },
+        );
+        self.slots.insert(conn.id, slot.clone());
+        Some((a, slot))
+    }
+
+    /// Ends `conn`'s chunk, successfully or not.
+    pub(crate) fn release(&mut self, conn: ConnId, event: &ChunkEvent, now: Instant) {
+        self.map.in_flight.remove(&conn);
+        self.slots.remove(&conn);
+        self.scheduler.on_event(event, now);
+    }
+}
+
+/// Everything the engine and its workers share.
+#[derive(Debug)]
+pub(crate) struct Shared {
+    plan: Mutex<Plan>,
+    /// Signalled when a chunk is released or the map grows, so idle workers re-ask.
+    pub(crate) changed: Notify,
+    /// Signalled when a chunk completes, so the engine saves resume state.
+    pub(crate) save_requested: Notify,
+    /// Bytes received in this session (all sources).
+    pub(crate) received: AtomicU64,
+    /// The contiguous done prefix, for the hasher; `true` once final.
+    pub(crate) prefix: watch::Sender<(u64, bool)>,
+    pub(crate) limiter: RateLimiter,
+    pub(crate) global_limiter: Option<Arc<RateLimiter>>,
+    pub(crate) events: broadcast::Sender<Event>,
+    pub(crate) stats: Mutex<Stats>,
+}
+
+impl Shared {
+    pub(crate) fn new(
+        plan: Plan,
+        limiter: RateLimiter,
+        global_limiter: Option<Arc<RateLimiter>>,
+        events: broadcast::Sender<Event>,
+    ) -> Self {
+        Self {
+            plan: Mutex::new(plan),
+            changed: Notify::new(),
+            save_requested: Notify::new(),
+            received: AtomicU64::new(0),
+            prefix: watch::channel((0, false)).0,
+            limiter,
+            global_limiter,
+            events,
+            stats: Mutex::new(Stats::default()),
+        }
+    }
+
+    pub(crate) fn plan(&self) -> MutexGuard<'_, Plan> {
+        self.plan.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    pub(crate) fn stats(&self) -> MutexGuard<'_, Stats> {
+        self.stats.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Records `r` as written and publishes the new contiguous prefix.
+    pub(crate) fn mark_done(&self, r: ByteRange) {
+        let prefix = {
+            let mut plan = self.plan();
+            plan.map.done.insert(r);
+            plan.map.done.contiguous_prefix()
+        };
+        self.prefix.send_if_modified(|p| {
+            if prefix > p.0 {
+                p.0 = prefix;
+                true
+            } else {
+                false
+            }
+        });
+    }
+
+    /// Sends an event; nobody listening is fine.
+    pub(crate) fn emit(&self, event: Event) {
+        let _ = self.events.send(event);
+    }
+
+    /// Waits for the global and per-download limits to allow `n` more bytes.
+    pub(crate) async fn throttle(&self, n: u64) {
+        self.limiter.acquire(n).await;
+        if let Some(g) = &self.global_limiter {
+            g.acquire(n).await;
+        }
+    }
+}

@@ -1,0 +1,251 @@
+//! One connection of a download: ask for a chunk, fetch it, write it, repeat.
+
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::Instant;
+
+use bytes::BytesMut;
+use futures::StreamExt;
+use tokio_util::sync::CancellationToken;
+
+use super::events::Event;
+use super::shared::{Shared, Slot};
+use crate::scheduler::{Availability, ChunkEvent, ConnId, ConnInfo};
+use crate::{Backoff, BoxSink, BoxSource, ByteRange, Context, Error, ErrorKind, ReadRange};
+
+/// How a worker ended.
+#[derive(Debug)]
+pub(crate) enum WorkerExit {
+    /// Nothing left to fetch.
+    Finished,
+    /// Stopped by pause or cancel.
+    Stopped,
+    /// The source failed permanently (or changed); the engine decides whether
+    /// to drop it, restart, or fail.
+    SourceFailed(Error),
+    /// Temporary failures without progress ran out of attempts.
+    Exhausted(Error),
+    /// Local storage failed: the download cannot go on.
+    SinkFailed(Error),
+}
+
+/// A failure while fetching one chunk.
+enum FetchError {
+    Source(Error),
+    Sink(Error),
+    Stopped,
+}
+
+/// Everything one connection needs.
+#[derive(Debug, Clone)]
+pub(crate) struct Worker {
+    pub(crate) conn: ConnId,
+    pub(crate) source_index: usize,
+    pub(crate) source: BoxSource,
+    pub(crate) sink: BoxSink,
+    pub(crate) shared: Arc<Shared>,
+    pub(crate) cancel: CancellationToken,
+    /// Ranges are honoured: ask the scheduler; else stream the whole object.
+    pub(crate) ranged: bool,
+    pub(crate) max_retries: u32,
+    pub(crate) backoff: Backoff,
+    pub(crate) write_buffer_bytes: usize,
+}
+
+impl Worker {
+    pub(crate) async fn run(self) -> WorkerExit {
+        let mut failures = 0u32;
+        loop {
+            let Some((range, slot)) = self.next_chunk().await else {
+                return if self.cancel.is_cancelled() {
+                    WorkerExit::Stopped
+                } else {
+                    WorkerExit::Finished
+                };
+            };
+            self.shared.emit(Event::ChunkStarted { conn: self.conn, range });
+            self.source_stat(|s| s.connections += 1);
+            let result = self.fetch(range, &slot).await;
+            self.source_stat(|s| s.connections = s.connections.saturating_sub(1));
+            let end = slot.end.load(Ordering::Relaxed);
+            let reached = slot.pos.load(Ordering::Relaxed).min(end);
+            let progressed = reached > range.start;
+            match result {
+                Ok(()) => {
+                    failures = 0;
+                    if !self.ranged {
+                        // A stream of unknown length just ended: that is the length.
+                        let mut plan = self.shared.plan();
+                        if plan.map.len == u64::MAX {
+                            plan.map.len = end;
+                        }
+                    }
+                    let done = ByteRange::new(range.start, end);
+                    self.shared.plan().release(self.conn, &ChunkEvent::Done { conn: self.conn, range: done }, Instant::now());
+                    self.shared.emit(Event::ChunkDone { conn: self.conn, range: done });
+                    self.shared.save_requested.notify_one();
+                    self.shared.changed.notify_waiters();
+                }
+                Err(err) => {
+                    let left = ByteRange::new(reached, end);
+                    self.shared.plan().release(self.conn, &ChunkEvent::Failed { conn: self.conn, range: left }, Instant::now());
+                    self.shared.changed.notify_waiters();
+                    let err = match err {
+                        FetchError::Stopped => return WorkerExit::Stopped,
+                        FetchError::Sink(e) => return WorkerExit::SinkFailed(e),
+                        FetchError::Source(e) => e,
+                    };
+                    self.source_stat(|s| s.errors += 1);
+                    if progressed {
+                        failures = 0;
+                    }
+                    failures += 1;
+                    let will_retry = err.is_retryable() && failures <= self.max_retries;
+                    self.shared.emit(Event::ChunkFailed {
+                        conn: self.conn,
+                        range: left,
+                        kind: err.kind(),
+                        will_retry,
+                        message: err.to_string(),
+                    });
+                    if !err.is_retryable() {
+                        return WorkerExit::SourceFailed(err);
+                    }
+                    if !will_retry {
+                        return WorkerExit::Exhausted(err.exhausted(failures));
+                    }
+                    tracing::debug!(conn = %self.conn, attempt = failures, error = %err, "retrying");
+                    let delay = self.backoff.delay(failures, err.retry_after());
+                    tokio::select! {
+                        () = self.cancel.cancelled() => return WorkerExit::Stopped,
+                        () = tokio::time::sleep(delay) => {}
+                    }
+                }
+            }
+        }
+    }
+
+    fn source_stat(&self, f: impl FnOnce(&mut super::events::SourceStats)) {
+        if let Some(s) = self.shared.plan().sources.get_mut(self.source_index) {
+            f(s);
+        }
+    }
+
+    /// Waits until the scheduler has work for this connection; `None` when the
+    /// download is complete or the worker is stopped.
+    async fn next_chunk(&self) -> Option<(ByteRange, Arc<Slot>)> {
+        let info = ConnInfo {
+            id: self.conn,
+            availability: Availability::Whole,
+        };
+        loop {
+            let changed = self.shared.changed.notified();
+            tokio::pin!(changed);
+            changed.as_mut().enable();
+            {
+                let mut plan = self.shared.plan();
+                if self.cancel.is_cancelled() || plan.map.is_complete() {
+                    return None;
+                }
+                if !self.ranged {
+                    // One stream from byte 0 to the end; a retry starts over.
+                    let len = plan.map.len;
+                    let done = plan.map.done.clone();
+                    if !done.covers(len) {
+                        plan.map.done = crate::RangeSet::new();
+                        plan.map.in_flight.clear();
+                        let a = plan.assign(&info, Instant::now());
+                        if let Some((a, slot)) = a {
+                            return Some((a.range(), slot));
+                        }
+                    }
+                } else if let Some((a, slot)) = plan.assign(&info, Instant::now()) {
+                    return Some((a.range(), slot));
+                }
+            }
+            tokio::select! {
+                () = self.cancel.cancelled() => return None,
+                () = changed => {}
+            }
+        }
+    }
+
+    async fn fetch(&self, range: ByteRange, slot: &Slot) -> Result<(), FetchError> {
+        let cx = Context::with_cancel(self.cancel.clone());
+        let read = if self.ranged {
+            ReadRange::Bounded(range)
+        } else {
+            ReadRange::FULL
+        };
+        let mut stream = tokio::select! {
+            () = self.cancel.cancelled() => return Err(FetchError::Stopped),
+            s = self.source.open_dyn(&cx, read) => s.map_err(FetchError::Source)?,
+        };
+        let mut pos = range.start;
+        let mut buf = BytesMut::with_capacity(self.write_buffer_bytes);
+        loop {
+            let frame = tokio::select! {
+                biased;
+                () = self.cancel.cancelled() => {
+                    self.flush(&mut pos, &mut buf).await?;
+                    return Err(FetchError::Stopped);
+                }
+                f = stream.next() => f,
+            };
+            let end = slot.end.load(Ordering::Relaxed);
+            match frame {
+                None => {
+                    self.flush(&mut pos, &mut buf).await?;
+                    if pos < end && end != u64::MAX {
+                        return Err(FetchError::Source(
+                            Error::new(ErrorKind::Network, "connection closed before the chunk ended")
+                                .with_context("at", pos)
+                                .with_context("expected_end", end)
+                                .retryable(),
+                        ));
+                    }
+                    if end == u64::MAX {
+                        // Unknown length: the stream's end is the object's end.
+                        slot.end.store(pos, Ordering::Relaxed);
+                    }
+                    return Ok(());
+                }
+                Some(Err(e)) => {
+                    self.flush(&mut pos, &mut buf).await?;
+                    return Err(FetchError::Source(e));
+                }
+                Some(Ok(bytes)) => {
+                    let n = bytes.len() as u64;
+                    self.shared.received.fetch_add(n, Ordering::Relaxed);
+                    let have = pos + buf.len() as u64;
+                    let take = end.saturating_sub(have).min(n) as usize;
+                    buf.extend_from_slice(&bytes[..take]);
+                    slot.pos.store(pos + buf.len() as u64, Ordering::Relaxed);
+                    let reached_end = pos + buf.len() as u64 >= end;
+                    if buf.len() >= self.write_buffer_bytes || reached_end {
+                        self.flush(&mut pos, &mut buf).await?;
+                    }
+                    if reached_end {
+                        return Ok(());
+                    }
+                    self.shared.throttle(n).await;
+                }
+            }
+        }
+    }
+
+    /// Writes the buffered bytes at `pos` and records them as done.
+    async fn flush(&self, pos: &mut u64, buf: &mut BytesMut) -> Result<(), FetchError> {
+        if buf.is_empty() {
+            return Ok(());
+        }
+        let data = buf.split().freeze();
+        buf.reserve(self.write_buffer_bytes);
+        let r = ByteRange::new(*pos, *pos + data.len() as u64);
+        self.sink.write_at_dyn(*pos, data).await.map_err(FetchError::Sink)?;
+        self.shared.mark_done(r);
+        self.source_stat(|s| s.received_bytes += r.len());
+        *pos = r.end;
+        Ok(())
+    }
+}

@@ -1,0 +1,44 @@
+#![doc = include_str!("../README.md")]
+#![deny(missing_docs)]
+#![forbid(unsafe_code)]
+#![cfg_attr(docsrs, feature(doc_cfg))]
+#![doc(test(attr(deny(warnings))))]
+
+mod backoff;
+mod control_file;
+mod digest;
+pub mod docs;
+mod engine;
+mod error;
+mod file_name;
+mod range;
+mod range_set;
+mod rate_limit;
+mod redact;
+mod registry;
+pub mod scheduler;
+mod sink;
+mod source;
+
+pub use backoff::Backoff;
+pub use control_file::{CONTROL_FILE_VERSION, ControlFile, MAX_CONTROL_FILE_BYTES, SourceIdentity};
+pub use digest::{Checksum, DigestAlgorithm, MultiHasher};
+pub use engine::{
+    Completed, Download, DownloadControl, DownloadHandle, DownloadOptions, DownloadState, Event, Output, SourceStats,
+    Stats,
+};
+pub use error::{Error, ErrorKind, Result};
+pub use file_name::{safe_file_name, safe_relative_path, stays_inside};
+pub use range::{ByteRange, ReadRange};
+pub use range_set::RangeSet;
+pub use rate_limit::RateLimiter;
+pub use redact::redact_url;
+pub use registry::{Input, Options, Protocol, ProtocolRegistry};
+pub use scheduler::{
+    AdaptiveScheduler, Assignment, ChunkMap, ConnId, DEFAULT_MIN_SPLIT_BYTES, Scheduler, SequentialScheduler,
+};
+pub use sink::{BoxSink, DEFAULT_REORDER_BYTES, FileSink, MemorySink, OrderedSink, Sink, SinkDyn};
+pub use source::{BodyStream, BoxSource, Capabilities, Context, Probe, Source, SourceDyn};
+
+/// Re-exported so sources can build [`Context`]s and callers can cancel.
+pub use tokio_util::sync::CancellationToken;

@@ -1,0 +1,186 @@
+use std::fs::{File, OpenOptions};
+use std::os::unix::fs::FileExt;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, PoisonError};
+
+use bytes::{Bytes, BytesMut};
+
+use super::Sink;
+use crate::{DigestAlgorithm, Error, ErrorKind, Result};
+
+/// A sink that writes one file positionally.
+///
+/// Bytes go to `NAME.part` (pre-allocated with `fallocate` when the length is
+/// known, so a full disk fails at the start, not halfway); [`Sink::commit`]
+/// fsyncs and renames it atomically to `NAME`. The engine's control file lives
+/// beside it as `NAME.part.dlm` ([`FileSink::control_path`]).
+#[derive(Debug)]
+pub struct FileSink {
+    path: PathBuf,
+    part: PathBuf,
+    file: Mutex<Option<Arc<File>>>,
+}
+
+impl FileSink {
+    /// A sink that will produce the file at `path`.
+    pub fn new(path: impl Into<PathBuf>) -> Self {
+        let path = path.into();
+        let part = Self::part_path_for(&path);
+        Self {
+            path,
+            part,
+            file: Mutex::new(None),
+        }
+    }
+
+    /// `NAME.part` for `NAME`.
+    pub fn part_path_for(path: &Path) -> PathBuf {
+        let mut s = path.as_os_str().to_owned();
+        s.push(".part");
+        PathBuf::from(s)
+    }
+
+    /// `NAME.part.dlm` for `NAME`: where the engine keeps resume state.
+    pub fn control_path_for(path: &Path) -> PathBuf {
+        let mut s = Self::part_path_for(path).into_os_string();
+        s.push(".dlm");
+        PathBuf::from(s)
+    }
+
+    /// The final path.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// The `NAME.part` path written while downloading.
+    pub fn part_path(&self) -> &Path {
+        &self.part
+    }
+
+    /// The control-file path for this sink.
+    pub fn control_path(&self) -> PathBuf {
+        Self::control_path_for(&self.path)
+    }
+
+    fn open(&self) -> Result<Arc<File>> {
+        let mut slot = self.file.lock().unwrap_or_else(PoisonError::into_inner);
+        if let Some(f) = &*slot {
+            return Ok(f.clone());
+        }
+        if let Some(dir) = self.part.parent().filter(|d| !d.as_os_str().is_empty()) {
+            std::fs::create_dir_all(dir)
+                .map_err(|e| Error::io(format!("creating {}", dir.display()), e))?;
+        }
+        let f = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .open(&self.part)
+            .map_err(|e| Error::io(format!("opening {}", self.part.display()), e))?;
+        let f = Arc::new(f);
+        *slot = Some(f.clone());
+        Ok(f)
+    }
+
+    async fn blocking<T: Send + 'static>(
+        &self,
+        what: &'static str,
+        op: impl FnOnce(&File) -> std::io::Result<T> + Send + 'static,
+    ) -> Result<T> {
+        let f = self.open()?;
+        let part = self.part.clone();
+        tokio::task::spawn_blocking(move || op(&f))
+            .await
+            .map_err(|e| Error::new(ErrorKind::Io, format!("{what} task failed: {e}")))?
+            .map_err(|e| Error::io(format!("{what} {}", part.display()), e))
+    }
+}
+
+fn allocate(f: &File, len: u64) -> std::io::Result<()> {
+    let current = f.metadata()?.len();
+    if current > len {
+        return f.set_len(len);
+    }
+    if current == len || len == 0 {
+        return Ok(());
+    }
+    match rustix::fs::fallocate(f, rustix::fs::FallocateFlags::empty(), 0, len) {
+        Ok(()) => Ok(()),
+        // Filesystems without fallocate (tmpfs on old kernels, some FUSE): sparse file.
+        Err(e) if e == rustix::io::Errno::OPNOTSUPP || e == rustix::io::Errno::NOSYS => f.set_len(len),
+        Err(e) => Err(e.into()),
+    }
+}
+
+impl Sink for FileSink {
+    async fn prepare(&self, len: Option<u64>, _digests: &[DigestAlgorithm]) -> Result<()> {
+        match len {
+            Some(len) => self.blocking("allocating", move |f| allocate(f, len)).await,
+            None => self.open().map(drop),
+        }
+    }
+
+    async fn write_at(&self, offset: u64, data: Bytes) -> Result<()> {
+        self.blocking("writing", move |f| f.write_all_at(&data, offset)).await
+    }
+
+    async fn read_at(&self, offset: u64, len: u32) -> Result<Bytes> {
+        self.blocking("reading", move |f| {
+            let mut buf = BytesMut::zeroed(len as usize);
+            let mut filled = 0;
+            while filled < buf.len() {
+                match f.read_at(&mut buf[filled..], offset + filled as u64) {
+                    Ok(0) => break,
+                    Ok(n) => filled += n,
+                    Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                    Err(e) => return Err(e),
+                }
+            }
+            buf.truncate(filled);
+            Ok(buf.freeze())
+        })
+        .await
+    }
+
+    async fn sync(&self) -> Result<()> {
+        self.blocking("syncing", File::sync_data).await
+    }
+
+    async fn commit(&self) -> Result<()> {
+        self.blocking("syncing", File::sync_all).await?;
+        let (part, path) = (self.part.clone(), self.path.clone());
+        tokio::task::spawn_blocking(move || std::fs::rename(&part, &path))
+            .await
+            .map_err(|e| Error::new(ErrorKind::Io, format!("rename task failed: {e}")))?
+            .map_err(|e| Error::io(format!("renaming to {}", self.path.display()), e))?;
+        self.file.lock().unwrap_or_else(PoisonError::into_inner).take();
+        Ok(())
+    }
+
+    async fn reset(&self) -> Result<()> {
+        self.blocking("truncating", |f| f.set_len(0)).await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn writes_positionally_and_renames_on_commit() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("out.bin");
+        let sink = FileSink::new(&path);
+        assert_eq!(sink.control_path(), dir.path().join("out.bin.part.dlm"));
+        sink.prepare(Some(10), &[]).await.unwrap();
+        sink.write_at(5, Bytes::from_static(b"world")).await.unwrap();
+        sink.write_at(0, Bytes::from_static(b"hello")).await.unwrap();
+        assert_eq!(&sink.read_at(3, 4).await.unwrap()[..], b"lowo");
+        assert_eq!(sink.read_at(8, 10).await.unwrap().len(), 2);
+        assert!(!path.exists());
+        sink.commit().await.unwrap();
+        assert_eq!(std::fs::read(&path).unwrap(), b"helloworld");
+        assert!(!sink.part_path().exists());
+    }
+}

@@ -1,0 +1,126 @@
+//! The `Sink` trait and the built-in sinks: where a download's bytes go.
+//!
+//! A sink maps the download's byte space onto storage. The engine calls
+//! [`Sink::write_at`] concurrently for disjoint (rarely, identical-content
+//! overlapping) ranges, from several connections.
+
+mod file;
+mod memory;
+mod ordered;
+
+pub use file::FileSink;
+pub use memory::MemorySink;
+pub use ordered::{DEFAULT_REORDER_BYTES, OrderedSink};
+
+use std::fmt;
+use std::future::Future;
+use std::sync::Arc;
+
+use bytes::Bytes;
+use futures::future::BoxFuture;
+
+use crate::{Checksum, DigestAlgorithm, Error, ErrorKind, Result};
+
+/// Where bytes land.
+pub trait Sink: Send + Sync + fmt::Debug + 'static {
+    /// Gets storage ready for a download of `len` bytes (pre-allocating when
+    /// known). `digests` lists the algorithms the engine wants; only sinks that
+    /// [hash in order](Sink::hashes_in_order) use it. Keeps existing bytes:
+    /// call [`Sink::reset`] first to start over.
+    ///
+    /// # Errors
+    /// [`ErrorKind::Io`] (disk full included) when storage cannot be prepared.
+    fn prepare(&self, len: Option<u64>, digests: &[DigestAlgorithm]) -> impl Future<Output = Result<()>> + Send;
+
+    /// Writes `data` at `offset` bytes from the start of the byte space.
+    ///
+    /// # Errors
+    /// [`ErrorKind::Io`] when storage fails.
+    fn write_at(&self, offset: u64, data: Bytes) -> impl Future<Output = Result<()>> + Send;
+
+    /// Reads `len` bytes at `offset`, for verification and seeding.
+    ///
+    /// # Errors
+    /// [`ErrorKind::Unsupported`] for sinks that cannot read back (the default),
+    /// [`ErrorKind::Io`] otherwise.
+    fn read_at(&self, offset: u64, len: u32) -> impl Future<Output = Result<Bytes>> + Send {
+        let _ = (offset, len);
+        async { Err(Error::new(ErrorKind::Unsupported, "this sink cannot read back")) }
+    }
+
+    /// Makes written bytes durable (`fdatasync`); called before the control
+    /// file records them as done.
+    ///
+    /// # Errors
+    /// [`ErrorKind::Io`].
+    fn sync(&self) -> impl Future<Output = Result<()>> + Send;
+
+    /// Finishes a complete download (e.g. renames `NAME.part` to `NAME`).
+    ///
+    /// # Errors
+    /// [`ErrorKind::Io`].
+    fn commit(&self) -> impl Future<Output = Result<()>> + Send;
+
+    /// Throws away everything written, to start over (the remote changed).
+    ///
+    /// # Errors
+    /// [`ErrorKind::Unsupported`] when bytes already left (a stream that was
+    /// written to stdout), [`ErrorKind::Io`] otherwise.
+    fn reset(&self) -> impl Future<Output = Result<()>> + Send;
+
+    /// Whether this sink computes the digests itself, in byte order, instead of
+    /// letting the engine read bytes back (ordered writers).
+    fn hashes_in_order(&self) -> bool {
+        false
+    }
+
+    /// The digests of everything written so far, for sinks that
+    /// [hash in order](Sink::hashes_in_order).
+    fn digests(&self) -> Option<Vec<Checksum>> {
+        None
+    }
+}
+
+/// Object-safe twin of [`Sink`], implemented for every `Sink`; never implement
+/// it by hand.
+#[allow(missing_docs, reason = "each method mirrors the documented Sink method of the same name")]
+pub trait SinkDyn: Send + Sync + fmt::Debug {
+    fn prepare_dyn<'a>(&'a self, len: Option<u64>, digests: &'a [DigestAlgorithm]) -> BoxFuture<'a, Result<()>>;
+    fn write_at_dyn(&self, offset: u64, data: Bytes) -> BoxFuture<'_, Result<()>>;
+    fn read_at_dyn(&self, offset: u64, len: u32) -> BoxFuture<'_, Result<Bytes>>;
+    fn sync_dyn(&self) -> BoxFuture<'_, Result<()>>;
+    fn commit_dyn(&self) -> BoxFuture<'_, Result<()>>;
+    fn reset_dyn(&self) -> BoxFuture<'_, Result<()>>;
+    fn hashes_in_order_dyn(&self) -> bool;
+    fn digests_dyn(&self) -> Option<Vec<Checksum>>;
+}
+
+impl<T: Sink> SinkDyn for T {
+    fn prepare_dyn<'a>(&'a self, len: Option<u64>, digests: &'a [DigestAlgorithm]) -> BoxFuture<'a, Result<()>> {
+        Box::pin(self.prepare(len, digests))
+    }
+    fn write_at_dyn(&self, offset: u64, data: Bytes) -> BoxFuture<'_, Result<()>> {
+        Box::pin(self.write_at(offset, data))
+    }
+    fn read_at_dyn(&self, offset: u64, len: u32) -> BoxFuture<'_, Result<Bytes>> {
+        Box::pin(self.read_at(offset, len))
+    }
+    fn sync_dyn(&self) -> BoxFuture<'_, Result<()>> {
+        Box::pin(self.sync())
+    }
+    fn commit_dyn(&self) -> BoxFuture<'_, Result<()>> {
+        Box::pin(self.commit())
+    }
+    fn reset_dyn(&self) -> BoxFuture<'_, Result<()>> {
+        Box::pin(self.reset())
+    }
+    fn hashes_in_order_dyn(&self) -> bool {
+        self.hashes_in_order()
+    }
+    fn digests_dyn(&self) -> Option<Vec<Checksum>> {
+        self.digests()
+    }
+}
+
+/// A shared, type-erased sink.
+pub type BoxSink = Arc<dyn SinkDyn>;

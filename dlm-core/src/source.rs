@@ -1,0 +1,165 @@
+//! The `Source` trait: what a protocol offers for one remote resource.
+
+use std::fmt;
+use std::future::Future;
+use std::num::{NonZeroU32, NonZeroU64};
+use std::sync::Arc;
+use std::time::SystemTime;
+
+use bytes::Bytes;
+use futures::future::BoxFuture;
+use futures::stream::BoxStream;
+use tokio_util::sync::CancellationToken;
+
+use crate::{Checksum, ReadRange, Result};
+
+/// The bytes of one [`Source::open`] call, in order, as they arrive.
+pub type BodyStream = BoxStream<'static, Result<Bytes>>;
+
+/// Per-call context handed to sources.
+#[non_exhaustive]
+#[derive(Clone, Debug, Default)]
+pub struct Context {
+    /// Cancelled when the download is paused or cancelled; sources should stop
+    /// promptly (dropping their futures and streams is always safe too).
+    pub cancel: CancellationToken,
+}
+
+impl Context {
+    /// A context with a fresh cancellation token.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// A context driven by `cancel`.
+    pub fn with_cancel(cancel: CancellationToken) -> Self {
+        Self { cancel }
+    }
+}
+
+/// What a remote offers, as far as the engine needs to plan.
+#[non_exhaustive]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Capabilities {
+    /// Byte ranges are honoured (HTTP `206`, FTP `REST`, S3 ranged `GetObject`).
+    pub ranges: bool,
+    /// The most connections the remote accepts at once, when it says so.
+    pub max_connections: Option<NonZeroU32>,
+    /// Ranges should start on multiples of this many bytes (e.g. a piece length).
+    pub alignment: Option<NonZeroU64>,
+    /// The source verifies what it delivers itself (per-piece or per-block hashes).
+    pub verifies: bool,
+}
+
+impl Capabilities {
+    /// Sets [`Capabilities::ranges`].
+    pub fn with_ranges(mut self, ranges: bool) -> Self {
+        self.ranges = ranges;
+        self
+    }
+}
+
+/// What one [`Source::probe`] round trip learned about the resource.
+#[non_exhaustive]
+#[derive(Clone, Debug, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct Probe {
+    /// Length in bytes, when the remote states it.
+    pub len: Option<u64>,
+    /// What the remote can do.
+    pub caps: Capabilities,
+    /// Strong or weak entity tag, verbatim with quotes (RFC 9110 §8.8.3).
+    pub etag: Option<String>,
+    /// Last modification time (RFC 9110 §8.8.2; FTP `MDTM`).
+    pub last_modified: Option<SystemTime>,
+    /// A file name suggested by the remote (`Content-Disposition`, the URL's
+    /// last path segment), *not yet sanitised*: use
+    /// [`safe_file_name`](crate::safe_file_name) before touching disk.
+    pub file_name: Option<String>,
+    /// Media type, when known (`Content-Type`).
+    pub content_type: Option<String>,
+    /// Digests of the whole object that the remote publishes (RFC 9530
+    /// `Repr-Digest`, RFC 3230 `Digest`, S3 `x-amz-checksum-*`).
+    pub checksums: Vec<Checksum>,
+    /// Where the resource was finally found, after redirects, with credentials
+    /// and signed query strings removed; for display only.
+    pub effective_url: Option<String>,
+}
+
+impl Probe {
+    /// A probe with the given length and capabilities.
+    pub fn new(len: Option<u64>, caps: Capabilities) -> Self {
+        Self {
+            len,
+            caps,
+            ..Self::default()
+        }
+    }
+
+    /// The validator that identifies this version of the resource: the ETag,
+    /// else Last-Modified as seconds since the Unix epoch.
+    pub fn validator(&self) -> Option<String> {
+        if let Some(etag) = &self.etag {
+            return Some(etag.clone());
+        }
+        self.last_modified
+            .and_then(|t| t.duration_since(SystemTime::UNIX_EPOCH).ok())
+            .map(|d| format!("mtime:{}", d.as_secs()))
+    }
+}
+
+/// A remote object that can be probed and read by byte range.
+///
+/// Implementors write `async fn`; the engine holds sources as [`BoxSource`]
+/// through the blanket [`SourceDyn`] twin.
+pub trait Source: Send + Sync + fmt::Debug + 'static {
+    /// A short identity for control files and logs, with no credentials
+    /// (e.g. the URL without userinfo).
+    fn identity(&self) -> String;
+
+    /// One round trip: length, validators, capabilities, suggested name.
+    /// Fetches no body bytes beyond what the protocol needs for that.
+    ///
+    /// # Errors
+    /// Any [`ErrorKind`](crate::ErrorKind); retryable ones are retried by the engine.
+    fn probe(&self, cx: &Context) -> impl Future<Output = Result<Probe>> + Send;
+
+    /// Opens `range`. The stream yields exactly those bytes (to the end of the
+    /// object for [`ReadRange::From`]) or fails; it never yields other bytes.
+    /// Once probed, the source checks that the object has not changed
+    /// (e.g. HTTP `If-Range`) and fails with
+    /// [`ErrorKind::RemoteChanged`](crate::ErrorKind::RemoteChanged) when it has.
+    ///
+    /// # Errors
+    /// [`ErrorKind::Unsupported`](crate::ErrorKind::Unsupported) when the remote
+    /// ignores ranges; otherwise as for [`Source::probe`].
+    ///
+    /// # Cancel safety
+    /// Dropping the future or the stream abandons the transfer cleanly.
+    fn open(&self, cx: &Context, range: ReadRange) -> impl Future<Output = Result<BodyStream>> + Send;
+}
+
+/// Object-safe twin of [`Source`], implemented for every `Source`; never
+/// implement it by hand.
+pub trait SourceDyn: Send + Sync + fmt::Debug {
+    /// See [`Source::identity`].
+    fn identity_dyn(&self) -> String;
+    /// See [`Source::probe`].
+    fn probe_dyn<'a>(&'a self, cx: &'a Context) -> BoxFuture<'a, Result<Probe>>;
+    /// See [`Source::open`].
+    fn open_dyn<'a>(&'a self, cx: &'a Context, range: ReadRange) -> BoxFuture<'a, Result<BodyStream>>;
+}
+
+impl<T: Source> SourceDyn for T {
+    fn identity_dyn(&self) -> String {
+        self.identity()
+    }
+    fn probe_dyn<'a>(&'a self, cx: &'a Context) -> BoxFuture<'a, Result<Probe>> {
+        Box::pin(self.probe(cx))
+    }
+    fn open_dyn<'a>(&'a self, cx: &'a Context, range: ReadRange) -> BoxFuture<'a, Result<BodyStream>> {
+        Box::pin(self.open(cx, range))
+    }
+}
+
+/// A shared, type-erased source.
+pub type BoxSource = Arc<dyn SourceDyn>;
