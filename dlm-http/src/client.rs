@@ -1,0 +1,277 @@
+//! `HttpClient`: one pooled hyper client with TLS, proxies, redirects and
+//! credentials, shared by every protocol layered on HTTP.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use base64::Engine as _;
+use bytes::Bytes;
+use dlm_core::{BodyStream, redact_url};
+use futures::StreamExt;
+use http::header::{ACCEPT_ENCODING, AUTHORIZATION, HeaderName, HeaderValue, LOCATION, PROXY_AUTHORIZATION, USER_AGENT};
+use http::{HeaderMap, Method, Request, StatusCode};
+use http_body_util::{BodyExt, Empty};
+use hyper::body::Incoming;
+use hyper_rustls::HttpsConnector;
+use hyper_util::client::legacy::Client;
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::client::proxy::matcher::Matcher;
+use hyper_util::rt::TokioExecutor;
+use percent_encoding::percent_decode_str;
+use url::Url;
+
+use crate::connector::ProxyConnector;
+use crate::error::is_tls_refusal;
+use crate::{HttpConfig, HttpError, NetrcMode, netrc, tls};
+
+/// A response after redirects, with the URL that produced it.
+#[derive(Debug)]
+pub struct HttpResponse {
+    /// The final URL (after redirects), credentials included as given.
+    pub url: Url,
+    /// The response head and streaming body.
+    pub response: http::Response<Incoming>,
+}
+
+impl HttpResponse {
+    /// The status code.
+    pub fn status(&self) -> StatusCode {
+        self.response.status()
+    }
+
+    /// The response headers.
+    pub fn headers(&self) -> &HeaderMap {
+        self.response.headers()
+    }
+}
+
+struct Inner {
+    client: Client<HttpsConnector<ProxyConnector>, Empty<Bytes>>,
+    config: HttpConfig,
+    headers: HeaderMap,
+    proxies: Option<Arc<Matcher>>,
+}
+
+/// A pooled HTTP/1.1 (and optionally HTTP/2) client over rustls. Cheap to
+/// clone; clones share the connection pool. Protocols layered on HTTP (S3,
+/// IPFS gateways, trackers, web seeds) build requests through it.
+#[derive(Clone)]
+pub struct HttpClient {
+    inner: Arc<Inner>,
+}
+
+impl std::fmt::Debug for HttpClient {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("HttpClient").field("config", &self.inner.config).finish_non_exhaustive()
+    }
+}
+
+fn parse_headers(config: &HttpConfig) -> Result<HeaderMap, HttpError> {
+    let mut map = HeaderMap::new();
+    map.insert(
+        USER_AGENT,
+        HeaderValue::from_str(&config.user_agent).map_err(|_| HttpError::InvalidHeader("User-Agent".into()))?,
+    );
+    for (k, v) in &config.headers {
+        let name = HeaderName::from_bytes(k.trim().as_bytes()).map_err(|_| HttpError::InvalidHeader(k.clone()))?;
+        let value = HeaderValue::from_str(v.trim()).map_err(|_| HttpError::InvalidHeader(k.clone()))?;
+        map.append(name, value);
+    }
+    Ok(map)
+}
+
+fn proxy_matcher(config: &HttpConfig) -> Option<Arc<Matcher>> {
+    if let Some(p) = &config.proxy {
+        let m = Matcher::builder()
+            .all(p.clone())
+            .no(config.no_proxy.clone().unwrap_or_default())
+            .build();
+        return Some(Arc::new(m));
+    }
+    config.proxy_from_env.then(|| Arc::new(Matcher::from_env()))
+}
+
+/// Whether two URLs share scheme, host and port (RFC 6454 origin).
+fn same_origin(a: &Url, b: &Url) -> bool {
+    a.scheme() == b.scheme() && a.host_str() == b.host_str() && a.port_or_known_default() == b.port_or_known_default()
+}
+
+impl HttpClient {
+    /// A client for `config`.
+    ///
+    /// # Errors
+    /// [`HttpError::Tls`] when the CA file is unreadable or empty,
+    /// [`HttpError::InvalidHeader`] for a malformed header.
+    pub fn new(config: HttpConfig) -> Result<Self, HttpError> {
+        let headers = parse_headers(&config)?;
+        let proxies = proxy_matcher(&config);
+        let mut http = HttpConnector::new();
+        http.enforce_http(false);
+        http.set_nodelay(true);
+        http.set_connect_timeout(Some(config.connect_timeout));
+        let tls = tls::client_config(&config)?;
+        let builder = hyper_rustls::HttpsConnectorBuilder::new()
+            .with_tls_config(tls)
+            .https_or_http()
+            .enable_http1();
+        let connector = ProxyConnector {
+            http,
+            proxies: proxies.clone(),
+        };
+        let https = if config.http2 {
+            builder.enable_http2().wrap_connector(connector)
+        } else {
+            builder.wrap_connector(connector)
+        };
+        let client = Client::builder(TokioExecutor::new())
+            .pool_idle_timeout(Duration::from_secs(30))
+            .pool_max_idle_per_host(64)
+            .http2_adaptive_window(true)
+            .http1_read_buf_exact_size(256 << 10)
+            .build(https);
+        Ok(Self {
+            inner: Arc::new(Inner {
+                client,
+                config,
+                headers,
+                proxies,
+            }),
+        })
+    }
+
+    /// The configuration.
+    pub fn config(&self) -> &HttpConfig {
+        &self.inner.config
+    }
+
+    /// Basic credentials for `url`: its userinfo, else the netrc entry for its host.
+    fn credentials(&self, url: &Url) -> Result<Option<HeaderValue>, HttpError> {
+        let (user, pass) = if !url.username().is_empty() {
+            let user = percent_decode_str(url.username()).decode_utf8_lossy().into_owned();
+            let pass = url
+                .password()
+                .map(|p| percent_decode_str(p).decode_utf8_lossy().into_owned())
+                .unwrap_or_default();
+            (user, pass)
+        } else {
+            let path = match &self.inner.config.netrc {
+                NetrcMode::Off => None,
+                NetrcMode::Auto => netrc::default_path(),
+                NetrcMode::File(p) => Some(p.clone()),
+            };
+            let Some(path) = path else { return Ok(None) };
+            let Some(host) = url.host_str() else { return Ok(None) };
+            match netrc::lookup_file(&path, host).map_err(HttpError::Netrc)? {
+                Some(c) => (c.login, c.password),
+                None => return Ok(None),
+            }
+        };
+        let token = base64::engine::general_purpose::STANDARD.encode(format!("{user}:{pass}"));
+        let mut v = HeaderValue::from_str(&format!("Basic {token}"))
+            .map_err(|_| HttpError::InvalidHeader("Authorization".into()))?;
+        v.set_sensitive(true);
+        Ok(Some(v))
+    }
+
+    /// Sends `method url` with `headers` (on top of the configured ones),
+    /// following up to `max_redirects` redirects. Credentials (URL userinfo or
+    /// netrc) go only to the original origin; `Range`, `If-Range` and the
+    /// other given headers are kept on every hop. `Accept-Encoding: identity`
+    /// is always sent, so byte offsets are offsets in the stored object.
+    ///
+    /// # Errors
+    /// [`HttpError::Request`] when connecting or sending fails,
+    /// [`HttpError::TooManyRedirects`], [`HttpError::BadRedirect`],
+    /// [`HttpError::InvalidUrl`], [`HttpError::ResponseTimeout`]. Non-2xx
+    /// statuses are returned as responses, not errors.
+    ///
+    /// # Cancel safety
+    /// Dropping the future abandons the request and its connection.
+    pub async fn send(&self, method: Method, url: &Url, headers: &HeaderMap) -> Result<HttpResponse, HttpError> {
+        let origin = url.clone();
+        let auth = self.credentials(url)?;
+        let mut current = url.clone();
+        let mut hops = 0;
+        loop {
+            if !matches!(current.scheme(), "http" | "https") || current.host_str().is_none() {
+                return Err(HttpError::InvalidUrl(redact_url(&current)));
+            }
+            let mut target = current.clone();
+            let _ = target.set_username("");
+            let _ = target.set_password(None);
+            target.set_fragment(None);
+            let mut req = Request::builder()
+                .method(method.clone())
+                .uri(target.as_str())
+                .body(Empty::<Bytes>::new())
+                .map_err(|_| HttpError::InvalidUrl(redact_url(&current)))?;
+            let h = req.headers_mut();
+            h.extend(self.inner.headers.clone());
+            h.extend(headers.clone());
+            h.insert(ACCEPT_ENCODING, HeaderValue::from_static("identity"));
+            if same_origin(&origin, &current)
+                && let Some(a) = &auth
+            {
+                h.insert(AUTHORIZATION, a.clone());
+            }
+            if current.scheme() == "http"
+                && let Some(p) = self.inner.proxies.as_ref().and_then(|m| {
+                    let uri: http::Uri = target.as_str().parse().ok()?;
+                    m.intercept(&uri)
+                })
+                && let Some(pa) = p.basic_auth()
+            {
+                h.insert(PROXY_AUTHORIZATION, pa.clone());
+            }
+            let timeout = self.inner.config.connect_timeout + self.inner.config.idle_timeout;
+            let response = tokio::time::timeout(timeout, self.inner.client.request(req))
+                .await
+                .map_err(|_| HttpError::ResponseTimeout(timeout))?
+                .map_err(|source| HttpError::Request {
+                    url: redact_url(&current),
+                    tls_refused: is_tls_refusal(&source),
+                    source,
+                })?;
+            let status = response.status();
+            if !matches!(status.as_u16(), 301 | 302 | 303 | 307 | 308) {
+                return Ok(HttpResponse { url: current, response });
+            }
+            hops += 1;
+            if hops > self.inner.config.max_redirects {
+                return Err(HttpError::TooManyRedirects(self.inner.config.max_redirects));
+            }
+            let next = response
+                .headers()
+                .get(LOCATION)
+                .and_then(|v| v.to_str().ok())
+                .and_then(|loc| current.join(loc).ok())
+                .ok_or(HttpError::BadRedirect { status: status.as_u16() })?;
+            tracing::debug!(from = %redact_url(&current), to = %redact_url(&next), %status, "redirect");
+            current = next;
+        }
+    }
+
+    /// Turns a response body into a stream of `Bytes` that fails with
+    /// [`HttpError::IdleTimeout`] when no bytes arrive for the idle timeout.
+    pub fn body_stream(&self, body: Incoming) -> BodyStream {
+        let idle = self.inner.config.idle_timeout;
+        futures::stream::unfold(Some(body), move |state| async move {
+            let mut body = state?;
+            loop {
+                match tokio::time::timeout(idle, body.frame()).await {
+                    Err(_) => return Some((Err(HttpError::IdleTimeout(idle).into()), None)),
+                    Ok(None) => return None,
+                    Ok(Some(Err(e))) => return Some((Err(HttpError::Body(e).into()), None)),
+                    Ok(Some(Ok(frame))) => {
+                        if let Ok(data) = frame.into_data()
+                            && !data.is_empty()
+                        {
+                            return Some((Ok(data), Some(body)));
+                        }
+                    }
+                }
+            }
+        })
+        .boxed()
+    }
+}
