@@ -16,15 +16,18 @@ use crate::{Error, ErrorKind};
 /// (RFC 9530 §5: `sha-256`, `sha-512`; legacy `sha`, `md5`).
 #[non_exhaustive]
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
-#[serde(rename_all = "kebab-case")]
 pub enum DigestAlgorithm {
     /// SHA-256 (FIPS 180-4), 32 bytes.
+    #[serde(rename = "sha-256")]
     Sha256,
     /// SHA-512 (FIPS 180-4), 64 bytes.
+    #[serde(rename = "sha-512")]
     Sha512,
     /// SHA-1 (FIPS 180-4), 20 bytes. Broken for collisions; compatibility only.
+    #[serde(rename = "sha-1")]
     Sha1,
     /// MD5 (RFC 1321), 16 bytes. Broken; compatibility only.
+    #[serde(rename = "md5")]
     Md5,
 }
 

@@ -1,1 +1,256 @@
-fn main() {}
+//! `dlm`: the command-line embedding of the dlm library.
+//!
+//! ```text
+//! dlm get URL [--mirror URL]... [-o FILE | -d DIR] [-c N] [--limit-rate 10M]
+//!             [--checksum sha-256=HEX] [-H 'K: V'] [--proxy URL] [--ca-file PEM]
+//!             [--insecure] [--quiet] [--json]
+//! dlm info URL [--json]
+//! ```
+//!
+//! Exit codes: 0 success, 1 failure, 2 bad usage, 3 integrity failure,
+//! 130 interrupted (state saved; the same command resumes).
+
+mod args;
+mod exit_code;
+mod progress;
+mod registry;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use clap::Parser;
+use dlm_core::{
+    Checksum, Context, Download, DownloadOptions, Error, ErrorKind, Input, Options, OrderedSink, Output, Probe,
+};
+
+use crate::args::{Cli, Command, GetArgs, InfoArgs};
+use crate::progress::Mode;
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("DLM_LOG").unwrap_or_else(|_| "off".into()),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("dlm: error: cannot start the runtime: {e}");
+            return ExitCode::from(exit_code::FAILURE);
+        }
+    };
+    let code = runtime.block_on(async {
+        match cli.command {
+            Command::Get(a) => get(a).await,
+            Command::Info(a) => info(a).await,
+        }
+    });
+    ExitCode::from(code)
+}
+
+fn fail(err: &Error) -> u8 {
+    eprintln!("dlm: error: {err} ({})", err.kind());
+    exit_code::for_kind(err.kind())
+}
+
+fn usage(msg: impl std::fmt::Display) -> u8 {
+    eprintln!("dlm: error: {msg}");
+    exit_code::FAILURE
+}
+
+async fn get(a: GetArgs) -> u8 {
+    let registry = match registry::default_registry(&a.net) {
+        Ok(r) => r,
+        Err(e) => return usage(e),
+    };
+    let options = Options::new();
+    let source = match registry.source(&Input::parse(&a.url), &options) {
+        Ok(s) => s,
+        Err(e) => return fail(&e),
+    };
+    let checksum = match a.checksum.as_deref().map(str::parse::<Checksum>).transpose() {
+        Ok(c) => c,
+        Err(e) => return fail(&e),
+    };
+    let to_stdout = a.output.as_deref() == Some(std::path::Path::new("-"));
+    let output = if to_stdout {
+        Output::Sink {
+            sink: Arc::new(OrderedSink::new(tokio::io::stdout())),
+            control_file: None,
+        }
+    } else if let Some(file) = &a.output {
+        Output::File(file.clone())
+    } else {
+        Output::Dir(a.dir.clone().unwrap_or_else(|| PathBuf::from(".")))
+    };
+    let opts = DownloadOptions::default()
+        .with_connections(a.connections)
+        .with_min_split_bytes(a.min_split)
+        .with_rate_limit(a.limit_rate)
+        .with_checksum(checksum)
+        .with_verify(!a.no_verify)
+        .with_overwrite(a.overwrite)
+        .with_max_retries(a.max_retries)
+        .with_sync_data(!a.no_fsync)
+        .with_sequential(to_stdout);
+    let mut download = Download::new(source, output).with_options(opts);
+    for m in &a.mirrors {
+        match registry.source(&Input::parse(m), &options) {
+            Ok(s) => download = download.with_mirror(s),
+            Err(e) => return fail(&e),
+        }
+    }
+    let mode = if a.json {
+        Mode::Json
+    } else if a.quiet || to_stdout {
+        Mode::Quiet
+    } else {
+        Mode::Bar
+    };
+    let events = download.subscribe();
+    let notices = download.subscribe();
+    let handle = download.start();
+    let control = handle.control();
+
+    // Ctrl-C and SIGTERM cancel with state saved; the same command resumes.
+    let interrupted = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    {
+        let control = control.clone();
+        let interrupted = interrupted.clone();
+        tokio::spawn(async move {
+            wait_for_signal().await;
+            interrupted.store(true, std::sync::atomic::Ordering::SeqCst);
+            control.cancel();
+        });
+    }
+    let mut bar = None;
+    match mode {
+        Mode::Json => {
+            tokio::spawn(progress::json_lines(events, to_stdout));
+        }
+        Mode::Bar => {
+            let b = progress::bar();
+            tokio::spawn(progress::notices(notices, b.clone()));
+            tokio::spawn(progress::drive_bar(control.clone(), b.clone()));
+            bar = Some(b);
+        }
+        Mode::Quiet => {}
+    }
+    let result = handle.wait().await;
+    if let Some(b) = &bar {
+        b.finish_and_clear();
+    }
+    if mode == Mode::Json {
+        // Let the printer flush the final event.
+        tokio::task::yield_now().await;
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    match result {
+        Ok(done) => {
+            if mode == Mode::Bar {
+                let secs = (done.elapsed_ms as f64 / 1000.0).max(0.001);
+                let where_ = done.path.as_ref().map_or_else(|| "output".to_string(), |p| p.display().to_string());
+                eprintln!(
+                    "saved {where_} ({} bytes) in {secs:.1}s, {}/s",
+                    done.bytes,
+                    indicatif::HumanBytes((done.fetched_bytes as f64 / secs) as u64)
+                );
+                for d in &done.digests {
+                    eprintln!("{d}");
+                }
+                if let Some(v) = &done.verified_against {
+                    eprintln!("verified: {} matches", v.algorithm);
+                }
+            }
+            exit_code::SUCCESS
+        }
+        Err(e) if e.kind() == ErrorKind::Cancelled && interrupted.load(std::sync::atomic::Ordering::SeqCst) => {
+            if mode != Mode::Json {
+                eprintln!("dlm: interrupted; state saved, run the same command again to resume");
+            }
+            exit_code::INTERRUPTED
+        }
+        Err(e) => fail(&e),
+    }
+}
+
+async fn wait_for_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        let mut term = match signal(SignalKind::terminate()) {
+            Ok(s) => s,
+            Err(_) => {
+                let _ = tokio::signal::ctrl_c().await;
+                return;
+            }
+        };
+        tokio::select! {
+            _ = tokio::signal::ctrl_c() => {}
+            _ = term.recv() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+    }
+}
+
+async fn info(a: InfoArgs) -> u8 {
+    let registry = match registry::default_registry(&a.net) {
+        Ok(r) => r,
+        Err(e) => return usage(e),
+    };
+    let source = match registry.source(&Input::parse(&a.url), &Options::new()) {
+        Ok(s) => s,
+        Err(e) => return fail(&e),
+    };
+    let probe = match source.probe_dyn(&Context::new()).await {
+        Ok(p) => p,
+        Err(e) => return fail(&e),
+    };
+    if a.json {
+        println!("{}", serde_json::to_string_pretty(&probe).unwrap_or_default());
+    } else {
+        print_probe(&source.identity_dyn(), &probe);
+    }
+    exit_code::SUCCESS
+}
+
+fn print_probe(identity: &str, p: &Probe) {
+    println!("url:            {identity}");
+    if let Some(u) = p.effective_url.as_deref().filter(|u| *u != identity) {
+        println!("effective url:  {u}");
+    }
+    match p.len {
+        Some(len) => println!("length:         {len} bytes ({})", indicatif::HumanBytes(len)),
+        None => println!("length:         unknown"),
+    }
+    println!("ranges:         {}", if p.caps.ranges { "yes" } else { "no" });
+    if let Some(e) = &p.etag {
+        println!("etag:           {e}");
+    }
+    if let Some(t) = p.last_modified {
+        println!("last modified:  {}", httpdate_string(t));
+    }
+    if let Some(n) = &p.file_name {
+        let safe = dlm_core::safe_file_name(n).unwrap_or_else(|| "(unusable)".into());
+        println!("file name:      {safe}");
+    }
+    if let Some(ct) = &p.content_type {
+        println!("content type:   {ct}");
+    }
+    for c in &p.checksums {
+        println!("checksum:       {c}");
+    }
+}
+
+fn httpdate_string(t: std::time::SystemTime) -> String {
+    match t.duration_since(std::time::UNIX_EPOCH) {
+        Ok(d) => format!("{} s since the Unix epoch", d.as_secs()),
+        Err(_) => "before 1970".into(),
+    }
+}

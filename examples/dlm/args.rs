@@ -1,0 +1,148 @@
+//! Command-line arguments.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+
+/// dlm: download anything, with many connections, resume and verification.
+#[derive(Debug, Parser)]
+#[command(name = "dlm", version, about)]
+pub(crate) struct Cli {
+    #[command(subcommand)]
+    pub(crate) command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum Command {
+    /// Download URL (resumes when a partial download is found).
+    Get(GetArgs),
+    /// Show what the server says about URL without downloading it.
+    Info(InfoArgs),
+}
+
+/// Options shared by every command that talks to a server.
+#[derive(Debug, Args)]
+pub(crate) struct NetArgs {
+    /// Extra request header, "Name: value" (repeatable).
+    #[arg(short = 'H', long = "header", value_name = "HEADER")]
+    pub(crate) headers: Vec<String>,
+    /// User-Agent header.
+    #[arg(long, value_name = "UA")]
+    pub(crate) user_agent: Option<String>,
+    /// Proxy URL for all requests (http://, socks5://, socks5h://); default: from HTTP_PROXY/HTTPS_PROXY/ALL_PROXY.
+    #[arg(long, value_name = "URL")]
+    pub(crate) proxy: Option<String>,
+    /// Hosts that bypass the proxy (comma-separated, like NO_PROXY).
+    #[arg(long, value_name = "HOSTS")]
+    pub(crate) no_proxy: Option<String>,
+    /// Trust the CA certificates in this PEM file instead of the built-in roots.
+    #[arg(long, value_name = "PEM")]
+    pub(crate) ca_file: Option<PathBuf>,
+    /// Do not verify TLS certificates (dangerous).
+    #[arg(short = 'k', long)]
+    pub(crate) insecure: bool,
+    /// Offer HTTP/2 on HTTPS (default: HTTP/1.1 with one TCP connection per range).
+    #[arg(long)]
+    pub(crate) http2: bool,
+    /// Seconds allowed for connecting (TCP + TLS).
+    #[arg(long, value_name = "SECS", default_value_t = 30)]
+    pub(crate) connect_timeout: u64,
+    /// Seconds without any received byte before a connection is retried.
+    #[arg(long, value_name = "SECS", default_value_t = 60)]
+    pub(crate) timeout: u64,
+    /// Do not read credentials from ~/.netrc.
+    #[arg(long)]
+    pub(crate) no_netrc: bool,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct GetArgs {
+    /// What to download.
+    pub(crate) url: String,
+    /// Another URL with the same bytes (repeatable).
+    #[arg(long = "mirror", value_name = "URL")]
+    pub(crate) mirrors: Vec<String>,
+    /// Output file ("-" for standard output).
+    #[arg(short, long, value_name = "FILE", conflicts_with = "dir")]
+    pub(crate) output: Option<PathBuf>,
+    /// Output directory (file name from the server or the URL).
+    #[arg(short, long, value_name = "DIR")]
+    pub(crate) dir: Option<PathBuf>,
+    /// Connections to open at once.
+    #[arg(short = 'c', long, value_name = "N", default_value_t = 8)]
+    pub(crate) connections: u32,
+    /// Smallest piece a range is split into, e.g. 1M.
+    #[arg(long, value_name = "SIZE", default_value = "1M", value_parser = parse_size)]
+    pub(crate) min_split: u64,
+    /// Limit download speed, bytes/s with K/M/G suffixes (powers of 1024), e.g. 10M.
+    #[arg(long, value_name = "RATE", value_parser = parse_size)]
+    pub(crate) limit_rate: Option<u64>,
+    /// Expected digest, ALGO=HEX (sha-256, sha-512, sha-1, md5).
+    #[arg(long, value_name = "ALGO=HEX")]
+    pub(crate) checksum: Option<String>,
+    /// Skip computing the SHA-256 of the download.
+    #[arg(long)]
+    pub(crate) no_verify: bool,
+    /// Replace an existing file.
+    #[arg(long)]
+    pub(crate) overwrite: bool,
+    /// Failed attempts without progress before a connection gives up.
+    #[arg(long, value_name = "N", default_value_t = 5)]
+    pub(crate) max_retries: u32,
+    /// Do not fsync the output before saving resume state (faster, survives crashes but not power loss).
+    #[arg(long)]
+    pub(crate) no_fsync: bool,
+    /// No progress bar or summary.
+    #[arg(short, long)]
+    pub(crate) quiet: bool,
+    /// Print one JSON event per line instead of a progress bar.
+    #[arg(long)]
+    pub(crate) json: bool,
+    #[command(flatten)]
+    pub(crate) net: NetArgs,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct InfoArgs {
+    /// What to look at.
+    pub(crate) url: String,
+    /// Print JSON.
+    #[arg(long)]
+    pub(crate) json: bool,
+    #[command(flatten)]
+    pub(crate) net: NetArgs,
+}
+
+/// Parses `10M`, `512k`, `1.5G`, `1000` (bytes; K/M/G/T are powers of 1024).
+pub(crate) fn parse_size(s: &str) -> Result<u64, String> {
+    let t = s.trim();
+    let t = t.strip_suffix(['b', 'B']).unwrap_or(t);
+    let t = t.strip_suffix(['i']).unwrap_or(t);
+    let (num, mult) = match t.chars().last().map(|c| c.to_ascii_uppercase()) {
+        Some('K') => (&t[..t.len() - 1], 1u64 << 10),
+        Some('M') => (&t[..t.len() - 1], 1 << 20),
+        Some('G') => (&t[..t.len() - 1], 1 << 30),
+        Some('T') => (&t[..t.len() - 1], 1 << 40),
+        _ => (t, 1),
+    };
+    let n: f64 = num.trim().parse().map_err(|_| format!("{s:?} is not a size like 10M"))?;
+    if !n.is_finite() || n < 0.0 {
+        return Err(format!("{s:?} is not a size like 10M"));
+    }
+    Ok((n * mult as f64) as u64)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sizes() {
+        assert_eq!(parse_size("10M"), Ok(10 << 20));
+        assert_eq!(parse_size("512k"), Ok(512 << 10));
+        assert_eq!(parse_size("1.5GiB"), Ok(3 << 29));
+        assert_eq!(parse_size("1000"), Ok(1000));
+        assert!(parse_size("fast").is_err());
+        assert!(parse_size("-1M").is_err());
+    }
+}

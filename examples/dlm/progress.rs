@@ -1,0 +1,87 @@
+//! What the user sees while a download runs: an indicatif bar, JSON lines, or nothing.
+
+use std::io::Write as _;
+use std::time::Duration;
+
+use dlm_core::{DownloadControl, Event, Stats};
+use indicatif::{HumanBytes, HumanDuration, ProgressBar, ProgressDrawTarget, ProgressStyle};
+use tokio::sync::broadcast;
+
+/// How progress is shown.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Mode {
+    Bar,
+    Json,
+    Quiet,
+}
+
+/// Prints events as JSON lines (to stderr when stdout carries the data).
+pub(crate) async fn json_lines(mut events: broadcast::Receiver<Event>, to_stderr: bool) {
+    loop {
+        match events.recv().await {
+            Ok(ev) => {
+                let Ok(line) = serde_json::to_string(&ev) else { continue };
+                if to_stderr {
+                    eprintln!("{line}");
+                } else {
+                    let mut out = std::io::stdout().lock();
+                    let _ = writeln!(out, "{line}");
+                }
+                if matches!(ev, Event::Completed(_) | Event::Failed { .. }) {
+                    return;
+                }
+            }
+            Err(broadcast::error::RecvError::Lagged(_)) => {}
+            Err(broadcast::error::RecvError::Closed) => return,
+        }
+    }
+}
+
+/// Logs notices and restarts above the bar.
+pub(crate) async fn notices(mut events: broadcast::Receiver<Event>, bar: ProgressBar) {
+    loop {
+        match events.recv().await {
+            Ok(Event::Notice { message }) => bar.println(format!("dlm: {message}")),
+            Ok(Event::Restarted { reason }) => bar.println(format!("dlm: restarting from zero: {reason}")),
+            Ok(Event::SourceDropped { source, reason }) => bar.println(format!("dlm: dropped mirror {source}: {reason}")),
+            Ok(Event::Completed(_) | Event::Failed { .. }) | Err(broadcast::error::RecvError::Closed) => return,
+            _ => {}
+        }
+    }
+}
+
+/// A progress bar on stderr.
+pub(crate) fn bar() -> ProgressBar {
+    let bar = ProgressBar::with_draw_target(None, ProgressDrawTarget::stderr_with_hz(8));
+    bar.set_style(
+        ProgressStyle::with_template("{spinner:.green} [{bar:30.cyan/blue}] {bytes}/{total_bytes} {msg}")
+            .expect("valid template")
+            .progress_chars("=> "),
+    );
+    bar
+}
+
+fn describe(stats: &Stats) -> String {
+    let eta = stats
+        .eta_ms
+        .map(|ms| format!(", ETA {}", HumanDuration(Duration::from_millis(ms))))
+        .unwrap_or_default();
+    format!(
+        "{}/s{eta}, {} conn",
+        HumanBytes(stats.rate_bytes_per_sec),
+        stats.connections
+    )
+}
+
+/// Refreshes the bar from the download's stats until it ends.
+pub(crate) async fn drive_bar(control: DownloadControl, bar: ProgressBar) {
+    loop {
+        let stats = control.stats();
+        if let Some(total) = stats.total_bytes {
+            bar.set_length(total);
+        }
+        bar.set_position(stats.downloaded_bytes);
+        bar.set_message(describe(&stats));
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}

@@ -1,0 +1,47 @@
+//! The registry every embedding starts from: all protocol crates, configured
+//! from the command line.
+
+use std::time::Duration;
+
+use dlm_core::ProtocolRegistry;
+use dlm_http::{HttpConfig, NetrcMode};
+
+use crate::args::NetArgs;
+
+/// The HTTP configuration the flags describe.
+pub(crate) fn http_config(net: &NetArgs) -> Result<HttpConfig, String> {
+    let mut c = HttpConfig::default()
+        .with_connect_timeout(Duration::from_secs(net.connect_timeout.max(1)))
+        .with_idle_timeout(Duration::from_secs(net.timeout.max(1)))
+        .with_insecure(net.insecure)
+        .with_http2(net.http2);
+    for h in &net.headers {
+        let (k, v) = h
+            .split_once(':')
+            .ok_or_else(|| format!("header {h:?} is not \"Name: value\""))?;
+        c = c.with_header(k.trim(), v.trim());
+    }
+    if let Some(ua) = &net.user_agent {
+        c = c.with_user_agent(ua.clone());
+    }
+    if let Some(p) = &net.proxy {
+        c = c.with_proxy(p.clone());
+    }
+    if let Some(n) = &net.no_proxy {
+        c = c.with_no_proxy(n.clone());
+    }
+    if let Some(ca) = &net.ca_file {
+        c = c.with_ca_file(ca.clone());
+    }
+    if net.no_netrc {
+        c = c.with_netrc(NetrcMode::Off);
+    }
+    Ok(c)
+}
+
+/// Every protocol dlm ships, registered.
+pub(crate) fn default_registry(net: &NetArgs) -> Result<ProtocolRegistry, String> {
+    let mut registry = ProtocolRegistry::new();
+    dlm_http::register_with(&mut registry, http_config(net)?).map_err(|e| e.to_string())?;
+    Ok(registry)
+}
