@@ -44,7 +44,10 @@ mod tests {
         for attempt in 1..30 {
             let d = b.delay(attempt, None);
             assert!(d <= b.max);
-            let expected = b.initial.saturating_mul(1 << (attempt - 1).min(20)).min(b.max);
+            let expected = b
+                .initial
+                .saturating_mul(1 << (attempt - 1).min(20))
+                .min(b.max);
             assert!(d >= expected / 2, "{attempt}: {d:?}");
         }
         assert!(b.delay(1, Some(Duration::from_secs(30))) >= Duration::from_secs(30));

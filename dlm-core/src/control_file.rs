@@ -93,7 +93,10 @@ impl ControlFile {
     /// known version, or its ranges are malformed or lie past the length.
     pub fn decode(bytes: &[u8]) -> Result<Self> {
         if bytes.len() as u64 > MAX_CONTROL_FILE_BYTES {
-            return Err(Error::new(ErrorKind::InvalidInput, "control file is too large"));
+            return Err(Error::new(
+                ErrorKind::InvalidInput,
+                "control file is too large",
+            ));
         }
         let raw: ControlFile = serde_json::from_slice(bytes).map_err(|e| {
             Error::new(ErrorKind::InvalidInput, "control file is corrupt").with_source(e)
@@ -105,7 +108,10 @@ impl ControlFile {
             ));
         }
         if !raw.done.is_valid() {
-            return Err(Error::new(ErrorKind::InvalidInput, "control file ranges are malformed"));
+            return Err(Error::new(
+                ErrorKind::InvalidInput,
+                "control file ranges are malformed",
+            ));
         }
         if let (Some(len), Some(last)) = (raw.identity.len, raw.done.ranges().last())
             && last.end > len
@@ -128,11 +134,15 @@ impl ControlFile {
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
             Err(e) => return Err(Error::io(format!("reading {}", path.display()), e)),
             Ok(m) if m.len() > MAX_CONTROL_FILE_BYTES => {
-                return Err(Error::new(ErrorKind::InvalidInput, "control file is too large"));
+                return Err(Error::new(
+                    ErrorKind::InvalidInput,
+                    "control file is too large",
+                ));
             }
             Ok(_) => {}
         }
-        let bytes = std::fs::read(path).map_err(|e| Error::io(format!("reading {}", path.display()), e))?;
+        let bytes =
+            std::fs::read(path).map_err(|e| Error::io(format!("reading {}", path.display()), e))?;
         Self::decode(&bytes).map(Some)
     }
 
@@ -229,7 +239,8 @@ mod tests {
         assert!(ControlFile::decode(&c.encode()).is_err());
         let text = String::from_utf8(sample().encode()).unwrap();
         let overlapping = text.replace("[500,600]", "[50,600]");
-        let overlapping = overlapping.replace("{\"start\":500,\"end\":600}", "{\"start\":50,\"end\":600}");
+        let overlapping =
+            overlapping.replace("{\"start\":500,\"end\":600}", "{\"start\":50,\"end\":600}");
         assert!(ControlFile::decode(overlapping.as_bytes()).is_err());
     }
 

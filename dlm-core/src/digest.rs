@@ -75,7 +75,9 @@ impl FromStr for DigestAlgorithm {
             "md5" | "md-5" => Ok(Self::Md5),
             other => Err(Error::new(
                 ErrorKind::InvalidInput,
-                format!("unknown digest algorithm {other:?} (expected sha-256, sha-512, sha-1 or md5)"),
+                format!(
+                    "unknown digest algorithm {other:?} (expected sha-256, sha-512, sha-1 or md5)"
+                ),
             )),
         }
     }
@@ -126,7 +128,10 @@ impl FromStr for Checksum {
     /// [`ErrorKind::InvalidInput`] for an unknown algorithm, bad hex or a wrong length.
     fn from_str(s: &str) -> Result<Self, Error> {
         let (algo, hex_value) = s.split_once(['=', ':']).ok_or_else(|| {
-            Error::new(ErrorKind::InvalidInput, format!("checksum {s:?} is not ALGO=HEX"))
+            Error::new(
+                ErrorKind::InvalidInput,
+                format!("checksum {s:?} is not ALGO=HEX"),
+            )
         })?;
         let algorithm: DigestAlgorithm = algo.trim().parse()?;
         let value = hex::decode(hex_value.trim()).map_err(|e| {
@@ -262,9 +267,10 @@ mod tests {
 
     #[test]
     fn parse_checksum_specs() {
-        let c: Checksum = "SHA-256=ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
-            .parse()
-            .unwrap();
+        let c: Checksum =
+            "SHA-256=ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
+                .parse()
+                .unwrap();
         assert_eq!(c.algorithm, DigestAlgorithm::Sha256);
         assert!("sha-256=abcd".parse::<Checksum>().is_err());
         assert!("crc32=abcd".parse::<Checksum>().is_err());

@@ -220,7 +220,9 @@ impl fmt::Display for Error {
 
 impl StdError for Error {
     fn source(&self) -> Option<&(dyn StdError + 'static)> {
-        self.source.as_deref().map(|e| e as &(dyn StdError + 'static))
+        self.source
+            .as_deref()
+            .map(|e| e as &(dyn StdError + 'static))
     }
 }
 
@@ -259,7 +261,10 @@ mod tests {
 
     #[test]
     fn storage_full_says_disk_full() {
-        let e = Error::io("writing x.part", std::io::Error::from(std::io::ErrorKind::StorageFull));
+        let e = Error::io(
+            "writing x.part",
+            std::io::Error::from(std::io::ErrorKind::StorageFull),
+        );
         assert!(e.to_string().starts_with("writing x.part: disk full"));
     }
 }

@@ -10,8 +10,8 @@ use std::path::{Component, Path, PathBuf};
 const MAX_NAME_BYTES: usize = 200;
 
 const WINDOWS_RESERVED: &[&str] = &[
-    "CON", "PRN", "AUX", "NUL", "COM1", "COM2", "COM3", "COM4", "COM5", "COM6", "COM7", "COM8", "COM9", "LPT1", "LPT2",
-    "LPT3", "LPT4", "LPT5", "LPT6", "LPT7", "LPT8", "LPT9",
+    "CON", "PRN", "AUX", "NUL", "COM1", "COM2", "COM3", "COM4", "COM5", "COM6", "COM7", "COM8",
+    "COM9", "LPT1", "LPT2", "LPT3", "LPT4", "LPT5", "LPT6", "LPT7", "LPT8", "LPT9",
 ];
 
 /// Makes one path component safe: keeps only the part after the last `/` or
@@ -23,7 +23,13 @@ pub fn safe_file_name(name: &str) -> Option<String> {
     let last = name.rsplit(['/', '\\']).next().unwrap_or(name);
     let cleaned: String = last
         .chars()
-        .map(|c| if c.is_control() || "<>:\"|?*".contains(c) { '_' } else { c })
+        .map(|c| {
+            if c.is_control() || "<>:\"|?*".contains(c) {
+                '_'
+            } else {
+                c
+            }
+        })
         .collect();
     let trimmed = cleaned.trim_matches(|c: char| c == '.' || c.is_whitespace());
     if trimmed.is_empty() {
@@ -68,7 +74,8 @@ pub fn safe_relative_path(parts: &[&str]) -> Result<PathBuf, String> {
 /// Whether `path`, taken relative to a download directory, stays inside it
 /// (no root, no prefix, no `..`).
 pub fn stays_inside(path: &Path) -> bool {
-    path.components().all(|c| matches!(c, Component::Normal(_) | Component::CurDir))
+    path.components()
+        .all(|c| matches!(c, Component::Normal(_) | Component::CurDir))
 }
 
 #[cfg(test)]
@@ -78,21 +85,33 @@ mod tests {
 
     #[test]
     fn strips_directories_and_dangerous_names() {
-        assert_eq!(safe_file_name("../../etc/passwd").as_deref(), Some("passwd"));
-        assert_eq!(safe_file_name("..\\..\\boot.ini").as_deref(), Some("boot.ini"));
+        assert_eq!(
+            safe_file_name("../../etc/passwd").as_deref(),
+            Some("passwd")
+        );
+        assert_eq!(
+            safe_file_name("..\\..\\boot.ini").as_deref(),
+            Some("boot.ini")
+        );
         assert_eq!(safe_file_name(".."), None);
         assert_eq!(safe_file_name("  "), None);
         assert_eq!(safe_file_name(".bashrc").as_deref(), Some("bashrc"));
         assert_eq!(safe_file_name("a\u{0}b\nc").as_deref(), Some("a_b_c"));
         assert_eq!(safe_file_name("con.txt").as_deref(), Some("_con.txt"));
-        assert_eq!(safe_file_name("résumé 2024.pdf").as_deref(), Some("résumé 2024.pdf"));
+        assert_eq!(
+            safe_file_name("résumé 2024.pdf").as_deref(),
+            Some("résumé 2024.pdf")
+        );
         let long = "é".repeat(300);
         assert!(safe_file_name(&long).unwrap().len() <= 200);
     }
 
     #[test]
     fn relative_paths_refuse_escapes() {
-        assert_eq!(safe_relative_path(&["a", "b.txt"]).unwrap(), PathBuf::from("a/b.txt"));
+        assert_eq!(
+            safe_relative_path(&["a", "b.txt"]).unwrap(),
+            PathBuf::from("a/b.txt")
+        );
         assert!(safe_relative_path(&["..", "x"]).is_err());
         assert!(safe_relative_path(&["a/b"]).is_err());
         assert!(safe_relative_path(&[""]).is_err());

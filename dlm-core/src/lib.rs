@@ -24,8 +24,8 @@ pub use backoff::Backoff;
 pub use control_file::{CONTROL_FILE_VERSION, ControlFile, MAX_CONTROL_FILE_BYTES, SourceIdentity};
 pub use digest::{Checksum, DigestAlgorithm, MultiHasher};
 pub use engine::{
-    Completed, Download, DownloadControl, DownloadHandle, DownloadOptions, DownloadState, Event, Output, SourceStats,
-    Stats,
+    Completed, Download, DownloadControl, DownloadHandle, DownloadOptions, DownloadState, Event,
+    Output, SourceStats, Stats,
 };
 pub use error::{Error, ErrorKind, Result};
 pub use file_name::{safe_file_name, safe_relative_path, stays_inside};
@@ -35,7 +35,8 @@ pub use rate_limit::RateLimiter;
 pub use redact::redact_url;
 pub use registry::{Input, Options, Protocol, ProtocolRegistry};
 pub use scheduler::{
-    AdaptiveScheduler, Assignment, ChunkMap, ConnId, DEFAULT_MIN_SPLIT_BYTES, Scheduler, SequentialScheduler,
+    AdaptiveScheduler, Assignment, ChunkMap, ConnId, DEFAULT_MIN_SPLIT_BYTES, Scheduler,
+    SequentialScheduler,
 };
 pub use sink::{BoxSink, DEFAULT_REORDER_BYTES, FileSink, MemorySink, OrderedSink, Sink, SinkDyn};
 pub use source::{BodyStream, BoxSource, Capabilities, Context, Probe, Source, SourceDyn};

@@ -7,7 +7,9 @@ use std::fmt;
 
 /// A half-open range of bytes `[start, end)`, in bytes from the start of the
 /// download's byte space. `start <= end` always holds.
-#[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize)]
+#[derive(
+    Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize,
+)]
 pub struct ByteRange {
     /// First byte offset in the range.
     pub start: u64,
@@ -118,7 +120,10 @@ mod tests {
         assert_eq!(r.to_http_inclusive(), Some((10, 19)));
         assert_eq!(ByteRange::new(5, 3), ByteRange::new(5, 5));
         assert_eq!(ByteRange::new(5, 5).to_http_inclusive(), None);
-        assert_eq!(r.intersect(&ByteRange::new(15, 30)), Some(ByteRange::new(15, 20)));
+        assert_eq!(
+            r.intersect(&ByteRange::new(15, 30)),
+            Some(ByteRange::new(15, 20))
+        );
         assert_eq!(r.intersect(&ByteRange::new(20, 30)), None);
         assert!(!ReadRange::FULL.needs_ranges());
         assert!(ReadRange::From(1).needs_ranges());

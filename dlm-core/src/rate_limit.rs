@@ -48,7 +48,10 @@ impl RateLimiter {
 
     /// The current rate in bytes/s, `None` when unlimited.
     pub fn rate(&self) -> Option<u64> {
-        self.bucket.lock().unwrap_or_else(PoisonError::into_inner).rate
+        self.bucket
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .rate
     }
 
     /// Changes the rate (bytes/s; `None` or `Some(0)` = unlimited) for every

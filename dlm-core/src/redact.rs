@@ -27,7 +27,14 @@ pub fn redact_url(url: &Url) -> String {
             .query_pairs()
             .map(|(k, v)| {
                 let secret = SECRET_QUERY_KEYS.iter().any(|s| k.eq_ignore_ascii_case(s));
-                (k.into_owned(), if secret { "REDACTED".into() } else { v.into_owned() })
+                (
+                    k.into_owned(),
+                    if secret {
+                        "REDACTED".into()
+                    } else {
+                        v.into_owned()
+                    },
+                )
             })
             .collect();
         u.query_pairs_mut().clear().extend_pairs(pairs);
@@ -43,7 +50,10 @@ mod tests {
     fn hides_userinfo_and_signatures() {
         let u = Url::parse("https://bob:hunter2@h/x?X-Amz-Signature=abc&part=1").unwrap();
         let s = redact_url(&u);
-        assert!(!s.contains("hunter2") && !s.contains("bob") && !s.contains("abc"), "{s}");
+        assert!(
+            !s.contains("hunter2") && !s.contains("bob") && !s.contains("abc"),
+            "{s}"
+        );
         assert!(s.contains("part=1"));
     }
 }

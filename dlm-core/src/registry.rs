@@ -85,7 +85,10 @@ impl Options {
     /// Every value for `key`, in order.
     pub fn get_all<'a>(&'a self, key: &str) -> impl Iterator<Item = &'a str> + 'a {
         let key = key.to_string();
-        self.pairs.iter().filter(move |(k, _)| *k == key).map(|(_, v)| v.as_str())
+        self.pairs
+            .iter()
+            .filter(move |(k, _)| *k == key)
+            .map(|(_, v)| v.as_str())
     }
 
     /// The last value for `key`.
@@ -156,7 +159,8 @@ impl ProtocolRegistry {
             }
         }
         for s in protocol.schemes() {
-            self.by_scheme.insert(s.to_ascii_lowercase(), protocol.clone());
+            self.by_scheme
+                .insert(s.to_ascii_lowercase(), protocol.clone());
         }
         self.protocols.push(protocol);
         Ok(())
@@ -182,7 +186,10 @@ impl ProtocolRegistry {
         };
         Err(Error::new(
             ErrorKind::Unsupported,
-            format!("{what}; registered schemes: {}", if known.is_empty() { "none" } else { &known }),
+            format!(
+                "{what}; registered schemes: {}",
+                if known.is_empty() { "none" } else { &known }
+            ),
         ))
     }
 
@@ -227,18 +234,28 @@ mod tests {
         r.register(Fake).unwrap();
         assert!(r.register(Fake).is_err());
         assert_eq!(r.schemes().collect::<Vec<_>>(), vec!["fake", "fakes"]);
-        assert_eq!(r.resolve(&Input::parse("FAKE://x/y")).unwrap().name(), "fake");
+        assert_eq!(
+            r.resolve(&Input::parse("FAKE://x/y")).unwrap().name(),
+            "fake"
+        );
         assert_eq!(r.resolve(&Input::parse("fk123")).unwrap().name(), "fake");
         let err = r.resolve(&Input::parse("gopher://x")).unwrap_err();
         assert_eq!(err.kind(), ErrorKind::Unsupported);
-        assert!(err.to_string().contains("registered schemes: fake, fakes"), "{err}");
-        let err = ProtocolRegistry::new().resolve(&Input::parse("nothing")).unwrap_err();
+        assert!(
+            err.to_string().contains("registered schemes: fake, fakes"),
+            "{err}"
+        );
+        let err = ProtocolRegistry::new()
+            .resolve(&Input::parse("nothing"))
+            .unwrap_err();
         assert!(err.to_string().contains("none"));
     }
 
     #[test]
     fn options_repeat() {
-        let o = Options::new().with("http.header", "A: 1").with("http.header", "B: 2");
+        let o = Options::new()
+            .with("http.header", "A: 1")
+            .with("http.header", "B: 2");
         assert_eq!(o.get_all("http.header").count(), 2);
         assert_eq!(o.get("http.header"), Some("B: 2"));
     }

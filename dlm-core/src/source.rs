@@ -135,7 +135,11 @@ pub trait Source: Send + Sync + fmt::Debug + 'static {
     ///
     /// # Cancel safety
     /// Dropping the future or the stream abandons the transfer cleanly.
-    fn open(&self, cx: &Context, range: ReadRange) -> impl Future<Output = Result<BodyStream>> + Send;
+    fn open(
+        &self,
+        cx: &Context,
+        range: ReadRange,
+    ) -> impl Future<Output = Result<BodyStream>> + Send;
 }
 
 /// Object-safe twin of [`Source`], implemented for every `Source`; never
@@ -146,7 +150,11 @@ pub trait SourceDyn: Send + Sync + fmt::Debug {
     /// See [`Source::probe`].
     fn probe_dyn<'a>(&'a self, cx: &'a Context) -> BoxFuture<'a, Result<Probe>>;
     /// See [`Source::open`].
-    fn open_dyn<'a>(&'a self, cx: &'a Context, range: ReadRange) -> BoxFuture<'a, Result<BodyStream>>;
+    fn open_dyn<'a>(
+        &'a self,
+        cx: &'a Context,
+        range: ReadRange,
+    ) -> BoxFuture<'a, Result<BodyStream>>;
 }
 
 impl<T: Source> SourceDyn for T {
@@ -156,7 +164,11 @@ impl<T: Source> SourceDyn for T {
     fn probe_dyn<'a>(&'a self, cx: &'a Context) -> BoxFuture<'a, Result<Probe>> {
         Box::pin(self.probe(cx))
     }
-    fn open_dyn<'a>(&'a self, cx: &'a Context, range: ReadRange) -> BoxFuture<'a, Result<BodyStream>> {
+    fn open_dyn<'a>(
+        &'a self,
+        cx: &'a Context,
+        range: ReadRange,
+    ) -> BoxFuture<'a, Result<BodyStream>> {
         Box::pin(self.open(cx, range))
     }
 }

@@ -8,7 +8,10 @@ use base64::Engine as _;
 use bytes::Bytes;
 use dlm_core::{BodyStream, redact_url};
 use futures::StreamExt;
-use http::header::{ACCEPT_ENCODING, AUTHORIZATION, HeaderName, HeaderValue, LOCATION, PROXY_AUTHORIZATION, USER_AGENT};
+use http::header::{
+    ACCEPT_ENCODING, AUTHORIZATION, HeaderName, HeaderValue, LOCATION, PROXY_AUTHORIZATION,
+    USER_AGENT,
+};
 use http::{HeaderMap, Method, Request, StatusCode};
 use http_body_util::{BodyExt, Empty};
 use hyper::body::Incoming;
@@ -62,7 +65,9 @@ pub struct HttpClient {
 
 impl std::fmt::Debug for HttpClient {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("HttpClient").field("config", &self.inner.config).finish_non_exhaustive()
+        f.debug_struct("HttpClient")
+            .field("config", &self.inner.config)
+            .finish_non_exhaustive()
     }
 }
 
@@ -70,11 +75,14 @@ fn parse_headers(config: &HttpConfig) -> Result<HeaderMap, HttpError> {
     let mut map = HeaderMap::new();
     map.insert(
         USER_AGENT,
-        HeaderValue::from_str(&config.user_agent).map_err(|_| HttpError::InvalidHeader("User-Agent".into()))?,
+        HeaderValue::from_str(&config.user_agent)
+            .map_err(|_| HttpError::InvalidHeader("User-Agent".into()))?,
     );
     for (k, v) in &config.headers {
-        let name = HeaderName::from_bytes(k.trim().as_bytes()).map_err(|_| HttpError::InvalidHeader(k.clone()))?;
-        let value = HeaderValue::from_str(v.trim()).map_err(|_| HttpError::InvalidHeader(k.clone()))?;
+        let name = HeaderName::from_bytes(k.trim().as_bytes())
+            .map_err(|_| HttpError::InvalidHeader(k.clone()))?;
+        let value =
+            HeaderValue::from_str(v.trim()).map_err(|_| HttpError::InvalidHeader(k.clone()))?;
         map.append(name, value);
     }
     Ok(map)
@@ -93,7 +101,9 @@ fn proxy_matcher(config: &HttpConfig) -> Option<Arc<Matcher>> {
 
 /// Whether two URLs share scheme, host and port (RFC 6454 origin).
 fn same_origin(a: &Url, b: &Url) -> bool {
-    a.scheme() == b.scheme() && a.host_str() == b.host_str() && a.port_or_known_default() == b.port_or_known_default()
+    a.scheme() == b.scheme()
+        && a.host_str() == b.host_str()
+        && a.port_or_known_default() == b.port_or_known_default()
 }
 
 impl HttpClient {
@@ -147,7 +157,9 @@ impl HttpClient {
     /// Basic credentials for `url`: its userinfo, else the netrc entry for its host.
     fn credentials(&self, url: &Url) -> Result<Option<HeaderValue>, HttpError> {
         let (user, pass) = if !url.username().is_empty() {
-            let user = percent_decode_str(url.username()).decode_utf8_lossy().into_owned();
+            let user = percent_decode_str(url.username())
+                .decode_utf8_lossy()
+                .into_owned();
             let pass = url
                 .password()
                 .map(|p| percent_decode_str(p).decode_utf8_lossy().into_owned())
@@ -160,7 +172,9 @@ impl HttpClient {
                 NetrcMode::File(p) => Some(p.clone()),
             };
             let Some(path) = path else { return Ok(None) };
-            let Some(host) = url.host_str() else { return Ok(None) };
+            let Some(host) = url.host_str() else {
+                return Ok(None);
+            };
             match netrc::lookup_file(&path, host).map_err(HttpError::Netrc)? {
                 Some(c) => (c.login, c.password),
                 None => return Ok(None),
@@ -187,7 +201,12 @@ impl HttpClient {
     ///
     /// # Cancel safety
     /// Dropping the future abandons the request and its connection.
-    pub async fn send(&self, method: Method, url: &Url, headers: &HeaderMap) -> Result<HttpResponse, HttpError> {
+    pub async fn send(
+        &self,
+        method: Method,
+        url: &Url,
+        headers: &HeaderMap,
+    ) -> Result<HttpResponse, HttpError> {
         let origin = url.clone();
         let auth = self.credentials(url)?;
         let mut current = url.clone();
@@ -234,7 +253,10 @@ impl HttpClient {
                 })?;
             let status = response.status();
             if !matches!(status.as_u16(), 301 | 302 | 303 | 307 | 308) {
-                return Ok(HttpResponse { url: current, response });
+                return Ok(HttpResponse {
+                    url: current,
+                    response,
+                });
             }
             hops += 1;
             if hops > self.inner.config.max_redirects {
@@ -245,7 +267,9 @@ impl HttpClient {
                 .get(LOCATION)
                 .and_then(|v| v.to_str().ok())
                 .and_then(|loc| current.join(loc).ok())
-                .ok_or(HttpError::BadRedirect { status: status.as_u16() })?;
+                .ok_or(HttpError::BadRedirect {
+                    status: status.as_u16(),
+                })?;
             tracing::debug!(from = %redact_url(&current), to = %redact_url(&next), %status, "redirect");
             current = next;
         }

@@ -26,13 +26,21 @@ pub(crate) struct ProxyStream {
 }
 
 impl Read for ProxyStream {
-    fn poll_read(self: Pin<&mut Self>, cx: &mut Context<'_>, buf: ReadBufCursor<'_>) -> Poll<std::io::Result<()>> {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: ReadBufCursor<'_>,
+    ) -> Poll<std::io::Result<()>> {
         Pin::new(&mut self.get_mut().io).poll_read(cx, buf)
     }
 }
 
 impl Write for ProxyStream {
-    fn poll_write(self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &[u8]) -> Poll<std::io::Result<usize>> {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<std::io::Result<usize>> {
         Pin::new(&mut self.get_mut().io).poll_write(cx, buf)
     }
     fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
@@ -86,8 +94,8 @@ impl Service<Uri> for ProxyConnector {
             let proxy_uri = proxy.uri().clone();
             match proxy_uri.scheme_str() {
                 Some("socks5" | "socks5h") => {
-                    let mut socks =
-                        SocksV5::new(proxy_uri.clone(), http).local_dns(proxy_uri.scheme_str() == Some("socks5"));
+                    let mut socks = SocksV5::new(proxy_uri.clone(), http)
+                        .local_dns(proxy_uri.scheme_str() == Some("socks5"));
                     if let Some((user, pass)) = proxy.raw_auth() {
                         socks = socks.with_auth(user.to_string(), pass.to_string());
                     }
@@ -107,7 +115,10 @@ impl Service<Uri> for ProxyConnector {
                         Ok(ProxyStream { io, proxied: true })
                     }
                 }
-                other => Err(format!("unsupported proxy scheme {other:?} (use http://, socks5:// or socks5h://)").into()),
+                other => Err(format!(
+                    "unsupported proxy scheme {other:?} (use http://, socks5:// or socks5h://)"
+                )
+                .into()),
             }
         })
     }

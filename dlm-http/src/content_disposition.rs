@@ -91,7 +91,10 @@ mod tests {
     #[test]
     fn rfc6266_examples() {
         // RFC 6266 §5 examples.
-        assert_eq!(file_name("Attachment; filename=example.html").as_deref(), Some("example.html"));
+        assert_eq!(
+            file_name("Attachment; filename=example.html").as_deref(),
+            Some("example.html")
+        );
         assert_eq!(
             file_name("INLINE; FILENAME= \"an example.html\"").as_deref(),
             Some("an example.html")
@@ -101,7 +104,8 @@ mod tests {
             Some("€ rates")
         );
         assert_eq!(
-            file_name("attachment; filename=\"EURO rates\"; filename*=utf-8''%e2%82%ac%20rates").as_deref(),
+            file_name("attachment; filename=\"EURO rates\"; filename*=utf-8''%e2%82%ac%20rates")
+                .as_deref(),
             Some("€ rates")
         );
     }
@@ -109,10 +113,25 @@ mod tests {
     #[test]
     fn odd_inputs() {
         assert_eq!(file_name("attachment"), None);
-        assert_eq!(file_name("attachment; filename=\"a\\\"b;c.txt\"; size=3").as_deref(), Some("a\"b;c.txt"));
-        assert_eq!(file_name("attachment; filename=\"unterminated").as_deref(), Some("unterminated"));
-        assert_eq!(file_name("attachment; filename*=bogus''x; filename=y").as_deref(), Some("y"));
-        assert_eq!(file_name("attachment; filename*=iso-8859-1'en'%e9t%e9").as_deref(), Some("été"));
-        assert_eq!(file_name("attachment; filename=\"../../etc/passwd\"").as_deref(), Some("../../etc/passwd"));
+        assert_eq!(
+            file_name("attachment; filename=\"a\\\"b;c.txt\"; size=3").as_deref(),
+            Some("a\"b;c.txt")
+        );
+        assert_eq!(
+            file_name("attachment; filename=\"unterminated").as_deref(),
+            Some("unterminated")
+        );
+        assert_eq!(
+            file_name("attachment; filename*=bogus''x; filename=y").as_deref(),
+            Some("y")
+        );
+        assert_eq!(
+            file_name("attachment; filename*=iso-8859-1'en'%e9t%e9").as_deref(),
+            Some("été")
+        );
+        assert_eq!(
+            file_name("attachment; filename=\"../../etc/passwd\"").as_deref(),
+            Some("../../etc/passwd")
+        );
     }
 }

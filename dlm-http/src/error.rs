@@ -101,7 +101,9 @@ impl HttpError {
                 (ErrorKind::InvalidInput, false)
             }
             Self::Request { tls_refused, .. } => (ErrorKind::Network, !tls_refused),
-            Self::Body(_) | Self::IdleTimeout(_) | Self::ResponseTimeout(_) => (ErrorKind::Network, true),
+            Self::Body(_) | Self::IdleTimeout(_) | Self::ResponseTimeout(_) => {
+                (ErrorKind::Network, true)
+            }
         }
     }
 }
@@ -114,7 +116,11 @@ impl From<HttpError> for Error {
             _ => None,
         };
         let message = match &e {
-            HttpError::Request { url, tls_refused: true, .. } => {
+            HttpError::Request {
+                url,
+                tls_refused: true,
+                ..
+            } => {
                 format!("TLS certificate of {url} was refused")
             }
             other => other.to_string(),
@@ -174,7 +180,10 @@ mod tests {
         assert!(status(429).is_retryable());
         assert!(!status(501).is_retryable());
         assert_eq!(status(400).kind(), ErrorKind::Protocol);
-        let e: Error = HttpError::RangeIgnored { asked: ByteRange::new(1, 2) }.into();
+        let e: Error = HttpError::RangeIgnored {
+            asked: ByteRange::new(1, 2),
+        }
+        .into();
         assert_eq!(e.kind(), ErrorKind::Unsupported);
         assert!(e.source_is_http());
     }
@@ -184,7 +193,9 @@ mod tests {
     }
     impl SourceIsHttp for Error {
         fn source_is_http(&self) -> bool {
-            std::error::Error::source(self).and_then(|s| s.downcast_ref::<HttpError>()).is_some()
+            std::error::Error::source(self)
+                .and_then(|s| s.downcast_ref::<HttpError>())
+                .is_some()
         }
     }
 }

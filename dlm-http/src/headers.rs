@@ -10,7 +10,7 @@ use http::header::{CONTENT_LENGTH, CONTENT_RANGE, ETAG, LAST_MODIFIED, RETRY_AFT
 /// Longest `Retry-After` honoured; longer requests are capped.
 const MAX_RETRY_AFTER: Duration = Duration::from_secs(3600);
 
-fn header_str<'a>(h: &'a HeaderMap, name: impl http::header::AsHeaderName) -> Option<&'a str> {
+fn header_str(h: &HeaderMap, name: impl http::header::AsHeaderName) -> Option<&str> {
     h.get(name).and_then(|v| v.to_str().ok()).map(str::trim)
 }
 
@@ -50,7 +50,9 @@ pub(crate) fn content_length(h: &HeaderMap) -> Option<u64> {
 }
 
 pub(crate) fn etag(h: &HeaderMap) -> Option<String> {
-    header_str(h, ETAG).filter(|v| !v.is_empty()).map(str::to_string)
+    header_str(h, ETAG)
+        .filter(|v| !v.is_empty())
+        .map(str::to_string)
 }
 
 /// The raw `Last-Modified` value and its parsed time.
@@ -79,10 +81,16 @@ pub(crate) fn published_digests(h: &HeaderMap) -> Vec<Checksum> {
     for name in ["repr-digest", "digest"] {
         for v in h.get_all(name).iter().filter_map(|v| v.to_str().ok()) {
             for member in v.split(',') {
-                let Some((algo, value)) = member.split_once('=') else { continue };
-                let Ok(algorithm) = algo.trim().parse::<DigestAlgorithm>() else { continue };
+                let Some((algo, value)) = member.split_once('=') else {
+                    continue;
+                };
+                let Ok(algorithm) = algo.trim().parse::<DigestAlgorithm>() else {
+                    continue;
+                };
                 let value = value.trim().trim_matches(':');
-                let Ok(bytes) = base64::engine::general_purpose::STANDARD.decode(value) else { continue };
+                let Ok(bytes) = base64::engine::general_purpose::STANDARD.decode(value) else {
+                    continue;
+                };
                 if let Ok(c) = Checksum::new(algorithm, bytes)
                     && !out.contains(&c)
                 {
@@ -110,11 +118,23 @@ mod tests {
     #[test]
     fn content_ranges() {
         let cr = content_range(&h(&[("content-range", "bytes 0-0/1234")])).unwrap();
-        assert_eq!(cr, ContentRange { range: Some((0, 0)), complete: Some(1234) });
+        assert_eq!(
+            cr,
+            ContentRange {
+                range: Some((0, 0)),
+                complete: Some(1234)
+            }
+        );
         let cr = content_range(&h(&[("content-range", "bytes */99")])).unwrap();
         assert_eq!(cr.range, None);
-        assert_eq!(content_range(&h(&[("content-range", "bytes 5-2/10")])), None);
-        assert_eq!(content_range(&h(&[("content-range", "bytes 0-10/10")])), None);
+        assert_eq!(
+            content_range(&h(&[("content-range", "bytes 5-2/10")])),
+            None
+        );
+        assert_eq!(
+            content_range(&h(&[("content-range", "bytes 0-10/10")])),
+            None
+        );
         assert_eq!(content_range(&h(&[("content-range", "items 0-1/2")])), None);
         let cr = content_range(&h(&[("content-range", "bytes 10-19/*")])).unwrap();
         assert_eq!(cr.complete, None);
@@ -122,8 +142,14 @@ mod tests {
 
     #[test]
     fn retry_after_forms() {
-        assert_eq!(retry_after(&h(&[("retry-after", "7")])), Some(Duration::from_secs(7)));
-        assert_eq!(retry_after(&h(&[("retry-after", "99999")])), Some(MAX_RETRY_AFTER));
+        assert_eq!(
+            retry_after(&h(&[("retry-after", "7")])),
+            Some(Duration::from_secs(7))
+        );
+        assert_eq!(
+            retry_after(&h(&[("retry-after", "99999")])),
+            Some(MAX_RETRY_AFTER)
+        );
         assert_eq!(
             retry_after(&h(&[("retry-after", "Wed, 21 Oct 2015 07:28:00 GMT")])),
             Some(Duration::ZERO)
@@ -139,8 +165,14 @@ mod tests {
             "sha-256=:uU0nuZNNPgilLlLX2n2r+sSE7+N6U4DukIj3rOLvzek=:, unknown=:AAAA:",
         )]));
         assert_eq!(d.len(), 1);
-        assert_eq!(d[0].to_hex(), "b94d27b9934d3e08a52e52d7da7dabfac484efe37a5380ee9088f7ace2efcde9");
-        let d = published_digests(&h(&[("digest", "SHA-256=uU0nuZNNPgilLlLX2n2r+sSE7+N6U4DukIj3rOLvzek=")]));
+        assert_eq!(
+            d[0].to_hex(),
+            "b94d27b9934d3e08a52e52d7da7dabfac484efe37a5380ee9088f7ace2efcde9"
+        );
+        let d = published_digests(&h(&[(
+            "digest",
+            "SHA-256=uU0nuZNNPgilLlLX2n2r+sSE7+N6U4DukIj3rOLvzek=",
+        )]));
         assert_eq!(d.len(), 1);
     }
 }

@@ -14,7 +14,9 @@ pub(crate) struct Credentials {
 
 impl std::fmt::Debug for Credentials {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Credentials").field("login", &self.login).finish_non_exhaustive()
+        f.debug_struct("Credentials")
+            .field("login", &self.login)
+            .finish_non_exhaustive()
     }
 }
 
@@ -32,7 +34,9 @@ pub(crate) fn lookup_file(path: &Path, host: &str) -> Result<Option<Credentials>
     match std::fs::metadata(path) {
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
         Err(e) => return Err(format!("{}: {e}", path.display())),
-        Ok(m) if m.len() > MAX_NETRC_BYTES => return Err(format!("{} is too large", path.display())),
+        Ok(m) if m.len() > MAX_NETRC_BYTES => {
+            return Err(format!("{} is too large", path.display()));
+        }
         Ok(_) => {}
     }
     let text = std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?;
@@ -52,7 +56,10 @@ pub(crate) fn lookup(text: &str, host: &str) -> Option<Credentials> {
         login: String::new(),
         password: String::new(),
     };
-    let finish = |current: Option<bool>, entry: &mut Credentials, found: &mut Option<Credentials>, default: &mut Option<Credentials>| {
+    let finish = |current: Option<bool>,
+                  entry: &mut Credentials,
+                  found: &mut Option<Credentials>,
+                  default: &mut Option<Credentials>| {
         let e = std::mem::replace(
             entry,
             Credentials {
@@ -70,7 +77,10 @@ pub(crate) fn lookup(text: &str, host: &str) -> Option<Credentials> {
         match tok {
             "machine" => {
                 finish(current, &mut entry, &mut found, &mut default);
-                current = tokens.next().map(|h| h.eq_ignore_ascii_case(host)).and_then(|m| m.then_some(true));
+                current = tokens
+                    .next()
+                    .map(|h| h.eq_ignore_ascii_case(host))
+                    .and_then(|m| m.then_some(true));
             }
             "default" => {
                 finish(current, &mut entry, &mut found, &mut default);

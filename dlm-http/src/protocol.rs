@@ -44,7 +44,12 @@ impl HttpProtocol {
 
 /// Parses `"Name: value"`.
 fn parse_header(line: &str) -> Result<(HeaderName, HeaderValue)> {
-    let bad = || Error::new(ErrorKind::InvalidInput, format!("header {line:?} is not \"Name: value\""));
+    let bad = || {
+        Error::new(
+            ErrorKind::InvalidInput,
+            format!("header {line:?} is not \"Name: value\""),
+        )
+    };
     let (k, v) = line.split_once(':').ok_or_else(bad)?;
     let name = HeaderName::from_bytes(k.trim().as_bytes()).map_err(|_| bad())?;
     let value = HeaderValue::from_str(v.trim()).map_err(|_| bad())?;
@@ -62,14 +67,21 @@ impl Protocol for HttpProtocol {
 
     fn source(&self, input: &Input, options: &Options) -> Result<BoxSource> {
         let Input::Url(url) = input else {
-            return Err(Error::new(ErrorKind::InvalidInput, format!("{input} is not an http(s) URL")));
+            return Err(Error::new(
+                ErrorKind::InvalidInput,
+                format!("{input} is not an http(s) URL"),
+            ));
         };
         let mut headers = HeaderMap::new();
         for line in options.get_all(OPTION_HEADER) {
             let (k, v) = parse_header(line)?;
             headers.append(k, v);
         }
-        Ok(Arc::new(HttpSource::new(self.client.clone(), url.clone(), headers)?))
+        Ok(Arc::new(HttpSource::new(
+            self.client.clone(),
+            url.clone(),
+            headers,
+        )?))
     }
 }
 
@@ -109,9 +121,13 @@ mod tests {
         register(&mut r).unwrap();
         assert_eq!(r.schemes().collect::<Vec<_>>(), vec!["http", "https"]);
         assert!(register(&mut r).is_err());
-        let src = r.source(&Input::parse("https://example.org/x.iso"), &Options::new()).unwrap();
+        let src = r
+            .source(&Input::parse("https://example.org/x.iso"), &Options::new())
+            .unwrap();
         assert_eq!(src.identity_dyn(), "https://example.org/x.iso");
-        let err = r.source(&Input::parse("ftp://example.org/x"), &Options::new()).unwrap_err();
+        let err = r
+            .source(&Input::parse("ftp://example.org/x"), &Options::new())
+            .unwrap_err();
         assert_eq!(err.kind(), ErrorKind::Unsupported);
     }
 }

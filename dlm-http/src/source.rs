@@ -2,7 +2,10 @@
 
 use std::sync::{Mutex, PoisonError};
 
-use dlm_core::{BodyStream, ByteRange, Capabilities, Context, Error, Probe, ReadRange, Result, Source, redact_url};
+use dlm_core::{
+    BodyStream, ByteRange, Capabilities, Context, Error, Probe, ReadRange, Result, Source,
+    redact_url,
+};
 use http::header::{CONTENT_DISPOSITION, CONTENT_TYPE, HeaderValue, IF_RANGE, RANGE};
 use http::{HeaderMap, Method, StatusCode};
 use percent_encoding::percent_decode_str;
@@ -52,7 +55,10 @@ impl HttpSource {
     }
 
     fn probed(&self) -> Probed {
-        self.probed.lock().unwrap_or_else(PoisonError::into_inner).clone()
+        self.probed
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
     }
 
     fn status_error(&self, status: StatusCode, url: &Url, h: &HeaderMap) -> Error {
@@ -110,7 +116,11 @@ impl Source for HttpSource {
                 let chunked = rh
                     .get(http::header::TRANSFER_ENCODING)
                     .is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"chunked"));
-                let len = if chunked { None } else { headers::content_length(&rh) };
+                let len = if chunked {
+                    None
+                } else {
+                    headers::content_length(&rh)
+                };
                 (len, false)
             }
             s => return Err(self.status_error(s, &resp.url, &rh)),
@@ -139,7 +149,10 @@ impl Source for HttpSource {
         probe.etag = etag;
         probe.last_modified = last_modified.map(|(_, t)| t);
         probe.file_name = file_name;
-        probe.content_type = rh.get(CONTENT_TYPE).and_then(|v| v.to_str().ok()).map(str::to_string);
+        probe.content_type = rh
+            .get(CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_string);
         probe.checksums = headers::published_digests(&rh);
         probe.effective_url = Some(redact_url(&resp.url));
         Ok(probe)
@@ -219,6 +232,9 @@ mod tests {
     fn range_headers() {
         assert_eq!(range_header(ReadRange::FULL), None);
         assert_eq!(range_header(ReadRange::From(5)).unwrap(), "bytes=5-");
-        assert_eq!(range_header(ReadRange::Bounded(ByteRange::new(0, 10))).unwrap(), "bytes=0-9");
+        assert_eq!(
+            range_header(ReadRange::Bounded(ByteRange::new(0, 10))).unwrap(),
+            "bytes=0-9"
+        );
     }
 }

@@ -125,7 +125,10 @@ pub(crate) fn parse_size(s: &str) -> Result<u64, String> {
         Some('T') => (&t[..t.len() - 1], 1 << 40),
         _ => (t, 1),
     };
-    let n: f64 = num.trim().parse().map_err(|_| format!("{s:?} is not a size like 10M"))?;
+    let n: f64 = num
+        .trim()
+        .parse()
+        .map_err(|_| format!("{s:?} is not a size like 10M"))?;
     if !n.is_finite() || n < 0.0 {
         return Err(format!("{s:?} is not a size like 10M"));
     }

@@ -21,7 +21,8 @@ use std::sync::Arc;
 
 use clap::Parser;
 use dlm_core::{
-    Checksum, Context, Download, DownloadOptions, Error, ErrorKind, Input, Options, OrderedSink, Output, Probe,
+    Checksum, Context, Download, DownloadOptions, Error, ErrorKind, Input, Options, OrderedSink,
+    Output, Probe,
 };
 
 use crate::args::{Cli, Command, GetArgs, InfoArgs};
@@ -35,7 +36,10 @@ fn main() -> ExitCode {
         )
         .with_writer(std::io::stderr)
         .init();
-    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("dlm: error: cannot start the runtime: {e}");
@@ -71,7 +75,12 @@ async fn get(a: GetArgs) -> u8 {
         Ok(s) => s,
         Err(e) => return fail(&e),
     };
-    let checksum = match a.checksum.as_deref().map(str::parse::<Checksum>).transpose() {
+    let checksum = match a
+        .checksum
+        .as_deref()
+        .map(str::parse::<Checksum>)
+        .transpose()
+    {
         Ok(c) => c,
         Err(e) => return fail(&e),
     };
@@ -152,7 +161,10 @@ async fn get(a: GetArgs) -> u8 {
         Ok(done) => {
             if mode == Mode::Bar {
                 let secs = (done.elapsed_ms as f64 / 1000.0).max(0.001);
-                let where_ = done.path.as_ref().map_or_else(|| "output".to_string(), |p| p.display().to_string());
+                let where_ = done
+                    .path
+                    .as_ref()
+                    .map_or_else(|| "output".to_string(), |p| p.display().to_string());
                 eprintln!(
                     "saved {where_} ({} bytes) in {secs:.1}s, {}/s",
                     done.bytes,
@@ -167,7 +179,10 @@ async fn get(a: GetArgs) -> u8 {
             }
             exit_code::SUCCESS
         }
-        Err(e) if e.kind() == ErrorKind::Cancelled && interrupted.load(std::sync::atomic::Ordering::SeqCst) => {
+        Err(e)
+            if e.kind() == ErrorKind::Cancelled
+                && interrupted.load(std::sync::atomic::Ordering::SeqCst) =>
+        {
             if mode != Mode::Json {
                 eprintln!("dlm: interrupted; state saved, run the same command again to resume");
             }
@@ -213,7 +228,10 @@ async fn info(a: InfoArgs) -> u8 {
         Err(e) => return fail(&e),
     };
     if a.json {
-        println!("{}", serde_json::to_string_pretty(&probe).unwrap_or_default());
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&probe).unwrap_or_default()
+        );
     } else {
         print_probe(&source.identity_dyn(), &probe);
     }
@@ -226,10 +244,16 @@ fn print_probe(identity: &str, p: &Probe) {
         println!("effective url:  {u}");
     }
     match p.len {
-        Some(len) => println!("length:         {len} bytes ({})", indicatif::HumanBytes(len)),
+        Some(len) => println!(
+            "length:         {len} bytes ({})",
+            indicatif::HumanBytes(len)
+        ),
         None => println!("length:         unknown"),
     }
-    println!("ranges:         {}", if p.caps.ranges { "yes" } else { "no" });
+    println!(
+        "ranges:         {}",
+        if p.caps.ranges { "yes" } else { "no" }
+    );
     if let Some(e) = &p.etag {
         println!("etag:           {e}");
     }

@@ -20,7 +20,9 @@ pub(crate) async fn json_lines(mut events: broadcast::Receiver<Event>, to_stderr
     loop {
         match events.recv().await {
             Ok(ev) => {
-                let Ok(line) = serde_json::to_string(&ev) else { continue };
+                let Ok(line) = serde_json::to_string(&ev) else {
+                    continue;
+                };
                 if to_stderr {
                     eprintln!("{line}");
                 } else {
@@ -42,9 +44,14 @@ pub(crate) async fn notices(mut events: broadcast::Receiver<Event>, bar: Progres
     loop {
         match events.recv().await {
             Ok(Event::Notice { message }) => bar.println(format!("dlm: {message}")),
-            Ok(Event::Restarted { reason }) => bar.println(format!("dlm: restarting from zero: {reason}")),
-            Ok(Event::SourceDropped { source, reason }) => bar.println(format!("dlm: dropped mirror {source}: {reason}")),
-            Ok(Event::Completed(_) | Event::Failed { .. }) | Err(broadcast::error::RecvError::Closed) => return,
+            Ok(Event::Restarted { reason }) => {
+                bar.println(format!("dlm: restarting from zero: {reason}"))
+            }
+            Ok(Event::SourceDropped { source, reason }) => {
+                bar.println(format!("dlm: dropped mirror {source}: {reason}"))
+            }
+            Ok(Event::Completed(_) | Event::Failed { .. })
+            | Err(broadcast::error::RecvError::Closed) => return,
             _ => {}
         }
     }
@@ -54,9 +61,11 @@ pub(crate) async fn notices(mut events: broadcast::Receiver<Event>, bar: Progres
 pub(crate) fn bar() -> ProgressBar {
     let bar = ProgressBar::with_draw_target(None, ProgressDrawTarget::stderr_with_hz(8));
     bar.set_style(
-        ProgressStyle::with_template("{spinner:.green} [{bar:30.cyan/blue}] {bytes}/{total_bytes} {msg}")
-            .expect("valid template")
-            .progress_chars("=> "),
+        ProgressStyle::with_template(
+            "{spinner:.green} [{bar:30.cyan/blue}] {bytes}/{total_bytes} {msg}",
+        )
+        .expect("valid template")
+        .progress_chars("=> "),
     );
     bar
 }

@@ -1,1 +1,45 @@
-//! Test support.
+//! Test support for dlm's cross-crate integration tests.
+//!
+//! Every helper here runs a **real** peer on 127.0.0.1: nginx (HTTP/1.1, HTTPS with h2, Range, redirects, Basic
+//! auth, chunked bodies, rate limits), Python's `http.server` (a server that ignores Range), and a test-owned TCP
+//! proxy that cuts connections after a set number of bytes. Each peer gets a free port and its own temp dir, and is
+//! stopped by PID when its handle is dropped.
+//!
+//! A peer program that is not installed makes its `start` return `None` after printing
+//! `skipping: <name> not installed` to stderr, so the test can return early. Under `DLM_REQUIRE_PEERS=1` (CI) it
+//! panics instead; see [`peer::missing_peer`].
+//!
+//! ```no_run
+//! # async fn demo() {
+//! use dlm_tests::{Nginx, NginxOptions, write_random_file};
+//!
+//! let Some(nginx) = Nginx::start(NginxOptions::default()) else { return };
+//! let sha256 = write_random_file(nginx.www(), "f.bin", 4 << 20, 7).unwrap();
+//! let url = nginx.http_url("/f.bin");
+//! # let _ = (sha256, url);
+//! # }
+//! ```
+#![forbid(unsafe_code)]
+#![deny(missing_docs)]
+#![warn(unreachable_pub, missing_debug_implementations)]
+
+pub mod access_log;
+pub mod cli;
+pub mod cut_proxy;
+pub mod digest;
+pub mod fixture;
+pub mod http1;
+pub mod nginx;
+pub mod peer;
+pub mod python_http;
+pub mod tls;
+
+pub use access_log::AccessLogEntry;
+pub use cli::dlm_binary;
+pub use cut_proxy::{CutMode, CutProxy, CutProxyOptions};
+pub use digest::sha256_file;
+pub use fixture::write_random_file;
+pub use nginx::{Nginx, NginxOptions};
+pub use peer::{ChildGuard, free_port, missing_peer, require_peers, wait_for_port, which};
+pub use python_http::PythonHttp;
+pub use tls::TlsFiles;

@@ -35,7 +35,11 @@ pub struct DownloadControl {
 }
 
 impl DownloadHandle {
-    pub(crate) fn new(control: watch::Sender<Control>, shared: Arc<Shared>, task: JoinHandle<Result<Completed>>) -> Self {
+    pub(crate) fn new(
+        control: watch::Sender<Control>,
+        shared: Arc<Shared>,
+        task: JoinHandle<Result<Completed>>,
+    ) -> Self {
         Self {
             control: DownloadControl {
                 control: Arc::new(control),

@@ -36,8 +36,8 @@ use self::worker::{Worker, WorkerExit};
 use crate::control_file::{ControlFile, SourceIdentity};
 use crate::scheduler::{AdaptiveScheduler, ChunkMap, ConnId, Scheduler, SequentialScheduler};
 use crate::{
-    BoxSink, BoxSource, Checksum, Context, DigestAlgorithm, Error, ErrorKind, FileSink, Probe, RangeSet, RateLimiter,
-    Result, safe_file_name,
+    BoxSink, BoxSource, Checksum, Context, DigestAlgorithm, Error, ErrorKind, FileSink, Probe,
+    RangeSet, RateLimiter, Result, safe_file_name,
 };
 
 /// Capacity of each download's event channel.
@@ -276,7 +276,10 @@ impl Engine {
         let mut restarts = 0;
         let mut probe = probe;
         loop {
-            match self.transfer(&target, &identity, done, ranged, &algorithms).await {
+            match self
+                .transfer(&target, &identity, done, ranged, &algorithms)
+                .await
+            {
                 Ok(hasher) => return self.finish(&target, &probe, hasher).await,
                 Err(Stop::Fail(e)) => return Err(e),
                 Err(Stop::Restart(reason)) => {
@@ -326,7 +329,9 @@ impl Engine {
                     "length {:?} differs from the primary's {:?}",
                     p.len, primary.len
                 )),
-                Ok(p) if primary.caps.ranges && !p.caps.ranges => Some("does not honour byte ranges".to_string()),
+                Ok(p) if primary.caps.ranges && !p.caps.ranges => {
+                    Some("does not honour byte ranges".to_string())
+                }
                 Ok(_) => None,
             };
             if let Some(reason) = reason {
@@ -391,7 +396,10 @@ impl Engine {
         if path.exists() && !self.options.overwrite && !control_path.exists() {
             return Err(Error::new(
                 ErrorKind::InvalidInput,
-                format!("{} already exists (pass overwrite to replace it)", path.display()),
+                format!(
+                    "{} already exists (pass overwrite to replace it)",
+                    path.display()
+                ),
             ));
         }
         Ok(Target {
@@ -403,7 +411,12 @@ impl Engine {
 
     /// Done ranges from the control file, or a reset sink when there is none
     /// or the remote changed.
-    async fn load_resume_state(&self, target: &Target, identity: &SourceIdentity, ranged: bool) -> Result<RangeSet> {
+    async fn load_resume_state(
+        &self,
+        target: &Target,
+        identity: &SourceIdentity,
+        ranged: bool,
+    ) -> Result<RangeSet> {
         let Some(path) = &target.control_path else {
             target.sink.reset_dyn().await?;
             return Ok(RangeSet::new());
@@ -411,7 +424,9 @@ impl Engine {
         let loaded = match ControlFile::load(path) {
             Ok(c) => c,
             Err(e) if e.kind() == ErrorKind::InvalidInput => {
-                self.notice(&format!("ignoring unreadable resume state ({e}); starting over"));
+                self.notice(&format!(
+                    "ignoring unreadable resume state ({e}); starting over"
+                ));
                 None
             }
             Err(e) => return Err(e),
@@ -478,7 +493,11 @@ impl Engine {
                 hashed_tx,
             ))
         });
-        let connections = if ranged { self.options.connections.max(1) } else { 1 };
+        let connections = if ranged {
+            self.options.connections.max(1)
+        } else {
+            1
+        };
         self.set_state(DownloadState::Running);
         self.shared.emit(Event::Started {
             resumed_bytes: resumed,
@@ -486,7 +505,9 @@ impl Engine {
             path: target.final_path.clone(),
         });
 
-        let result = self.drive(target, identity, ranged, connections, &hashed_rx).await;
+        let result = self
+            .drive(target, identity, ranged, connections, &hashed_rx)
+            .await;
         match result {
             Ok(()) => Ok(hasher),
             Err(stop) => {
@@ -498,8 +519,17 @@ impl Engine {
         }
     }
 
-    fn spawn_worker(&self, workers: &mut JoinSet<(usize, WorkerExit)>, conn: ConnId, cancel: &CancellationToken, sink: &BoxSink, ranged: bool) -> bool {
-        let active: Vec<usize> = (0..self.sources.len()).filter(|i| !self.dropped[*i]).collect();
+    fn spawn_worker(
+        &self,
+        workers: &mut JoinSet<(usize, WorkerExit)>,
+        conn: ConnId,
+        cancel: &CancellationToken,
+        sink: &BoxSink,
+        ranged: bool,
+    ) -> bool {
+        let active: Vec<usize> = (0..self.sources.len())
+            .filter(|i| !self.dropped[*i])
+            .collect();
         if active.is_empty() {
             return false;
         }
@@ -533,7 +563,13 @@ impl Engine {
         let mut cancel = CancellationToken::new();
         let mut next_conn = 0u32;
         for _ in 0..connections {
-            self.spawn_worker(&mut workers, ConnId(next_conn), &cancel, &target.sink, ranged);
+            self.spawn_worker(
+                &mut workers,
+                ConnId(next_conn),
+                &cancel,
+                &target.sink,
+                ranged,
+            );
             next_conn += 1;
         }
         let mut tick = tokio::time::interval(TICK);
@@ -548,9 +584,9 @@ impl Engine {
                     self.save(target, identity, ranged).await?;
                     return Ok(());
                 }
-                let err = last_error.take().unwrap_or_else(|| {
-                    Error::new(ErrorKind::Network, "every connection failed")
-                });
+                let err = last_error
+                    .take()
+                    .unwrap_or_else(|| Error::new(ErrorKind::Network, "every connection failed"));
                 self.save(target, identity, ranged).await?;
                 return Err(Stop::Fail(err));
             }
@@ -684,9 +720,11 @@ impl Engine {
         stats.total_bytes = total;
         stats.verified_bytes = hashed;
         stats.rate_bytes_per_sec = rate;
-        stats.eta_ms = total
-            .filter(|_| rate > 0)
-            .map(|t| as_ms(Duration::from_secs_f64(t.saturating_sub(downloaded) as f64 / rate as f64)));
+        stats.eta_ms = total.filter(|_| rate > 0).map(|t| {
+            as_ms(Duration::from_secs_f64(
+                t.saturating_sub(downloaded) as f64 / rate as f64,
+            ))
+        });
         stats.connections = connections;
         stats.sources = sources;
     }
@@ -711,11 +749,13 @@ impl Engine {
                 .finalize(),
             None => target.sink.digests_dyn().unwrap_or_default(),
         };
-        let expected = self
-            .options
-            .checksum
-            .clone()
-            .or_else(|| probe.checksums.iter().find(|c| digests.iter().any(|d| d.algorithm == c.algorithm)).cloned());
+        let expected = self.options.checksum.clone().or_else(|| {
+            probe
+                .checksums
+                .iter()
+                .find(|c| digests.iter().any(|d| d.algorithm == c.algorithm))
+                .cloned()
+        });
         if let Some(want) = &expected {
             let got = digests.iter().find(|d| d.algorithm == want.algorithm);
             if got.map(|g| &g.value) != Some(&want.value) {
@@ -725,7 +765,11 @@ impl Engine {
                 let got = got.map_or_else(|| "nothing".to_string(), Checksum::to_hex);
                 return Err(Error::new(
                     ErrorKind::Integrity,
-                    format!("{} mismatch: expected {}, got {got}", want.algorithm, want.to_hex()),
+                    format!(
+                        "{} mismatch: expected {}, got {got}",
+                        want.algorithm,
+                        want.to_hex()
+                    ),
                 )
                 .with_context("kept", part_name(target)));
             }

@@ -34,14 +34,21 @@ impl Plan {
     fn refresh(&mut self) {
         for (id, f) in self.map.in_flight.iter_mut() {
             if let Some(slot) = self.slots.get(id) {
-                f.pos = slot.pos.load(Ordering::Relaxed).min(slot.end.load(Ordering::Relaxed));
+                f.pos = slot
+                    .pos
+                    .load(Ordering::Relaxed)
+                    .min(slot.end.load(Ordering::Relaxed));
                 f.end = slot.end.load(Ordering::Relaxed);
             }
         }
     }
 
     /// Asks the scheduler for work for `conn` and applies it.
-    pub(crate) fn assign(&mut self, conn: &ConnInfo, now: Instant) -> Option<(Assignment, Arc<Slot>)> {
+    pub(crate) fn assign(
+        &mut self,
+        conn: &ConnInfo,
+        now: Instant,
+    ) -> Option<(Assignment, Arc<Slot>)> {
         self.refresh();
         let a = self.scheduler.next(conn, &self.map, now)?;
         if let Assignment::Split { victim, range } = a {

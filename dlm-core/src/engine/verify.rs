@@ -27,7 +27,9 @@ pub(crate) async fn hash_prefix(
             if data.is_empty() {
                 return Err(Error::new(
                     ErrorKind::Io,
-                    format!("output ended at byte {at} while {target} bytes are recorded as written"),
+                    format!(
+                        "output ended at byte {at} while {target} bytes are recorded as written"
+                    ),
                 ));
             }
             at += data.len() as u64;

@@ -63,7 +63,10 @@ impl Worker {
                     WorkerExit::Finished
                 };
             };
-            self.shared.emit(Event::ChunkStarted { conn: self.conn, range });
+            self.shared.emit(Event::ChunkStarted {
+                conn: self.conn,
+                range,
+            });
             self.source_stat(|s| s.connections += 1);
             let result = self.fetch(range, &slot).await;
             self.source_stat(|s| s.connections = s.connections.saturating_sub(1));
@@ -81,14 +84,31 @@ impl Worker {
                         }
                     }
                     let done = ByteRange::new(range.start, end);
-                    self.shared.plan().release(self.conn, &ChunkEvent::Done { conn: self.conn, range: done }, Instant::now());
-                    self.shared.emit(Event::ChunkDone { conn: self.conn, range: done });
+                    self.shared.plan().release(
+                        self.conn,
+                        &ChunkEvent::Done {
+                            conn: self.conn,
+                            range: done,
+                        },
+                        Instant::now(),
+                    );
+                    self.shared.emit(Event::ChunkDone {
+                        conn: self.conn,
+                        range: done,
+                    });
                     self.shared.save_requested.notify_one();
                     self.shared.changed.notify_waiters();
                 }
                 Err(err) => {
                     let left = ByteRange::new(reached, end);
-                    self.shared.plan().release(self.conn, &ChunkEvent::Failed { conn: self.conn, range: left }, Instant::now());
+                    self.shared.plan().release(
+                        self.conn,
+                        &ChunkEvent::Failed {
+                            conn: self.conn,
+                            range: left,
+                        },
+                        Instant::now(),
+                    );
                     self.shared.changed.notify_waiters();
                     let err = match err {
                         FetchError::Stopped => return WorkerExit::Stopped,
@@ -198,10 +218,13 @@ impl Worker {
                     self.flush(&mut pos, &mut buf).await?;
                     if pos < end && end != u64::MAX {
                         return Err(FetchError::Source(
-                            Error::new(ErrorKind::Network, "connection closed before the chunk ended")
-                                .with_context("at", pos)
-                                .with_context("expected_end", end)
-                                .retryable(),
+                            Error::new(
+                                ErrorKind::Network,
+                                "connection closed before the chunk ended",
+                            )
+                            .with_context("at", pos)
+                            .with_context("expected_end", end)
+                            .retryable(),
                         ));
                     }
                     if end == u64::MAX {
@@ -242,7 +265,10 @@ impl Worker {
         let data = buf.split().freeze();
         buf.reserve(self.write_buffer_bytes);
         let r = ByteRange::new(*pos, *pos + data.len() as u64);
-        self.sink.write_at_dyn(*pos, data).await.map_err(FetchError::Sink)?;
+        self.sink
+            .write_at_dyn(*pos, data)
+            .await
+            .map_err(FetchError::Sink)?;
         self.shared.mark_done(r);
         self.source_stat(|s| s.received_bytes += r.len());
         *pos = r.end;

@@ -55,7 +55,11 @@ impl Scheduler for AdaptiveScheduler {
             .in_flight
             .iter()
             .filter(|(id, _)| **id != conn.id)
-            .filter_map(|(id, f)| conn.availability.servable_prefix(f.remaining()).map(|_| (*id, f.remaining())))
+            .filter_map(|(id, f)| {
+                conn.availability
+                    .servable_prefix(f.remaining())
+                    .map(|_| (*id, f.remaining()))
+            })
             .max_by_key(|(id, r)| (r.len(), std::cmp::Reverse(*id)))?;
         if rest.len() < 2 * self.min_split_bytes {
             return None;
@@ -77,8 +81,8 @@ impl Scheduler for AdaptiveScheduler {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::scheduler::{Availability, ConnId, InFlight};
     use crate::RangeSet;
+    use crate::scheduler::{Availability, ConnId, InFlight};
     use proptest::prelude::*;
 
     fn conn(i: u32) -> ConnInfo {
@@ -94,7 +98,14 @@ mod tests {
             map.in_flight.get_mut(&victim).unwrap().end = range.start;
         }
         let r = a.range();
-        map.in_flight.insert(id, InFlight { start: r.start, pos: r.start, end: r.end });
+        map.in_flight.insert(
+            id,
+            InFlight {
+                start: r.start,
+                pos: r.start,
+                end: r.end,
+            },
+        );
     }
 
     #[test]
@@ -124,7 +135,13 @@ mod tests {
         assert_eq!(b, Assignment::Range(ByteRange::new(100, 200)));
         apply(&mut map, ConnId(1), b);
         let c = s.next(&conn(2), &map, now).unwrap();
-        assert_eq!(c, Assignment::Split { victim: ConnId(1), range: ByteRange::new(150, 200) });
+        assert_eq!(
+            c,
+            Assignment::Split {
+                victim: ConnId(1),
+                range: ByteRange::new(150, 200)
+            }
+        );
     }
 
     #[test]

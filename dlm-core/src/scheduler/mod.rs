@@ -20,7 +20,9 @@ use std::time::Instant;
 use crate::{ByteRange, RangeSet};
 
 /// Identifies one connection of a download, stable for its lifetime.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize)]
+#[derive(
+    Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize,
+)]
 pub struct ConnId(pub u32);
 
 impl fmt::Display for ConnId {
@@ -195,8 +197,10 @@ fn align_up(x: u64, align: u64) -> u64 {
 
 /// The first unassigned range `conn` can serve, as much of it as it can serve.
 fn first_servable(conn: &ConnInfo, map: &ChunkMap) -> Option<ByteRange> {
-    map.unassigned().into_iter().find_map(|gap| match &conn.availability {
-        Availability::Whole => Some(gap),
-        Availability::Ranges(set) => set.ranges().iter().find_map(|a| a.intersect(&gap)),
-    })
+    map.unassigned()
+        .into_iter()
+        .find_map(|gap| match &conn.availability {
+            Availability::Whole => Some(gap),
+            Availability::Ranges(set) => set.ranges().iter().find_map(|a| a.intersect(&gap)),
+        })
 }

@@ -51,10 +51,20 @@ mod tests {
         let now = Instant::now();
         let mut got = Vec::new();
         for i in 0..4 {
-            let c = ConnInfo { id: ConnId(i), availability: Availability::Whole };
+            let c = ConnInfo {
+                id: ConnId(i),
+                availability: Availability::Whole,
+            };
             if let Some(a) = s.next(&c, &map, now) {
                 let r = a.range();
-                map.in_flight.insert(c.id, InFlight { start: r.start, pos: r.start, end: r.end });
+                map.in_flight.insert(
+                    c.id,
+                    InFlight {
+                        start: r.start,
+                        pos: r.start,
+                        end: r.end,
+                    },
+                );
                 got.push((r.start, r.end));
             }
         }

@@ -108,7 +108,9 @@ fn allocate(f: &File, len: u64) -> std::io::Result<()> {
     match rustix::fs::fallocate(f, rustix::fs::FallocateFlags::empty(), 0, len) {
         Ok(()) => Ok(()),
         // Filesystems without fallocate (tmpfs on old kernels, some FUSE): sparse file.
-        Err(e) if e == rustix::io::Errno::OPNOTSUPP || e == rustix::io::Errno::NOSYS => f.set_len(len),
+        Err(e) if e == rustix::io::Errno::OPNOTSUPP || e == rustix::io::Errno::NOSYS => {
+            f.set_len(len)
+        }
         Err(e) => Err(e.into()),
     }
 }
@@ -122,7 +124,8 @@ impl Sink for FileSink {
     }
 
     async fn write_at(&self, offset: u64, data: Bytes) -> Result<()> {
-        self.blocking("writing", move |f| f.write_all_at(&data, offset)).await
+        self.blocking("writing", move |f| f.write_all_at(&data, offset))
+            .await
     }
 
     async fn read_at(&self, offset: u64, len: u32) -> Result<Bytes> {
@@ -154,7 +157,10 @@ impl Sink for FileSink {
             .await
             .map_err(|e| Error::new(ErrorKind::Io, format!("rename task failed: {e}")))?
             .map_err(|e| Error::io(format!("renaming to {}", self.path.display()), e))?;
-        self.file.lock().unwrap_or_else(PoisonError::into_inner).take();
+        self.file
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .take();
         Ok(())
     }
 
@@ -174,8 +180,12 @@ mod tests {
         let sink = FileSink::new(&path);
         assert_eq!(sink.control_path(), dir.path().join("out.bin.part.dlm"));
         sink.prepare(Some(10), &[]).await.unwrap();
-        sink.write_at(5, Bytes::from_static(b"world")).await.unwrap();
-        sink.write_at(0, Bytes::from_static(b"hello")).await.unwrap();
+        sink.write_at(5, Bytes::from_static(b"world"))
+            .await
+            .unwrap();
+        sink.write_at(0, Bytes::from_static(b"hello"))
+            .await
+            .unwrap();
         assert_eq!(&sink.read_at(3, 4).await.unwrap()[..], b"lowo");
         assert_eq!(sink.read_at(8, 10).await.unwrap().len(), 2);
         assert!(!path.exists());

@@ -22,12 +22,18 @@ impl MemorySink {
 
     /// A copy of the bytes written so far.
     pub fn to_vec(&self) -> Vec<u8> {
-        self.buf.lock().unwrap_or_else(PoisonError::into_inner).clone()
+        self.buf
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
     }
 
     /// Whether [`Sink::commit`] was called.
     pub fn is_committed(&self) -> bool {
-        *self.committed.lock().unwrap_or_else(PoisonError::into_inner)
+        *self
+            .committed
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
     }
 }
 
@@ -45,7 +51,8 @@ impl Sink for MemorySink {
     }
 
     async fn write_at(&self, offset: u64, data: Bytes) -> Result<()> {
-        let start = usize::try_from(offset).map_err(|_| Error::new(ErrorKind::Io, "offset too large"))?;
+        let start =
+            usize::try_from(offset).map_err(|_| Error::new(ErrorKind::Io, "offset too large"))?;
         let mut buf = self.buf.lock().unwrap_or_else(PoisonError::into_inner);
         let end = start + data.len();
         if buf.len() < end {
@@ -67,12 +74,18 @@ impl Sink for MemorySink {
     }
 
     async fn commit(&self) -> Result<()> {
-        *self.committed.lock().unwrap_or_else(PoisonError::into_inner) = true;
+        *self
+            .committed
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner) = true;
         Ok(())
     }
 
     async fn reset(&self) -> Result<()> {
-        self.buf.lock().unwrap_or_else(PoisonError::into_inner).clear();
+        self.buf
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clear();
         Ok(())
     }
 }

@@ -30,7 +30,11 @@ pub trait Sink: Send + Sync + fmt::Debug + 'static {
     ///
     /// # Errors
     /// [`ErrorKind::Io`] (disk full included) when storage cannot be prepared.
-    fn prepare(&self, len: Option<u64>, digests: &[DigestAlgorithm]) -> impl Future<Output = Result<()>> + Send;
+    fn prepare(
+        &self,
+        len: Option<u64>,
+        digests: &[DigestAlgorithm],
+    ) -> impl Future<Output = Result<()>> + Send;
 
     /// Writes `data` at `offset` bytes from the start of the byte space.
     ///
@@ -45,7 +49,12 @@ pub trait Sink: Send + Sync + fmt::Debug + 'static {
     /// [`ErrorKind::Io`] otherwise.
     fn read_at(&self, offset: u64, len: u32) -> impl Future<Output = Result<Bytes>> + Send {
         let _ = (offset, len);
-        async { Err(Error::new(ErrorKind::Unsupported, "this sink cannot read back")) }
+        async {
+            Err(Error::new(
+                ErrorKind::Unsupported,
+                "this sink cannot read back",
+            ))
+        }
     }
 
     /// Makes written bytes durable (`fdatasync`); called before the control
@@ -83,9 +92,16 @@ pub trait Sink: Send + Sync + fmt::Debug + 'static {
 
 /// Object-safe twin of [`Sink`], implemented for every `Sink`; never implement
 /// it by hand.
-#[allow(missing_docs, reason = "each method mirrors the documented Sink method of the same name")]
+#[allow(
+    missing_docs,
+    reason = "each method mirrors the documented Sink method of the same name"
+)]
 pub trait SinkDyn: Send + Sync + fmt::Debug {
-    fn prepare_dyn<'a>(&'a self, len: Option<u64>, digests: &'a [DigestAlgorithm]) -> BoxFuture<'a, Result<()>>;
+    fn prepare_dyn<'a>(
+        &'a self,
+        len: Option<u64>,
+        digests: &'a [DigestAlgorithm],
+    ) -> BoxFuture<'a, Result<()>>;
     fn write_at_dyn(&self, offset: u64, data: Bytes) -> BoxFuture<'_, Result<()>>;
     fn read_at_dyn(&self, offset: u64, len: u32) -> BoxFuture<'_, Result<Bytes>>;
     fn sync_dyn(&self) -> BoxFuture<'_, Result<()>>;
@@ -96,7 +112,11 @@ pub trait SinkDyn: Send + Sync + fmt::Debug {
 }
 
 impl<T: Sink> SinkDyn for T {
-    fn prepare_dyn<'a>(&'a self, len: Option<u64>, digests: &'a [DigestAlgorithm]) -> BoxFuture<'a, Result<()>> {
+    fn prepare_dyn<'a>(
+        &'a self,
+        len: Option<u64>,
+        digests: &'a [DigestAlgorithm],
+    ) -> BoxFuture<'a, Result<()>> {
         Box::pin(self.prepare(len, digests))
     }
     fn write_at_dyn(&self, offset: u64, data: Bytes) -> BoxFuture<'_, Result<()>> {

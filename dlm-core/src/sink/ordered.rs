@@ -72,7 +72,12 @@ impl<W: AsyncWrite + Unpin + Send + 'static> OrderedSink<W> {
             .await
             .map_err(|e| Error::io("writing output stream", e))?;
         st.next += data.len() as u64;
-        if let Some(h) = self.hasher.lock().unwrap_or_else(PoisonError::into_inner).as_mut() {
+        if let Some(h) = self
+            .hasher
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .as_mut()
+        {
             h.update(&data);
         }
         Ok(())
@@ -137,7 +142,10 @@ impl<W: AsyncWrite + Unpin + Send + 'static> Sink for OrderedSink<W> {
 
     async fn sync(&self) -> Result<()> {
         let mut st = self.state.lock().await;
-        st.writer.flush().await.map_err(|e| Error::io("flushing output stream", e))
+        st.writer
+            .flush()
+            .await
+            .map_err(|e| Error::io("flushing output stream", e))
     }
 
     async fn commit(&self) -> Result<()> {
@@ -148,7 +156,10 @@ impl<W: AsyncWrite + Unpin + Send + 'static> Sink for OrderedSink<W> {
                 format!("stream has a gap at byte {}", st.next),
             ));
         }
-        st.writer.flush().await.map_err(|e| Error::io("flushing output stream", e))
+        st.writer
+            .flush()
+            .await
+            .map_err(|e| Error::io("flushing output stream", e))
     }
 
     async fn reset(&self) -> Result<()> {
@@ -169,7 +180,11 @@ impl<W: AsyncWrite + Unpin + Send + 'static> Sink for OrderedSink<W> {
     }
 
     fn digests(&self) -> Option<Vec<Checksum>> {
-        let h = self.hasher.lock().unwrap_or_else(PoisonError::into_inner).take()?;
+        let h = self
+            .hasher
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .take()?;
         Some(h.finalize())
     }
 }
@@ -182,7 +197,9 @@ mod tests {
     #[tokio::test]
     async fn reorders_and_bounds_memory() {
         let sink = Arc::new(OrderedSink::with_capacity(Vec::new(), 4));
-        sink.prepare(Some(8), &[DigestAlgorithm::Sha256]).await.unwrap();
+        sink.prepare(Some(8), &[DigestAlgorithm::Sha256])
+            .await
+            .unwrap();
         sink.write_at(4, Bytes::from_static(b"EFGH")).await.unwrap();
         // The buffer is full: this write must wait until the head arrives.
         let s2 = sink.clone();
