@@ -145,7 +145,12 @@ impl Download {
             if self.options.sequential {
                 Box::new(SequentialScheduler::default())
             } else {
-                Box::new(AdaptiveScheduler::new(self.options.min_split_bytes))
+                let mut s = AdaptiveScheduler::new(self.options.min_split_bytes)
+                    .with_connections(self.options.connections);
+                if let Some(cap) = self.options.max_chunk_bytes {
+                    s = s.with_max_chunk_bytes(cap);
+                }
+                Box::new(s)
             }
         });
         let plan = Plan {
@@ -484,13 +489,19 @@ impl Engine {
             plan.slots.clear();
         }
         self.shared.prefix.send_replace((prefix, false));
-        let (hashed_tx, hashed_rx) = watch::channel(0u64);
-        let hasher = (!algorithms.is_empty() && !target.sink.hashes_in_order_dyn()).then(|| {
+        self.shared.hashed.store(0, Ordering::Release);
+        let hashing = !algorithms.is_empty() && !target.sink.hashes_in_order_dyn();
+        let window = if hashing {
+            self.options.hash_window_bytes
+        } else {
+            u64::MAX
+        };
+        self.shared.hash_window.store(window, Ordering::Relaxed);
+        let hasher = hashing.then(|| {
             tokio::spawn(verify::hash_prefix(
                 target.sink.clone(),
-                self.shared.prefix.subscribe(),
+                self.shared.clone(),
                 algorithms.to_vec(),
-                hashed_tx,
             ))
         });
         let connections = if ranged {
@@ -505,9 +516,7 @@ impl Engine {
             path: target.final_path.clone(),
         });
 
-        let result = self
-            .drive(target, identity, ranged, connections, &hashed_rx)
-            .await;
+        let result = self.drive(target, identity, ranged, connections).await;
         match result {
             Ok(()) => Ok(hasher),
             Err(stop) => {
@@ -557,7 +566,6 @@ impl Engine {
         identity: &SourceIdentity,
         ranged: bool,
         connections: u32,
-        hashed: &watch::Receiver<u64>,
     ) -> Result<(), Stop> {
         let mut workers = JoinSet::new();
         let mut cancel = CancellationToken::new();
@@ -620,7 +628,7 @@ impl Engine {
                     }
                 }
                 _ = tick.tick() => {
-                    self.refresh_stats(*hashed.borrow());
+                    self.refresh_stats();
                     if last_save.elapsed() >= self.options.save_interval {
                         self.save(target, identity, ranged).await?;
                         last_save = Instant::now();
@@ -647,7 +655,7 @@ impl Engine {
                     }
                     stop_workers(&cancel, &mut workers).await;
                     self.save(target, identity, ranged).await?;
-                    self.refresh_stats(*hashed.borrow());
+                    self.refresh_stats();
                     if wanted == Control::Cancel {
                         return Err(Stop::Fail(Error::cancelled()));
                     }
@@ -688,7 +696,8 @@ impl Engine {
             .map_err(|e| Error::new(ErrorKind::Io, format!("save task failed: {e}")))?
     }
 
-    fn refresh_stats(&mut self, hashed: u64) {
+    fn refresh_stats(&mut self) {
+        let hashed = self.shared.hashed.load(Ordering::Relaxed);
         let now = Instant::now();
         let received = self.shared.received.load(Ordering::Relaxed);
         self.rate_samples.push_back((now, received));
@@ -778,7 +787,8 @@ impl Engine {
         if let Some(p) = &target.control_path {
             ControlFile::remove(p)?;
         }
-        self.refresh_stats(len);
+        self.shared.hashed.store(len, Ordering::Relaxed);
+        self.refresh_stats();
         Ok(Completed {
             bytes: len,
             fetched_bytes: self.shared.received.load(Ordering::Relaxed),

@@ -6,8 +6,9 @@ use crate::{Backoff, Checksum, RateLimiter};
 /// Settings of one download.
 ///
 /// # Defaults
-/// `connections` 8, `min_split_bytes` 1 MiB, `max_retries` 5,
+/// `connections` 8, `min_split_bytes` 1 MiB, `max_chunk_bytes` automatic, `max_retries` 5,
 /// `backoff` 250 ms doubling to 10 s, no rate limit, `verify` on (SHA-256),
+/// `hash_window_bytes` 128 MiB,
 /// no expected checksum, `save_interval` 1 s, `write_buffer_bytes` 256 KiB,
 /// `sequential` off, `sync_data` on, `overwrite` off, `max_restarts` 3.
 #[non_exhaustive]
@@ -17,6 +18,9 @@ pub struct DownloadOptions {
     pub connections: u32,
     /// Smallest chunk created by splitting, in bytes.
     pub min_split_bytes: u64,
+    /// Largest chunk handed out fresh, in bytes; `None` = automatic
+    /// (see [`AdaptiveScheduler`](crate::AdaptiveScheduler)).
+    pub max_chunk_bytes: Option<u64>,
     /// Consecutive failed attempts without any progress before a connection gives up.
     pub max_retries: u32,
     /// Delays between attempts.
@@ -28,6 +32,10 @@ pub struct DownloadOptions {
     pub global_limiter: Option<Arc<RateLimiter>>,
     /// Compute the SHA-256 of the download as it completes.
     pub verify: bool,
+    /// How far (bytes) a connection may fetch past the hashed prefix while
+    /// verifying; keeps hashing in step with the network so little is left
+    /// to hash at the end, and bounds the page cache the read-back needs.
+    pub hash_window_bytes: u64,
     /// Fail with [`ErrorKind::Integrity`](crate::ErrorKind::Integrity) unless the
     /// download has this digest.
     pub checksum: Option<Checksum>,
@@ -51,11 +59,13 @@ impl Default for DownloadOptions {
         Self {
             connections: 8,
             min_split_bytes: crate::DEFAULT_MIN_SPLIT_BYTES,
+            max_chunk_bytes: None,
             max_retries: 5,
             backoff: Backoff::default(),
             rate_limit_bytes_per_sec: None,
             global_limiter: None,
             verify: true,
+            hash_window_bytes: 128 << 20,
             checksum: None,
             save_interval: Duration::from_secs(1),
             write_buffer_bytes: 256 << 10,
@@ -96,6 +106,11 @@ impl DownloadOptions {
     /// Sets [`DownloadOptions::min_split_bytes`].
     pub fn with_min_split_bytes(mut self, bytes: u64) -> Self {
         self.min_split_bytes = bytes.max(1);
+        self
+    }
+    /// Sets [`DownloadOptions::max_chunk_bytes`].
+    pub fn with_max_chunk_bytes(mut self, bytes: Option<u64>) -> Self {
+        self.max_chunk_bytes = bytes;
         self
     }
     /// Sets [`DownloadOptions::max_retries`].

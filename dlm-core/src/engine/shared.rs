@@ -59,21 +59,25 @@ impl Plan {
                 f.end = f.end.min(range.start);
             }
         }
-        let r = a.range();
+        Some((a, self.take(conn.id, a.range())))
+    }
+
+    /// Gives `r` to `conn` without asking the scheduler (whole-object streams).
+    pub(crate) fn take(&mut self, conn: ConnId, r: ByteRange) -> Arc<Slot> {
         let slot = Arc::new(Slot {
             pos: AtomicU64::new(r.start),
             end: AtomicU64::new(r.end),
         });
         self.map.in_flight.insert(
-            conn.id,
+            conn,
             InFlight {
                 start: r.start,
                 pos: r.start,
                 end: r.end,
             },
         );
-        self.slots.insert(conn.id, slot.clone());
-        Some((a, slot))
+        self.slots.insert(conn, slot.clone());
+        slot
     }
 
     /// Ends `conn`'s chunk, successfully or not.
@@ -96,6 +100,12 @@ pub(crate) struct Shared {
     pub(crate) received: AtomicU64,
     /// The contiguous done prefix, for the hasher; `true` once final.
     pub(crate) prefix: watch::Sender<(u64, bool)>,
+    /// Bytes hashed so far (the hashed prefix), published by the hasher.
+    pub(crate) hashed: AtomicU64,
+    /// Signalled by the hasher after each block.
+    pub(crate) hash_progress: Notify,
+    /// How far past the hashed prefix connections may fetch, when a hasher runs.
+    pub(crate) hash_window: AtomicU64,
     pub(crate) limiter: RateLimiter,
     pub(crate) global_limiter: Option<Arc<RateLimiter>>,
     pub(crate) events: broadcast::Sender<Event>,
@@ -115,6 +125,9 @@ impl Shared {
             save_requested: Notify::new(),
             received: AtomicU64::new(0),
             prefix: watch::channel((0, false)).0,
+            hashed: AtomicU64::new(0),
+            hash_progress: Notify::new(),
+            hash_window: AtomicU64::new(u64::MAX),
             limiter,
             global_limiter,
             events,
@@ -145,6 +158,24 @@ impl Shared {
                 false
             }
         });
+    }
+
+    /// Waits while a chunk that starts past the hashed prefix has run more than
+    /// the hash window ahead of it, so hashing keeps up with the network and
+    /// no long verification tail is left at the end. The chunk holding the
+    /// prefix never waits, so progress is always possible.
+    pub(crate) async fn wait_for_hasher(&self, chunk_start: u64, pos: u64) {
+        loop {
+            let notified = self.hash_progress.notified();
+            tokio::pin!(notified);
+            notified.as_mut().enable();
+            let hashed = self.hashed.load(Ordering::Acquire);
+            let window = self.hash_window.load(Ordering::Relaxed);
+            if chunk_start <= hashed || pos <= hashed.saturating_add(window) {
+                return;
+            }
+            notified.await;
+        }
     }
 
     /// Sends an event; nobody listening is fine.

@@ -174,10 +174,8 @@ impl Worker {
                     if !done.covers(len) {
                         plan.map.done = crate::RangeSet::new();
                         plan.map.in_flight.clear();
-                        let a = plan.assign(&info, Instant::now());
-                        if let Some((a, slot)) = a {
-                            return Some((a.range(), slot));
-                        }
+                        let r = ByteRange::new(0, len);
+                        return Some((r, plan.take(self.conn, r)));
                     }
                 } else if let Some((a, slot)) = plan.assign(&info, Instant::now()) {
                     return Some((a.range(), slot));
@@ -247,8 +245,23 @@ impl Worker {
                     let reached_end = pos + buf.len() as u64 >= end;
                     if buf.len() >= self.write_buffer_bytes || reached_end {
                         self.flush(&mut pos, &mut buf).await?;
+                        if !reached_end {
+                            tokio::select! {
+                                () = self.cancel.cancelled() => return Err(FetchError::Stopped),
+                                () = self.shared.wait_for_hasher(range.start, pos) => {}
+                            }
+                        }
                     }
                     if reached_end {
+                        if end == range.end {
+                            // The response should be over: read its end so the
+                            // connection can be reused for the next chunk.
+                            let _ = tokio::time::timeout(
+                                std::time::Duration::from_millis(50),
+                                stream.next(),
+                            )
+                            .await;
+                        }
                         return Ok(());
                     }
                     self.shared.throttle(n).await;

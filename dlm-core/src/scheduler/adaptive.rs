@@ -7,19 +7,34 @@ use crate::ByteRange;
 /// Default smallest chunk the adaptive scheduler creates by splitting: 1 MiB.
 pub const DEFAULT_MIN_SPLIT_BYTES: u64 = 1 << 20;
 
-/// The default scheduler for ranged sources: split the largest remaining chunk
-/// whenever a connection is free.
+/// Smallest automatic chunk cap: 4 MiB.
+const MIN_AUTO_CHUNK_BYTES: u64 = 4 << 20;
+/// Largest automatic chunk cap: 64 MiB.
+const MAX_AUTO_CHUNK_BYTES: u64 = 64 << 20;
+
+/// The default scheduler for ranged sources: hand out missing bytes in
+/// offset order, and split the largest remaining chunk whenever a connection
+/// is free and nothing is unassigned.
 ///
-/// The first connection takes the first missing range whole; every further
-/// connection takes the upper half of the largest remaining chunk, so the
-/// byte space spreads over N connections with no fixed segment count and no
-/// connection cap. When a connection finishes early it splits whatever is left
-/// elsewhere, so a slow connection never holds a long tail. Splits never leave
-/// a piece smaller than `min_split_bytes` and land on `alignment` boundaries.
+/// A free connection takes the lowest unassigned range, capped at a chunk
+/// size; when every byte is assigned it takes the upper half of the largest
+/// remaining chunk, so connections never idle while another holds a long
+/// tail, with no fixed segment count and no connection cap. Splits never
+/// leave a piece smaller than `min_split_bytes` and land on `alignment`
+/// boundaries.
+///
+/// The cap keeps the download roughly in offset order, so the done prefix
+/// (and the SHA-256 over it) advances at the full download rate instead of
+/// jumping at the end. By default it is `len / (4 × connections)` clamped to
+/// 4–64 MiB: each connection makes about four requests on its kept-alive
+/// connection. With no cap (`with_max_chunk_bytes(u64::MAX)`) the first
+/// connection takes everything and the others split it: N equal segments.
 #[derive(Clone, Debug)]
 pub struct AdaptiveScheduler {
     min_split_bytes: u64,
     alignment: u64,
+    max_chunk_bytes: Option<u64>,
+    connections: u64,
 }
 
 impl Default for AdaptiveScheduler {
@@ -35,7 +50,29 @@ impl AdaptiveScheduler {
         Self {
             min_split_bytes: min_split_bytes.max(1),
             alignment: 1,
+            max_chunk_bytes: None,
+            connections: 8,
         }
+    }
+
+    /// Sizes the automatic chunk cap for this many connections.
+    pub fn with_connections(mut self, connections: u32) -> Self {
+        self.connections = u64::from(connections.max(1));
+        self
+    }
+
+    /// Caps fresh chunks at `bytes` (at least `min_split_bytes`) instead of the
+    /// automatic cap; `u64::MAX` disables the cap.
+    pub fn with_max_chunk_bytes(mut self, bytes: u64) -> Self {
+        self.max_chunk_bytes = Some(bytes.max(self.min_split_bytes));
+        self
+    }
+
+    fn chunk_cap(&self, len: u64) -> u64 {
+        self.max_chunk_bytes.unwrap_or_else(|| {
+            let lo = MIN_AUTO_CHUNK_BYTES.max(self.min_split_bytes);
+            (len / (4 * self.connections)).clamp(lo, MAX_AUTO_CHUNK_BYTES.max(lo))
+        })
     }
 
     /// Makes split points multiples of `alignment` bytes (e.g. a piece length).
@@ -48,7 +85,14 @@ impl AdaptiveScheduler {
 impl Scheduler for AdaptiveScheduler {
     fn next(&mut self, conn: &ConnInfo, map: &ChunkMap, _now: Instant) -> Option<Assignment> {
         if let Some(r) = first_servable(conn, map) {
-            return Some(Assignment::Range(r));
+            let cap = self.chunk_cap(map.len);
+            let mut end = r.end.min(r.start.saturating_add(cap));
+            if end < r.end && r.end - end < self.min_split_bytes {
+                end = r.end; // do not leave a sliver behind
+            } else if end < r.end {
+                end = align_up(end, self.alignment).min(r.end);
+            }
+            return Some(Assignment::Range(ByteRange::new(r.start, end)));
         }
         // Split the largest remaining chunk this connection can serve.
         let (victim, rest) = map
@@ -110,7 +154,7 @@ mod tests {
 
     #[test]
     fn four_connections_split_into_quarters() {
-        let mut s = AdaptiveScheduler::new(1);
+        let mut s = AdaptiveScheduler::new(1).with_max_chunk_bytes(u64::MAX);
         let mut map = ChunkMap::new(400, RangeSet::new());
         let now = Instant::now();
         for i in 0..4 {
@@ -124,7 +168,7 @@ mod tests {
 
     #[test]
     fn resumes_holes_first_then_splits() {
-        let mut s = AdaptiveScheduler::new(10);
+        let mut s = AdaptiveScheduler::new(10).with_max_chunk_bytes(u64::MAX);
         let done = RangeSet::from_ranges([ByteRange::new(0, 50), ByteRange::new(60, 100)]);
         let mut map = ChunkMap::new(200, done);
         let now = Instant::now();
@@ -142,6 +186,25 @@ mod tests {
                 range: ByteRange::new(150, 200)
             }
         );
+    }
+
+    #[test]
+    fn caps_fresh_chunks_in_offset_order() {
+        let mut s = AdaptiveScheduler::new(10).with_max_chunk_bytes(100);
+        let mut map = ChunkMap::new(1000, RangeSet::new());
+        let now = Instant::now();
+        for i in 0..3 {
+            let a = s.next(&conn(i), &map, now).unwrap();
+            apply(&mut map, ConnId(i), a);
+        }
+        let mut ranges: Vec<_> = map.in_flight.values().map(|f| (f.start, f.end)).collect();
+        ranges.sort();
+        assert_eq!(ranges, vec![(0, 100), (100, 200), (200, 300)]);
+        // The automatic cap: len / (4 × connections), clamped.
+        let auto = AdaptiveScheduler::new(1).with_connections(16);
+        assert_eq!(auto.chunk_cap(1 << 30), 16 << 20);
+        assert_eq!(auto.chunk_cap(1 << 20), 4 << 20);
+        assert_eq!(auto.chunk_cap(1 << 40), 64 << 20);
     }
 
     #[test]
@@ -172,9 +235,10 @@ mod tests {
         fn plans_cover_everything_without_overlap(
             len in 1u64..5000,
             min_split in 1u64..300,
+            cap in 1u64..3000,
             steps in proptest::collection::vec((0u32..6, 0u8..4, 1u64..400), 1..200),
         ) {
-            let mut s = AdaptiveScheduler::new(min_split);
+            let mut s = AdaptiveScheduler::new(min_split).with_max_chunk_bytes(cap);
             let mut map = ChunkMap::new(len, RangeSet::new());
             let now = Instant::now();
             let mut guard = 0;

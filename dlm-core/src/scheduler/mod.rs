@@ -105,11 +105,13 @@ impl ChunkMap {
         }
     }
 
-    /// Missing ranges that no connection is fetching, in offset order.
+    /// Missing ranges that no connection is fetching, in offset order. A
+    /// chunk in flight covers all of `[start, end)`: bytes before `pos` are
+    /// either done or received and about to be written by its connection.
     pub fn unassigned(&self) -> Vec<ByteRange> {
         let mut covered = self.done.clone();
         for f in self.in_flight.values() {
-            covered.insert(f.remaining());
+            covered.insert(ByteRange::new(f.start, f.end));
         }
         covered.gaps(self.len)
     }
