@@ -10,7 +10,7 @@ use super::shared::Shared;
 use crate::{BoxSink, DigestAlgorithm, Error, ErrorKind, MultiHasher, Result};
 
 /// Bytes read back from the sink per step.
-const READ_BYTES: u32 = 2 << 20;
+const READ_BYTES: u32 = 1 << 20;
 
 /// Follows the done prefix (published by the engine as `(prefix, final)`),
 /// reads each new byte back from the sink once (normally from the page cache)

@@ -146,6 +146,23 @@ impl Sink for FileSink {
         .await
     }
 
+    fn read_at_blocking(&self, offset: u64, buf: &mut [u8]) -> Option<Result<usize>> {
+        let mut read = || -> Result<usize> {
+            let f = self.open()?;
+            let mut filled = 0;
+            while filled < buf.len() {
+                match f.read_at(&mut buf[filled..], offset + filled as u64) {
+                    Ok(0) => break,
+                    Ok(n) => filled += n,
+                    Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                    Err(e) => return Err(Error::io(format!("reading {}", self.part.display()), e)),
+                }
+            }
+            Ok(filled)
+        };
+        Some(read())
+    }
+
     async fn sync(&self) -> Result<()> {
         self.blocking("syncing", File::sync_data).await
     }

@@ -57,6 +57,19 @@ pub trait Sink: Send + Sync + fmt::Debug + 'static {
         }
     }
 
+    /// Reads into `buf` at `offset` on the calling thread, which must be one
+    /// that may block (the engine's verifier thread), returning the bytes read
+    /// (0 at the end). `None` when the sink can only read asynchronously; the
+    /// engine then uses [`Sink::read_at`]. Lets the verifier reuse one buffer
+    /// instead of allocating per read.
+    ///
+    /// # Errors
+    /// [`ErrorKind::Io`].
+    fn read_at_blocking(&self, offset: u64, buf: &mut [u8]) -> Option<Result<usize>> {
+        let _ = (offset, buf);
+        None
+    }
+
     /// Makes written bytes durable (`fdatasync`); called before the control
     /// file records them as done.
     ///
@@ -104,6 +117,7 @@ pub trait SinkDyn: Send + Sync + fmt::Debug {
     ) -> BoxFuture<'a, Result<()>>;
     fn write_at_dyn(&self, offset: u64, data: Bytes) -> BoxFuture<'_, Result<()>>;
     fn read_at_dyn(&self, offset: u64, len: u32) -> BoxFuture<'_, Result<Bytes>>;
+    fn read_at_blocking_dyn(&self, offset: u64, buf: &mut [u8]) -> Option<Result<usize>>;
     fn sync_dyn(&self) -> BoxFuture<'_, Result<()>>;
     fn commit_dyn(&self) -> BoxFuture<'_, Result<()>>;
     fn reset_dyn(&self) -> BoxFuture<'_, Result<()>>;
@@ -124,6 +138,9 @@ impl<T: Sink> SinkDyn for T {
     }
     fn read_at_dyn(&self, offset: u64, len: u32) -> BoxFuture<'_, Result<Bytes>> {
         Box::pin(self.read_at(offset, len))
+    }
+    fn read_at_blocking_dyn(&self, offset: u64, buf: &mut [u8]) -> Option<Result<usize>> {
+        self.read_at_blocking(offset, buf)
     }
     fn sync_dyn(&self) -> BoxFuture<'_, Result<()>> {
         Box::pin(self.sync())
