@@ -228,9 +228,12 @@ impl HttpClient {
             h.extend(self.inner.headers.clone());
             h.extend(headers.clone());
             h.insert(ACCEPT_ENCODING, HeaderValue::from_static("identity"));
-            if same_origin(&origin, &current)
-                && let Some(a) = &auth
-            {
+            if !same_origin(&origin, &current) {
+                // Never forward credentials to another origin, even ones the
+                // caller set as plain headers (curl does the same since 7.58).
+                h.remove(AUTHORIZATION);
+                h.remove(COOKIE);
+            } else if let Some(a) = &auth {
                 h.insert(AUTHORIZATION, a.clone());
             }
             if current.scheme() == "http"
