@@ -232,7 +232,7 @@ impl HttpClient {
                 // Never forward credentials to another origin, even ones the
                 // caller set as plain headers (curl does the same since 7.58).
                 h.remove(AUTHORIZATION);
-                h.remove(COOKIE);
+                h.remove(http::header::COOKIE);
             } else if let Some(a) = &auth {
                 h.insert(AUTHORIZATION, a.clone());
             }
