@@ -273,8 +273,5 @@ fn print_probe(identity: &str, p: &Probe) {
 }
 
 fn httpdate_string(t: std::time::SystemTime) -> String {
-    match t.duration_since(std::time::UNIX_EPOCH) {
-        Ok(d) => format!("{} s since the Unix epoch", d.as_secs()),
-        Err(_) => "before 1970".into(),
-    }
+    httpdate::fmt_http_date(t)
 }
