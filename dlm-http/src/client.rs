@@ -137,7 +137,7 @@ impl HttpClient {
             .pool_idle_timeout(Duration::from_secs(30))
             .pool_max_idle_per_host(64)
             .http2_adaptive_window(true)
-            .http1_read_buf_exact_size(256 << 10)
+            .http1_read_buf_exact_size(64 << 10)
             .build(https);
         Ok(Self {
             inner: Arc::new(Inner {
