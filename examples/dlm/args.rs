@@ -74,6 +74,9 @@ pub(crate) struct GetArgs {
     /// Smallest piece a range is split into, e.g. 1M.
     #[arg(long, value_name = "SIZE", default_value = "1M", value_parser = parse_size)]
     pub(crate) min_split: u64,
+    /// Largest range handed to a connection at once, e.g. 64M (default: file size / (4 × connections), 4M–64M).
+    #[arg(long, value_name = "SIZE", value_parser = parse_size)]
+    pub(crate) max_chunk: Option<u64>,
     /// Limit download speed, bytes/s with K/M/G suffixes (powers of 1024), e.g. 10M.
     #[arg(long, value_name = "RATE", value_parser = parse_size)]
     pub(crate) limit_rate: Option<u64>,

@@ -98,6 +98,7 @@ async fn get(a: GetArgs) -> u8 {
     let opts = DownloadOptions::default()
         .with_connections(a.connections)
         .with_min_split_bytes(a.min_split)
+        .with_max_chunk_bytes(a.max_chunk)
         .with_rate_limit(a.limit_rate)
         .with_checksum(checksum)
         .with_verify(!a.no_verify)
