@@ -63,6 +63,30 @@ pub fn dlm_binary() -> PathBuf {
         .clone()
 }
 
+/// Environment variables the `dlm` binary (through dlm-http) reads proxies from; [`dlm_command`] removes them so
+/// a developer's or CI's proxy settings never reach the test peers on 127.0.0.1.
+pub const PROXY_ENV_VARS: &[&str] = &[
+    "HTTP_PROXY",
+    "HTTPS_PROXY",
+    "ALL_PROXY",
+    "NO_PROXY",
+    "http_proxy",
+    "https_proxy",
+    "all_proxy",
+    "no_proxy",
+];
+
+/// A [`Command`] for the [`dlm_binary`] with the proxy variables ([`PROXY_ENV_VARS`]), `NETRC` and `DLM_LOG`
+/// removed from its environment and standard input closed. Add `--no-netrc` to `get`/`info` as well.
+pub fn dlm_command() -> Command {
+    let mut cmd = Command::new(dlm_binary());
+    for var in PROXY_ENV_VARS.iter().chain(&["NETRC", "DLM_LOG"]) {
+        cmd.env_remove(var);
+    }
+    cmd.stdin(std::process::Stdio::null());
+    cmd
+}
+
 fn build_example() {
     let cargo = env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
     eprintln!("building the dlm example: cargo build --example dlm -p dlm-examples");

@@ -35,7 +35,7 @@ pub mod python_http;
 pub mod tls;
 
 pub use access_log::AccessLogEntry;
-pub use cli::dlm_binary;
+pub use cli::{dlm_binary, dlm_command};
 pub use cut_proxy::{CutMode, CutProxy, CutProxyOptions};
 pub use digest::sha256_file;
 pub use fixture::write_random_file;

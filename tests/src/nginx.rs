@@ -14,14 +14,15 @@
 //! | `/xredirect/NAME` | 302 to `https://127.0.0.1:HTTPS_PORT/NAME` |
 //! | `/downgrade/NAME` | 302 to `http://127.0.0.1:HTTP_PORT/NAME` |
 //! | `/loop/NAME` | 302 to itself |
+//! | `/nginx_status` | nginx's `stub_status` counters (not logged); see [`Nginx::active_connections`] |
 //!
 //! The access log records each request when it ends ([`crate::access_log::LOG_FORMAT`]); see
 //! [`Nginx::bytes_sent`].
 
 use std::fmt::Write as _;
 use std::fs;
-use std::io;
-use std::net::{Ipv4Addr, SocketAddr};
+use std::io::{self, Read as _, Write as _};
+use std::net::{Ipv4Addr, SocketAddr, TcpStream};
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -286,6 +287,49 @@ impl Nginx {
                 return entries;
             }
             thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// Client connections nginx has open, not counting the one this call uses to ask (from `stub_status`).
+    ///
+    /// nginx logs a request when it ends, so once this is 0 every request so far is in the access log: after
+    /// a client was killed mid-response, nginx notices on its next write (within about a second under
+    /// `limit_rate`), closes the connection and logs the request.
+    ///
+    /// # Errors
+    ///
+    /// If `/nginx_status` cannot be fetched or parsed.
+    pub fn active_connections(&self) -> io::Result<u64> {
+        let mut stream = TcpStream::connect(self.http_addr())?;
+        // Bounds a hang only.
+        stream.set_read_timeout(Some(Duration::from_secs(10)))?;
+        stream.write_all(
+            b"GET /nginx_status HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n",
+        )?;
+        let mut raw = String::new();
+        stream.read_to_string(&mut raw)?;
+        raw.lines()
+            .find_map(|l| l.strip_prefix("Active connections:"))
+            .and_then(|n| n.trim().parse::<u64>().ok())
+            .map(|n| n.saturating_sub(1))
+            .ok_or_else(|| {
+                io::Error::new(io::ErrorKind::InvalidData, format!("stub_status: {raw:?}"))
+            })
+    }
+
+    /// Waits until nginx has no client connection open ([`Nginx::active_connections`] is 0), polling every
+    /// 50 ms, so that every request so far is logged. Returns `false` if `timeout` passes first (the timeout
+    /// bounds a hang only).
+    pub fn wait_until_idle(&self, timeout: Duration) -> bool {
+        let deadline = Instant::now() + timeout;
+        loop {
+            if self.active_connections().is_ok_and(|n| n == 0) {
+                return true;
+            }
+            if Instant::now() >= deadline {
+                return false;
+            }
+            thread::sleep(Duration::from_millis(50));
         }
     }
 
