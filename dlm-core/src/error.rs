@@ -207,7 +207,12 @@ impl fmt::Display for Error {
             write!(f, ", {k}={v}")?;
         }
         if let Some(source) = &self.source {
-            write!(f, ": {source}")?;
+            // Protocol errors often are the message (and stay reachable as the
+            // source for downcasting): do not say it twice.
+            let text = source.to_string();
+            if text != self.message {
+                write!(f, ": {text}")?;
+            }
             let mut next = source.source();
             while let Some(cause) = next {
                 write!(f, ": {cause}")?;
@@ -257,6 +262,12 @@ mod tests {
         assert_eq!(e.to_string(), "reset, attempts=5");
         let permanent = Error::new(ErrorKind::NotFound, "404").exhausted(1);
         assert!(!permanent.is_exhausted());
+    }
+
+    #[test]
+    fn a_source_equal_to_the_message_is_not_repeated() {
+        let e = Error::new(ErrorKind::Io, "boom").with_source(std::io::Error::other("boom"));
+        assert_eq!(e.to_string(), "boom");
     }
 
     #[test]

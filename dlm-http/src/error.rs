@@ -134,10 +134,11 @@ impl From<HttpError> for Error {
     }
 }
 
-/// Whether a client error was caused by a refused certificate.
+/// Whether a client error was caused by a refused certificate. hyper-rustls
+/// wraps the rustls error in `io::Error`s (twice), and `io::Error::source`
+/// skips the wrapped error, so each `io::Error` is opened with `get_ref`.
 pub(crate) fn is_tls_refusal(err: &hyper_util::client::legacy::Error) -> bool {
-    let mut next: Option<&(dyn std::error::Error + 'static)> = Some(err);
-    while let Some(e) = next {
+    fn refused(e: &(dyn std::error::Error + 'static)) -> bool {
         if let Some(tls) = e.downcast_ref::<rustls::Error>() {
             return matches!(
                 tls,
@@ -146,13 +147,13 @@ pub(crate) fn is_tls_refusal(err: &hyper_util::client::legacy::Error) -> bool {
         }
         if let Some(io) = e.downcast_ref::<std::io::Error>()
             && let Some(inner) = io.get_ref()
-            && let Some(tls) = inner.downcast_ref::<rustls::Error>()
+            && refused(inner)
         {
-            return matches!(tls, rustls::Error::InvalidCertificate(_));
+            return true;
         }
-        next = e.source();
+        e.source().is_some_and(refused)
     }
-    false
+    refused(err)
 }
 
 #[cfg(test)]

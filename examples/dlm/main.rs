@@ -137,9 +137,10 @@ async fn get(a: GetArgs) -> u8 {
         });
     }
     let mut bar = None;
+    let mut printer = None;
     match mode {
         Mode::Json => {
-            tokio::spawn(progress::json_lines(events, to_stdout));
+            printer = Some(tokio::spawn(progress::json_lines(events, to_stdout)));
         }
         Mode::Bar => {
             let b = progress::bar();
@@ -153,10 +154,9 @@ async fn get(a: GetArgs) -> u8 {
     if let Some(b) = &bar {
         b.finish_and_clear();
     }
-    if mode == Mode::Json {
-        // Let the printer flush the final event.
-        tokio::task::yield_now().await;
-        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    if let Some(p) = printer {
+        // The printer ends after the final event; wait for it to be written.
+        let _ = tokio::time::timeout(std::time::Duration::from_secs(2), p).await;
     }
     match result {
         Ok(done) => {

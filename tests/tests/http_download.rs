@@ -6,8 +6,6 @@
 //! the download and its client are dropped, and a runtime that shuts down (no blocking thread left running). No
 //! assertion is about timing; the timeouts only bound a hang.
 //!
-//! Tests marked `#[ignore = "BUG: …"]` pin down known bugs in dlm-core/dlm-http; run them with
-//! `cargo nextest run -p dlm-tests --run-ignored only`.
 
 use std::future::Future;
 use std::path::{Path, PathBuf};
@@ -47,14 +45,6 @@ const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
 fn e2e(body: impl Future<Output = ()>) {
     if let Some(leak) = run_bounded(body, SHUTDOWN_GRACE) {
         panic!("{leak}");
-    }
-}
-
-/// As [`e2e`], but a runtime that does not shut down is only reported on stderr: for tests that would otherwise
-/// hang on the known leak that [`cancelled_download_ends_its_hasher_thread`] pins down.
-fn e2e_despite_leak(body: impl Future<Output = ()>) {
-    if let Some(leak) = run_bounded(body, Duration::from_secs(1)) {
-        eprintln!("known bug, tolerated here: {leak}");
     }
 }
 
@@ -381,7 +371,6 @@ fn https_verifies_certificates() {
 /// `io::Error` only (`io::Error::source` skips the wrapped error itself). The error is then classified as a
 /// retryable network failure: retried with back-off, ending as "request to URL failed, attempts=N".
 #[test]
-#[ignore = "BUG: dlm-http is_tls_refusal misses rustls errors wrapped twice in io::Error; a refused certificate is retried"]
 fn refused_certificate_is_not_retried() {
     let Some(nginx) = Nginx::start(NginxOptions::default()) else {
         return;
@@ -952,29 +941,11 @@ fn connections_cut_mid_transfer_are_resumed() {
     });
 }
 
-/// Case 11: The remote file is replaced (new ETag) while downloading: the download starts over and ends with the new
-/// file's bytes. (An empty stray `v.bin.part` is tolerated here; `restart_leaves_no_stray_part_file` pins that
-/// down.)
+/// Case 11: The remote file is replaced (new ETag) while downloading: the download starts over, ends with the new
+/// file's bytes, and leaves nothing beside the final file (the first pass's verifier thread is stopped before the
+/// restart, so it cannot recreate `v.bin.part` after the commit).
 #[test]
 fn remote_replaced_mid_download_restarts() {
-    replaced_mid_download(false);
-}
-
-/// After a restart the completed download leaves nothing beside the final file.
-///
-/// Today the first pass's hasher thread is not stopped when the download restarts (the engine aborts only the
-/// async task around the blocking thread; `dlm-core/src/engine/mod.rs` `transfer`, `engine/verify.rs`
-/// `hash_loop`). It keeps following the new pass's prefix, hashing a mix of old and new bytes and overwriting
-/// `shared.hashed`; when it lags behind the new hasher at the end, its next read after the commit renamed
-/// `v.bin.part` reopens the sink, and `FileSink::open` (create: true) leaves a new empty `v.bin.part` behind.
-/// Racy: it shows up in roughly one run in a few.
-#[test]
-#[ignore = "BUG (racy): after a restart, the first pass's hasher thread keeps reading and can recreate an empty FILE.part after the commit"]
-fn restart_leaves_no_stray_part_file() {
-    replaced_mid_download(true);
-}
-
-fn replaced_mid_download(strict: bool) {
     let Some(nginx) = Nginx::start(NginxOptions {
         slow_rate: "4m".to_owned(),
     }) else {
@@ -1031,16 +1002,6 @@ fn replaced_mid_download(strict: bool) {
         assert!(restarts[0].contains("changed"), "{restarts:?}");
         assert_eq!(sha256_file(&out).unwrap(), new_sha);
         assert_eq!(done.sha256().unwrap().to_hex(), new_sha);
-        let stray = part_path(&out);
-        if !strict && stray.exists() {
-            let len = std::fs::metadata(&stray).unwrap().len();
-            assert_eq!(len, 0, "a stray {} with data", stray.display());
-            eprintln!(
-                "known bug, tolerated here: an empty {} was left behind",
-                stray.display()
-            );
-            std::fs::remove_file(&stray).unwrap();
-        }
         assert_dir_holds(out_dir.path(), &["v.bin"]);
         assert_no_leaked_tasks().await;
     });
@@ -1055,7 +1016,7 @@ fn remote_replaced_between_runs_restarts() {
     };
     let size = 6 * MIB;
     write_random_file(nginx.www(), "w.bin", size, 15).unwrap();
-    e2e_despite_leak(async {
+    e2e(async {
         let out_dir = tempfile::tempdir().unwrap();
         let out = out_dir.path().join("w.bin");
         let registry = registry();
@@ -1198,7 +1159,7 @@ fn cancel_then_resume_in_a_new_download() {
     };
     let size = 8 * MIB + 1_234;
     let sha = write_random_file(nginx.www(), "cr.bin", size, 18).unwrap();
-    e2e_despite_leak(async {
+    e2e(async {
         let out_dir = tempfile::tempdir().unwrap();
         let out = out_dir.path().join("cr.bin");
         let registry = registry();
@@ -1252,7 +1213,6 @@ fn cancel_then_resume_in_a_new_download() {
 /// update forever: the engine only aborts the async task around it, and the thread itself keeps `Shared` (and so
 /// the `prefix` sender it waits on) alive. Dropping the runtime then blocks forever.
 #[test]
-#[ignore = "BUG: dlm-core's hasher thread (engine/verify.rs hash_loop) outlives a cancelled download; dropping the runtime hangs"]
 fn cancelled_download_ends_its_hasher_thread() {
     let Some(nginx) = Nginx::start(NginxOptions::default()) else {
         return;
@@ -1283,7 +1243,6 @@ fn cancelled_download_ends_its_hasher_thread() {
 
 /// A download that fails after bytes started flowing must not leave its hasher thread behind either.
 #[test]
-#[ignore = "BUG: dlm-core's hasher thread (engine/verify.rs hash_loop) outlives a failed download; dropping the runtime hangs"]
 fn failed_download_ends_its_hasher_thread() {
     let Some(nginx) = Nginx::start(NginxOptions::default()) else {
         return;
@@ -1329,7 +1288,6 @@ fn failed_download_ends_its_hasher_thread() {
 /// message *and* attaches the same `HttpError` as the source, and `dlm_core::Error`'s `Display` appends the
 /// source chain. The CLI prints that line as is.
 #[test]
-#[ignore = "BUG: dlm-http errors repeat their message (From<HttpError> sets it as message and as source)"]
 fn error_messages_do_not_repeat() {
     let Some(nginx) = Nginx::start(NginxOptions::default()) else {
         return;

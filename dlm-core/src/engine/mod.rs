@@ -32,6 +32,7 @@ use tokio_util::sync::CancellationToken;
 use self::events::as_ms;
 use self::handle::Control;
 use self::shared::{Plan, Shared};
+use self::verify::Verifier;
 use self::worker::{Worker, WorkerExit};
 use crate::control_file::{ControlFile, SourceIdentity};
 use crate::scheduler::{AdaptiveScheduler, ChunkMap, ConnId, Scheduler, SequentialScheduler};
@@ -479,7 +480,7 @@ impl Engine {
         done: RangeSet,
         ranged: bool,
         algorithms: &[DigestAlgorithm],
-    ) -> Result<Option<tokio::task::JoinHandle<Result<crate::MultiHasher>>>, Stop> {
+    ) -> Result<Option<Verifier>, Stop> {
         let len = identity.len.unwrap_or(u64::MAX);
         let resumed = done.total_len();
         let prefix = done.contiguous_prefix();
@@ -498,11 +499,11 @@ impl Engine {
         };
         self.shared.hash_window.store(window, Ordering::Relaxed);
         let hasher = hashing.then(|| {
-            tokio::spawn(verify::hash_prefix(
+            Verifier::spawn(
                 target.sink.clone(),
                 self.shared.clone(),
                 algorithms.to_vec(),
-            ))
+            )
         });
         let connections = if ranged {
             self.options.connections.max(1)
@@ -521,7 +522,7 @@ impl Engine {
             Ok(()) => Ok(hasher),
             Err(stop) => {
                 if let Some(h) = hasher {
-                    h.abort();
+                    h.stop().await;
                 }
                 Err(stop)
             }
@@ -743,7 +744,7 @@ impl Engine {
         &mut self,
         target: &Target,
         probe: &Probe,
-        hasher: Option<tokio::task::JoinHandle<Result<crate::MultiHasher>>>,
+        hasher: Option<Verifier>,
     ) -> Result<Completed> {
         self.set_state(DownloadState::Finishing);
         let len = {
@@ -752,10 +753,7 @@ impl Engine {
         };
         self.shared.prefix.send_replace((len, true));
         let digests = match hasher {
-            Some(h) => h
-                .await
-                .map_err(|e| Error::new(ErrorKind::Io, format!("hash task failed: {e}")))??
-                .finalize(),
+            Some(h) => h.finish().await?.finalize(),
             None => target.sink.digests_dyn().unwrap_or_default(),
         };
         let expected = self.options.checksum.clone().or_else(|| {

@@ -5,6 +5,8 @@ use std::sync::atomic::Ordering;
 
 use tokio::runtime::Handle;
 use tokio::sync::watch;
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
 
 use super::shared::Shared;
 use crate::{BoxSink, DigestAlgorithm, Error, ErrorKind, MultiHasher, Result};
@@ -20,16 +22,60 @@ const READ_BYTES: u32 = 1 << 20;
 /// The loop runs on its own blocking thread, not as a task among the
 /// connection tasks: on a busy runtime a task would wait behind every socket
 /// read and fall far behind, while an OS thread gets its fair share of a core.
-pub(crate) async fn hash_prefix(
-    sink: BoxSink,
-    shared: Arc<Shared>,
-    algorithms: Vec<DigestAlgorithm>,
-) -> Result<MultiHasher> {
-    let handle = Handle::current();
-    let prefix = shared.prefix.subscribe();
-    tokio::task::spawn_blocking(move || hash_loop(&handle, &sink, prefix, algorithms, &shared))
-        .await
-        .map_err(|e| Error::new(ErrorKind::Io, format!("hash task failed: {e}")))?
+///
+/// Dropping the [`Verifier`] or calling [`Verifier::stop`] ends the thread:
+/// it must never outlive the pass that started it (it would keep the runtime
+/// alive, and after a restart it would read the new bytes with the old state).
+#[derive(Debug)]
+pub(crate) struct Verifier {
+    cancel: CancellationToken,
+    thread: Option<JoinHandle<Result<MultiHasher>>>,
+}
+
+impl Verifier {
+    /// Starts hashing the prefix published in `shared.prefix`.
+    pub(crate) fn spawn(
+        sink: BoxSink,
+        shared: Arc<Shared>,
+        algorithms: Vec<DigestAlgorithm>,
+    ) -> Self {
+        let handle = Handle::current();
+        let prefix = shared.prefix.subscribe();
+        let cancel = CancellationToken::new();
+        let token = cancel.clone();
+        let thread = tokio::task::spawn_blocking(move || {
+            hash_loop(&handle, &sink, prefix, algorithms, &shared, &token)
+        });
+        Self {
+            cancel,
+            thread: Some(thread),
+        }
+    }
+
+    /// Waits for the digest of the whole (final) prefix.
+    ///
+    /// # Errors
+    /// [`ErrorKind::Io`] when reading back fails.
+    pub(crate) async fn finish(mut self) -> Result<MultiHasher> {
+        let thread = self.thread.take().expect("verifier joined once");
+        thread
+            .await
+            .map_err(|e| Error::new(ErrorKind::Io, format!("hash task failed: {e}")))?
+    }
+
+    /// Stops the thread and waits until it no longer touches the sink.
+    pub(crate) async fn stop(mut self) {
+        self.cancel.cancel();
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.await;
+        }
+    }
+}
+
+impl Drop for Verifier {
+    fn drop(&mut self) {
+        self.cancel.cancel();
+    }
 }
 
 fn hash_loop(
@@ -38,12 +84,16 @@ fn hash_loop(
     mut prefix: watch::Receiver<(u64, bool)>,
     algorithms: Vec<DigestAlgorithm>,
     shared: &Shared,
+    cancel: &CancellationToken,
 ) -> Result<MultiHasher> {
     let mut hasher = MultiHasher::new(algorithms);
     let mut at = 0u64;
     loop {
         let (target, last) = *prefix.borrow_and_update();
         while at < target {
+            if cancel.is_cancelled() {
+                return Err(Error::cancelled());
+            }
             let n = (target - at).min(u64::from(READ_BYTES)) as u32;
             let data = handle.block_on(sink.read_at_dyn(at, n))?;
             if data.is_empty() {
@@ -62,7 +112,13 @@ fn hash_loop(
         if last {
             return Ok(hasher);
         }
-        if handle.block_on(prefix.changed()).is_err() {
+        let changed = handle.block_on(async {
+            tokio::select! {
+                () = cancel.cancelled() => false,
+                r = prefix.changed() => r.is_ok(),
+            }
+        });
+        if !changed {
             return Err(Error::cancelled());
         }
     }
