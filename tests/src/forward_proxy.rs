@@ -69,7 +69,8 @@ impl ForwardProxy {
             .tempdir()
             .map_err(|e| format!("temp dir: {e}"))?;
         // tinyproxy drops to `nobody`, which must be able to write its log.
-        fs::set_permissions(dir.path(), fs::Permissions::from_mode(0o777)).map_err(|e| e.to_string())?;
+        fs::set_permissions(dir.path(), fs::Permissions::from_mode(0o777))
+            .map_err(|e| e.to_string())?;
         let port = free_port();
         let log_path = dir.path().join("proxy.log");
         let mut cmd = match kind {
@@ -82,7 +83,11 @@ impl ForwardProxy {
                 );
                 fs::write(&conf, text).map_err(|e| e.to_string())?;
                 let mut c = Command::new(program);
-                c.arg("-d").arg("-c").arg(&conf).stdout(Stdio::null()).stderr(Stdio::null());
+                c.arg("-d")
+                    .arg("-c")
+                    .arg(&conf)
+                    .stdout(Stdio::null())
+                    .stderr(Stdio::null());
                 c
             }
             ProxyKind::Socks5 => {
@@ -94,7 +99,10 @@ impl ForwardProxy {
                 c
             }
         };
-        let child = cmd.stdin(Stdio::null()).spawn().map_err(|e| format!("spawn: {e}"))?;
+        let child = cmd
+            .stdin(Stdio::null())
+            .spawn()
+            .map_err(|e| format!("spawn: {e}"))?;
         let mut child = ChildGuard::new(
             match kind {
                 ProxyKind::Http => "tinyproxy",
@@ -102,10 +110,18 @@ impl ForwardProxy {
             },
             child,
         );
-        child
-            .wait_for_port(port, START_TIMEOUT)
-            .map_err(|e| format!("{e}; log: {}", fs::read_to_string(&log_path).unwrap_or_default()))?;
-        Ok(Self { child, kind, port, dir })
+        child.wait_for_port(port, START_TIMEOUT).map_err(|e| {
+            format!(
+                "{e}; log: {}",
+                fs::read_to_string(&log_path).unwrap_or_default()
+            )
+        })?;
+        Ok(Self {
+            child,
+            kind,
+            port,
+            dir,
+        })
     }
 
     /// The proxy URL: `http://127.0.0.1:PORT` or `socks5://127.0.0.1:PORT`.
