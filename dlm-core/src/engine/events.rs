@@ -106,7 +106,7 @@ impl Completed {
 
 /// A serialisable event from a download, delivered over a bounded broadcast
 /// channel. A subscriber that falls behind gets `Lagged` and should re-read
-/// [`DownloadHandle::stats`](crate::DownloadHandle::stats).
+/// [`DownloadControl::stats`](crate::DownloadControl::stats).
 #[non_exhaustive]
 #[derive(Clone, Debug, PartialEq, serde::Serialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
