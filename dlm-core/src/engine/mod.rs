@@ -492,12 +492,6 @@ impl Engine {
         self.shared.prefix.send_replace((prefix, false));
         self.shared.hashed.store(0, Ordering::Release);
         let hashing = !algorithms.is_empty() && !target.sink.hashes_in_order_dyn();
-        let window = if hashing {
-            self.options.hash_window_bytes
-        } else {
-            u64::MAX
-        };
-        self.shared.hash_window.store(window, Ordering::Relaxed);
         let hasher = hashing.then(|| {
             Verifier::spawn(
                 target.sink.clone(),

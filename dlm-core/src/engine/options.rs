@@ -8,7 +8,6 @@ use crate::{Backoff, Checksum, RateLimiter};
 /// # Defaults
 /// `connections` 8, `min_split_bytes` 1 MiB, `max_chunk_bytes` automatic, `max_retries` 5,
 /// `backoff` 250 ms doubling to 10 s, no rate limit, `verify` on (SHA-256),
-/// `hash_window_bytes` 128 MiB,
 /// no expected checksum, `save_interval` 1 s, `write_buffer_bytes` 256 KiB,
 /// `sequential` off, `sync_data` on, `overwrite` off, `max_restarts` 3.
 #[non_exhaustive]
@@ -32,10 +31,6 @@ pub struct DownloadOptions {
     pub global_limiter: Option<Arc<RateLimiter>>,
     /// Compute the SHA-256 of the download as it completes.
     pub verify: bool,
-    /// How far (bytes) a connection may fetch past the hashed prefix while
-    /// verifying; keeps hashing in step with the network so little is left
-    /// to hash at the end, and bounds the page cache the read-back needs.
-    pub hash_window_bytes: u64,
     /// Fail with [`ErrorKind::Integrity`](crate::ErrorKind::Integrity) unless the
     /// download has this digest.
     pub checksum: Option<Checksum>,
@@ -65,7 +60,6 @@ impl Default for DownloadOptions {
             rate_limit_bytes_per_sec: None,
             global_limiter: None,
             verify: true,
-            hash_window_bytes: 128 << 20,
             checksum: None,
             save_interval: Duration::from_secs(1),
             write_buffer_bytes: 256 << 10,

@@ -102,10 +102,7 @@ pub(crate) struct Shared {
     pub(crate) prefix: watch::Sender<(u64, bool)>,
     /// Bytes hashed so far (the hashed prefix), published by the hasher.
     pub(crate) hashed: AtomicU64,
-    /// Signalled by the hasher after each block.
-    pub(crate) hash_progress: Notify,
-    /// How far past the hashed prefix connections may fetch, when a hasher runs.
-    pub(crate) hash_window: AtomicU64,
+
     pub(crate) limiter: RateLimiter,
     pub(crate) global_limiter: Option<Arc<RateLimiter>>,
     pub(crate) events: broadcast::Sender<Event>,
@@ -126,8 +123,7 @@ impl Shared {
             received: AtomicU64::new(0),
             prefix: watch::channel((0, false)).0,
             hashed: AtomicU64::new(0),
-            hash_progress: Notify::new(),
-            hash_window: AtomicU64::new(u64::MAX),
+
             limiter,
             global_limiter,
             events,
@@ -158,24 +154,6 @@ impl Shared {
                 false
             }
         });
-    }
-
-    /// Waits while a chunk that starts past the hashed prefix has run more than
-    /// the hash window ahead of it, so hashing keeps up with the network and
-    /// no long verification tail is left at the end. The chunk holding the
-    /// prefix never waits, so progress is always possible.
-    pub(crate) async fn wait_for_hasher(&self, chunk_start: u64, pos: u64) {
-        loop {
-            let notified = self.hash_progress.notified();
-            tokio::pin!(notified);
-            notified.as_mut().enable();
-            let hashed = self.hashed.load(Ordering::Acquire);
-            let window = self.hash_window.load(Ordering::Relaxed);
-            if chunk_start <= hashed || pos <= hashed.saturating_add(window) {
-                return;
-            }
-            notified.await;
-        }
     }
 
     /// Sends an event; nobody listening is fine.

@@ -107,7 +107,6 @@ fn hash_loop(
             hasher.update(&data);
             at += data.len() as u64;
             shared.hashed.store(at, Ordering::Release);
-            shared.hash_progress.notify_waiters();
         }
         if last {
             return Ok(hasher);

@@ -245,12 +245,6 @@ impl Worker {
                     let reached_end = pos + buf.len() as u64 >= end;
                     if buf.len() >= self.write_buffer_bytes || reached_end {
                         self.flush(&mut pos, &mut buf).await?;
-                        if !reached_end {
-                            tokio::select! {
-                                () = self.cancel.cancelled() => return Err(FetchError::Stopped),
-                                () = self.shared.wait_for_hasher(range.start, pos) => {}
-                            }
-                        }
                     }
                     if reached_end {
                         if end == range.end {
