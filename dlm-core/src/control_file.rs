@@ -57,8 +57,18 @@ pub struct ControlFile {
     pub version: u32,
     /// The object this state belongs to.
     pub identity: SourceIdentity,
-    /// Byte ranges written to the sink.
+    /// Byte ranges written to the sink (they survive a process crash: the
+    /// page cache keeps them).
     pub done: RangeSet,
+    /// Byte ranges known to be on disk (`fdatasync`ed); the only ones trusted
+    /// after the system restarted.
+    #[serde(default)]
+    pub durable: RangeSet,
+    /// The kernel boot this state was written in (Linux
+    /// `/proc/sys/kernel/random/boot_id`), to tell a process crash from a
+    /// system restart.
+    #[serde(default)]
+    pub boot_id: Option<String>,
     /// Connections the download was running with (informational).
     pub connections: u32,
     /// When this state was written, in ms since the Unix epoch.
@@ -72,10 +82,29 @@ impl ControlFile {
             version: CONTROL_FILE_VERSION,
             identity,
             done,
+            durable: RangeSet::new(),
+            boot_id: current_boot_id(),
             connections,
             saved_unix_ms: SystemTime::now()
                 .duration_since(UNIX_EPOCH)
                 .map_or(0, |d| d.as_millis() as u64),
+        }
+    }
+
+    /// Sets the ranges known to be on disk.
+    pub fn with_durable(mut self, durable: RangeSet) -> Self {
+        self.durable = durable;
+        self
+    }
+
+    /// The done ranges that can be trusted now: all of them when this is the
+    /// same boot as when they were saved (a process crash keeps the page
+    /// cache), only the durable ones after a restart (power loss, kernel
+    /// crash), and all of them where the boot cannot be identified.
+    pub fn trusted_done(&self) -> RangeSet {
+        match (&self.boot_id, current_boot_id()) {
+            (Some(saved), Some(now)) if *saved != now => self.durable.clone(),
+            _ => self.done.clone(),
         }
     }
 
@@ -107,7 +136,7 @@ impl ControlFile {
                 format!("control file version {} is not supported", raw.version),
             ));
         }
-        if !raw.done.is_valid() {
+        if !raw.done.is_valid() || !raw.durable.is_valid() {
             return Err(Error::new(
                 ErrorKind::InvalidInput,
                 "control file ranges are malformed",
@@ -191,6 +220,19 @@ impl ControlFile {
     }
 }
 
+/// This boot's identity (Linux), read once.
+fn current_boot_id() -> Option<String> {
+    static BOOT_ID: std::sync::OnceLock<Option<String>> = std::sync::OnceLock::new();
+    BOOT_ID
+        .get_or_init(|| {
+            std::fs::read_to_string("/proc/sys/kernel/random/boot_id")
+                .ok()
+                .map(|s| s.trim().to_string())
+                .filter(|s| !s.is_empty())
+        })
+        .clone()
+}
+
 fn tmp_path(path: &Path) -> PathBuf {
     let mut s = path.as_os_str().to_owned();
     s.push(".tmp");
@@ -242,6 +284,19 @@ mod tests {
         let overlapping =
             overlapping.replace("{\"start\":500,\"end\":600}", "{\"start\":50,\"end\":600}");
         assert!(ControlFile::decode(overlapping.as_bytes()).is_err());
+    }
+
+    #[test]
+    fn after_a_restart_only_durable_ranges_are_trusted() {
+        let mut c = sample().with_durable(RangeSet::from_ranges([ByteRange::new(0, 100)]));
+        assert_eq!(c.trusted_done(), c.done, "same boot: everything written");
+        c.boot_id = Some("another-boot".into());
+        if current_boot_id().is_some() {
+            assert_eq!(c.trusted_done(), c.durable);
+        }
+        let back = ControlFile::decode(&c.encode()).unwrap();
+        assert_eq!(back.durable, c.durable);
+        assert_eq!(back.boot_id.as_deref(), Some("another-boot"));
     }
 
     #[test]

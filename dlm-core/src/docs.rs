@@ -74,14 +74,20 @@ pub mod resume {
     //! records the source identity (URL without credentials, length,
     //! validator), the done ranges and the settings. It is replaced atomically
     //! (temp file, fsync, rename) at least once a second while bytes flow,
-    //! whenever a chunk completes, and on pause, cancel and failure. Before it
-    //! is written the output is `fdatasync`ed
-    //! ([`sync_data`](crate::DownloadOptions::sync_data)), so a recorded range
-    //! is on disk even after a power loss.
+    //! whenever a chunk completes, and on pause, cancel and failure.
     //!
-    //! Done ranges only ever include bytes whose `write_at` returned, so after
-    //! `kill -9` at any moment a restart re-fetches at most what was in flight
-    //! since the last save: never a byte is trusted that was not written.
+    //! Done ranges only ever include bytes whose `write_at` returned. A killed
+    //! process (`kill -9`, a crash) loses no written byte, since the page cache
+    //! keeps them, so a restart re-fetches at most what was in flight since
+    //! the last save. A power loss or kernel crash can lose unflushed pages,
+    //! so the engine also `fdatasync`s the output every 15 s
+    //! ([`data_sync_interval`](crate::DownloadOptions::data_sync_interval))
+    //! and on pause, cancel and failure, and records those ranges as
+    //! *durable*, together with the kernel's boot id. On resume, the same boot
+    //! id means only the process died and every done range is trusted; a
+    //! different one means the machine restarted and only durable ranges are
+    //! trusted. Syncing every second instead would make a large download
+    //! disk-bound (measured: a 3 GiB download took 6.8 s instead of 4.8 s).
     //!
     //! On restart the source is probed again. A changed length or validator
     //! (ETag, else Last-Modified) restarts from zero with a `Restarted` event;

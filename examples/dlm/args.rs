@@ -92,7 +92,7 @@ pub(crate) struct GetArgs {
     /// Failed attempts without progress before a connection gives up.
     #[arg(long, value_name = "N", default_value_t = 5)]
     pub(crate) max_retries: u32,
-    /// Do not fsync the output before saving resume state (faster, survives crashes but not power loss).
+    /// Never fsync while downloading (resume after a power loss then starts over; a crash still resumes).
     #[arg(long)]
     pub(crate) no_fsync: bool,
     /// No progress bar or summary.

@@ -184,6 +184,8 @@ impl Download {
             control: control_rx,
             started: Instant::now(),
             rate_samples: VecDeque::new(),
+            durable: RangeSet::new(),
+            last_data_sync: Instant::now(),
         };
         let task = tokio::spawn(engine.run());
         DownloadHandle::new(control_tx, shared, task)
@@ -219,6 +221,9 @@ struct Engine {
     control: watch::Receiver<Control>,
     started: Instant,
     rate_samples: VecDeque<(Instant, u64)>,
+    /// Done ranges as of the last data sync: what survives a power loss.
+    durable: RangeSet,
+    last_data_sync: Instant,
 }
 
 impl Engine {
@@ -448,7 +453,21 @@ impl Engine {
             } else if !ranged {
                 self.notice("cannot resume without byte ranges; starting over");
             } else if let Some(len) = identity.len {
-                done = saved.done_within(len);
+                let trusted = saved.trusted_done();
+                if trusted.total_len() < saved.done.total_len() {
+                    self.notice(&format!(
+                        "the system restarted since the last run: keeping the {} bytes that were flushed to disk, \
+                         fetching the other {} again",
+                        trusted.total_len(),
+                        saved.done.total_len() - trusted.total_len()
+                    ));
+                }
+                done = RangeSet::from_ranges(
+                    trusted
+                        .ranges()
+                        .iter()
+                        .filter_map(|r| r.intersect(&crate::ByteRange::new(0, len))),
+                );
             }
         }
         if done.is_empty() {
@@ -584,13 +603,13 @@ impl Engine {
         loop {
             if workers.is_empty() {
                 if self.shared.plan().map.is_complete() {
-                    self.save(target, identity, ranged).await?;
+                    self.save(target, identity, ranged, true).await?;
                     return Ok(());
                 }
                 let err = last_error
                     .take()
                     .unwrap_or_else(|| Error::new(ErrorKind::Network, "every connection failed"));
-                self.save(target, identity, ranged).await?;
+                self.save(target, identity, ranged, true).await?;
                 return Err(Stop::Fail(err));
             }
             tokio::select! {
@@ -601,7 +620,7 @@ impl Engine {
                         WorkerExit::Exhausted(e) => last_error = Some(e),
                         WorkerExit::SinkFailed(e) => {
                             stop_workers(&cancel, &mut workers).await;
-                            self.save(target, identity, ranged).await?;
+                            self.save(target, identity, ranged, true).await?;
                             return Err(Stop::Fail(e));
                         }
                         WorkerExit::SourceFailed(e) => {
@@ -614,7 +633,7 @@ impl Engine {
                             }
                             if self.dropped.iter().all(|d| *d) {
                                 stop_workers(&cancel, &mut workers).await;
-                                self.save(target, identity, ranged).await?;
+                                self.save(target, identity, ranged, true).await?;
                                 return Err(Stop::Fail(e));
                             }
                             self.spawn_worker(&mut workers, ConnId(next_conn), &cancel, &target.sink, ranged);
@@ -625,7 +644,7 @@ impl Engine {
                 _ = tick.tick() => {
                     self.refresh_stats();
                     if last_save.elapsed() >= self.options.save_interval {
-                        self.save(target, identity, ranged).await?;
+                        self.save(target, identity, ranged, false).await?;
                         last_save = Instant::now();
                     }
                     if last_progress.elapsed() >= PROGRESS_EVERY {
@@ -635,7 +654,7 @@ impl Engine {
                     }
                 }
                 () = self.shared.save_requested.notified() => {
-                    self.save(target, identity, ranged).await?;
+                    self.save(target, identity, ranged, false).await?;
                     last_save = Instant::now();
                 }
                 changed = self.control.changed() => {
@@ -649,7 +668,7 @@ impl Engine {
                         continue;
                     }
                     stop_workers(&cancel, &mut workers).await;
-                    self.save(target, identity, ranged).await?;
+                    self.save(target, identity, ranged, true).await?;
                     self.refresh_stats();
                     if wanted == Control::Cancel {
                         return Err(Stop::Fail(Error::cancelled()));
@@ -672,9 +691,16 @@ impl Engine {
         }
     }
 
-    /// Saves resume state: snapshot the done ranges, make the data durable,
-    /// then replace the control file atomically.
-    async fn save(&self, target: &Target, identity: &SourceIdentity, ranged: bool) -> Result<()> {
+    /// Saves resume state: snapshot the done ranges, make the data durable
+    /// when due (`durable_now`, or every `data_sync_interval`), then replace
+    /// the control file atomically. See [`crate::docs::resume`].
+    async fn save(
+        &mut self,
+        target: &Target,
+        identity: &SourceIdentity,
+        ranged: bool,
+        durable_now: bool,
+    ) -> Result<()> {
         let Some(path) = target.control_path.clone() else {
             return Ok(());
         };
@@ -682,10 +708,15 @@ impl Engine {
             return Ok(());
         }
         let done = self.shared.plan().map.done.clone();
-        if self.options.sync_data {
+        if self.options.sync_data
+            && (durable_now || self.last_data_sync.elapsed() >= self.options.data_sync_interval)
+        {
             target.sink.sync_dyn().await?;
+            self.durable = done.clone();
+            self.last_data_sync = Instant::now();
         }
-        let state = ControlFile::new(identity.clone(), done, self.options.connections);
+        let state = ControlFile::new(identity.clone(), done, self.options.connections)
+            .with_durable(self.durable.clone());
         tokio::task::spawn_blocking(move || state.save(&path))
             .await
             .map_err(|e| Error::new(ErrorKind::Io, format!("save task failed: {e}")))?

@@ -9,7 +9,7 @@ use crate::{Backoff, Checksum, RateLimiter};
 /// `connections` 8, `min_split_bytes` 1 MiB, `max_chunk_bytes` automatic, `max_retries` 5,
 /// `backoff` 250 ms doubling to 10 s, no rate limit, `verify` on (SHA-256),
 /// no expected checksum, `save_interval` 1 s, `write_buffer_bytes` 256 KiB,
-/// `sequential` off, `sync_data` on, `overwrite` off, `max_restarts` 3.
+/// `sequential` off, `sync_data` on every 15 s, `overwrite` off, `max_restarts` 3.
 #[non_exhaustive]
 #[derive(Clone, Debug)]
 pub struct DownloadOptions {
@@ -40,9 +40,14 @@ pub struct DownloadOptions {
     pub write_buffer_bytes: usize,
     /// Fetch in offset order with fixed chunks (for streaming sinks).
     pub sequential: bool,
-    /// `fdatasync` the output before each control-file save, so the recorded
-    /// ranges survive a power loss, not only a process crash.
+    /// `fdatasync` the output every `data_sync_interval` and on pause, cancel
+    /// and failure, recording which ranges are on disk, so a resume after a
+    /// power loss or kernel crash trusts only those. (After a process crash
+    /// the page cache still holds every written byte and nothing is re-fetched
+    /// but the ranges in flight.)
     pub sync_data: bool,
+    /// How often the output is made durable while bytes flow.
+    pub data_sync_interval: Duration,
     /// Replace an existing final file instead of failing.
     pub overwrite: bool,
     /// Times the download may start over because the remote changed.
@@ -62,9 +67,10 @@ impl Default for DownloadOptions {
             verify: true,
             checksum: None,
             save_interval: Duration::from_secs(1),
-            write_buffer_bytes: 256 << 10,
+            write_buffer_bytes: 128 << 10,
             sequential: false,
             sync_data: true,
+            data_sync_interval: Duration::from_secs(15),
             overwrite: false,
             max_restarts: 3,
         }
