@@ -68,15 +68,11 @@ fn path_arg(path: &Path) -> &str {
 }
 
 fn part_path(out: &Path) -> PathBuf {
-    let mut s = out.as_os_str().to_owned();
-    s.push(".part");
-    PathBuf::from(s)
+    dlm_core::FileSink::part_path_for(out)
 }
 
 fn control_path(out: &Path) -> PathBuf {
-    let mut s = part_path(out).into_os_string();
-    s.push(".dlm");
-    PathBuf::from(s)
+    dlm_core::FileSink::control_path_for(out)
 }
 
 /// Asserts that `dir` holds exactly `names`: no `.part`, `.part.dlm` or temp file left behind.

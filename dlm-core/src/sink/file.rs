@@ -97,6 +97,21 @@ impl FileSink {
     }
 }
 
+/// Fills `buf` from `offset`, stopping early only at the end of the file;
+/// returns the bytes read.
+fn read_full_at(f: &File, buf: &mut [u8], offset: u64) -> std::io::Result<usize> {
+    let mut filled = 0;
+    while filled < buf.len() {
+        match f.read_at(&mut buf[filled..], offset + filled as u64) {
+            Ok(0) => break,
+            Ok(n) => filled += n,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(filled)
+}
+
 fn allocate(f: &File, len: u64) -> std::io::Result<()> {
     let current = f.metadata()?.len();
     if current > len {
@@ -131,15 +146,7 @@ impl Sink for FileSink {
     async fn read_at(&self, offset: u64, len: u32) -> Result<Bytes> {
         self.blocking("reading", move |f| {
             let mut buf = BytesMut::zeroed(len as usize);
-            let mut filled = 0;
-            while filled < buf.len() {
-                match f.read_at(&mut buf[filled..], offset + filled as u64) {
-                    Ok(0) => break,
-                    Ok(n) => filled += n,
-                    Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
-                    Err(e) => return Err(e),
-                }
-            }
+            let filled = read_full_at(f, &mut buf, offset)?;
             buf.truncate(filled);
             Ok(buf.freeze())
         })
@@ -147,20 +154,11 @@ impl Sink for FileSink {
     }
 
     fn read_at_blocking(&self, offset: u64, buf: &mut [u8]) -> Option<Result<usize>> {
-        let mut read = || -> Result<usize> {
-            let f = self.open()?;
-            let mut filled = 0;
-            while filled < buf.len() {
-                match f.read_at(&mut buf[filled..], offset + filled as u64) {
-                    Ok(0) => break,
-                    Ok(n) => filled += n,
-                    Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
-                    Err(e) => return Err(Error::io(format!("reading {}", self.part.display()), e)),
-                }
-            }
-            Ok(filled)
-        };
-        Some(read())
+        let read = self.open().and_then(|f| {
+            read_full_at(&f, buf, offset)
+                .map_err(|e| Error::io(format!("reading {}", self.part.display()), e))
+        });
+        Some(read)
     }
 
     async fn sync(&self) -> Result<()> {
