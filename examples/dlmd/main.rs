@@ -1,0 +1,202 @@
+//! `dlmd`: dlm's download daemon. A persistent job queue with a worker pool,
+//! a REST API under `/v1` (bearer token), live events (SSE), Prometheus
+//! metrics, built only on dlm-core's public API and the protocol crates.
+//!
+//! ```text
+//! dlmd [--listen 127.0.0.1:6800] [--state-dir DIR] [--download-dir DIR]
+//!      [--max-active 5] [--max-per-host 2] [--log-format text|json]
+//! ```
+//!
+//! On first start it writes a random API token to `STATE_DIR/token` (mode
+//! 0600) and says where; `DLM_TOKEN` overrides it. SIGTERM/SIGINT stop every
+//! running job with its state saved and exit; `kill -9` loses nothing either:
+//! on the next start every job continues from its control file.
+
+mod manager;
+mod metrics;
+mod routes;
+mod store;
+
+use std::io::Write as _;
+use std::net::SocketAddr;
+use std::os::unix::fs::OpenOptionsExt;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Duration;
+
+use clap::{Parser, ValueEnum};
+use dlm_core::ProtocolRegistry;
+
+use crate::manager::Manager;
+use crate::routes::AppState;
+use crate::store::Store;
+
+/// How long running jobs get to save their state on SIGTERM/SIGINT.
+const SHUTDOWN_GRACE: Duration = Duration::from_secs(4);
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+enum LogFormat {
+    Text,
+    Json,
+}
+
+/// dlmd: dlm's download daemon.
+#[derive(Debug, Parser)]
+#[command(name = "dlmd", version, about)]
+struct Args {
+    /// Address to listen on. Binding anything but loopback exposes the API to the network.
+    #[arg(long, default_value = "127.0.0.1:6800")]
+    listen: SocketAddr,
+    /// Where the job database and the token live (default: $XDG_DATA_HOME/dlm or ~/.local/share/dlm).
+    #[arg(long, value_name = "DIR")]
+    state_dir: Option<PathBuf>,
+    /// Where downloads go (default: the current directory).
+    #[arg(long, value_name = "DIR", default_value = ".")]
+    download_dir: PathBuf,
+    /// Jobs downloading at once (first start only; then from /v1/settings).
+    #[arg(long, default_value_t = 5)]
+    max_active: u32,
+    /// Jobs downloading at once per remote host (first start only; then from /v1/settings).
+    #[arg(long, default_value_t = 2)]
+    max_per_host: u32,
+    /// Allow absolute destination paths in jobs (admin only).
+    #[arg(long)]
+    allow_absolute_dest: bool,
+    /// Log format on stderr.
+    #[arg(long, value_enum, default_value_t = LogFormat::Text)]
+    log_format: LogFormat,
+}
+
+/// `$XDG_DATA_HOME/dlm`, else `~/.local/share/dlm`.
+pub(crate) fn default_state_dir() -> PathBuf {
+    if let Some(d) = std::env::var_os("XDG_DATA_HOME").filter(|d| !d.is_empty()) {
+        return Path::new(&d).join("dlm");
+    }
+    let home = std::env::var_os("HOME").unwrap_or_else(|| ".".into());
+    Path::new(&home).join(".local/share/dlm")
+}
+
+/// The API token: `DLM_TOKEN`, else `STATE_DIR/token`, created (0600) on first start.
+fn load_token(state_dir: &Path) -> Result<String, String> {
+    if let Ok(t) = std::env::var("DLM_TOKEN")
+        && !t.trim().is_empty()
+    {
+        return Ok(t.trim().to_string());
+    }
+    let path = state_dir.join("token");
+    if let Ok(t) = std::fs::read_to_string(&path)
+        && !t.trim().is_empty()
+    {
+        return Ok(t.trim().to_string());
+    }
+    let mut raw = [0u8; 32];
+    getrandom::fill(&mut raw).map_err(|e| format!("no random source: {e}"))?;
+    let token: String = raw.iter().map(|b| format!("{b:02x}")).collect();
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(&path)
+        .map_err(|e| format!("creating {}: {e}", path.display()))?;
+    writeln!(f, "{token}").map_err(|e| format!("writing {}: {e}", path.display()))?;
+    eprintln!("dlmd: created an API token in {}", path.display());
+    Ok(token)
+}
+
+fn main() -> ExitCode {
+    let args = Args::parse();
+    let filter =
+        tracing_subscriber::EnvFilter::try_from_env("DLM_LOG").unwrap_or_else(|_| "info".into());
+    match args.log_format {
+        LogFormat::Json => tracing_subscriber::fmt()
+            .json()
+            .with_env_filter(filter)
+            .with_writer(std::io::stderr)
+            .init(),
+        LogFormat::Text => tracing_subscriber::fmt()
+            .with_env_filter(filter)
+            .with_writer(std::io::stderr)
+            .init(),
+    }
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("dlmd: error: cannot start the runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(run(args)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("dlmd: error: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run(args: Args) -> Result<(), String> {
+    let state_dir = args.state_dir.clone().unwrap_or_else(default_state_dir);
+    std::fs::create_dir_all(&state_dir)
+        .map_err(|e| format!("creating {}: {e}", state_dir.display()))?;
+    std::fs::create_dir_all(&args.download_dir)
+        .map_err(|e| format!("creating {}: {e}", args.download_dir.display()))?;
+    let download_dir = std::fs::canonicalize(&args.download_dir)
+        .map_err(|e| format!("{}: {e}", args.download_dir.display()))?;
+    let token = load_token(&state_dir)?;
+    let store = Store::open(&state_dir.join("jobs.db"))
+        .map_err(|e| format!("opening the job database: {e}"))?;
+    let mut registry = ProtocolRegistry::new();
+    dlm_http::register(&mut registry).map_err(|e| e.to_string())?;
+    let manager = Manager::new(
+        store,
+        registry,
+        download_dir.clone(),
+        args.allow_absolute_dest,
+        (args.max_active.max(1), args.max_per_host.max(1), 0),
+    )
+    .map_err(|e| format!("reading the job database: {e}"))?;
+    manager.schedule();
+
+    let listener = tokio::net::TcpListener::bind(args.listen)
+        .await
+        .map_err(|e| format!("listening on {}: {e}", args.listen))?;
+    let local = listener.local_addr().map_err(|e| e.to_string())?;
+    tracing::info!(listen = %local, state_dir = %state_dir.display(), download_dir = %download_dir.display(), "dlmd ready");
+    // One line on stdout for scripts and tests that start dlmd on port 0.
+    println!("dlmd listening on http://{local}");
+
+    let app = routes::router(AppState {
+        manager: manager.clone(),
+        token: Arc::from(token.as_str()),
+    });
+    let shutdown_manager = manager.clone();
+    axum::serve(listener, app)
+        .with_graceful_shutdown(async move {
+            wait_for_signal().await;
+            tracing::info!("stopping: saving the state of running jobs");
+            shutdown_manager.shutdown(SHUTDOWN_GRACE).await;
+        })
+        .await
+        .map_err(|e| e.to_string())?;
+    tracing::info!("stopped");
+    Ok(())
+}
+
+async fn wait_for_signal() {
+    use tokio::signal::unix::{SignalKind, signal};
+    match signal(SignalKind::terminate()) {
+        Ok(mut term) => {
+            tokio::select! {
+                _ = tokio::signal::ctrl_c() => {}
+                _ = term.recv() => {}
+            }
+        }
+        Err(_) => {
+            let _ = tokio::signal::ctrl_c().await;
+        }
+    }
+}

@@ -1,0 +1,647 @@
+//! The job queue and its worker pool: at most `max_active` downloads at once
+//! and at most `max_per_host` per remote host; the rest wait in priority,
+//! then first-in-first-out, order.
+
+use std::collections::HashMap;
+use std::path::{Component, Path, PathBuf};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::time::{Duration, Instant};
+
+use dlm_core::{
+    Checksum, Download, DownloadControl, DownloadOptions, ErrorKind, Event, Input, Options, Output,
+    ProtocolRegistry, RateLimiter,
+};
+use dlm_examples::api::{Job, JobEvent, JobState, NewJob, Settings};
+use tokio::sync::broadcast;
+use tracing::Instrument;
+
+use crate::metrics::Metrics;
+use crate::store::{JobRow, Store};
+
+/// Capacity of the SSE event buffer; a slower client misses events (it is
+/// told so) rather than stalling downloads.
+const EVENT_CAPACITY: usize = 4096;
+/// How often a running job's progress is written to the store.
+const STORE_PROGRESS_EVERY: Duration = Duration::from_secs(1);
+/// Largest number of connections a job may ask for.
+const MAX_CONNECTIONS: u32 = 64;
+
+/// Why a running job is being stopped.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum StopReason {
+    Pause,
+    Cancel { delete_file: bool },
+    Shutdown,
+}
+
+#[derive(Debug)]
+struct Running {
+    control: DownloadControl,
+    host: String,
+    stop: Option<StopReason>,
+    rate_bytes_per_sec: u64,
+}
+
+#[derive(Debug)]
+struct Inner {
+    running: HashMap<i64, Running>,
+    max_active: u32,
+    max_per_host: u32,
+    shutting_down: bool,
+}
+
+/// A request the API could not honour.
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum ManagerError {
+    #[error("{0}")]
+    BadRequest(String),
+    #[error("{0}")]
+    InvalidDest(String),
+    #[error("job {0} not found")]
+    NotFound(i64),
+    #[error("{0}")]
+    Conflict(String),
+    #[error("storage: {0}")]
+    Store(#[from] rusqlite::Error),
+}
+
+/// The daemon's jobs.
+#[derive(Debug)]
+pub(crate) struct Manager {
+    store: Store,
+    registry: ProtocolRegistry,
+    download_dir: PathBuf,
+    allow_absolute_dest: bool,
+    global: Arc<RateLimiter>,
+    inner: Mutex<Inner>,
+    events: broadcast::Sender<JobEvent>,
+    pub(crate) metrics: Metrics,
+}
+
+/// Checks a destination from the API: relative, no `..`, no root.
+fn check_dest(dest: &str, allow_absolute: bool) -> Result<(), ManagerError> {
+    let p = Path::new(dest);
+    if dest.is_empty() || dest.contains('\0') {
+        return Err(ManagerError::InvalidDest(
+            "dest is empty or contains NUL".into(),
+        ));
+    }
+    if p.is_absolute() && allow_absolute && !p.components().any(|c| c == Component::ParentDir) {
+        return Ok(());
+    }
+    if !dlm_core::stays_inside(p) {
+        return Err(ManagerError::InvalidDest(format!(
+            "dest {dest:?} must be a relative path inside the download directory (no \"..\", no absolute path)"
+        )));
+    }
+    Ok(())
+}
+
+impl Manager {
+    pub(crate) fn new(
+        store: Store,
+        registry: ProtocolRegistry,
+        download_dir: PathBuf,
+        allow_absolute_dest: bool,
+        defaults: (u32, u32, u64),
+    ) -> Result<Arc<Self>, rusqlite::Error> {
+        let setting = |k: &str, d: u64| -> Result<u64, rusqlite::Error> {
+            Ok(store.setting(k)?.and_then(|v| v.parse().ok()).unwrap_or(d))
+        };
+        let max_active = setting("max_active", u64::from(defaults.0))? as u32;
+        let max_per_host = setting("max_per_host", u64::from(defaults.1))? as u32;
+        let global_rate = setting("global_rate_limit", defaults.2)?;
+        let requeued = store.requeue_running()?;
+        if requeued > 0 {
+            tracing::info!(
+                requeued,
+                "jobs that were running continue from their control files"
+            );
+        }
+        Ok(Arc::new(Self {
+            store,
+            registry,
+            download_dir,
+            allow_absolute_dest,
+            global: Arc::new(RateLimiter::new(Some(global_rate))),
+            inner: Mutex::new(Inner {
+                running: HashMap::new(),
+                max_active,
+                max_per_host,
+                shutting_down: false,
+            }),
+            events: broadcast::channel(EVENT_CAPACITY).0,
+            metrics: Metrics::new(),
+        }))
+    }
+
+    fn inner(&self) -> MutexGuard<'_, Inner> {
+        self.inner.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    pub(crate) fn subscribe(&self) -> broadcast::Receiver<JobEvent> {
+        self.events.subscribe()
+    }
+
+    fn emit(&self, e: JobEvent) {
+        let _ = self.events.send(e);
+    }
+
+    fn rate_of(&self, id: i64) -> u64 {
+        self.inner()
+            .running
+            .get(&id)
+            .map_or(0, |r| r.rate_bytes_per_sec)
+    }
+
+    /// The API view of a job.
+    pub(crate) fn job(&self, id: i64) -> Result<Job, ManagerError> {
+        let row = self.store.get(id)?.ok_or(ManagerError::NotFound(id))?;
+        Ok(row.to_api(self.rate_of(id)))
+    }
+
+    /// A page of jobs.
+    pub(crate) fn list(
+        &self,
+        state: Option<JobState>,
+        after: i64,
+        limit: u32,
+    ) -> Result<Vec<Job>, ManagerError> {
+        let rows = self.store.list(state, after, limit)?;
+        let inner = self.inner();
+        Ok(rows
+            .iter()
+            .map(|r| r.to_api(inner.running.get(&r.id).map_or(0, |x| x.rate_bytes_per_sec)))
+            .collect())
+    }
+
+    /// Validates and queues a job.
+    pub(crate) fn add(self: &Arc<Self>, new: NewJob) -> Result<Job, ManagerError> {
+        let input = Input::parse(&new.url);
+        let Input::Url(url) = &input else {
+            return Err(ManagerError::BadRequest(format!(
+                "url {:?} is not an absolute URL",
+                new.url
+            )));
+        };
+        self.registry
+            .resolve(&input)
+            .map_err(|e| ManagerError::BadRequest(e.to_string()))?;
+        for m in &new.mirrors {
+            self.registry
+                .resolve(&Input::parse(m))
+                .map_err(|e| ManagerError::BadRequest(format!("mirror: {e}")))?;
+        }
+        if let Some(d) = &new.dest {
+            check_dest(d, self.allow_absolute_dest)?;
+        }
+        if let Some(c) = &new.checksum {
+            c.parse::<Checksum>()
+                .map_err(|e| ManagerError::BadRequest(e.to_string()))?;
+        }
+        let connections = new.connections.unwrap_or(8);
+        if !(1..=MAX_CONNECTIONS).contains(&connections) {
+            return Err(ManagerError::BadRequest(format!(
+                "connections must be 1 to {MAX_CONNECTIONS}"
+            )));
+        }
+        let row = JobRow {
+            id: 0,
+            url: new.url.clone(),
+            mirrors: new.mirrors,
+            dest: new.dest,
+            connections,
+            checksum: new.checksum,
+            rate_limit: new.rate_limit.unwrap_or(0),
+            priority: new.priority.unwrap_or(0),
+            state: JobState::Queued,
+            error_kind: None,
+            error: None,
+            downloaded_bytes: 0,
+            total_bytes: None,
+            path: None,
+            sha256: None,
+            host: url.host_str().unwrap_or("").to_ascii_lowercase(),
+            created_ms: 0,
+            updated_ms: 0,
+        };
+        let row = self.store.insert(row)?;
+        let job = row.to_api(0);
+        self.emit(JobEvent::Added { job: Box::new(job.clone()) });
+        self.schedule();
+        Ok(job)
+    }
+
+    /// Starts queued jobs while the limits allow.
+    pub(crate) fn schedule(self: &Arc<Self>) {
+        let mut inner = self.inner();
+        if inner.shutting_down {
+            return;
+        }
+        let free = inner.max_active.saturating_sub(inner.running.len() as u32);
+        if free == 0 {
+            return;
+        }
+        // Look past jobs blocked by their host's limit, but not without bound.
+        let candidates = match self.store.queued(free.saturating_mul(8).max(64)) {
+            Ok(c) => c,
+            Err(e) => {
+                tracing::error!(error = %e, "reading the queue failed");
+                return;
+            }
+        };
+        let mut per_host: HashMap<String, u32> = HashMap::new();
+        for r in inner.running.values() {
+            *per_host.entry(r.host.clone()).or_default() += 1;
+        }
+        for row in candidates {
+            if inner.running.len() as u32 >= inner.max_active {
+                break;
+            }
+            let n = per_host.entry(row.host.clone()).or_default();
+            if *n >= inner.max_per_host {
+                continue;
+            }
+            *n += 1;
+            match self.start(&row) {
+                Ok(running) => {
+                    inner.running.insert(row.id, running);
+                }
+                Err((kind, message)) => {
+                    *per_host.get_mut(&row.host).expect("counted above") -= 1;
+                    let _ = self
+                        .store
+                        .set_state(row.id, JobState::Failed, Some((&kind, &message)));
+                    self.metrics.failed(&kind);
+                    self.emit(JobEvent::Failed {
+                        id: row.id,
+                        kind,
+                        message,
+                    });
+                }
+            }
+        }
+    }
+
+    /// Builds and spawns the download of `row`.
+    fn start(self: &Arc<Self>, row: &JobRow) -> Result<Running, (String, String)> {
+        let err = |e: dlm_core::Error| (e.kind().to_string(), e.to_string());
+        let options = Options::new();
+        let source = self
+            .registry
+            .source(&Input::parse(&row.url), &options)
+            .map_err(err)?;
+        let output = match &row.dest {
+            None => Output::Dir(self.download_dir.clone()),
+            Some(d) if d.ends_with('/') => Output::Dir(self.download_dir.join(d)),
+            Some(d) => Output::File(self.download_dir.join(d)),
+        };
+        let checksum = row
+            .checksum
+            .as_deref()
+            .map(str::parse::<Checksum>)
+            .transpose()
+            .map_err(err)?;
+        let opts = DownloadOptions::default()
+            .with_connections(row.connections)
+            .with_rate_limit((row.rate_limit > 0).then_some(row.rate_limit))
+            .with_checksum(checksum)
+            .with_global_limiter(self.global.clone());
+        let mut download = Download::new(source, output).with_options(opts);
+        for m in &row.mirrors {
+            download = download.with_mirror(
+                self.registry
+                    .source(&Input::parse(m), &options)
+                    .map_err(err)?,
+            );
+        }
+        let events = download.subscribe();
+        let handle = download.start();
+        let control = handle.control();
+        let _ = self.store.set_state(row.id, JobState::Running, None);
+        self.emit(JobEvent::Started { id: row.id });
+        let me = self.clone();
+        let id = row.id;
+        let protocol = row
+            .url
+            .split(':')
+            .next()
+            .unwrap_or("unknown")
+            .to_ascii_lowercase();
+        let span = tracing::info_span!("job", id, url = %dlm_core::redact_url(&url::Url::parse(&row.url).map_err(|e| ("invalid-input".to_string(), e.to_string()))?));
+        tokio::spawn(
+            async move {
+                tracing::info!("started");
+                let forward = me.clone().forward(id, events, protocol);
+                let (result, ()) = tokio::join!(handle.wait(), forward);
+                me.finished(id, result);
+            }
+            .instrument(span),
+        );
+        Ok(Running {
+            control,
+            host: row.host.clone(),
+            stop: None,
+            rate_bytes_per_sec: 0,
+        })
+    }
+
+    /// Forwards a download's engine events to the store, metrics and SSE.
+    async fn forward(
+        self: Arc<Self>,
+        id: i64,
+        mut events: broadcast::Receiver<Event>,
+        protocol: String,
+    ) {
+        let mut last_store = Instant::now() - STORE_PROGRESS_EVERY;
+        let mut last_bytes = 0u64;
+        loop {
+            let ev = match events.recv().await {
+                Ok(ev) => ev,
+                Err(broadcast::error::RecvError::Lagged(_)) => continue,
+                Err(broadcast::error::RecvError::Closed) => return,
+            };
+            match ev {
+                Event::Started { path: Some(p), .. } => {
+                    let rel = p.strip_prefix(&self.download_dir).unwrap_or(&p);
+                    let _ = self.store.set_path(id, &rel.to_string_lossy());
+                }
+                Event::Progress(stats) => {
+                    if let Some(r) = self.inner().running.get_mut(&id) {
+                        r.rate_bytes_per_sec = stats.rate_bytes_per_sec;
+                    }
+                    self.metrics
+                        .add_bytes(&protocol, stats.downloaded_bytes.saturating_sub(last_bytes));
+                    last_bytes = stats.downloaded_bytes;
+                    if last_store.elapsed() >= STORE_PROGRESS_EVERY {
+                        last_store = Instant::now();
+                        let _ =
+                            self.store
+                                .set_progress(id, stats.downloaded_bytes, stats.total_bytes);
+                    }
+                    self.emit(JobEvent::Progress {
+                        id,
+                        downloaded_bytes: stats.downloaded_bytes,
+                        total_bytes: stats.total_bytes,
+                        rate_bytes_per_sec: stats.rate_bytes_per_sec,
+                    });
+                }
+                Event::Completed(done) => {
+                    self.metrics
+                        .add_bytes(&protocol, done.bytes.saturating_sub(last_bytes));
+                    return;
+                }
+                Event::Failed { .. } => return,
+                _ => {}
+            }
+        }
+    }
+
+    /// Records how a download ended and starts the next ones.
+    fn finished(self: &Arc<Self>, id: i64, result: dlm_core::Result<dlm_core::Completed>) {
+        let stop = self.inner().running.remove(&id).and_then(|r| r.stop);
+        match (result, stop) {
+            (Ok(done), _) => {
+                let sha = done.sha256().map(|c| c.to_hex());
+                tracing::info!(
+                    bytes = done.bytes,
+                    sha256 = sha.as_deref().unwrap_or(""),
+                    "completed"
+                );
+                let _ = self.store.complete(id, done.bytes, sha.as_deref());
+                self.emit(JobEvent::Completed { id, sha256: sha });
+            }
+            (Err(e), Some(StopReason::Pause)) if e.kind() == ErrorKind::Cancelled => {
+                let _ = self.store.set_state(id, JobState::Paused, None);
+                self.emit(JobEvent::Paused { id });
+            }
+            (Err(e), Some(StopReason::Cancel { delete_file }))
+                if e.kind() == ErrorKind::Cancelled =>
+            {
+                if delete_file {
+                    self.delete_partial(id);
+                }
+                let _ = self.store.set_state(id, JobState::Cancelled, None);
+                self.emit(JobEvent::Cancelled { id });
+            }
+            (Err(e), Some(StopReason::Shutdown)) if e.kind() == ErrorKind::Cancelled => {
+                // Stays `running` in the store: the next start resumes it.
+                tracing::info!("stopped for shutdown; state saved");
+            }
+            (Err(e), _) => {
+                let kind = e.kind().to_string();
+                let message = e.to_string();
+                tracing::warn!(%kind, %message, "failed");
+                let _ = self
+                    .store
+                    .set_state(id, JobState::Failed, Some((&kind, &message)));
+                self.metrics.failed(&kind);
+                self.emit(JobEvent::Failed { id, kind, message });
+            }
+        }
+        self.schedule();
+    }
+
+    fn delete_partial(&self, id: i64) {
+        let Ok(Some(row)) = self.store.get(id) else {
+            return;
+        };
+        let Some(path) = row.path else { return };
+        let full = self.download_dir.join(path);
+        let _ = std::fs::remove_file(dlm_core::FileSink::part_path_for(&full));
+        let _ = std::fs::remove_file(dlm_core::FileSink::control_path_for(&full));
+    }
+
+    /// Pauses a queued or running job.
+    pub(crate) fn pause(self: &Arc<Self>, id: i64) -> Result<Job, ManagerError> {
+        let row = self.store.get(id)?.ok_or(ManagerError::NotFound(id))?;
+        let stopped = {
+            let mut inner = self.inner();
+            match inner.running.get_mut(&id) {
+                Some(r) => {
+                    r.stop = Some(StopReason::Pause);
+                    r.control.cancel();
+                    true
+                }
+                None => false,
+            }
+        };
+        if !stopped {
+            match row.state {
+                JobState::Queued => {
+                    self.store.set_state(id, JobState::Paused, None)?;
+                    self.emit(JobEvent::Paused { id });
+                }
+                JobState::Paused => {}
+                s => {
+                    return Err(ManagerError::Conflict(format!(
+                        "job {id} is {} and cannot be paused",
+                        s.as_str()
+                    )));
+                }
+            }
+        }
+        self.job(id)
+    }
+
+    /// Queues a paused (or failed) job again; it resumes from its control file.
+    pub(crate) fn resume(self: &Arc<Self>, id: i64) -> Result<Job, ManagerError> {
+        let row = self.store.get(id)?.ok_or(ManagerError::NotFound(id))?;
+        match row.state {
+            JobState::Paused | JobState::Failed => {
+                self.store.set_state(id, JobState::Queued, None)?;
+                self.schedule();
+            }
+            JobState::Queued | JobState::Running => {}
+            s => {
+                return Err(ManagerError::Conflict(format!(
+                    "job {id} is {} and cannot be resumed",
+                    s.as_str()
+                )));
+            }
+        }
+        self.job(id)
+    }
+
+    /// Cancels a job, optionally deleting its partial file.
+    pub(crate) fn cancel(
+        self: &Arc<Self>,
+        id: i64,
+        delete_file: bool,
+    ) -> Result<Job, ManagerError> {
+        let row = self.store.get(id)?.ok_or(ManagerError::NotFound(id))?;
+        let stopped = {
+            let mut inner = self.inner();
+            match inner.running.get_mut(&id) {
+                Some(r) => {
+                    r.stop = Some(StopReason::Cancel { delete_file });
+                    r.control.cancel();
+                    true
+                }
+                None => false,
+            }
+        };
+        if !stopped && row.state != JobState::Completed {
+            if delete_file {
+                self.delete_partial(id);
+            }
+            self.store.set_state(id, JobState::Cancelled, None)?;
+            self.emit(JobEvent::Cancelled { id });
+        }
+        self.job(id)
+    }
+
+    /// Changes priority and/or rate limit.
+    pub(crate) fn patch(
+        self: &Arc<Self>,
+        id: i64,
+        priority: Option<i32>,
+        rate: Option<u64>,
+    ) -> Result<Job, ManagerError> {
+        self.store.get(id)?.ok_or(ManagerError::NotFound(id))?;
+        if let Some(p) = priority {
+            self.store.set_priority(id, p)?;
+        }
+        if let Some(r) = rate {
+            self.store.set_rate_limit(id, r)?;
+            if let Some(run) = self.inner().running.get(&id) {
+                run.control.set_rate_limit((r > 0).then_some(r));
+            }
+        }
+        self.job(id)
+    }
+
+    pub(crate) fn settings(&self) -> Settings {
+        let inner = self.inner();
+        Settings {
+            max_active: Some(inner.max_active),
+            max_per_host: Some(inner.max_per_host),
+            global_rate_limit: Some(self.global.rate().unwrap_or(0)),
+        }
+    }
+
+    /// Changes the global limits; persisted.
+    pub(crate) fn set_settings(self: &Arc<Self>, s: Settings) -> Result<Settings, ManagerError> {
+        for (name, v) in [
+            ("max_active", s.max_active),
+            ("max_per_host", s.max_per_host),
+        ] {
+            if let Some(v) = v
+                && !(1..=1000).contains(&v)
+            {
+                return Err(ManagerError::BadRequest(format!(
+                    "{name} must be 1 to 1000"
+                )));
+            }
+        }
+        {
+            let mut inner = self.inner();
+            if let Some(v) = s.max_active {
+                inner.max_active = v;
+                self.store.set_setting("max_active", &v.to_string())?;
+            }
+            if let Some(v) = s.max_per_host {
+                inner.max_per_host = v;
+                self.store.set_setting("max_per_host", &v.to_string())?;
+            }
+        }
+        if let Some(r) = s.global_rate_limit {
+            self.global.set_rate((r > 0).then_some(r));
+            self.store
+                .set_setting("global_rate_limit", &r.to_string())?;
+        }
+        self.schedule();
+        Ok(self.settings())
+    }
+
+    /// Counts for metrics: (running, queued).
+    pub(crate) fn counts(&self) -> (u64, u64, u64) {
+        let (running, rate) = {
+            let inner = self.inner();
+            (
+                inner.running.len() as u64,
+                inner.running.values().map(|r| r.rate_bytes_per_sec).sum(),
+            )
+        };
+        (
+            running,
+            self.store.count(JobState::Queued).unwrap_or(0),
+            rate,
+        )
+    }
+
+    /// Stops every running job with its state saved and waits (bounded) for
+    /// them to finish saving. They stay `running` in the store and resume on
+    /// the next start.
+    pub(crate) async fn shutdown(self: &Arc<Self>, within: Duration) {
+        {
+            let mut inner = self.inner();
+            inner.shutting_down = true;
+            for r in inner.running.values_mut() {
+                r.stop = Some(StopReason::Shutdown);
+                r.control.cancel();
+            }
+        }
+        let deadline = Instant::now() + within;
+        while Instant::now() < deadline && !self.inner().running.is_empty() {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn destinations() {
+        assert!(check_dest("a/b.iso", false).is_ok());
+        assert!(check_dest("dir/", false).is_ok());
+        assert!(check_dest("../x", false).is_err());
+        assert!(check_dest("a/../../x", false).is_err());
+        assert!(check_dest("/etc/passwd", false).is_err());
+        assert!(check_dest("/srv/x", true).is_ok());
+        assert!(check_dest("/srv/../x", true).is_err());
+        assert!(check_dest("", false).is_err());
+    }
+}
