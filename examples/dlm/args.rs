@@ -18,6 +18,79 @@ pub(crate) enum Command {
     Get(GetArgs),
     /// Show what the server says about URL without downloading it.
     Info(InfoArgs),
+    /// Talk to a running dlmd.
+    Remote(RemoteArgs),
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct RemoteArgs {
+    /// The daemon.
+    #[arg(
+        long,
+        global = true,
+        default_value = "http://127.0.0.1:6800",
+        env = "DLM_SERVER"
+    )]
+    pub(crate) server: String,
+    /// dlmd's state directory, where its token is (default: $XDG_DATA_HOME/dlm); DLM_TOKEN wins.
+    #[arg(long, global = true, value_name = "DIR")]
+    pub(crate) state_dir: Option<PathBuf>,
+    #[command(subcommand)]
+    pub(crate) command: RemoteCommand,
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum RemoteCommand {
+    /// Queue one job per URL.
+    Add {
+        /// What to download.
+        #[arg(required = true)]
+        urls: Vec<String>,
+        /// Destination relative to the daemon's download directory.
+        #[arg(long)]
+        dest: Option<String>,
+        /// Connections per job.
+        #[arg(short = 'c', long)]
+        connections: Option<u32>,
+        /// Expected digest, ALGO=HEX.
+        #[arg(long)]
+        checksum: Option<String>,
+        /// Rate limit per job, e.g. 10M.
+        #[arg(long, value_parser = parse_size)]
+        limit_rate: Option<u64>,
+        /// Higher runs first.
+        #[arg(long)]
+        priority: Option<i32>,
+    },
+    /// List jobs.
+    Ls {
+        /// Only jobs in this state (queued, running, paused, completed, failed, cancelled).
+        #[arg(long)]
+        state: Option<String>,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Pause a job.
+    Pause {
+        /// Job id.
+        id: i64,
+    },
+    /// Resume a paused or failed job.
+    Resume {
+        /// Job id.
+        id: i64,
+    },
+    /// Cancel a job.
+    Rm {
+        /// Job id.
+        id: i64,
+        /// Also delete the partial file.
+        #[arg(long)]
+        delete_file: bool,
+    },
+    /// Follow the daemon's events with live progress bars.
+    Watch,
 }
 
 /// Options shared by every command that talks to a server.

@@ -14,6 +14,7 @@ mod args;
 mod exit_code;
 mod progress;
 mod registry;
+mod remote;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -50,6 +51,7 @@ fn main() -> ExitCode {
         match cli.command {
             Command::Get(a) => get(a).await,
             Command::Info(a) => info(a).await,
+            Command::Remote(a) => remote::run(a).await,
         }
     });
     ExitCode::from(code)

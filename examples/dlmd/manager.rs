@@ -227,7 +227,9 @@ impl Manager {
         };
         let row = self.store.insert(row)?;
         let job = row.to_api(0);
-        self.emit(JobEvent::Added { job: Box::new(job.clone()) });
+        self.emit(JobEvent::Added {
+            job: Box::new(job.clone()),
+        });
         self.schedule();
         Ok(job)
     }
