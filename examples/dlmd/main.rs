@@ -32,7 +32,8 @@ use crate::manager::Manager;
 use crate::routes::AppState;
 use crate::store::Store;
 
-/// How long running jobs get to save their state on SIGTERM/SIGINT.
+/// How long running jobs get to save their state on SIGTERM/SIGINT (the
+/// whole exit stays under 5 s).
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(4);
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
@@ -169,19 +170,33 @@ async fn run(args: Args) -> Result<(), String> {
     // One line on stdout for scripts and tests that start dlmd on port 0.
     println!("dlmd listening on http://{local}");
 
+    let shutdown = dlm_core::CancellationToken::new();
     let app = routes::router(AppState {
         manager: manager.clone(),
         token: Arc::from(token.as_str()),
+        shutdown: shutdown.clone(),
     });
-    let shutdown_manager = manager.clone();
-    axum::serve(listener, app)
-        .with_graceful_shutdown(async move {
-            wait_for_signal().await;
-            tracing::info!("stopping: saving the state of running jobs");
-            shutdown_manager.shutdown(SHUTDOWN_GRACE).await;
-        })
-        .await
-        .map_err(|e| e.to_string())?;
+    let signalled = shutdown.clone();
+    tokio::spawn(async move {
+        wait_for_signal().await;
+        signalled.cancel();
+    });
+    let graceful = shutdown.clone();
+    let serve = axum::serve(listener, app).with_graceful_shutdown(async move {
+        graceful.cancelled().await;
+        tracing::info!("stopping: saving the state of running jobs");
+        manager.shutdown(SHUTDOWN_GRACE).await;
+    });
+    // Event streams end on shutdown; any other connection gets a moment to
+    // finish, then the process exits regardless.
+    let deadline = async {
+        shutdown.cancelled().await;
+        tokio::time::sleep(SHUTDOWN_GRACE + Duration::from_millis(500)).await;
+    };
+    tokio::select! {
+        r = serve => r.map_err(|e| e.to_string())?,
+        () = deadline => tracing::warn!("connections still open at shutdown; closing them"),
+    }
     tracing::info!("stopped");
     Ok(())
 }

@@ -17,7 +17,7 @@ use dlm_examples::api::{
     CancelQuery, DEFAULT_PAGE, ErrorBody, ErrorDetail, Job, JobEvent, JobPage, JobPatch, JobState,
     ListQuery, MAX_BODY_BYTES, MAX_PAGE, NewJob, Settings,
 };
-use futures::Stream;
+use futures::{Stream, StreamExt};
 use tokio::sync::broadcast;
 use utoipa::OpenApi;
 
@@ -28,6 +28,8 @@ use crate::manager::{Manager, ManagerError};
 pub(crate) struct AppState {
     pub(crate) manager: Arc<Manager>,
     pub(crate) token: Arc<str>,
+    /// Cancelled on SIGTERM/SIGINT; ends the event streams.
+    pub(crate) shutdown: dlm_core::CancellationToken,
 }
 
 /// An error response with a stable code.
@@ -295,6 +297,7 @@ async fn events(
     State(s): State<AppState>,
 ) -> Sse<impl Stream<Item = Result<SseEvent, Infallible>>> {
     let rx = s.manager.subscribe();
+    let shutdown = s.shutdown.clone();
     let stream = futures::stream::unfold(rx, |mut rx| async move {
         let event = match rx.recv().await {
             Ok(ev) => {
@@ -317,7 +320,8 @@ async fn events(
             Err(broadcast::error::RecvError::Closed) => return None,
         };
         Some((Ok(event), rx))
-    });
+    })
+    .take_until(async move { shutdown.cancelled().await });
     Sse::new(stream).keep_alive(KeepAlive::default())
 }
 
