@@ -78,6 +78,19 @@ impl FileSink {
             .truncate(false)
             .open(&self.part)
             .map_err(|e| Error::io(format!("opening {}", self.part.display()), e))?;
+        // One writer per file: a second download of the same output (two jobs
+        // that chose the same name) fails instead of interleaving bytes.
+        match rustix::fs::flock(&f, rustix::fs::FlockOperation::NonBlockingLockExclusive) {
+            Ok(()) => {}
+            Err(e) if e == rustix::io::Errno::WOULDBLOCK => {
+                return Err(Error::new(
+                    ErrorKind::InvalidInput,
+                    format!("{} is being written by another download", self.part.display()),
+                ));
+            }
+            // Filesystems without flock (some network filesystems): go on unlocked.
+            Err(_) => {}
+        }
         let f = Arc::new(f);
         *slot = Some(f.clone());
         Ok(f)
@@ -187,6 +200,22 @@ impl Sink for FileSink {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[tokio::test]
+    async fn a_second_writer_of_the_same_file_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("same.bin");
+        let a = FileSink::new(&path);
+        a.prepare(Some(4), &[]).await.unwrap();
+        let b = FileSink::new(&path);
+        let err = b.prepare(Some(4), &[]).await.unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::InvalidInput);
+        assert!(err.to_string().contains("another download"), "{err}");
+        a.write_at(0, Bytes::from_static(b"abcd")).await.unwrap();
+        a.commit().await.unwrap();
+        // Once committed the lock is gone with the file handle.
+        assert_eq!(std::fs::read(&path).unwrap(), b"abcd");
+    }
 
     #[tokio::test]
     async fn writes_positionally_and_renames_on_commit() {
