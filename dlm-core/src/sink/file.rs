@@ -85,7 +85,10 @@ impl FileSink {
             Err(e) if e == rustix::io::Errno::WOULDBLOCK => {
                 return Err(Error::new(
                     ErrorKind::InvalidInput,
-                    format!("{} is being written by another download", self.part.display()),
+                    format!(
+                        "{} is being written by another download",
+                        self.part.display()
+                    ),
                 ));
             }
             // Filesystems without flock (some network filesystems): go on unlocked.
