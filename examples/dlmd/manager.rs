@@ -330,7 +330,7 @@ impl Manager {
             .next()
             .unwrap_or("unknown")
             .to_ascii_lowercase();
-        let span = tracing::info_span!("job", id, url = %dlm_core::redact_url(&url::Url::parse(&row.url).map_err(|e| ("invalid-input".to_string(), e.to_string()))?));
+        let span = tracing::info_span!(parent: None, "job", id, url = %dlm_core::redact_url(&url::Url::parse(&row.url).map_err(|e| ("invalid-input".to_string(), e.to_string()))?));
         tokio::spawn(
             async move {
                 tracing::info!("started");
@@ -454,8 +454,9 @@ impl Manager {
         let _ = std::fs::remove_file(dlm_core::FileSink::control_path_for(&full));
     }
 
-    /// Pauses a queued or running job.
-    pub(crate) fn pause(self: &Arc<Self>, id: i64) -> Result<Job, ManagerError> {
+    /// Pauses a queued or running job; for a running one, waits (up to 5 s)
+    /// until its state is saved, so the answer says `paused`.
+    pub(crate) async fn pause(self: &Arc<Self>, id: i64) -> Result<Job, ManagerError> {
         let row = self.store.get(id)?.ok_or(ManagerError::NotFound(id))?;
         let stopped = {
             let mut inner = self.inner();
@@ -468,7 +469,12 @@ impl Manager {
                 None => false,
             }
         };
-        if !stopped {
+        if stopped {
+            let deadline = Instant::now() + Duration::from_secs(5);
+            while Instant::now() < deadline && self.inner().running.contains_key(&id) {
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+        } else {
             match row.state {
                 JobState::Queued => {
                     self.store.set_state(id, JobState::Paused, None)?;

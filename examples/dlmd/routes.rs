@@ -91,13 +91,20 @@ impl From<BytesRejection> for ApiError {
 /// Parses a JSON request body whatever its `Content-Type` (so `curl -d` works).
 fn json_body<T: serde::de::DeserializeOwned>(body: Result<Bytes, BytesRejection>) -> ApiResult<T> {
     let bytes = body?;
-    serde_json::from_slice(&bytes).map_err(|e| {
+    let bad = |e: String| {
         ApiError::new(
             StatusCode::BAD_REQUEST,
             "bad_request",
             format!("invalid JSON body: {e}"),
         )
-    })
+    };
+    let value: serde_json::Value =
+        serde_json::from_slice(&bytes).map_err(|e| bad(e.to_string()))?;
+    // serde reads structs from arrays too; the API takes objects only.
+    if !value.is_object() {
+        return Err(bad("expected a JSON object".into()));
+    }
+    serde_json::from_value(value).map_err(|e| bad(e.to_string()))
 }
 
 impl From<QueryRejection> for ApiError {
@@ -119,11 +126,13 @@ async fn auth(
     req: Request,
     next: Next,
 ) -> Response {
+    // The scheme name is case-insensitive (RFC 9110 §11.1).
     let given = headers
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "))
-        .map(str::trim);
+        .and_then(|v| v.split_once(' '))
+        .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
+        .map(|(_, t)| t.trim());
     match given {
         Some(t) if same_secret(t.as_bytes(), state.token.as_bytes()) => next.run(req).await,
         _ => {
@@ -161,12 +170,21 @@ pub(crate) fn router(state: AppState) -> Router {
         .route("/healthz", get(healthz))
         .route("/v1/openapi.json", get(openapi))
         .fallback(not_found)
+        .method_not_allowed_fallback(method_not_allowed)
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
         .with_state(state)
 }
 
 async fn not_found() -> ApiError {
     ApiError::new(StatusCode::NOT_FOUND, "not_found", "no such endpoint")
+}
+
+async fn method_not_allowed() -> ApiError {
+    ApiError::new(
+        StatusCode::METHOD_NOT_ALLOWED,
+        "method_not_allowed",
+        "this endpoint does not take that method",
+    )
 }
 
 fn parse_id(id: &str) -> ApiResult<i64> {
@@ -255,7 +273,7 @@ async fn cancel_job(
               (status = 404, body = ErrorBody), (status = 409, body = ErrorBody)),
     security(("bearer" = [])))]
 async fn pause_job(State(s): State<AppState>, Path(id): Path<String>) -> ApiResult<Json<Job>> {
-    Ok(Json(s.manager.pause(parse_id(&id)?)?))
+    Ok(Json(s.manager.pause(parse_id(&id)?).await?))
 }
 
 /// Queue a paused or failed job again; it resumes where it stopped.

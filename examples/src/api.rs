@@ -205,7 +205,7 @@ pub struct ErrorBody {
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct ErrorDetail {
     /// Stable, machine-readable: `unauthorized`, `bad_request`, `invalid_dest`,
-    /// `not_found`, `conflict`, `payload_too_large`, `internal`.
+    /// `not_found`, `method_not_allowed`, `conflict`, `payload_too_large`, `internal`.
     pub code: String,
     /// One line for people.
     pub message: String,

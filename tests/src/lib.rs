@@ -9,6 +9,9 @@
 //! `skipping: <name> not installed` to stderr, so the test can return early. Under `DLM_REQUIRE_PEERS=1` (CI) it
 //! panics instead; see [`peer::missing_peer`].
 //!
+//! [`Dlmd`] runs dlm's own daemon (the `examples/dlmd` binary) the same way, with a small client for its REST API
+//! and event stream.
+//!
 //! ```no_run
 //! # async fn demo() {
 //! use dlm_tests::{Nginx, NginxOptions, write_random_file};
@@ -27,6 +30,7 @@ pub mod access_log;
 pub mod cli;
 pub mod cut_proxy;
 pub mod digest;
+pub mod dlmd;
 pub mod fixture;
 pub mod forward_proxy;
 pub mod http1;
@@ -39,6 +43,7 @@ pub use access_log::AccessLogEntry;
 pub use cli::{dlm_binary, dlm_command};
 pub use cut_proxy::{CutMode, CutProxy, CutProxyOptions};
 pub use digest::sha256_file;
+pub use dlmd::{DLMD_TOKEN, Dlmd, DlmdOptions, EventStream, SseEvent, dlmd_binary};
 pub use fixture::write_random_file;
 pub use forward_proxy::{ForwardProxy, ProxyKind};
 pub use nginx::{Nginx, NginxOptions};
