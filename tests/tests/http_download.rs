@@ -918,7 +918,11 @@ fn connections_cut_mid_transfer_are_resumed() {
         let cuts = proxy.cuts();
         // Each connection carries at most 1 MiB, so at least 16 connections were needed, and some were cut
         // mid-chunk (a connection whose chunk ends within its MiB closes without a cut).
-        assert!(proxy.connections() >= 16, "{} connections", proxy.connections());
+        assert!(
+            proxy.connections() >= 16,
+            "{} connections",
+            proxy.connections()
+        );
         assert!(cuts > 0, "no connection was cut");
         let retried = retried_chunk_failures(&events);
         assert!(retried > 0, "no retried chunk failure: {events:?}");
