@@ -41,26 +41,35 @@ pub fn profile_dir() -> PathBuf {
 ///
 /// If the build fails or the binary is still missing after it.
 pub fn dlm_binary() -> PathBuf {
-    if let Some(bin) = env::var_os(DLM_BIN_ENV) {
+    static BINARY: OnceLock<PathBuf> = OnceLock::new();
+    example_binary("dlm", DLM_BIN_ENV, &BINARY)
+}
+
+/// The path of the example `name`, or the value of `override_env` when set; builds it once (per `cell`) when
+/// missing.
+///
+/// # Panics
+///
+/// If the build fails or the binary is still missing after it.
+pub fn example_binary(name: &str, override_env: &str, cell: &OnceLock<PathBuf>) -> PathBuf {
+    if let Some(bin) = env::var_os(override_env) {
         return PathBuf::from(bin);
     }
-    static BINARY: OnceLock<PathBuf> = OnceLock::new();
-    BINARY
-        .get_or_init(|| {
-            let bin = profile_dir()
-                .join("examples")
-                .join(format!("dlm{}", env::consts::EXE_SUFFIX));
-            if !bin.is_file() {
-                build_example();
-            }
-            assert!(
-                bin.is_file(),
-                "`cargo build --example dlm -p dlm-examples` succeeded but {} does not exist",
-                bin.display()
-            );
-            bin
-        })
-        .clone()
+    cell.get_or_init(|| {
+        let bin = profile_dir()
+            .join("examples")
+            .join(format!("{name}{}", env::consts::EXE_SUFFIX));
+        if !bin.is_file() {
+            build_example(name);
+        }
+        assert!(
+            bin.is_file(),
+            "`cargo build --example {name} -p dlm-examples` succeeded but {} does not exist",
+            bin.display()
+        );
+        bin
+    })
+    .clone()
 }
 
 /// Environment variables the `dlm` binary (through dlm-http) reads proxies from; [`dlm_command`] removes them so
@@ -87,16 +96,16 @@ pub fn dlm_command() -> Command {
     cmd
 }
 
-fn build_example() {
+fn build_example(name: &str) {
     let cargo = env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
-    eprintln!("building the dlm example: cargo build --example dlm -p dlm-examples");
+    eprintln!("building the {name} example: cargo build --example {name} -p dlm-examples");
     let status = Command::new(&cargo)
-        .args(["build", "--example", "dlm", "-p", "dlm-examples"])
+        .args(["build", "--example", name, "-p", "dlm-examples"])
         .current_dir(workspace_root())
         .status()
         .unwrap_or_else(|e| panic!("run {}: {e}", Path::new(&cargo).display()));
     assert!(
         status.success(),
-        "`cargo build --example dlm -p dlm-examples` failed ({status})"
+        "`cargo build --example {name} -p dlm-examples` failed ({status})"
     );
 }

@@ -23,7 +23,6 @@
 //! # }
 //! ```
 
-use std::env;
 use std::fmt::Write as _;
 use std::fs;
 use std::io::{self, BufRead as _, BufReader};
@@ -42,7 +41,7 @@ use tempfile::TempDir;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
-use crate::cli::{PROXY_ENV_VARS, profile_dir, workspace_root};
+use crate::cli::{PROXY_ENV_VARS, example_binary};
 use crate::http1::Response;
 use crate::peer::ChildGuard;
 
@@ -70,40 +69,8 @@ const POLL_INTERVAL: Duration = Duration::from_millis(50);
 ///
 /// If the build fails or the binary is still missing after it.
 pub fn dlmd_binary() -> PathBuf {
-    if let Some(bin) = env::var_os(DLMD_BIN_ENV) {
-        return PathBuf::from(bin);
-    }
     static BINARY: OnceLock<PathBuf> = OnceLock::new();
-    BINARY
-        .get_or_init(|| {
-            let bin = profile_dir()
-                .join("examples")
-                .join(format!("dlmd{}", env::consts::EXE_SUFFIX));
-            if !bin.is_file() {
-                build_dlmd();
-            }
-            assert!(
-                bin.is_file(),
-                "`cargo build --example dlmd -p dlm-examples` succeeded but {} does not exist",
-                bin.display()
-            );
-            bin
-        })
-        .clone()
-}
-
-fn build_dlmd() {
-    let cargo = env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
-    eprintln!("building the dlmd example: cargo build --example dlmd -p dlm-examples");
-    let status = Command::new(&cargo)
-        .args(["build", "--example", "dlmd", "-p", "dlm-examples"])
-        .current_dir(workspace_root())
-        .status()
-        .unwrap_or_else(|e| panic!("run {}: {e}", Path::new(&cargo).display()));
-    assert!(
-        status.success(),
-        "`cargo build --example dlmd -p dlm-examples` failed ({status})"
-    );
+    example_binary("dlmd", DLMD_BIN_ENV, &BINARY)
 }
 
 /// Settings for [`Dlmd::start`].
