@@ -88,15 +88,29 @@ fn hash_loop(
 ) -> Result<MultiHasher> {
     let mut hasher = MultiHasher::new(algorithms);
     let mut at = 0u64;
+    // One buffer for the whole download: the sink reads into it on this
+    // thread when it can ([`Sink::read_at_blocking`](crate::Sink::read_at_blocking)).
+    let mut buf = vec![0u8; READ_BYTES as usize];
     loop {
         let (target, last) = *prefix.borrow_and_update();
         while at < target {
             if cancel.is_cancelled() {
                 return Err(Error::cancelled());
             }
-            let n = (target - at).min(u64::from(READ_BYTES)) as u32;
-            let data = handle.block_on(sink.read_at_dyn(at, n))?;
-            if data.is_empty() {
+            let n = (target - at).min(u64::from(READ_BYTES)) as usize;
+            let read = match sink.read_at_blocking_dyn(at, &mut buf[..n]) {
+                Some(r) => {
+                    let got = r?;
+                    hasher.update(&buf[..got]);
+                    got
+                }
+                None => {
+                    let data = handle.block_on(sink.read_at_dyn(at, n as u32))?;
+                    hasher.update(&data);
+                    data.len()
+                }
+            };
+            if read == 0 {
                 return Err(Error::new(
                     ErrorKind::Io,
                     format!(
@@ -104,8 +118,7 @@ fn hash_loop(
                     ),
                 ));
             }
-            hasher.update(&data);
-            at += data.len() as u64;
+            at += read as u64;
             shared.hashed.store(at, Ordering::Release);
         }
         if last {
