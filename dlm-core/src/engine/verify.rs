@@ -135,3 +135,91 @@ fn hash_loop(
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use bytes::Bytes;
+    use sha2::Digest as _;
+
+    use crate::{
+        BodyStream, Capabilities, Context, DigestAlgorithm, Download, Error, ErrorKind, MemorySink,
+        Output, Probe, ReadRange, Result, Sink, Source,
+    };
+
+    #[derive(Debug)]
+    struct Fixed(Bytes);
+
+    impl Source for Fixed {
+        fn identity(&self) -> String {
+            "fixed:test".into()
+        }
+        async fn probe(&self, _cx: &Context) -> Result<Probe> {
+            Ok(Probe::new(
+                Some(self.0.len() as u64),
+                Capabilities::default().with_ranges(true),
+            ))
+        }
+        async fn open(&self, _cx: &Context, range: ReadRange) -> Result<BodyStream> {
+            let end = range.end().unwrap_or(self.0.len() as u64);
+            let bytes = self.0.slice(range.start() as usize..end as usize);
+            Ok(Box::pin(futures::stream::iter([Ok(bytes)])))
+        }
+    }
+
+    /// A sink that can only be read back through `read_at_blocking`: the
+    /// verifier must use it (one reused buffer), never the allocating
+    /// `read_at`.
+    #[derive(Debug, Default)]
+    struct BlockingOnly(MemorySink);
+
+    impl Sink for BlockingOnly {
+        async fn prepare(&self, len: Option<u64>, d: &[DigestAlgorithm]) -> Result<()> {
+            self.0.prepare(len, d).await
+        }
+        async fn write_at(&self, offset: u64, data: Bytes) -> Result<()> {
+            self.0.write_at(offset, data).await
+        }
+        async fn read_at(&self, _offset: u64, _len: u32) -> Result<Bytes> {
+            Err(Error::new(
+                ErrorKind::Io,
+                "the verifier must read with read_at_blocking",
+            ))
+        }
+        fn read_at_blocking(&self, offset: u64, buf: &mut [u8]) -> Option<Result<usize>> {
+            let all = self.0.to_vec();
+            let start = (offset as usize).min(all.len());
+            let n = buf.len().min(all.len() - start);
+            buf[..n].copy_from_slice(&all[start..start + n]);
+            Some(Ok(n))
+        }
+        async fn sync(&self) -> Result<()> {
+            Ok(())
+        }
+        async fn commit(&self) -> Result<()> {
+            self.0.commit().await
+        }
+        async fn reset(&self) -> Result<()> {
+            self.0.reset().await
+        }
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn the_verifier_reads_back_through_the_blocking_path() {
+        let data: Vec<u8> = (0..(5u32 << 20) + 77)
+            .map(|i| (i * 31 % 251) as u8)
+            .collect();
+        let want = hex::encode(sha2::Sha256::digest(&data));
+        let output = Output::Sink {
+            sink: Arc::new(BlockingOnly::default()),
+            control_file: None,
+        };
+        let done = Download::new(Arc::new(Fixed(Bytes::from(data))), output)
+            .start()
+            .wait()
+            .await
+            .unwrap();
+        assert_eq!(done.sha256().unwrap().to_hex(), want);
+    }
+}
