@@ -680,11 +680,8 @@ fn basic_auth_from_url() {
             assert!(!out.exists() && !part_path(&out).exists(), "{case}");
             // One request: a 401 is not retried.
             let query = url.rsplit_once('?').unwrap().1;
-            let tried: Vec<_> = nginx
-                .access_log()
-                .into_iter()
-                .filter(|e| e.uri.ends_with(&format!("?{query}")))
-                .collect();
+            // nginx logs a request when it finalises it, a moment after the client has the answer.
+            let tried = nginx.wait_for_requests(&format!("/private/p.bin?{query}"), 1, LOG_TIMEOUT);
             assert_eq!(tried.len(), 1, "{case}: {tried:?}");
             assert_eq!(tried[0].status, 401, "{case}");
         }
