@@ -57,6 +57,12 @@ impl Capabilities {
         self.ranges = ranges;
         self
     }
+
+    /// Sets [`Capabilities::max_connections`].
+    pub fn with_max_connections(mut self, n: Option<NonZeroU32>) -> Self {
+        self.max_connections = n;
+        self
+    }
 }
 
 /// What one [`Source::probe`] round trip learned about the resource.

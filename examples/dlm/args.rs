@@ -126,6 +126,9 @@ pub(crate) struct NetArgs {
     /// Do not read credentials from ~/.netrc.
     #[arg(long)]
     pub(crate) no_netrc: bool,
+    /// FTP: secure control and data connections with AUTH TLS (explicit FTPS).
+    #[arg(long)]
+    pub(crate) ftp_ssl: bool,
 }
 
 #[derive(Debug, Args)]

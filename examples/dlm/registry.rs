@@ -39,9 +39,23 @@ pub(crate) fn http_config(net: &NetArgs) -> Result<HttpConfig, String> {
     Ok(c)
 }
 
+/// The FTP configuration the flags describe.
+pub(crate) fn ftp_config(net: &NetArgs) -> dlm_ftp::FtpConfig {
+    let mut c = dlm_ftp::FtpConfig::default()
+        .with_connect_timeout(Duration::from_secs(net.connect_timeout.max(1)))
+        .with_idle_timeout(Duration::from_secs(net.timeout.max(1)))
+        .with_insecure(net.insecure)
+        .with_explicit_tls(net.ftp_ssl);
+    if let Some(ca) = &net.ca_file {
+        c = c.with_ca_file(ca.clone());
+    }
+    c
+}
+
 /// Every protocol dlm ships, registered.
 pub(crate) fn default_registry(net: &NetArgs) -> Result<ProtocolRegistry, String> {
     let mut registry = ProtocolRegistry::new();
     dlm_http::register_with(&mut registry, http_config(net)?).map_err(|e| e.to_string())?;
+    dlm_ftp::register_with(&mut registry, ftp_config(net)).map_err(|e| e.to_string())?;
     Ok(registry)
 }

@@ -186,6 +186,7 @@ impl Download {
             rate_samples: VecDeque::new(),
             durable: RangeSet::new(),
             last_data_sync: Instant::now(),
+            connection_cap: None,
         };
         let task = tokio::spawn(engine.run());
         DownloadHandle::new(control_tx, shared, task)
@@ -224,6 +225,8 @@ struct Engine {
     /// Done ranges as of the last data sync: what survives a power loss.
     durable: RangeSet,
     last_data_sync: Instant,
+    /// The most connections the primary accepts, from its probe.
+    connection_cap: Option<u32>,
 }
 
 impl Engine {
@@ -259,6 +262,7 @@ impl Engine {
         self.set_state(DownloadState::Probing);
         let probe = self.probe_sources().await?;
         let ranged = probe.caps.ranges && probe.len.is_some();
+        self.connection_cap = probe.caps.max_connections.map(std::num::NonZeroU32::get);
         let target = self.resolve_output(&probe)?;
         self.shared.emit(Event::Probed {
             len: probe.len,
@@ -518,8 +522,10 @@ impl Engine {
                 algorithms.to_vec(),
             )
         });
+        // The remote's own limit (an FTP server's sessions per client) caps the option.
+        let cap = self.connection_cap.unwrap_or(u32::MAX).max(1);
         let connections = if ranged {
-            self.options.connections.max(1)
+            self.options.connections.clamp(1, cap)
         } else {
             1
         };

@@ -1,0 +1,17 @@
+#![doc = include_str!("../README.md")]
+#![deny(missing_docs)]
+#![forbid(unsafe_code)]
+#![cfg_attr(docsrs, feature(doc_cfg))]
+#![doc(test(attr(deny(warnings))))]
+
+mod config;
+mod error;
+mod protocol;
+mod session;
+mod source;
+mod tls;
+
+pub use config::FtpConfig;
+pub use error::FtpError;
+pub use protocol::{FtpProtocol, SCHEMES, register, register_with};
+pub use source::FtpSource;

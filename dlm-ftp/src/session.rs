@@ -1,0 +1,85 @@
+//! One logged-in control connection: connect, optional `AUTH TLS`, login,
+//! `TYPE I`, extended passive mode.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use rustls::ClientConfig;
+use suppaftp::Mode;
+use suppaftp::tokio::{AsyncRustlsConnector, AsyncRustlsFtpStream};
+use suppaftp::types::FileType;
+
+use crate::error::from_suppaftp;
+use crate::{FtpConfig, FtpError};
+
+/// A logged-in FTP control connection.
+pub(crate) type Session = AsyncRustlsFtpStream;
+
+/// Where and as whom to log in.
+#[derive(Clone)]
+pub(crate) struct Endpoint {
+    pub(crate) host: String,
+    pub(crate) port: u16,
+    pub(crate) user: String,
+    pub(crate) password: String,
+}
+
+impl std::fmt::Debug for Endpoint {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Endpoint")
+            .field("host", &self.host)
+            .field("port", &self.port)
+            .field("user", &self.user)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Opens and logs in a control connection.
+pub(crate) async fn open(
+    endpoint: &Endpoint,
+    config: &FtpConfig,
+    tls: Option<&Arc<ClientConfig>>,
+) -> Result<Session, FtpError> {
+    let host = endpoint.host.as_str();
+    let addr: SocketAddr = tokio::net::lookup_host((host, endpoint.port))
+        .await
+        .map_err(|e| FtpError::Connection {
+            host: host.to_string(),
+            message: e.to_string(),
+            tls_refused: false,
+        })?
+        .next()
+        .ok_or_else(|| FtpError::Connection {
+            host: host.to_string(),
+            message: "no address".into(),
+            tls_refused: false,
+        })?;
+    let login = async {
+        let mut ftp = Session::connect_timeout(addr, config.connect_timeout)
+            .await
+            .map_err(|e| from_suppaftp(host, e))?;
+        if let Some(tls) = tls {
+            let connector =
+                AsyncRustlsConnector::from(tokio_rustls::TlsConnector::from(tls.clone()));
+            ftp = ftp
+                .into_secure(connector, host)
+                .await
+                .map_err(|e| from_suppaftp(host, e))?;
+        }
+        ftp.login(endpoint.user.as_str(), endpoint.password.as_str())
+            .await
+            .map_err(|e| from_suppaftp(host, e))?;
+        ftp.transfer_type(FileType::Binary)
+            .await
+            .map_err(|e| from_suppaftp(host, e))?;
+        ftp.set_mode(Mode::ExtendedPassive);
+        Ok::<_, FtpError>(ftp)
+    };
+    tokio::time::timeout(config.connect_timeout, login)
+        .await
+        .map_err(|_| FtpError::Connection {
+            host: host.to_string(),
+            message: format!("login took longer than {:?}", config.connect_timeout),
+            tls_refused: false,
+        })?
+}
