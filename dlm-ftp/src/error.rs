@@ -72,11 +72,19 @@ impl From<FtpError> for Error {
 /// Converts suppaftp's error for `host`.
 pub(crate) fn from_suppaftp(host: &str, e: suppaftp::FtpError) -> FtpError {
     match e {
-        suppaftp::FtpError::UnexpectedResponse(r) => FtpError::Reply {
-            code: r.status.code(),
-            text: String::from_utf8_lossy(&r.body).trim().to_string(),
-            host: host.to_string(),
-        },
+        suppaftp::FtpError::UnexpectedResponse(r) => {
+            let text = String::from_utf8_lossy(&r.body).trim().to_string();
+            // suppaftp maps codes it does not know to 0; the text starts with the code.
+            let code = match r.status.code() {
+                0 => text.get(..3).and_then(|c| c.parse().ok()).unwrap_or(0),
+                c => c,
+            };
+            FtpError::Reply {
+                code,
+                text,
+                host: host.to_string(),
+            }
+        }
         suppaftp::FtpError::SecureError(m) => FtpError::Connection {
             host: host.to_string(),
             tls_refused: m.contains("certificate") || m.contains("Certificate"),

@@ -59,8 +59,14 @@ pub(crate) async fn open(
             .await
             .map_err(|e| from_suppaftp(host, e))?;
         if let Some(tls) = tls {
+            // A session cache of its own for each control connection: its data
+            // connections must resume *its* TLS session (vsftpd's
+            // `require_ssl_reuse`), not a ticket from a sibling connection to
+            // the same host.
+            let mut own = (**tls).clone();
+            own.resumption = rustls::client::Resumption::in_memory_sessions(8);
             let connector =
-                AsyncRustlsConnector::from(tokio_rustls::TlsConnector::from(tls.clone()));
+                AsyncRustlsConnector::from(tokio_rustls::TlsConnector::from(Arc::new(own)));
             ftp = ftp
                 .into_secure(connector, host)
                 .await

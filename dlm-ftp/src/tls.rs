@@ -1,7 +1,7 @@
 //! The rustls configuration for explicit FTPS: ring provider, webpki roots or
-//! a CA file. One `ClientConfig` (and so one session cache) per source, so data
-//! connections resume the control connection's TLS session, as servers with
-//! `require_ssl_reuse` demand.
+//! a CA file. Each control connection gets its own copy with its own session
+//! cache (see `session`), so its data connections resume its TLS session, as
+//! servers with `require_ssl_reuse` demand.
 
 use std::sync::Arc;
 

@@ -38,6 +38,7 @@ pub mod nginx;
 pub mod peer;
 pub mod python_http;
 pub mod tls;
+pub mod vsftpd;
 
 pub use access_log::AccessLogEntry;
 pub use cli::{dlm_binary, dlm_command};
@@ -50,3 +51,4 @@ pub use nginx::{Nginx, NginxOptions};
 pub use peer::{ChildGuard, free_port, missing_peer, require_peers, wait_for_port, which};
 pub use python_http::PythonHttp;
 pub use tls::TlsFiles;
+pub use vsftpd::Vsftpd;

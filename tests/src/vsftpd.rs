@@ -1,0 +1,159 @@
+//! vsftpd on 127.0.0.1: anonymous FTP, and explicit FTPS with
+//! `require_ssl_reuse=YES` (data connections must resume the control
+//! connection's TLS session), each on a free port in a temp dir.
+
+use std::fs;
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+use tempfile::TempDir;
+
+use crate::peer::{ChildGuard, free_port, missing_peer, which};
+use crate::tls::TlsFiles;
+
+/// How long vsftpd may take to listen.
+const START_TIMEOUT: Duration = Duration::from_secs(10);
+/// Port races retried before giving up.
+const START_ATTEMPTS: usize = 5;
+
+/// A running pair of vsftpd instances (plain and explicit TLS) serving one
+/// anonymous root; stopped by PID on drop.
+#[derive(Debug)]
+pub struct Vsftpd {
+    // Field order is drop order: stop the servers before removing their dir.
+    plain: ChildGuard,
+    tls: ChildGuard,
+    plain_port: u16,
+    tls_port: u16,
+    files: TlsFiles,
+    dir: TempDir,
+}
+
+impl Vsftpd {
+    /// Starts both instances. Returns `None` (after `skipping: …`) when vsftpd
+    /// is not installed or the tests do not run as root (vsftpd chroots).
+    ///
+    /// # Panics
+    /// When vsftpd is missing under `DLM_REQUIRE_PEERS=1`, or cannot start.
+    pub fn start() -> Option<Self> {
+        let Some(bin) = which("vsftpd") else {
+            return missing_peer("vsftpd");
+        };
+        if !nix::unistd::geteuid().is_root() {
+            return missing_peer("vsftpd (it must run as root)");
+        }
+        let dir = tempfile::Builder::new()
+            .prefix("dlm-vsftpd-")
+            .tempdir()
+            .expect("temp dir");
+        for d in ["anon", "empty"] {
+            fs::create_dir_all(dir.path().join(d)).expect("create dir");
+        }
+        // The chroot and anonymous root must not be writable by the ftp user.
+        fs::set_permissions(dir.path(), fs::Permissions::from_mode(0o755)).expect("chmod");
+        fs::set_permissions(dir.path().join("anon"), fs::Permissions::from_mode(0o555))
+            .expect("chmod");
+        let files = TlsFiles::generate(dir.path()).expect("certificates");
+        let mut last = String::new();
+        for _ in 0..START_ATTEMPTS {
+            let (plain_port, tls_port) = (free_port(), free_port());
+            let plain = Self::launch(&bin, dir.path(), "plain", plain_port, None);
+            let tls = Self::launch(&bin, dir.path(), "tls", tls_port, Some(&files));
+            match (plain, tls) {
+                (Ok(plain), Ok(tls)) => {
+                    return Some(Self {
+                        plain,
+                        tls,
+                        plain_port,
+                        tls_port,
+                        files,
+                        dir,
+                    });
+                }
+                (Err(e), _) | (_, Err(e)) => last = e,
+            }
+        }
+        panic!("vsftpd failed to start: {last}");
+    }
+
+    fn launch(
+        bin: &Path,
+        dir: &Path,
+        name: &str,
+        port: u16,
+        tls: Option<&TlsFiles>,
+    ) -> Result<ChildGuard, String> {
+        let mut conf = format!(
+            "listen=YES\nlisten_ipv6=NO\nbackground=NO\nlisten_address=127.0.0.1\nlisten_port={port}\n\
+             anonymous_enable=YES\nlocal_enable=NO\nwrite_enable=NO\nanon_root={root}\nno_anon_password=YES\n\
+             ftp_username=ftp\npasv_enable=YES\npasv_address=127.0.0.1\nseccomp_sandbox=NO\n\
+             secure_chroot_dir={empty}\nvsftpd_log_file={log}\nxferlog_enable=YES\nmax_clients=100\n\
+             max_per_ip=100\n",
+            root = dir.join("anon").display(),
+            empty = dir.join("empty").display(),
+            log = dir.join(format!("{name}.log")).display(),
+        );
+        if let Some(t) = tls {
+            conf.push_str(&format!(
+                "ssl_enable=YES\nallow_anon_ssl=YES\nforce_anon_data_ssl=YES\nforce_anon_logins_ssl=YES\n\
+                 rsa_cert_file={}\nrsa_private_key_file={}\nssl_ciphers=HIGH\nrequire_ssl_reuse=YES\n",
+                t.server_pem().display(),
+                t.server_key().display()
+            ));
+        }
+        let conf_path = dir.join(format!("{name}.conf"));
+        fs::write(&conf_path, conf).map_err(|e| e.to_string())?;
+        let out = fs::File::create(dir.join(format!("{name}.out"))).map_err(|e| e.to_string())?;
+        let child = Command::new(bin)
+            .arg(&conf_path)
+            .stdin(Stdio::null())
+            .stdout(out.try_clone().map_err(|e| e.to_string())?)
+            .stderr(out)
+            .spawn()
+            .map_err(|e| format!("spawn vsftpd: {e}"))?;
+        let mut guard = ChildGuard::new(format!("vsftpd ({name})"), child);
+        guard.wait_for_port(port, START_TIMEOUT).map_err(|e| {
+            format!(
+                "{e}: {}",
+                fs::read_to_string(dir.join(format!("{name}.out"))).unwrap_or_default()
+            )
+        })?;
+        Ok(guard)
+    }
+
+    /// The anonymous root: put fixtures here.
+    pub fn root(&self) -> PathBuf {
+        self.dir.path().join("anon")
+    }
+
+    /// `ftp://127.0.0.1:PORT/PATH` on the plain instance.
+    pub fn url(&self, path: &str) -> String {
+        format!(
+            "ftp://127.0.0.1:{}/{}",
+            self.plain_port,
+            path.trim_start_matches('/')
+        )
+    }
+
+    /// `ftp://localhost:PORT/PATH` on the explicit-TLS instance (the
+    /// certificate names `localhost`).
+    pub fn tls_url(&self, path: &str) -> String {
+        format!(
+            "ftp://localhost:{}/{}",
+            self.tls_port,
+            path.trim_start_matches('/')
+        )
+    }
+
+    /// The CA that signed the TLS instance's certificate.
+    pub fn ca_pem(&self) -> &Path {
+        self.files.ca_pem()
+    }
+
+    /// The PIDs of the plain and TLS instances.
+    pub fn pids(&self) -> (u32, u32) {
+        (self.plain.pid(), self.tls.pid())
+    }
+}

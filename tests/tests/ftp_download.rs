@@ -1,0 +1,188 @@
+//! FTP and explicit FTPS downloads against a real vsftpd on 127.0.0.1:
+//! segmented (REST) ranges, TLS session reuse on data connections
+//! (`require_ssl_reuse=YES`), errors mapped to kinds, and resume.
+
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+use dlm_core::{
+    Download, DownloadOptions, ErrorKind, Event, Input, Options, Output, ProtocolRegistry, Result,
+};
+use dlm_ftp::FtpConfig;
+use dlm_tests::{Vsftpd, sha256_file, write_random_file};
+
+/// Bounds each test (a hang only; nothing here is about speed).
+const TEST_TIMEOUT: Duration = Duration::from_secs(90);
+const MIB: u64 = 1 << 20;
+
+fn run<T>(body: impl std::future::Future<Output = T>) -> T {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap()
+        .block_on(async {
+            tokio::time::timeout(TEST_TIMEOUT, body)
+                .await
+                .expect("test timed out")
+        })
+}
+
+fn download(config: FtpConfig, url: &str, out: &Path, options: DownloadOptions) -> Download {
+    let mut registry = ProtocolRegistry::new();
+    dlm_ftp::register_with(&mut registry, config).unwrap();
+    let source = registry
+        .source(&Input::parse(url), &Options::new())
+        .unwrap();
+    Download::new(source, Output::File(out.to_path_buf())).with_options(options)
+}
+
+async fn fetch(
+    config: FtpConfig,
+    url: &str,
+    out: &Path,
+    connections: u32,
+) -> Result<dlm_core::Completed> {
+    download(
+        config,
+        url,
+        out,
+        DownloadOptions::default()
+            .with_connections(connections)
+            .with_max_chunk_bytes(Some(2 * MIB)),
+    )
+    .start()
+    .wait()
+    .await
+}
+
+#[test]
+fn anonymous_ftp_with_one_and_four_connections() {
+    let Some(ftp) = Vsftpd::start() else { return };
+    let size = 12 * MIB + 5;
+    let sha = write_random_file(&ftp.root(), "f.bin", size, 41).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    run(async {
+        for c in [1, 4] {
+            let out = dir.path().join(format!("f{c}.bin"));
+            let done = fetch(FtpConfig::default(), &ftp.url("f.bin"), &out, c)
+                .await
+                .unwrap();
+            assert_eq!(done.bytes, size);
+            assert_eq!(sha256_file(&out).unwrap(), sha, "{c} connections");
+        }
+    });
+}
+
+#[test]
+fn explicit_ftps_reuses_tls_sessions_on_data_connections() {
+    let Some(ftp) = Vsftpd::start() else { return };
+    let sha = write_random_file(&ftp.root(), "s.bin", 6 * MIB + 1, 42).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    run(async {
+        let tls = FtpConfig::default().with_explicit_tls(true);
+        let out = dir.path().join("s.bin");
+        fetch(
+            tls.clone().with_ca_file(ftp.ca_pem()),
+            &ftp.tls_url("s.bin"),
+            &out,
+            4,
+        )
+        .await
+        .unwrap();
+        assert_eq!(sha256_file(&out).unwrap(), sha);
+        // Without the test CA the certificate is refused, permanently.
+        let err = fetch(tls, &ftp.tls_url("s.bin"), &dir.path().join("no.bin"), 1)
+            .await
+            .unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::Network, "{err}");
+        assert!(!err.is_retryable(), "{err:?}");
+    });
+}
+
+#[test]
+fn missing_file_is_not_found_and_plain_login_to_tls_only_fails() {
+    let Some(ftp) = Vsftpd::start() else { return };
+    let dir = tempfile::tempdir().unwrap();
+    run(async {
+        let err = fetch(
+            FtpConfig::default(),
+            &ftp.url("nope.bin"),
+            &dir.path().join("n.bin"),
+            1,
+        )
+        .await
+        .unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::NotFound, "{err}");
+        // The TLS instance refuses anonymous logins without TLS (530): auth, not retried.
+        write_random_file(&ftp.root(), "t.bin", 1024, 43).unwrap();
+        let err = fetch(
+            FtpConfig::default(),
+            &ftp.tls_url("t.bin"),
+            &dir.path().join("t.bin"),
+            1,
+        )
+        .await
+        .unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::Auth, "{err}");
+        assert!(!err.is_retryable(), "{err:?}");
+    });
+}
+
+#[test]
+fn cancelled_ftp_download_resumes_from_its_control_file() {
+    let Some(ftp) = Vsftpd::start() else { return };
+    let size = 16 * MIB;
+    let sha = write_random_file(&ftp.root(), "r.bin", size, 44).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("r.bin");
+    run(async {
+        let slow = DownloadOptions::default()
+            .with_connections(2)
+            .with_max_chunk_bytes(Some(2 * MIB))
+            .with_rate_limit(Some(4 * MIB));
+        let first = download(FtpConfig::default(), &ftp.url("r.bin"), &out, slow);
+        let mut events = first.subscribe();
+        let handle = first.start();
+        let control = handle.control();
+        let waiter = tokio::spawn(handle.wait());
+        while let Ok(ev) = events.recv().await {
+            if let Event::Progress(s) = ev
+                && s.downloaded_bytes >= 3 * MIB
+            {
+                control.cancel();
+                break;
+            }
+        }
+        let err = waiter.await.unwrap().unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::Cancelled);
+        assert!(dlm_core::FileSink::control_path_for(&out).exists());
+
+        let second = download(
+            FtpConfig::default(),
+            &ftp.url("r.bin"),
+            &out,
+            DownloadOptions::default(),
+        );
+        let mut events = second.subscribe();
+        let resumed = Arc::new(std::sync::atomic::AtomicU64::new(0));
+        let seen = resumed.clone();
+        let watcher = tokio::spawn(async move {
+            while let Ok(ev) = events.recv().await {
+                if let Event::Started { resumed_bytes, .. } = ev {
+                    seen.store(resumed_bytes, std::sync::atomic::Ordering::SeqCst);
+                }
+            }
+        });
+        let done = second.start().wait().await.unwrap();
+        watcher.abort();
+        assert!(resumed.load(std::sync::atomic::Ordering::SeqCst) >= 3 * MIB - 512 * 1024);
+        assert!(
+            done.fetched_bytes < size,
+            "fetched {} of {size}",
+            done.fetched_bytes
+        );
+        assert_eq!(sha256_file(&out).unwrap(), sha);
+    });
+}
