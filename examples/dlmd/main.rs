@@ -152,6 +152,7 @@ async fn run(args: Args) -> Result<(), String> {
         .map_err(|e| format!("opening the job database: {e}"))?;
     let mut registry = ProtocolRegistry::new();
     dlm_http::register(&mut registry).map_err(|e| e.to_string())?;
+    dlm_ftp::register(&mut registry).map_err(|e| e.to_string())?;
     let manager = Manager::new(
         store,
         registry,
