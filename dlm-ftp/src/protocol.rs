@@ -1,4 +1,4 @@
-//! `FtpProtocol`: registers `ftp` with a `ProtocolRegistry`.
+//! `FtpProtocol`: registers `ftp` and `ftps` with a `ProtocolRegistry`.
 
 use std::sync::Arc;
 
@@ -7,7 +7,7 @@ use dlm_core::{BoxSource, Error, ErrorKind, Input, Options, Protocol, ProtocolRe
 use crate::{FtpConfig, FtpSource};
 
 /// URL schemes served by this crate.
-pub const SCHEMES: &[&str] = &["ftp"];
+pub const SCHEMES: &[&str] = &["ftp", "ftps"];
 
 /// The FTP protocol backend.
 #[derive(Clone, Debug, Default)]
@@ -42,7 +42,7 @@ impl Protocol for FtpProtocol {
     }
 }
 
-/// Registers `ftp` with `config`.
+/// Registers `ftp` and `ftps` with `config`.
 ///
 /// # Errors
 /// [`ErrorKind::InvalidInput`] when the scheme is already registered.
@@ -50,7 +50,7 @@ pub fn register_with(registry: &mut ProtocolRegistry, config: FtpConfig) -> Resu
     registry.register(FtpProtocol::new(config))
 }
 
-/// Registers `ftp` with the default configuration.
+/// Registers `ftp` and `ftps` with the default configuration.
 ///
 /// # Errors
 /// [`ErrorKind::InvalidInput`] when the scheme is already registered.

@@ -5,9 +5,9 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 
 use rustls::ClientConfig;
-use suppaftp::Mode;
 use suppaftp::tokio::{AsyncRustlsConnector, AsyncRustlsFtpStream};
 use suppaftp::types::FileType;
+use suppaftp::{Mode, Status};
 
 use crate::error::from_suppaftp;
 use crate::{FtpConfig, FtpError};
@@ -22,6 +22,8 @@ pub(crate) struct Endpoint {
     pub(crate) port: u16,
     pub(crate) user: String,
     pub(crate) password: String,
+    /// `ftps://`: TLS from the first byte (implicit FTPS).
+    pub(crate) implicit_tls: bool,
 }
 
 impl std::fmt::Debug for Endpoint {
@@ -32,6 +34,15 @@ impl std::fmt::Debug for Endpoint {
             .field("user", &self.user)
             .finish_non_exhaustive()
     }
+}
+
+/// A connector with a session cache of its own: the control connection's data
+/// connections must resume *its* TLS session (vsftpd's `require_ssl_reuse`),
+/// not a ticket from a sibling connection to the same host.
+fn own_session_cache(tls: &Arc<ClientConfig>) -> AsyncRustlsConnector {
+    let mut own = (**tls).clone();
+    own.resumption = rustls::client::Resumption::in_memory_sessions(8);
+    AsyncRustlsConnector::from(tokio_rustls::TlsConnector::from(Arc::new(own)))
 }
 
 /// Opens and logs in a control connection.
@@ -55,23 +66,32 @@ pub(crate) async fn open(
             tls_refused: false,
         })?;
     let login = async {
-        let mut ftp = Session::connect_timeout(addr, config.connect_timeout)
-            .await
-            .map_err(|e| from_suppaftp(host, e))?;
-        if let Some(tls) = tls {
-            // A session cache of its own for each control connection: its data
-            // connections must resume *its* TLS session (vsftpd's
-            // `require_ssl_reuse`), not a ticket from a sibling connection to
-            // the same host.
-            let mut own = (**tls).clone();
-            own.resumption = rustls::client::Resumption::in_memory_sessions(8);
-            let connector =
-                AsyncRustlsConnector::from(tokio_rustls::TlsConnector::from(Arc::new(own)));
-            ftp = ftp
-                .into_secure(connector, host)
+        let mut ftp = match (tls, endpoint.implicit_tls) {
+            (Some(tls), true) => {
+                let connector = own_session_cache(tls);
+                let mut ftp = Session::connect_secure_implicit(addr, connector, host)
+                    .await
+                    .map_err(|e| from_suppaftp(host, e))?;
+                // Protect the data connections too (RFC 4217 §9).
+                for cmd in ["PBSZ 0", "PROT P"] {
+                    ftp.custom_command(cmd, &[Status::CommandOk])
+                        .await
+                        .map_err(|e| from_suppaftp(host, e))?;
+                }
+                ftp
+            }
+            (Some(tls), false) => {
+                let ftp = Session::connect_timeout(addr, config.connect_timeout)
+                    .await
+                    .map_err(|e| from_suppaftp(host, e))?;
+                ftp.into_secure(own_session_cache(tls), host)
+                    .await
+                    .map_err(|e| from_suppaftp(host, e))?
+            }
+            (None, _) => Session::connect_timeout(addr, config.connect_timeout)
                 .await
-                .map_err(|e| from_suppaftp(host, e))?;
-        }
+                .map_err(|e| from_suppaftp(host, e))?,
+        };
         ftp.login(endpoint.user.as_str(), endpoint.password.as_str())
             .await
             .map_err(|e| from_suppaftp(host, e))?;

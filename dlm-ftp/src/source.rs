@@ -19,7 +19,7 @@ use crate::{FtpConfig, FtpError};
 /// Bytes read from the data connection per step.
 const READ_BYTES: usize = 64 << 10;
 
-/// An `ftp://` URL as a [`Source`].
+/// An `ftp://` or `ftps://` (implicit TLS, RFC 4217 §2) URL as a [`Source`].
 ///
 /// `probe` logs in and asks `SIZE` and `MDTM` (RFC 3659 §4, §3): the length
 /// and the validator. Each `open` is its own session: `REST offset`
@@ -68,7 +68,9 @@ impl FtpSource {
                     .unwrap_or_default(),
             )
         };
-        let tls = if config.explicit_tls {
+        // ftps:// is implicit TLS on port 990; ftp:// is plain unless explicit TLS is asked for.
+        let implicit_tls = url.scheme().eq_ignore_ascii_case("ftps");
+        let tls = if implicit_tls || config.explicit_tls {
             Some(crate::tls::client_config(&config)?)
         } else {
             None
@@ -76,9 +78,10 @@ impl FtpSource {
         Ok(Self {
             endpoint: Endpoint {
                 host,
-                port: url.port().unwrap_or(21),
+                port: url.port().unwrap_or(if implicit_tls { 990 } else { 21 }),
                 user,
                 password,
+                implicit_tls,
             },
             url,
             path,

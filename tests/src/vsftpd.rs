@@ -1,6 +1,6 @@
-//! vsftpd on 127.0.0.1: anonymous FTP, and explicit FTPS with
-//! `require_ssl_reuse=YES` (data connections must resume the control
-//! connection's TLS session), each on a free port in a temp dir.
+//! vsftpd on 127.0.0.1: anonymous FTP, explicit FTPS and implicit FTPS, the
+//! TLS ones with `require_ssl_reuse=YES` (data connections must resume the
+//! control connection's TLS session), each on a free port in a temp dir.
 
 use std::fs;
 use std::os::unix::fs::PermissionsExt;
@@ -18,15 +18,25 @@ const START_TIMEOUT: Duration = Duration::from_secs(10);
 /// Port races retried before giving up.
 const START_ATTEMPTS: usize = 5;
 
-/// A running pair of vsftpd instances (plain and explicit TLS) serving one
+/// Which vsftpd instance.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Flavour {
+    Plain,
+    ExplicitTls,
+    ImplicitTls,
+}
+
+/// Three vsftpd instances (plain, explicit TLS, implicit TLS) serving one
 /// anonymous root; stopped by PID on drop.
 #[derive(Debug)]
 pub struct Vsftpd {
     // Field order is drop order: stop the servers before removing their dir.
     plain: ChildGuard,
     tls: ChildGuard,
+    implicit: ChildGuard,
     plain_port: u16,
     tls_port: u16,
+    implicit_port: u16,
     files: TlsFiles,
     dir: TempDir,
 }
@@ -58,21 +68,24 @@ impl Vsftpd {
         let files = TlsFiles::generate(dir.path()).expect("certificates");
         let mut last = String::new();
         for _ in 0..START_ATTEMPTS {
-            let (plain_port, tls_port) = (free_port(), free_port());
-            let plain = Self::launch(&bin, dir.path(), "plain", plain_port, None);
-            let tls = Self::launch(&bin, dir.path(), "tls", tls_port, Some(&files));
-            match (plain, tls) {
-                (Ok(plain), Ok(tls)) => {
+            let ports = (free_port(), free_port(), free_port());
+            let plain = Self::launch(&bin, dir.path(), Flavour::Plain, ports.0, &files);
+            let tls = Self::launch(&bin, dir.path(), Flavour::ExplicitTls, ports.1, &files);
+            let implicit = Self::launch(&bin, dir.path(), Flavour::ImplicitTls, ports.2, &files);
+            match (plain, tls, implicit) {
+                (Ok(plain), Ok(tls), Ok(implicit)) => {
                     return Some(Self {
                         plain,
                         tls,
-                        plain_port,
-                        tls_port,
+                        implicit,
+                        plain_port: ports.0,
+                        tls_port: ports.1,
+                        implicit_port: ports.2,
                         files,
                         dir,
                     });
                 }
-                (Err(e), _) | (_, Err(e)) => last = e,
+                (Err(e), _, _) | (_, Err(e), _) | (_, _, Err(e)) => last = e,
             }
         }
         panic!("vsftpd failed to start: {last}");
@@ -81,10 +94,15 @@ impl Vsftpd {
     fn launch(
         bin: &Path,
         dir: &Path,
-        name: &str,
+        flavour: Flavour,
         port: u16,
-        tls: Option<&TlsFiles>,
+        t: &TlsFiles,
     ) -> Result<ChildGuard, String> {
+        let name = match flavour {
+            Flavour::Plain => "plain",
+            Flavour::ExplicitTls => "tls",
+            Flavour::ImplicitTls => "implicit",
+        };
         let mut conf = format!(
             "listen=YES\nlisten_ipv6=NO\nbackground=NO\nlisten_address=127.0.0.1\nlisten_port={port}\n\
              anonymous_enable=YES\nlocal_enable=NO\nwrite_enable=NO\nanon_root={root}\nno_anon_password=YES\n\
@@ -95,13 +113,16 @@ impl Vsftpd {
             empty = dir.join("empty").display(),
             log = dir.join(format!("{name}.log")).display(),
         );
-        if let Some(t) = tls {
+        if flavour != Flavour::Plain {
             conf.push_str(&format!(
                 "ssl_enable=YES\nallow_anon_ssl=YES\nforce_anon_data_ssl=YES\nforce_anon_logins_ssl=YES\n\
                  rsa_cert_file={}\nrsa_private_key_file={}\nssl_ciphers=HIGH\nrequire_ssl_reuse=YES\n",
                 t.server_pem().display(),
                 t.server_key().display()
             ));
+        }
+        if flavour == Flavour::ImplicitTls {
+            conf.push_str("implicit_ssl=YES\n");
         }
         let conf_path = dir.join(format!("{name}.conf"));
         fs::write(&conf_path, conf).map_err(|e| e.to_string())?;
@@ -147,13 +168,22 @@ impl Vsftpd {
         )
     }
 
-    /// The CA that signed the TLS instance's certificate.
+    /// `ftps://localhost:PORT/PATH` on the implicit-TLS instance.
+    pub fn implicit_url(&self, path: &str) -> String {
+        format!(
+            "ftps://localhost:{}/{}",
+            self.implicit_port,
+            path.trim_start_matches('/')
+        )
+    }
+
+    /// The CA that signed the TLS instances' certificate.
     pub fn ca_pem(&self) -> &Path {
         self.files.ca_pem()
     }
 
-    /// The PIDs of the plain and TLS instances.
-    pub fn pids(&self) -> (u32, u32) {
-        (self.plain.pid(), self.tls.pid())
+    /// The PIDs of the plain, explicit-TLS and implicit-TLS instances.
+    pub fn pids(&self) -> (u32, u32, u32) {
+        (self.plain.pid(), self.tls.pid(), self.implicit.pid())
     }
 }

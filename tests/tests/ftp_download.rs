@@ -76,7 +76,7 @@ fn anonymous_ftp_with_one_and_four_connections() {
 }
 
 #[test]
-fn explicit_ftps_reuses_tls_sessions_on_data_connections() {
+fn explicit_and_implicit_ftps_reuse_tls_sessions_on_data_connections() {
     let Some(ftp) = Vsftpd::start() else { return };
     let sha = write_random_file(&ftp.root(), "s.bin", 6 * MIB + 1, 42).unwrap();
     let dir = tempfile::tempdir().unwrap();
