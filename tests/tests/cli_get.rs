@@ -513,7 +513,7 @@ async fn exit_codes_and_one_line_errors() {
             &["-d", path_arg(dir.path()), "--quiet"],
         ))
         .await;
-        assert_one_line_error(&run, 1, "registered schemes: ftp, http, https");
+        assert_one_line_error(&run, 1, "registered schemes: ftp, ftps, http, https");
 
         // Nothing listens on a port that was free a moment ago: connection refused.
         let port = free_port();
