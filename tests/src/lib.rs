@@ -51,4 +51,4 @@ pub use nginx::{Nginx, NginxOptions};
 pub use peer::{ChildGuard, free_port, missing_peer, require_peers, wait_for_port, which};
 pub use python_http::PythonHttp;
 pub use tls::TlsFiles;
-pub use vsftpd::Vsftpd;
+pub use vsftpd::{Vsftpd, VsftpdOptions};

@@ -18,6 +18,19 @@ const START_TIMEOUT: Duration = Duration::from_secs(10);
 /// Port races retried before giving up.
 const START_ATTEMPTS: usize = 5;
 
+/// Settings for [`Vsftpd::start_with`].
+#[derive(Clone, Debug)]
+pub struct VsftpdOptions {
+    /// Sessions allowed per client address (vsftpd `max_per_ip`; more get `421`).
+    pub max_per_ip: u32,
+}
+
+impl Default for VsftpdOptions {
+    fn default() -> Self {
+        Self { max_per_ip: 100 }
+    }
+}
+
 /// Which vsftpd instance.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Flavour {
@@ -48,6 +61,14 @@ impl Vsftpd {
     /// # Panics
     /// When vsftpd is missing under `DLM_REQUIRE_PEERS=1`, or cannot start.
     pub fn start() -> Option<Self> {
+        Self::start_with(VsftpdOptions::default())
+    }
+
+    /// As [`Vsftpd::start`], with `options`.
+    ///
+    /// # Panics
+    /// As [`Vsftpd::start`].
+    pub fn start_with(options: VsftpdOptions) -> Option<Self> {
         let Some(bin) = which("vsftpd") else {
             return missing_peer("vsftpd");
         };
@@ -69,9 +90,11 @@ impl Vsftpd {
         let mut last = String::new();
         for _ in 0..START_ATTEMPTS {
             let ports = (free_port(), free_port(), free_port());
-            let plain = Self::launch(&bin, dir.path(), Flavour::Plain, ports.0, &files);
-            let tls = Self::launch(&bin, dir.path(), Flavour::ExplicitTls, ports.1, &files);
-            let implicit = Self::launch(&bin, dir.path(), Flavour::ImplicitTls, ports.2, &files);
+            let launch =
+                |flavour, port| Self::launch(&bin, dir.path(), flavour, port, &files, &options);
+            let plain = launch(Flavour::Plain, ports.0);
+            let tls = launch(Flavour::ExplicitTls, ports.1);
+            let implicit = launch(Flavour::ImplicitTls, ports.2);
             match (plain, tls, implicit) {
                 (Ok(plain), Ok(tls), Ok(implicit)) => {
                     return Some(Self {
@@ -97,6 +120,7 @@ impl Vsftpd {
         flavour: Flavour,
         port: u16,
         t: &TlsFiles,
+        options: &VsftpdOptions,
     ) -> Result<ChildGuard, String> {
         let name = match flavour {
             Flavour::Plain => "plain",
@@ -108,7 +132,8 @@ impl Vsftpd {
              anonymous_enable=YES\nlocal_enable=NO\nwrite_enable=NO\nanon_root={root}\nno_anon_password=YES\n\
              ftp_username=ftp\npasv_enable=YES\npasv_address=127.0.0.1\nseccomp_sandbox=NO\n\
              secure_chroot_dir={empty}\nvsftpd_log_file={log}\nxferlog_enable=YES\nmax_clients=100\n\
-             max_per_ip=100\n",
+             max_per_ip={per_ip}\n",
+            per_ip = options.max_per_ip,
             root = dir.join("anon").display(),
             empty = dir.join("empty").display(),
             log = dir.join(format!("{name}.log")).display(),

@@ -10,7 +10,7 @@ use dlm_core::{
     Download, DownloadOptions, ErrorKind, Event, Input, Options, Output, ProtocolRegistry, Result,
 };
 use dlm_ftp::FtpConfig;
-use dlm_tests::{Vsftpd, sha256_file, write_random_file};
+use dlm_tests::{Vsftpd, VsftpdOptions, sha256_file, write_random_file};
 
 /// Bounds each test (a hang only; nothing here is about speed).
 const TEST_TIMEOUT: Duration = Duration::from_secs(90);
@@ -183,6 +183,26 @@ fn cancelled_ftp_download_resumes_from_its_control_file() {
             "fetched {} of {size}",
             done.fetched_bytes
         );
+        assert_eq!(sha256_file(&out).unwrap(), sha);
+    });
+}
+
+#[test]
+fn a_server_allowing_two_sessions_still_serves_four_connections() {
+    let Some(ftp) = Vsftpd::start_with(VsftpdOptions { max_per_ip: 2 }) else {
+        return;
+    };
+    let size = 12 * MIB + 9;
+    let sha = write_random_file(&ftp.root(), "two.bin", size, 45).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    run(async {
+        let out = dir.path().join("two.bin");
+        // Sessions beyond the second get `421`, which is retried with back-off
+        // while the admitted sessions carry the download.
+        let done = fetch(FtpConfig::default(), &ftp.url("two.bin"), &out, 4)
+            .await
+            .unwrap();
+        assert_eq!(done.bytes, size);
         assert_eq!(sha256_file(&out).unwrap(), sha);
     });
 }
