@@ -9,7 +9,7 @@ use std::time::Duration;
 /// # Defaults
 /// Plain FTP (no TLS); explicit TLS (`AUTH TLS`, RFC 4217) when `explicit_tls`
 /// is on, verified against the webpki roots or `ca_file`; extended passive
-/// mode (`EPSV`, RFC 2428); at most 4 connections per server; connect timeout
+/// mode (`EPSV`, RFC 2428; active mode by option); at most 4 connections per server; connect timeout
 /// 30 s; idle timeout 60 s.
 #[non_exhaustive]
 #[derive(Clone, serde::Serialize, serde::Deserialize)]
@@ -21,6 +21,9 @@ pub struct FtpConfig {
     pub ca_file: Option<PathBuf>,
     /// Accept any certificate. Dangerous: only for testing.
     pub insecure: bool,
+    /// Active mode: the server connects back to a port we listen on
+    /// (`EPRT`/`PORT`, RFC 2428/959) instead of us connecting to it (`EPSV`).
+    pub active: bool,
     /// Connections per server at once (servers limit sessions per client).
     pub max_connections: u32,
     /// Limit for connecting and logging in.
@@ -35,6 +38,7 @@ impl Default for FtpConfig {
             explicit_tls: false,
             ca_file: None,
             insecure: false,
+            active: false,
             max_connections: 4,
             connect_timeout: Duration::from_secs(30),
             idle_timeout: Duration::from_secs(60),
@@ -48,6 +52,7 @@ impl fmt::Debug for FtpConfig {
             .field("explicit_tls", &self.explicit_tls)
             .field("ca_file", &self.ca_file)
             .field("insecure", &self.insecure)
+            .field("active", &self.active)
             .field("max_connections", &self.max_connections)
             .field("connect_timeout", &self.connect_timeout)
             .field("idle_timeout", &self.idle_timeout)
@@ -69,6 +74,11 @@ impl FtpConfig {
     /// Sets [`FtpConfig::insecure`].
     pub fn with_insecure(mut self, on: bool) -> Self {
         self.insecure = on;
+        self
+    }
+    /// Sets [`FtpConfig::active`].
+    pub fn with_active(mut self, on: bool) -> Self {
+        self.active = on;
         self
     }
     /// Sets [`FtpConfig::max_connections`] (at least 1).

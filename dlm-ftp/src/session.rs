@@ -98,7 +98,12 @@ pub(crate) async fn open(
         ftp.transfer_type(FileType::Binary)
             .await
             .map_err(|e| from_suppaftp(host, e))?;
-        ftp.set_mode(Mode::ExtendedPassive);
+        if config.active {
+            // The server connects back to us; accepted only from the control peer's address.
+            ftp = ftp.active_mode(config.connect_timeout);
+        } else {
+            ftp.set_mode(Mode::ExtendedPassive);
+        }
         Ok::<_, FtpError>(ftp)
     };
     tokio::time::timeout(config.connect_timeout, login)

@@ -129,6 +129,9 @@ pub(crate) struct NetArgs {
     /// FTP: secure control and data connections with AUTH TLS (explicit FTPS).
     #[arg(long)]
     pub(crate) ftp_ssl: bool,
+    /// FTP: active mode (the server connects back to us) instead of passive.
+    #[arg(long)]
+    pub(crate) ftp_active: bool,
 }
 
 #[derive(Debug, Args)]

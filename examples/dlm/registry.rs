@@ -45,7 +45,8 @@ pub(crate) fn ftp_config(net: &NetArgs) -> dlm_ftp::FtpConfig {
         .with_connect_timeout(Duration::from_secs(net.connect_timeout.max(1)))
         .with_idle_timeout(Duration::from_secs(net.timeout.max(1)))
         .with_insecure(net.insecure)
-        .with_explicit_tls(net.ftp_ssl);
+        .with_explicit_tls(net.ftp_ssl)
+        .with_active(net.ftp_active);
     if let Some(ca) = &net.ca_file {
         c = c.with_ca_file(ca.clone());
     }

@@ -58,7 +58,7 @@ async fn fetch(
 }
 
 #[test]
-fn anonymous_ftp_with_one_and_four_connections() {
+fn anonymous_ftp_with_one_and_four_connections_passive_and_active() {
     let Some(ftp) = Vsftpd::start() else { return };
     let size = 12 * MIB + 5;
     let sha = write_random_file(&ftp.root(), "f.bin", size, 41).unwrap();
