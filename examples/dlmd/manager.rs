@@ -111,6 +111,21 @@ impl Manager {
         let max_active = setting("max_active", u64::from(defaults.0))? as u32;
         let max_per_host = setting("max_per_host", u64::from(defaults.1))? as u32;
         let global_rate = setting("global_rate_limit", defaults.2)?;
+        // A job still `running` whose output was already committed (the
+        // daemon died between the engine's rename and the store update) is
+        // complete: the engine renames `.part` only after the bytes verified.
+        for row in store.list(Some(JobState::Running), 0, u32::MAX)? {
+            let Some(path) = &row.path else { continue };
+            let full = download_dir.join(path);
+            let committed = full.is_file()
+                && !dlm_core::FileSink::part_path_for(&full).exists()
+                && !dlm_core::FileSink::control_path_for(&full).exists();
+            if committed {
+                let len = std::fs::metadata(&full).map_or(0, |m| m.len());
+                tracing::info!(id = row.id, "was committed before the restart; completed");
+                store.complete(row.id, len, None)?;
+            }
+        }
         let requeued = store.requeue_running()?;
         if requeued > 0 {
             tracing::info!(

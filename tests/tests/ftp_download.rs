@@ -72,6 +72,11 @@ fn anonymous_ftp_with_one_and_four_connections_passive_and_active() {
             assert_eq!(done.bytes, size);
             assert_eq!(sha256_file(&out).unwrap(), sha, "{c} connections");
         }
+        // Active mode: vsftpd connects back to our EPRT/PORT listener.
+        let out = dir.path().join("active.bin");
+        let active = FtpConfig::default().with_active(true);
+        fetch(active, &ftp.url("f.bin"), &out, 4).await.unwrap();
+        assert_eq!(sha256_file(&out).unwrap(), sha, "active mode");
     });
 }
 
