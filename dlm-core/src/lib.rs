@@ -11,6 +11,7 @@ pub mod docs;
 mod engine;
 mod error;
 mod file_name;
+pub mod netrc;
 mod range;
 mod range_set;
 mod rate_limit;

@@ -4,12 +4,15 @@ use std::fmt;
 use std::path::PathBuf;
 use std::time::Duration;
 
+pub use dlm_core::netrc::NetrcMode;
+
 /// Settings of the FTP client.
 ///
 /// # Defaults
 /// Plain FTP (no TLS); explicit TLS (`AUTH TLS`, RFC 4217) when `explicit_tls`
 /// is on, verified against the webpki roots or `ca_file`; extended passive
-/// mode (`EPSV`, RFC 2428; active mode by option); at most 4 connections per server; connect timeout
+/// mode (`EPSV`, RFC 2428; active mode by option); credentials from the URL,
+/// else `~/.netrc`, else anonymous; at most 4 connections per server; connect timeout
 /// 30 s; idle timeout 60 s.
 #[non_exhaustive]
 #[derive(Clone, serde::Serialize, serde::Deserialize)]
@@ -26,6 +29,9 @@ pub struct FtpConfig {
     pub active: bool,
     /// Connections per server at once (servers limit sessions per client).
     pub max_connections: u32,
+    /// Where the user name and password come from when the URL has none
+    /// (then anonymous when netrc has no entry either).
+    pub netrc: NetrcMode,
     /// Limit for connecting and logging in.
     pub connect_timeout: Duration,
     /// Limit for waiting on the next data bytes.
@@ -40,6 +46,7 @@ impl Default for FtpConfig {
             insecure: false,
             active: false,
             max_connections: 4,
+            netrc: NetrcMode::Auto,
             connect_timeout: Duration::from_secs(30),
             idle_timeout: Duration::from_secs(60),
         }
@@ -54,6 +61,7 @@ impl fmt::Debug for FtpConfig {
             .field("insecure", &self.insecure)
             .field("active", &self.active)
             .field("max_connections", &self.max_connections)
+            .field("netrc", &self.netrc)
             .field("connect_timeout", &self.connect_timeout)
             .field("idle_timeout", &self.idle_timeout)
             .finish_non_exhaustive()
@@ -84,6 +92,11 @@ impl FtpConfig {
     /// Sets [`FtpConfig::max_connections`] (at least 1).
     pub fn with_max_connections(mut self, n: u32) -> Self {
         self.max_connections = n.max(1);
+        self
+    }
+    /// Sets [`FtpConfig::netrc`].
+    pub fn with_netrc(mut self, mode: NetrcMode) -> Self {
+        self.netrc = mode;
         self
     }
     /// Sets [`FtpConfig::connect_timeout`].

@@ -41,12 +41,15 @@ pub enum FtpError {
     /// TLS configuration failed (unreadable CA file).
     #[error("TLS setup: {0}")]
     Tls(String),
+    /// `~/.netrc` could not be read.
+    #[error("netrc: {0}")]
+    Netrc(String),
 }
 
 impl FtpError {
     fn classify(&self) -> (ErrorKind, bool) {
         match self {
-            Self::InvalidUrl(_) | Self::Tls(_) => (ErrorKind::InvalidInput, false),
+            Self::InvalidUrl(_) | Self::Tls(_) | Self::Netrc(_) => (ErrorKind::InvalidInput, false),
             Self::Reply { code, .. } => match code {
                 530 | 532 => (ErrorKind::Auth, false),
                 550 | 553 => (ErrorKind::NotFound, false),

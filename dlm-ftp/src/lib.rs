@@ -11,7 +11,7 @@ mod session;
 mod source;
 mod tls;
 
-pub use config::FtpConfig;
+pub use config::{FtpConfig, NetrcMode};
 pub use error::FtpError;
 pub use protocol::{FtpProtocol, SCHEMES, register, register_with};
 pub use source::FtpSource;

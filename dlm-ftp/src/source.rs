@@ -36,11 +36,13 @@ pub struct FtpSource {
 
 impl FtpSource {
     /// A source for `url` (`ftp://[user[:password]@]host[:port]/path`).
-    /// Without userinfo it logs in anonymously.
+    /// Without userinfo it uses `~/.netrc` ([`FtpConfig::netrc`]), else logs
+    /// in anonymously.
     ///
     /// # Errors
     /// [`FtpError::InvalidUrl`] for a URL without host or file path,
-    /// [`FtpError::Tls`] when the CA file is unusable.
+    /// [`FtpError::Tls`] when the CA file is unusable, [`FtpError::Netrc`]
+    /// when the netrc file cannot be read.
     pub fn new(url: Url, config: FtpConfig) -> Result<Self, FtpError> {
         let host = url
             .host_str()
@@ -57,7 +59,10 @@ impl FtpSource {
             )));
         }
         let (user, password) = if url.username().is_empty() {
-            ("anonymous".to_string(), "dlm@".to_string())
+            match config.netrc.credentials(&host).map_err(FtpError::Netrc)? {
+                Some(c) => (c.login, c.password),
+                None => ("anonymous".to_string(), "dlm@".to_string()),
+            }
         } else {
             (
                 percent_decode_str(url.username())

@@ -25,7 +25,7 @@ use url::Url;
 
 use crate::connector::ProxyConnector;
 use crate::error::is_tls_refusal;
-use crate::{HttpConfig, HttpError, NetrcMode, netrc, tls};
+use crate::{HttpConfig, HttpError, tls};
 
 /// A response after redirects, with the URL that produced it.
 #[derive(Debug)]
@@ -166,16 +166,16 @@ impl HttpClient {
                 .unwrap_or_default();
             (user, pass)
         } else {
-            let path = match &self.inner.config.netrc {
-                NetrcMode::Off => None,
-                NetrcMode::Auto => netrc::default_path(),
-                NetrcMode::File(p) => Some(p.clone()),
-            };
-            let Some(path) = path else { return Ok(None) };
             let Some(host) = url.host_str() else {
                 return Ok(None);
             };
-            match netrc::lookup_file(&path, host).map_err(HttpError::Netrc)? {
+            match self
+                .inner
+                .config
+                .netrc
+                .credentials(host)
+                .map_err(HttpError::Netrc)?
+            {
                 Some(c) => (c.login, c.password),
                 None => return Ok(None),
             }

@@ -4,19 +4,7 @@ use std::fmt;
 use std::path::PathBuf;
 use std::time::Duration;
 
-/// Where Basic credentials come from when the URL has none.
-#[non_exhaustive]
-#[derive(Clone, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum NetrcMode {
-    /// `$NETRC`, else `~/.netrc`, when the file exists (curl's `--netrc-optional`).
-    #[default]
-    Auto,
-    /// Never read a netrc file.
-    Off,
-    /// This file.
-    File(PathBuf),
-}
+pub use dlm_core::netrc::NetrcMode;
 
 /// Settings of the HTTP client.
 ///

@@ -10,7 +10,6 @@ mod connector;
 pub mod content_disposition;
 mod error;
 mod headers;
-mod netrc;
 mod protocol;
 mod source;
 mod tls;

@@ -50,6 +50,9 @@ pub(crate) fn ftp_config(net: &NetArgs) -> dlm_ftp::FtpConfig {
     if let Some(ca) = &net.ca_file {
         c = c.with_ca_file(ca.clone());
     }
+    if net.no_netrc {
+        c = c.with_netrc(NetrcMode::Off);
+    }
     c
 }
 

@@ -9,12 +9,17 @@ use std::time::Duration;
 use dlm_core::{
     Download, DownloadOptions, ErrorKind, Event, Input, Options, Output, ProtocolRegistry, Result,
 };
-use dlm_ftp::FtpConfig;
+use dlm_ftp::{FtpConfig, NetrcMode};
 use dlm_tests::{Vsftpd, VsftpdOptions, sha256_file, write_random_file};
 
 /// Bounds each test (a hang only; nothing here is about speed).
 const TEST_TIMEOUT: Duration = Duration::from_secs(90);
 const MIB: u64 = 1 << 20;
+
+/// Tests never read the developer's `~/.netrc`.
+fn ftp_config() -> FtpConfig {
+    FtpConfig::default().with_netrc(NetrcMode::Off)
+}
 
 fn run<T>(body: impl std::future::Future<Output = T>) -> T {
     tokio::runtime::Builder::new_multi_thread()
@@ -66,7 +71,7 @@ fn anonymous_ftp_with_one_and_four_connections_passive_and_active() {
     run(async {
         for c in [1, 4] {
             let out = dir.path().join(format!("f{c}.bin"));
-            let done = fetch(FtpConfig::default(), &ftp.url("f.bin"), &out, c)
+            let done = fetch(ftp_config(), &ftp.url("f.bin"), &out, c)
                 .await
                 .unwrap();
             assert_eq!(done.bytes, size);
@@ -74,7 +79,7 @@ fn anonymous_ftp_with_one_and_four_connections_passive_and_active() {
         }
         // Active mode: vsftpd connects back to our EPRT/PORT listener.
         let out = dir.path().join("active.bin");
-        let active = FtpConfig::default().with_active(true);
+        let active = ftp_config().with_active(true);
         fetch(active, &ftp.url("f.bin"), &out, 4).await.unwrap();
         assert_eq!(sha256_file(&out).unwrap(), sha, "active mode");
     });
@@ -86,7 +91,7 @@ fn explicit_and_implicit_ftps_reuse_tls_sessions_on_data_connections() {
     let sha = write_random_file(&ftp.root(), "s.bin", 6 * MIB + 1, 42).unwrap();
     let dir = tempfile::tempdir().unwrap();
     run(async {
-        let tls = FtpConfig::default().with_explicit_tls(true);
+        let tls = ftp_config().with_explicit_tls(true);
         let out = dir.path().join("s.bin");
         fetch(
             tls.clone().with_ca_file(ftp.ca_pem()),
@@ -112,7 +117,7 @@ fn missing_file_is_not_found_and_plain_login_to_tls_only_fails() {
     let dir = tempfile::tempdir().unwrap();
     run(async {
         let err = fetch(
-            FtpConfig::default(),
+            ftp_config(),
             &ftp.url("nope.bin"),
             &dir.path().join("n.bin"),
             1,
@@ -123,7 +128,7 @@ fn missing_file_is_not_found_and_plain_login_to_tls_only_fails() {
         // The TLS instance refuses anonymous logins without TLS (530): auth, not retried.
         write_random_file(&ftp.root(), "t.bin", 1024, 43).unwrap();
         let err = fetch(
-            FtpConfig::default(),
+            ftp_config(),
             &ftp.tls_url("t.bin"),
             &dir.path().join("t.bin"),
             1,
@@ -147,7 +152,7 @@ fn cancelled_ftp_download_resumes_from_its_control_file() {
             .with_connections(2)
             .with_max_chunk_bytes(Some(2 * MIB))
             .with_rate_limit(Some(4 * MIB));
-        let first = download(FtpConfig::default(), &ftp.url("r.bin"), &out, slow);
+        let first = download(ftp_config(), &ftp.url("r.bin"), &out, slow);
         let mut events = first.subscribe();
         let handle = first.start();
         let control = handle.control();
@@ -165,7 +170,7 @@ fn cancelled_ftp_download_resumes_from_its_control_file() {
         assert!(dlm_core::FileSink::control_path_for(&out).exists());
 
         let second = download(
-            FtpConfig::default(),
+            ftp_config(),
             &ftp.url("r.bin"),
             &out,
             DownloadOptions::default(),
@@ -204,10 +209,42 @@ fn a_server_allowing_two_sessions_still_serves_four_connections() {
         let out = dir.path().join("two.bin");
         // Sessions beyond the second get `421`, which is retried with back-off
         // while the admitted sessions carry the download.
-        let done = fetch(FtpConfig::default(), &ftp.url("two.bin"), &out, 4)
+        let done = fetch(ftp_config(), &ftp.url("two.bin"), &out, 4)
             .await
             .unwrap();
         assert_eq!(done.bytes, size);
+        assert_eq!(sha256_file(&out).unwrap(), sha);
+    });
+}
+
+#[test]
+fn credentials_come_from_netrc_when_the_url_has_none() {
+    let Some(ftp) = Vsftpd::start() else { return };
+    let sha = write_random_file(&ftp.root(), "n.bin", MIB, 46).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let netrc = dir.path().join("netrc");
+    run(async {
+        // An entry for the host is used: this anonymous-only server refuses the user (530 → auth).
+        std::fs::write(&netrc, "machine 127.0.0.1 login someone password secret\n").unwrap();
+        let config = FtpConfig::default().with_netrc(NetrcMode::File(netrc.clone()));
+        let err = fetch(
+            config.clone(),
+            &ftp.url("n.bin"),
+            &dir.path().join("a.bin"),
+            1,
+        )
+        .await
+        .unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::Auth, "{err}");
+        assert!(!err.to_string().contains("secret"), "{err}");
+        // No entry for the host: anonymous.
+        std::fs::write(
+            &netrc,
+            "machine elsewhere.invalid login someone password secret\n",
+        )
+        .unwrap();
+        let out = dir.path().join("b.bin");
+        fetch(config, &ftp.url("n.bin"), &out, 1).await.unwrap();
         assert_eq!(sha256_file(&out).unwrap(), sha);
     });
 }

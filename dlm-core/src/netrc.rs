@@ -1,15 +1,50 @@
-//! A reader for `.netrc` files (the format curl and ftp read).
+//! `.netrc` credentials (the file curl, ftp and wget read), shared by every
+//! protocol that logs in with a user name and password.
 
 use std::path::{Path, PathBuf};
 
 /// Largest netrc file read, in bytes.
 const MAX_NETRC_BYTES: u64 = 1 << 20;
 
+/// Where credentials come from when a URL has none.
+#[non_exhaustive]
+#[derive(Clone, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum NetrcMode {
+    /// `$NETRC`, else `~/.netrc`, when the file exists (curl's `--netrc-optional`).
+    #[default]
+    Auto,
+    /// Never read a netrc file.
+    Off,
+    /// This file.
+    File(PathBuf),
+}
+
+impl NetrcMode {
+    /// The credentials for `host` under this mode.
+    ///
+    /// # Errors
+    /// As [`lookup_file`].
+    pub fn credentials(&self, host: &str) -> Result<Option<Credentials>, String> {
+        let path = match self {
+            Self::Off => return Ok(None),
+            Self::Auto => default_path(),
+            Self::File(p) => Some(p.clone()),
+        };
+        match path {
+            Some(p) => lookup_file(&p, host),
+            None => Ok(None),
+        }
+    }
+}
+
 /// Credentials for one host.
 #[derive(Clone, PartialEq, Eq)]
-pub(crate) struct Credentials {
-    pub(crate) login: String,
-    pub(crate) password: String,
+pub struct Credentials {
+    /// The user name.
+    pub login: String,
+    /// The password (never shown by `Debug`).
+    pub password: String,
 }
 
 impl std::fmt::Debug for Credentials {
@@ -21,7 +56,7 @@ impl std::fmt::Debug for Credentials {
 }
 
 /// The default netrc location: `$NETRC`, else `$HOME/.netrc`.
-pub(crate) fn default_path() -> Option<PathBuf> {
+pub fn default_path() -> Option<PathBuf> {
     if let Some(p) = std::env::var_os("NETRC") {
         return Some(PathBuf::from(p));
     }
@@ -30,7 +65,11 @@ pub(crate) fn default_path() -> Option<PathBuf> {
 
 /// Reads `path` and returns the entry for `host` (or `default`).
 /// A missing file gives `Ok(None)`.
-pub(crate) fn lookup_file(path: &Path, host: &str) -> Result<Option<Credentials>, String> {
+///
+/// # Errors
+/// A one-line reason when the file exists but cannot be read or is larger
+/// than 1 MiB.
+pub fn lookup_file(path: &Path, host: &str) -> Result<Option<Credentials>, String> {
     match std::fs::metadata(path) {
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
         Err(e) => return Err(format!("{}: {e}", path.display())),
@@ -45,7 +84,7 @@ pub(crate) fn lookup_file(path: &Path, host: &str) -> Result<Option<Credentials>
 
 /// Finds the credentials for `host` in netrc `text`: the first `machine HOST`
 /// entry, else `default`. Macros (`macdef`) are skipped.
-pub(crate) fn lookup(text: &str, host: &str) -> Option<Credentials> {
+pub fn lookup(text: &str, host: &str) -> Option<Credentials> {
     let mut tokens = text.split_whitespace();
     let mut found: Option<Credentials> = None;
     let mut default: Option<Credentials> = None;
