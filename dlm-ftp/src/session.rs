@@ -95,6 +95,10 @@ pub(crate) async fn open(
         ftp.login(endpoint.user.as_str(), endpoint.password.as_str())
             .await
             .map_err(|e| from_suppaftp(host, e))?;
+        // Paths are UTF-8 (RFC 2640); servers that do not know the option say so and go on.
+        let _ = ftp
+            .custom_command("OPTS UTF8 ON", &[Status::CommandOk])
+            .await;
         ftp.transfer_type(FileType::Binary)
             .await
             .map_err(|e| from_suppaftp(host, e))?;

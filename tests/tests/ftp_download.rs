@@ -248,3 +248,21 @@ fn credentials_come_from_netrc_when_the_url_has_none() {
         assert_eq!(sha256_file(&out).unwrap(), sha);
     });
 }
+
+#[test]
+fn names_with_spaces_and_non_ascii_letters() {
+    let Some(ftp) = Vsftpd::start() else { return };
+    let name = "grüße und spaß.bin";
+    let sha = write_random_file(&ftp.root(), name, 3 * MIB + 3, 47).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    run(async {
+        let encoded: String = url::form_urlencoded::byte_serialize(name.as_bytes())
+            .collect::<String>()
+            .replace('+', "%20");
+        let out = dir.path().join("out.bin");
+        fetch(ftp_config(), &ftp.url(&encoded), &out, 2)
+            .await
+            .unwrap();
+        assert_eq!(sha256_file(&out).unwrap(), sha);
+    });
+}
