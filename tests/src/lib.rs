@@ -48,7 +48,9 @@ pub use dlmd::{DLMD_TOKEN, Dlmd, DlmdOptions, EventStream, SseEvent, dlmd_binary
 pub use fixture::write_random_file;
 pub use forward_proxy::{ForwardProxy, ProxyKind};
 pub use nginx::{Nginx, NginxOptions};
-pub use peer::{ChildGuard, free_port, missing_peer, require_peers, wait_for_port, which};
+pub use peer::{
+    ChildGuard, free_port, free_ports, missing_peer, require_peers, wait_for_port, which,
+};
 pub use python_http::PythonHttp;
 pub use tls::TlsFiles;
 pub use vsftpd::{Vsftpd, VsftpdOptions};

@@ -32,7 +32,7 @@ use std::time::{Duration, Instant};
 use tempfile::TempDir;
 
 use crate::access_log::{AccessLogEntry, LOG_FORMAT, read_access_log};
-use crate::peer::{ChildGuard, free_port, missing_peer, which};
+use crate::peer::{ChildGuard, free_ports, missing_peer, which};
 use crate::tls::TlsFiles;
 
 const CONF_TEMPLATE: &str = include_str!("nginx.conf.in");
@@ -141,7 +141,7 @@ impl Nginx {
         )
         .map_err(|e| failed("write htpasswd", e))?;
 
-        let (http_port, https_port) = (free_port(), free_port());
+        let [http_port, https_port] = free_ports::<2>();
         let conf = render_conf(root, http_port, https_port, &opts.slow_rate);
         let conf_path = root.join("nginx.conf");
         fs::write(&conf_path, conf).map_err(|e| failed("write nginx.conf", e))?;

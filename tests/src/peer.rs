@@ -56,10 +56,24 @@ pub fn missing_peer<T>(name: &str) -> Option<T> {
 ///
 /// If 127.0.0.1 cannot be bound at all.
 pub fn free_port() -> u16 {
-    TcpListener::bind((Ipv4Addr::LOCALHOST, 0))
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("bind 127.0.0.1:0 to find a free port")
+    free_ports::<1>()[0]
+}
+
+/// `N` distinct TCP ports on 127.0.0.1 that were free a moment ago: all are
+/// bound at once before any is released, so the kernel cannot hand out the
+/// same port twice (two separate [`free_port`] calls can).
+///
+/// # Panics
+///
+/// If 127.0.0.1 cannot be bound at all.
+pub fn free_ports<const N: usize>() -> [u16; N] {
+    let listeners: Vec<TcpListener> = (0..N)
+        .map(|_| {
+            TcpListener::bind((Ipv4Addr::LOCALHOST, 0))
+                .expect("bind 127.0.0.1:0 to find a free port")
+        })
+        .collect();
+    std::array::from_fn(|i| listeners[i].local_addr().expect("bound address").port())
 }
 
 /// The full path of the executable `program`, searched in `PATH` and then in `/usr/local/sbin`, `/usr/sbin` and

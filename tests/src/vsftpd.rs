@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use tempfile::TempDir;
 
-use crate::peer::{ChildGuard, free_port, missing_peer, which};
+use crate::peer::{ChildGuard, free_ports, missing_peer, which};
 use crate::tls::TlsFiles;
 
 /// How long vsftpd may take to listen.
@@ -89,7 +89,8 @@ impl Vsftpd {
         let files = TlsFiles::generate(dir.path()).expect("certificates");
         let mut last = String::new();
         for _ in 0..START_ATTEMPTS {
-            let ports = (free_port(), free_port(), free_port());
+            let [p0, p1, p2] = free_ports::<3>();
+            let ports = (p0, p1, p2);
             let launch =
                 |flavour, port| Self::launch(&bin, dir.path(), flavour, port, &files, &options);
             let plain = launch(Flavour::Plain, ports.0);
