@@ -1304,3 +1304,30 @@ fn error_messages_do_not_repeat() {
         assert_eq!(line.matches("HTTP 404").count(), 1, "{line}");
     });
 }
+
+/// A Content-Disposition name (RFC 6266, `filename*` preferred) cannot leave the output directory: only its last
+/// component is used.
+#[test]
+fn content_disposition_names_are_sanitised() {
+    let Some(nginx) = Nginx::start(NginxOptions::default()) else {
+        return;
+    };
+    let sha = write_random_file(nginx.www(), "cd.bin", MIB + 1, 77).unwrap();
+    e2e(async {
+        let root = tempfile::tempdir().unwrap();
+        let out_dir = root.path().join("downloads");
+        std::fs::create_dir(&out_dir).unwrap();
+        let registry = registry();
+        let download = Download::new(
+            source(&registry, &nginx.http_url("/disposition/cd.bin")),
+            Output::Dir(out_dir.clone()),
+        );
+        let (done, _) = run(download).await.completed();
+        drop(registry);
+        let saved = out_dir.join("résumé.bin");
+        assert_eq!(done.path.as_deref(), Some(saved.as_path()));
+        assert_eq!(sha256_file(&saved).unwrap(), sha);
+        assert_dir_holds(&out_dir, &["résumé.bin"]);
+        assert_dir_holds(root.path(), &["downloads"]);
+    });
+}
