@@ -420,10 +420,8 @@ async fn sigint_saves_state_and_the_same_command_resumes() {
 
 /// Ctrl-C must end the process with exit code 130 (and the documented hint on stderr).
 ///
-/// Today `dlm` prints the `failed`/`cancelled` event, saves its state, returns from `main`'s `block_on` and then
-/// hangs for ever in the runtime's drop: dlm-core's hasher thread (`engine/verify.rs`, `hash_loop`) of the
-/// cancelled download is still blocked waiting for the next prefix update, and dropping a tokio runtime waits for
-/// its blocking threads. A second Ctrl-C does nothing (tokio keeps its signal handler); only SIGKILL ends it.
+/// Regression: `dlm` used to hang in the runtime's drop after Ctrl-C, because the cancelled download's verifier
+/// thread (`dlm-core/src/engine/verify.rs`) outlived it; the verifier is now stopped with its pass.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigint_exits_130() {
     let Some(nginx) = Nginx::start(NginxOptions {
@@ -536,8 +534,7 @@ async fn exit_codes_and_one_line_errors() {
 /// A download that fails after bytes started flowing (every connection cut, no retries allowed) must end with
 /// exit code 1 and a one-line network error.
 ///
-/// Today `dlm` prints the error and then hangs in the runtime's drop, for the same reason as after Ctrl-C (see
-/// `sigint_exits_130`): the failed download's hasher thread never ends.
+/// Regression: this used to hang like `sigint_exits_130`, for the same reason.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn mid_transfer_failure_exits_1() {
     let Some(nginx) = Nginx::start(NginxOptions::default()) else {

@@ -147,8 +147,7 @@ async fn the_api_requires_the_token_but_health_and_schema_do_not() {
 /// The authentication scheme is case-insensitive (RFC 9110, section 11.1): `bearer TOKEN` is as good as
 /// `Bearer TOKEN`.
 ///
-/// Today dlmd only accepts the exact prefix `Bearer ` (`examples/dlmd/routes.rs`, `auth`: `strip_prefix("Bearer ")`)
-/// and answers 401 to `bearer TOKEN` and `BEARER TOKEN`.
+/// Regression: dlmd once compared the exact prefix `Bearer `.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_auth_scheme_is_case_insensitive() {
     let dlmd = Dlmd::start(DlmdOptions::default());
@@ -166,8 +165,7 @@ async fn the_auth_scheme_is_case_insensitive() {
 /// A method a route does not have is a 405 with an `Allow` header and, like every error, a JSON body
 /// (`{"error": {"code", "message"}}`, as `ErrorBody` in `examples/src/api.rs` promises).
 ///
-/// Today axum's default 405 goes out with an empty body: dlmd's router sets a JSON `fallback` for unknown paths
-/// but no `method_not_allowed_fallback` (`examples/dlmd/routes.rs`, `router`).
+/// Regression: axum's default 405 once went out with an empty body (no `method_not_allowed_fallback`).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_wrong_method_is_a_json_405() {
     let dlmd = Dlmd::start(DlmdOptions::default());

@@ -362,10 +362,8 @@ fn https_verifies_certificates() {
 
 /// A refused certificate is permanent: no retry, and the message says the certificate was refused.
 ///
-/// Today `is_tls_refusal` (`dlm-http/src/error.rs`) misses the refusal: hyper-rustls wraps the handshake's
-/// `io::Error(InvalidData, rustls::Error)` in another `io::Error(Other, …)`, and the function looks through one
-/// `io::Error` only (`io::Error::source` skips the wrapped error itself). The error is then classified as a
-/// retryable network failure: retried with back-off, ending as "request to URL failed, attempts=N".
+/// Regression: hyper-rustls wraps the rustls error in two `io::Error`s, and `is_tls_refusal`
+/// (`dlm-http/src/error.rs`) once looked through only one, so a refused certificate was retried.
 #[test]
 fn refused_certificate_is_not_retried() {
     let Some(nginx) = Nginx::start(NginxOptions::default()) else {
@@ -1208,9 +1206,8 @@ fn cancel_then_resume_in_a_new_download() {
 
 /// A cancelled download must not leave its hasher thread behind: the runtime it ran on has to shut down.
 ///
-/// Today the hasher's blocking thread (`dlm-core/src/engine/verify.rs`, `hash_loop`) waits for the next prefix
-/// update forever: the engine only aborts the async task around it, and the thread itself keeps `Shared` (and so
-/// the `prefix` sender it waits on) alive. Dropping the runtime then blocks forever.
+/// Regression: the verifier's blocking thread (`dlm-core/src/engine/verify.rs`) once waited for the next prefix
+/// update for ever after a cancel, and dropping the runtime blocked.
 #[test]
 fn cancelled_download_ends_its_hasher_thread() {
     let Some(nginx) = Nginx::start(NginxOptions::default()) else {
@@ -1282,10 +1279,8 @@ fn failed_download_ends_its_hasher_thread() {
 
 /// An error's one-line message says each thing once.
 ///
-/// Today every error that comes from dlm-http repeats itself, e.g. `HTTP 404 from URL: HTTP 404 from URL`: the
-/// `From<HttpError> for dlm_core::Error` conversion (`dlm-http/src/error.rs`) uses the `HttpError`'s text as the
-/// message *and* attaches the same `HttpError` as the source, and `dlm_core::Error`'s `Display` appends the
-/// source chain. The CLI prints that line as is.
+/// Regression: errors from dlm-http once repeated themselves (`HTTP 404 from URL: HTTP 404 from URL`), because the
+/// `HttpError` was both the message and the source.
 #[test]
 fn error_messages_do_not_repeat() {
     let Some(nginx) = Nginx::start(NginxOptions::default()) else {
