@@ -1,10 +1,11 @@
 //! `dlm remote …`: the CLI as a thin client of a running dlmd.
 
 use std::collections::HashMap;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use dlm_examples::api::{Job, JobEvent, JobPage, JobState, NewJob};
 use dlm_examples::client::{Client, ClientError};
+use dlm_examples::state;
 use futures::StreamExt;
 use http::Method;
 use http_body_util::BodyExt;
@@ -13,27 +14,14 @@ use indicatif::{MultiProgress, ProgressBar, ProgressStyle};
 use crate::args::{RemoteArgs, RemoteCommand};
 use crate::exit_code;
 
-/// `$XDG_DATA_HOME/dlm`, else `~/.local/share/dlm` (dlmd's default).
-fn default_state_dir() -> PathBuf {
-    if let Some(d) = std::env::var_os("XDG_DATA_HOME").filter(|d| !d.is_empty()) {
-        return Path::new(&d).join("dlm");
-    }
-    let home = std::env::var_os("HOME").unwrap_or_else(|| ".".into());
-    Path::new(&home).join(".local/share/dlm")
-}
-
 fn token(state_dir: Option<&Path>) -> Result<String, String> {
-    if let Ok(t) = std::env::var("DLM_TOKEN")
-        && !t.trim().is_empty()
-    {
-        return Ok(t.trim().to_string());
-    }
-    let path = state_dir
-        .map_or_else(default_state_dir, Path::to_path_buf)
-        .join("token");
-    std::fs::read_to_string(&path)
-        .map(|t| t.trim().to_string())
-        .map_err(|e| format!("no DLM_TOKEN and cannot read {}: {e}", path.display()))
+    let dir = state_dir.map_or_else(state::default_state_dir, Path::to_path_buf);
+    state::existing_token(&dir).map_err(|e| {
+        format!(
+            "no DLM_TOKEN and cannot read {}: {e}",
+            state::token_path(&dir).display()
+        )
+    })
 }
 
 fn print_job(j: &Job) {

@@ -27,6 +27,7 @@ use std::time::Duration;
 
 use clap::{Parser, ValueEnum};
 use dlm_core::ProtocolRegistry;
+use dlm_examples::state;
 
 use crate::manager::Manager;
 use crate::routes::AppState;
@@ -69,28 +70,12 @@ struct Args {
     log_format: LogFormat,
 }
 
-/// `$XDG_DATA_HOME/dlm`, else `~/.local/share/dlm`.
-pub(crate) fn default_state_dir() -> PathBuf {
-    if let Some(d) = std::env::var_os("XDG_DATA_HOME").filter(|d| !d.is_empty()) {
-        return Path::new(&d).join("dlm");
-    }
-    let home = std::env::var_os("HOME").unwrap_or_else(|| ".".into());
-    Path::new(&home).join(".local/share/dlm")
-}
-
 /// The API token: `DLM_TOKEN`, else `STATE_DIR/token`, created (0600) on first start.
 fn load_token(state_dir: &Path) -> Result<String, String> {
-    if let Ok(t) = std::env::var("DLM_TOKEN")
-        && !t.trim().is_empty()
-    {
-        return Ok(t.trim().to_string());
+    if let Ok(t) = state::existing_token(state_dir) {
+        return Ok(t);
     }
-    let path = state_dir.join("token");
-    if let Ok(t) = std::fs::read_to_string(&path)
-        && !t.trim().is_empty()
-    {
-        return Ok(t.trim().to_string());
-    }
+    let path = state::token_path(state_dir);
     let mut raw = [0u8; 32];
     getrandom::fill(&mut raw).map_err(|e| format!("no random source: {e}"))?;
     let token: String = raw.iter().map(|b| format!("{b:02x}")).collect();
@@ -140,7 +125,10 @@ fn main() -> ExitCode {
 }
 
 async fn run(args: Args) -> Result<(), String> {
-    let state_dir = args.state_dir.clone().unwrap_or_else(default_state_dir);
+    let state_dir = args
+        .state_dir
+        .clone()
+        .unwrap_or_else(state::default_state_dir);
     std::fs::create_dir_all(&state_dir)
         .map_err(|e| format!("creating {}: {e}", state_dir.display()))?;
     std::fs::create_dir_all(&args.download_dir)

@@ -5,7 +5,9 @@
 //!   daemon's handlers and by the CLI's `dlm remote` client, so the two
 //!   cannot drift.
 //! - [`client`]: a small REST client for `dlm remote`.
+//! - [`state`]: where the daemon's state and token live.
 #![forbid(unsafe_code)]
 
 pub mod api;
 pub mod client;
+pub mod state;
