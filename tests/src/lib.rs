@@ -37,6 +37,7 @@ pub mod http1;
 pub mod nginx;
 pub mod peer;
 pub mod python_http;
+pub mod runtime;
 pub mod tls;
 pub mod vsftpd;
 

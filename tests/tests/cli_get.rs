@@ -32,9 +32,7 @@ const LOG_TIMEOUT: Duration = Duration::from_secs(15);
 const MIB: u64 = 1 << 20;
 
 async fn bounded<T>(fut: impl Future<Output = T>) -> T {
-    tokio::time::timeout(TEST_TIMEOUT, fut)
-        .await
-        .expect("test timed out")
+    dlm_tests::runtime::bounded(TEST_TIMEOUT, fut).await
 }
 
 /// `dlm ARGS...` with a clean environment (no proxies, no netrc, no logging), killed if dropped.

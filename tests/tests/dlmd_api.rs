@@ -3,13 +3,13 @@
 //!
 //! No assertion is about timing; the timeouts only bound a hang.
 
-use std::future::Future;
 use std::net::TcpListener;
 use std::process::Output;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
+use dlm_tests::runtime::bounded;
 use dlm_tests::{
     Dlmd, DlmdOptions, Nginx, NginxOptions, dlm_command, missing_peer, which, write_random_file,
 };
@@ -29,12 +29,6 @@ const RUN_TIMEOUT: Duration = Duration::from_secs(60);
 const JOB_TIMEOUT: Duration = Duration::from_secs(60);
 
 const MIB: u64 = 1 << 20;
-
-async fn bounded<T>(timeout: Duration, fut: impl Future<Output = T>) -> T {
-    tokio::time::timeout(timeout, fut)
-        .await
-        .expect("test timed out")
-}
 
 fn text(bytes: &[u8]) -> String {
     String::from_utf8_lossy(bytes).into_owned()

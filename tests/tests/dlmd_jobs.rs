@@ -38,9 +38,7 @@ const MIB: u64 = 1 << 20;
 const SLOW_RATE: u64 = MIB;
 
 async fn bounded<T>(fut: impl Future<Output = T>) -> T {
-    tokio::time::timeout(TEST_TIMEOUT, fut)
-        .await
-        .expect("test timed out")
+    dlm_tests::runtime::bounded(TEST_TIMEOUT, fut).await
 }
 
 fn slow_nginx() -> Option<Nginx> {

@@ -22,16 +22,7 @@ fn ftp_config() -> FtpConfig {
 }
 
 fn run<T>(body: impl std::future::Future<Output = T>) -> T {
-    tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .unwrap()
-        .block_on(async {
-            tokio::time::timeout(TEST_TIMEOUT, body)
-                .await
-                .expect("test timed out")
-        })
+    dlm_tests::runtime::e2e(TEST_TIMEOUT, body)
 }
 
 fn download(config: FtpConfig, url: &str, out: &Path, options: DownloadOptions) -> Download {

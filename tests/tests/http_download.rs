@@ -36,42 +36,9 @@ const FAST_BACKOFF: Backoff = Backoff {
     max: Duration::from_millis(200),
 };
 
-/// How long the runtime may take to shut down once a test's body has ended. Dropping a tokio runtime waits for
-/// its blocking threads, so a thread that never ends shows up here; the grace only bounds that wait.
-const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
-
-/// Runs an end-to-end test body on its own runtime (2 workers, as CI has 2 cores), bounded by [`TEST_TIMEOUT`],
-/// then checks that the runtime shuts down within [`SHUTDOWN_GRACE`]: no blocking thread left running.
+/// Runs an end-to-end test body bounded by [`TEST_TIMEOUT`] on its own runtime, whose shutdown is checked too.
 fn e2e(body: impl Future<Output = ()>) {
-    if let Some(leak) = run_bounded(body, SHUTDOWN_GRACE) {
-        panic!("{leak}");
-    }
-}
-
-/// Runs `body` to its end (bounded), then drops the runtime, waiting up to `grace`; returns a description of what
-/// did not shut down, if anything.
-fn run_bounded(body: impl Future<Output = ()>, grace: Duration) -> Option<String> {
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .expect("tokio runtime");
-    runtime.block_on(async {
-        tokio::time::timeout(TEST_TIMEOUT, body)
-            .await
-            .expect("test timed out");
-    });
-    let (done_tx, done_rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        drop(runtime);
-        let _ = done_tx.send(());
-    });
-    done_rx.recv_timeout(grace).err().map(|_| {
-        format!(
-            "the tokio runtime did not shut down within {grace:?} after the test: a blocking thread \
-             (spawn_blocking) is still running"
-        )
-    })
+    dlm_tests::runtime::e2e(TEST_TIMEOUT, body);
 }
 
 /// The HTTP settings every test starts from: no proxy from the environment, no `~/.netrc`.

@@ -41,16 +41,7 @@ async fn download_via(proxy: &str, nginx: &Nginx, url: &str, name: &str) -> Stri
 }
 
 fn run(body: impl std::future::Future<Output = ()>) {
-    tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .unwrap()
-        .block_on(async {
-            tokio::time::timeout(TEST_TIMEOUT, body)
-                .await
-                .expect("test timed out")
-        });
+    dlm_tests::runtime::e2e(TEST_TIMEOUT, body);
 }
 
 #[test]

@@ -23,25 +23,17 @@ fn download(nginx: &Nginx, http2: bool, name: &str) -> String {
     let url = nginx.https_url(&format!("/{name}"));
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join(name);
-    tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .unwrap()
-        .block_on(async {
-            let source = registry
-                .source(&Input::parse(&url), &Options::new())
-                .unwrap();
-            let download = Download::new(source, Output::File(out.clone())).with_options(
-                DownloadOptions::default()
-                    .with_connections(4)
-                    .with_max_chunk_bytes(Some(MIB)),
-            );
-            tokio::time::timeout(TEST_TIMEOUT, download.start().wait())
-                .await
-                .expect("download timed out")
-                .expect("download")
-        });
+    dlm_tests::runtime::e2e(TEST_TIMEOUT, async {
+        let source = registry
+            .source(&Input::parse(&url), &Options::new())
+            .unwrap();
+        let download = Download::new(source, Output::File(out.clone())).with_options(
+            DownloadOptions::default()
+                .with_connections(4)
+                .with_max_chunk_bytes(Some(MIB)),
+        );
+        download.start().wait().await.expect("download")
+    });
     sha256_file(&out).unwrap()
 }
 

@@ -21,9 +21,7 @@ const TEST_TIMEOUT: Duration = Duration::from_secs(60);
 const SIZE: u64 = 3 * 1024 * 1024 + 17;
 
 async fn bounded<T>(fut: impl Future<Output = T>) -> T {
-    tokio::time::timeout(TEST_TIMEOUT, fut)
-        .await
-        .expect("test timed out")
+    dlm_tests::runtime::bounded(TEST_TIMEOUT, fut).await
 }
 
 fn sha256(bytes: &[u8]) -> String {
