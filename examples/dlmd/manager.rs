@@ -221,24 +221,16 @@ impl Manager {
             )));
         }
         let row = JobRow {
-            id: 0,
-            url: new.url.clone(),
             mirrors: new.mirrors,
             dest: new.dest,
             connections,
             checksum: new.checksum,
             rate_limit: new.rate_limit.unwrap_or(0),
             priority: new.priority.unwrap_or(0),
-            state: JobState::Queued,
-            error_kind: None,
-            error: None,
-            downloaded_bytes: 0,
-            total_bytes: None,
-            path: None,
-            sha256: None,
-            host: url.host_str().unwrap_or("").to_ascii_lowercase(),
-            created_ms: 0,
-            updated_ms: 0,
+            ..JobRow::queued(
+                new.url.clone(),
+                url.host_str().unwrap_or("").to_ascii_lowercase(),
+            )
         };
         let row = self.store.insert(row)?;
         let job = row.to_api(0);

@@ -38,6 +38,31 @@ pub(crate) struct JobRow {
 }
 
 impl JobRow {
+    /// A queued job for `url` on `host` with every option at its default
+    /// (8 connections, no limit, priority 0); the store assigns the id and times.
+    pub(crate) fn queued(url: String, host: String) -> Self {
+        Self {
+            id: 0,
+            url,
+            mirrors: Vec::new(),
+            dest: None,
+            connections: 8,
+            checksum: None,
+            rate_limit: 0,
+            priority: 0,
+            state: JobState::Queued,
+            error_kind: None,
+            error: None,
+            downloaded_bytes: 0,
+            total_bytes: None,
+            path: None,
+            sha256: None,
+            host,
+            created_ms: 0,
+            updated_ms: 0,
+        }
+    }
+
     /// The API view; `rate` is the live receive rate.
     pub(crate) fn to_api(&self, rate_bytes_per_sec: u64) -> Job {
         Job {
@@ -328,24 +353,8 @@ mod tests {
 
     fn row(url: &str, priority: i32) -> JobRow {
         JobRow {
-            id: 0,
-            url: url.into(),
-            mirrors: vec![],
-            dest: None,
-            connections: 4,
-            checksum: None,
-            rate_limit: 0,
             priority,
-            state: JobState::Queued,
-            error_kind: None,
-            error: None,
-            downloaded_bytes: 0,
-            total_bytes: None,
-            path: None,
-            sha256: None,
-            host: "h".into(),
-            created_ms: 0,
-            updated_ms: 0,
+            ..JobRow::queued(url.into(), "h".into())
         }
     }
 
