@@ -45,6 +45,11 @@ pub(crate) fn content_range(h: &HeaderMap) -> Option<ContentRange> {
     Some(ContentRange { range, complete })
 }
 
+/// The `Content-Range` header as received, for error messages (empty when absent).
+pub(crate) fn raw_content_range(h: &HeaderMap) -> String {
+    header_str(h, CONTENT_RANGE).unwrap_or("").to_string()
+}
+
 pub(crate) fn content_length(h: &HeaderMap) -> Option<u64> {
     header_str(h, CONTENT_LENGTH)?.parse().ok()
 }

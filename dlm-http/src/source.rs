@@ -104,11 +104,7 @@ impl Source for HttpSource {
             StatusCode::PARTIAL_CONTENT | StatusCode::RANGE_NOT_SATISFIABLE => {
                 let cr = headers::content_range(&rh).ok_or_else(|| HttpError::ContentRange {
                     asked: ByteRange::new(0, 1),
-                    got: rh
-                        .get(http::header::CONTENT_RANGE)
-                        .and_then(|v| v.to_str().ok())
-                        .unwrap_or("")
-                        .to_string(),
+                    got: headers::raw_content_range(&rh),
                 })?;
                 (cr.complete, cr.complete.is_some())
             }
@@ -183,12 +179,7 @@ impl Source for HttpSource {
                     _ => {
                         return Err(HttpError::ContentRange {
                             asked,
-                            got: resp
-                                .headers()
-                                .get(http::header::CONTENT_RANGE)
-                                .and_then(|v| v.to_str().ok())
-                                .unwrap_or("")
-                                .to_string(),
+                            got: headers::raw_content_range(resp.headers()),
                         }
                         .into());
                     }
