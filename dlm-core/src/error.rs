@@ -92,6 +92,7 @@ pub struct Error {
     message: Cow<'static, str>,
     context: Vec<(&'static str, String)>,
     source: Option<Box<dyn StdError + Send + Sync>>,
+    connection_limit: bool,
 }
 
 impl Error {
@@ -103,7 +104,23 @@ impl Error {
             message: message.into(),
             context: Vec::new(),
             source: None,
+            connection_limit: false,
         }
+    }
+
+    /// Marks the error as the remote refusing one more connection (an FTP
+    /// server's `421 Too many connections`, RFC 959 §4.2). The engine then
+    /// runs with the connections it already has instead of retrying this one,
+    /// as long as at least one other connection to that source is working.
+    pub fn connection_limit(mut self) -> Self {
+        self.connection_limit = true;
+        self
+    }
+
+    /// Whether the remote refused a connection for having too many
+    /// ([`Error::connection_limit`]).
+    pub fn is_connection_limit(&self) -> bool {
+        self.connection_limit
     }
 
     /// Marks the error temporary: the engine retries it with back-off.
@@ -196,6 +213,7 @@ impl fmt::Debug for Error {
             .field("message", &self.message)
             .field("context", &self.context)
             .field("source", &self.source)
+            .field("connection_limit", &self.connection_limit)
             .finish()
     }
 }

@@ -11,6 +11,7 @@ pub mod docs;
 mod engine;
 mod error;
 mod file_name;
+mod listing;
 pub mod netrc;
 mod range;
 mod range_set;
@@ -20,6 +21,7 @@ mod registry;
 pub mod scheduler;
 mod sink;
 mod source;
+mod tree;
 
 pub use backoff::Backoff;
 pub use control_file::{CONTROL_FILE_VERSION, ControlFile, MAX_CONTROL_FILE_BYTES, SourceIdentity};
@@ -29,18 +31,20 @@ pub use engine::{
     Output, SourceStats, Stats,
 };
 pub use error::{Error, ErrorKind, Result};
+pub use listing::{BoxListing, Entry, Listing};
 pub use file_name::{safe_file_name, safe_relative_path, stays_inside};
 pub use range::{ByteRange, ReadRange};
 pub use range_set::RangeSet;
 pub use rate_limit::RateLimiter;
 pub use redact::redact_url;
-pub use registry::{Input, Options, Protocol, ProtocolRegistry};
+pub use registry::{Input, Options, Protocol, ProtocolRegistry, Target};
 pub use scheduler::{
     AdaptiveScheduler, Assignment, ChunkMap, ConnId, DEFAULT_MIN_SPLIT_BYTES, Scheduler,
     SequentialScheduler,
 };
 pub use sink::{BoxSink, DEFAULT_REORDER_BYTES, FileSink, MemorySink, OrderedSink, Sink, SinkDyn};
 pub use source::{BodyStream, BoxSource, Capabilities, Context, Probe, Source, SourceDyn};
+pub use tree::{TreeDownload, TreeEvent, TreeHandle, TreeProgress, TreeSummary};
 
 /// Re-exported so sources can build [`Context`]s and callers can cancel.
 pub use tokio_util::sync::CancellationToken;

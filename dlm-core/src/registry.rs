@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use url::Url;
 
-use crate::{BoxSource, Error, ErrorKind, Result};
+use crate::{BoxListing, BoxSource, Error, ErrorKind, Result};
 
 /// What the user asked to download, before a protocol is chosen.
 #[non_exhaustive]
@@ -118,6 +118,35 @@ pub trait Protocol: Send + Sync + fmt::Debug + 'static {
     /// # Errors
     /// [`ErrorKind::InvalidInput`] when the input or an option is malformed.
     fn source(&self, input: &Input, options: &Options) -> Result<BoxSource>;
+
+    /// Whether `input` names a collection of files (`ftp://host/dir/`,
+    /// `s3://bucket/prefix/`) rather than one. The default: never.
+    fn is_listing(&self, input: &Input) -> bool {
+        let _ = input;
+        false
+    }
+
+    /// A listing for an input that [`Protocol::is_listing`] accepts.
+    ///
+    /// # Errors
+    /// [`ErrorKind::Unsupported`] by default; [`ErrorKind::InvalidInput`]
+    /// when the input or an option is malformed.
+    fn listing(&self, input: &Input, options: &Options) -> Result<BoxListing> {
+        let _ = options;
+        Err(Error::new(
+            ErrorKind::Unsupported,
+            format!("{} cannot list {input}", self.name()),
+        ))
+    }
+}
+
+/// What an input resolves to: one file's bytes, or a collection of files.
+#[derive(Debug)]
+pub enum Target {
+    /// One file: download it with [`Download`](crate::Download).
+    Source(BoxSource),
+    /// Many files: download them with [`TreeDownload`](crate::TreeDownload).
+    Listing(BoxListing),
 }
 
 /// Maps URL schemes and input kinds to protocols. An instance, no globals:
@@ -199,6 +228,21 @@ impl ProtocolRegistry {
     /// As [`ProtocolRegistry::resolve`] and [`Protocol::source`].
     pub fn source(&self, input: &Input, options: &Options) -> Result<BoxSource> {
         self.resolve(input)?.source(input, options)
+    }
+
+    /// Resolves `input` to a single source or, when the protocol says the
+    /// input names a collection ([`Protocol::is_listing`]), to a listing.
+    ///
+    /// # Errors
+    /// As [`ProtocolRegistry::resolve`], [`Protocol::source`] and
+    /// [`Protocol::listing`].
+    pub fn target(&self, input: &Input, options: &Options) -> Result<Target> {
+        let protocol = self.resolve(input)?;
+        if protocol.is_listing(input) {
+            Ok(Target::Listing(protocol.listing(input, options)?))
+        } else {
+            Ok(Target::Source(protocol.source(input, options)?))
+        }
     }
 
     /// The registered schemes, sorted.

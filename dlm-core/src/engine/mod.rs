@@ -574,6 +574,7 @@ impl Engine {
             max_retries: self.options.max_retries,
             backoff: self.options.backoff,
             write_buffer_bytes: self.options.write_buffer_bytes.max(4096),
+            budget: self.options.connection_budget.clone(),
         };
         workers.spawn(async move { (source_index, worker.run().await) });
         true
@@ -624,6 +625,13 @@ impl Engine {
                     match exit {
                         WorkerExit::Finished | WorkerExit::Stopped => {}
                         WorkerExit::Exhausted(e) => last_error = Some(e),
+                        WorkerExit::Surplus(e) => {
+                            let left = u32::try_from(workers.len()).unwrap_or(u32::MAX).max(1);
+                            self.connection_cap = Some(left);
+                            self.notice(&format!(
+                                "the server refused another connection ({e}); going on with {left}"
+                            ));
+                        }
                         WorkerExit::SinkFailed(e) => {
                             stop_workers(&cancel, &mut workers).await;
                             self.save(target, identity, ranged, true).await?;
@@ -688,7 +696,7 @@ impl Engine {
                     self.set_state(DownloadState::Running);
                     self.shared.emit(Event::Resumed);
                     cancel = CancellationToken::new();
-                    for _ in 0..connections {
+                    for _ in 0..connections.min(self.connection_cap.unwrap_or(u32::MAX).max(1)) {
                         self.spawn_worker(&mut workers, ConnId(next_conn), &cancel, &target.sink, ranged);
                         next_conn += 1;
                     }

@@ -29,6 +29,11 @@ pub struct DownloadOptions {
     pub rate_limit_bytes_per_sec: Option<u64>,
     /// A limiter shared with other downloads (the global limit).
     pub global_limiter: Option<Arc<RateLimiter>>,
+    /// Connections shared with other downloads: each chunk fetch holds one
+    /// permit, so downloads that share this semaphore never run more
+    /// connections in total than it has permits (a directory or prefix
+    /// download shares its `connections` across its files this way).
+    pub connection_budget: Option<Arc<tokio::sync::Semaphore>>,
     /// Compute the SHA-256 of the download as it completes.
     pub verify: bool,
     /// Fail with [`ErrorKind::Integrity`](crate::ErrorKind::Integrity) unless the
@@ -64,6 +69,7 @@ impl Default for DownloadOptions {
             backoff: Backoff::default(),
             rate_limit_bytes_per_sec: None,
             global_limiter: None,
+            connection_budget: None,
             verify: true,
             checksum: None,
             save_interval: Duration::from_secs(1),
@@ -93,6 +99,13 @@ impl DownloadOptions {
         self.global_limiter = Some(limiter);
         self
     }
+    /// Shares a connection budget with other downloads
+    /// ([`DownloadOptions::connection_budget`]).
+    pub fn with_connection_budget(mut self, budget: Arc<tokio::sync::Semaphore>) -> Self {
+        self.connection_budget = Some(budget);
+        self
+    }
+
     /// Sets [`DownloadOptions::checksum`].
     pub fn with_checksum(mut self, checksum: Option<Checksum>) -> Self {
         self.checksum = checksum;

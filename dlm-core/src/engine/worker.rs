@@ -27,6 +27,10 @@ pub(crate) enum WorkerExit {
     Exhausted(Error),
     /// Local storage failed: the download cannot go on.
     SinkFailed(Error),
+    /// The remote refused this connection for having too many
+    /// ([`Error::is_connection_limit`]) while others to it are working: the
+    /// engine goes on with fewer connections.
+    Surplus(Error),
 }
 
 /// A failure while fetching one chunk.
@@ -50,12 +54,24 @@ pub(crate) struct Worker {
     pub(crate) max_retries: u32,
     pub(crate) backoff: Backoff,
     pub(crate) write_buffer_bytes: usize,
+    /// Connections shared with other downloads: one permit per chunk fetch.
+    pub(crate) budget: Option<Arc<tokio::sync::Semaphore>>,
 }
 
 impl Worker {
     pub(crate) async fn run(self) -> WorkerExit {
         let mut failures = 0u32;
         loop {
+            let permit = match &self.budget {
+                Some(budget) => tokio::select! {
+                    () = self.cancel.cancelled() => return WorkerExit::Stopped,
+                    p = budget.clone().acquire_owned() => match p {
+                        Ok(p) => Some(p),
+                        Err(_) => return WorkerExit::Stopped,
+                    },
+                },
+                None => None,
+            };
             let Some((range, slot)) = self.next_chunk().await else {
                 return if self.cancel.is_cancelled() {
                     WorkerExit::Stopped
@@ -69,6 +85,7 @@ impl Worker {
             });
             self.source_stat(|s| s.connections += 1);
             let result = self.fetch(range, &slot).await;
+            drop(permit);
             self.source_stat(|s| s.connections = s.connections.saturating_sub(1));
             let end = slot.end.load(Ordering::Relaxed);
             let reached = slot.pos.load(Ordering::Relaxed).min(end);
@@ -128,6 +145,9 @@ impl Worker {
                         will_retry,
                         message: err.to_string(),
                     });
+                    if err.is_connection_limit() && self.source_connections() > 0 {
+                        return WorkerExit::Surplus(err);
+                    }
                     if !err.is_retryable() {
                         return WorkerExit::SourceFailed(err);
                     }
@@ -143,6 +163,15 @@ impl Worker {
                 }
             }
         }
+    }
+
+    /// Connections of this worker's source fetching right now, not counting this one.
+    fn source_connections(&self) -> u32 {
+        self.shared
+            .plan()
+            .sources
+            .get(self.source_index)
+            .map_or(0, |s| s.connections)
     }
 
     fn source_stat(&self, f: impl FnOnce(&mut super::events::SourceStats)) {

@@ -1,0 +1,434 @@
+//! `TreeDownload`: every file of a [`Listing`] into one local directory,
+//! several at a time, sharing one connection budget.
+//!
+//! Each file is an ordinary [`Download`] to `DIR/relative/path` with its own
+//! `.part` and control file, so a tree resumes file by file; a file that is
+//! already complete (same length, no resume state) is skipped.
+
+mod events;
+
+use std::collections::{HashMap, HashSet};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures::StreamExt;
+use tokio::sync::{Semaphore, broadcast};
+use tokio::task::{JoinHandle, JoinSet};
+use tokio_util::sync::CancellationToken;
+
+pub use events::{TreeEvent, TreeProgress, TreeSummary};
+
+use crate::{
+    BoxListing, Context, Download, DownloadControl, DownloadOptions, Entry, Error, ErrorKind,
+    Output, Result, safe_relative_path,
+};
+
+/// Capacity of the event channel.
+const EVENT_CAPACITY: usize = 4096;
+/// How often progress is reported.
+const PROGRESS_EVERY: Duration = Duration::from_millis(500);
+
+/// A directory download being set up; [`TreeDownload::start`] spawns it.
+///
+/// `options.connections` is the budget shared by all files (each chunk fetch
+/// holds one permit, see [`DownloadOptions::connection_budget`]); up to
+/// [`TreeDownload::with_parallel_files`] files run at once (default: the
+/// same number), so many small files keep every connection busy and one
+/// large file can still use them all.
+///
+/// # Examples
+/// ```no_run
+/// # async fn demo(listing: dlm_core::BoxListing) -> dlm_core::Result<()> {
+/// use dlm_core::{DownloadOptions, TreeDownload};
+/// let tree = TreeDownload::new(listing, "mirror".into())
+///     .with_options(DownloadOptions::default().with_connections(4));
+/// let summary = tree.start().wait().await?;
+/// assert!(summary.is_complete(), "{:?}", summary.failed);
+/// # Ok(()) }
+/// ```
+#[derive(Debug)]
+pub struct TreeDownload {
+    listing: BoxListing,
+    dir: PathBuf,
+    options: DownloadOptions,
+    parallel_files: Option<usize>,
+    events: broadcast::Sender<TreeEvent>,
+}
+
+impl TreeDownload {
+    /// Every file of `listing` into `dir` (created when missing), keeping the
+    /// listing's relative paths.
+    pub fn new(listing: BoxListing, dir: PathBuf) -> Self {
+        Self {
+            listing,
+            dir,
+            options: DownloadOptions::default(),
+            parallel_files: None,
+            events: broadcast::channel(EVENT_CAPACITY).0,
+        }
+    }
+
+    /// Options for every file; `connections` is the shared budget.
+    pub fn with_options(mut self, options: DownloadOptions) -> Self {
+        self.options = options;
+        self
+    }
+
+    /// Files downloading at once (at least 1; default `options.connections`).
+    pub fn with_parallel_files(mut self, n: usize) -> Self {
+        self.parallel_files = Some(n.max(1));
+        self
+    }
+
+    /// Subscribes to events before the download starts.
+    pub fn subscribe(&self) -> broadcast::Receiver<TreeEvent> {
+        self.events.subscribe()
+    }
+
+    /// Spawns the tree download on the current tokio runtime.
+    ///
+    /// # Panics
+    /// Outside a tokio runtime.
+    pub fn start(self) -> TreeHandle {
+        let cancel = CancellationToken::new();
+        let runner = Runner {
+            parallel: self
+                .parallel_files
+                .unwrap_or(self.options.connections.max(1) as usize),
+            budget: Arc::new(Semaphore::new(self.options.connections.max(1) as usize)),
+            listing: self.listing,
+            dir: self.dir,
+            options: self.options,
+            events: self.events.clone(),
+            cancel: cancel.clone(),
+            summary: TreeSummary::default(),
+            finished_bytes: 0,
+            running: HashMap::new(),
+            seen: HashSet::new(),
+        };
+        TreeHandle {
+            cancel,
+            events: self.events,
+            task: tokio::spawn(runner.run()),
+        }
+    }
+}
+
+/// A running tree download.
+#[derive(Debug)]
+pub struct TreeHandle {
+    cancel: CancellationToken,
+    events: broadcast::Sender<TreeEvent>,
+    task: JoinHandle<Result<TreeSummary>>,
+}
+
+impl TreeHandle {
+    /// Stops every running file (each keeps its resume state) and the
+    /// listing; [`TreeHandle::wait`] then returns a
+    /// [`Cancelled`](ErrorKind::Cancelled) error.
+    pub fn cancel(&self) {
+        self.cancel.cancel();
+    }
+
+    /// Subscribes to events from now on.
+    pub fn subscribe(&self) -> broadcast::Receiver<TreeEvent> {
+        self.events.subscribe()
+    }
+
+    /// Waits for the end.
+    ///
+    /// # Errors
+    /// [`ErrorKind::Cancelled`] after [`TreeHandle::cancel`]; the listing's
+    /// error when not a single entry could be listed; [`ErrorKind::Io`] when
+    /// the destination directory cannot be created. Failures of single files
+    /// are in the [`TreeSummary`], not errors.
+    pub async fn wait(self) -> Result<TreeSummary> {
+        self.task
+            .await
+            .map_err(|e| Error::new(ErrorKind::Io, format!("tree task failed: {e}")))?
+    }
+}
+
+/// A file being downloaded.
+struct Running {
+    control: DownloadControl,
+}
+
+struct Runner {
+    listing: BoxListing,
+    dir: PathBuf,
+    options: DownloadOptions,
+    parallel: usize,
+    budget: Arc<Semaphore>,
+    events: broadcast::Sender<TreeEvent>,
+    cancel: CancellationToken,
+    summary: TreeSummary,
+    /// Bytes of files that ended (completed or skipped).
+    finished_bytes: u64,
+    running: HashMap<String, Running>,
+    /// Local paths already used: a listing that names a file twice gets it once.
+    seen: HashSet<PathBuf>,
+}
+
+impl Runner {
+    fn emit(&self, event: TreeEvent) {
+        let _ = self.events.send(event);
+    }
+
+    async fn run(mut self) -> Result<TreeSummary> {
+        tokio::fs::create_dir_all(&self.dir)
+            .await
+            .map_err(|e| Error::io(format!("create {}", self.dir.display()), e))?;
+        let listing = self.listing.clone();
+        let cx = Context::with_cancel(self.cancel.clone());
+        let mut entries = listing.entries(&cx);
+        let mut files: JoinSet<(String, Result<crate::Completed>)> = JoinSet::new();
+        let mut listing_done = false;
+        let mut tick = tokio::time::interval(PROGRESS_EVERY);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            if listing_done && files.is_empty() {
+                break;
+            }
+            tokio::select! {
+                () = self.cancel.cancelled() => {
+                    for r in self.running.values() {
+                        r.control.cancel();
+                    }
+                    while files.join_next().await.is_some() {}
+                    return Err(Error::cancelled());
+                }
+                next = entries.next(), if !listing_done && files.len() < self.parallel => match next {
+                    None => listing_done = true,
+                    Some(Err(e)) => {
+                        listing_done = true;
+                        if self.summary.progress.files_listed == 0 {
+                            return Err(e);
+                        }
+                        tracing::warn!(error = %e, "listing ended early");
+                        self.summary.listing_error = Some(e);
+                    }
+                    Some(Ok(entry)) => self.start_file(entry, &mut files).await,
+                },
+                Some(joined) = files.join_next() => {
+                    let (path, result) = joined
+                        .map_err(|e| Error::new(ErrorKind::Io, format!("file task failed: {e}")))?;
+                    self.running.remove(&path);
+                    self.file_ended(path, result);
+                }
+                _ = tick.tick() => self.emit(TreeEvent::Progress(self.progress(listing_done))),
+            }
+        }
+        self.summary.progress = self.progress(true);
+        self.emit(TreeEvent::Progress(self.summary.progress.clone()));
+        Ok(self.summary)
+    }
+
+    fn progress(&self, listing_done: bool) -> TreeProgress {
+        let mut p = self.summary.progress.clone();
+        p.listing_done = listing_done;
+        p.bytes_done = self.finished_bytes;
+        p.rate_bytes_per_sec = 0;
+        for r in self.running.values() {
+            let s = r.control.stats();
+            p.bytes_done += s.downloaded_bytes;
+            p.rate_bytes_per_sec += s.rate_bytes_per_sec;
+        }
+        p
+    }
+
+    async fn start_file(
+        &mut self,
+        entry: Entry,
+        files: &mut JoinSet<(String, Result<crate::Completed>)>,
+    ) {
+        let shown = entry.display_path();
+        let parts: Vec<&str> = entry.path.iter().map(String::as_str).collect();
+        let relative = match safe_relative_path(&parts) {
+            Ok(p) => p,
+            Err(bad) => {
+                let reason = format!("unsafe name component {bad:?}: it could leave the destination");
+                tracing::warn!(path = %shown, %reason, "refused");
+                self.summary.progress.files_failed += 1;
+                self.summary.refused.push((shown.clone(), reason.clone()));
+                self.emit(TreeEvent::Refused {
+                    path: shown,
+                    reason,
+                });
+                return;
+            }
+        };
+        let local = self.dir.join(&relative);
+        if !self.seen.insert(local.clone()) {
+            let reason = "listed twice".to_string();
+            self.summary.progress.files_failed += 1;
+            self.summary.refused.push((shown.clone(), reason.clone()));
+            self.emit(TreeEvent::Refused {
+                path: shown,
+                reason,
+            });
+            return;
+        }
+        self.summary.progress.files_listed += 1;
+        self.summary.progress.bytes_listed += entry.len.unwrap_or(0);
+        self.emit(TreeEvent::Listed {
+            path: shown.clone(),
+            len: entry.len,
+        });
+        if let Some(len) = entry.len
+            && is_complete(&local, len).await
+        {
+            self.summary.progress.files_done += 1;
+            self.finished_bytes += len;
+            self.emit(TreeEvent::Skipped { path: shown });
+            return;
+        }
+        if let Some(parent) = local.parent()
+            && let Err(e) = tokio::fs::create_dir_all(parent).await
+        {
+            let e = Error::io(format!("create {}", parent.display()), e);
+            self.file_ended(shown, Err(e));
+            return;
+        }
+        let options = self
+            .options
+            .clone()
+            .with_connection_budget(self.budget.clone());
+        let handle = Download::new(entry.source, Output::File(local))
+            .with_options(options)
+            .start();
+        self.running.insert(
+            shown.clone(),
+            Running {
+                control: handle.control(),
+            },
+        );
+        self.emit(TreeEvent::FileStarted {
+            path: shown.clone(),
+        });
+        files.spawn(async move { (shown, handle.wait().await) });
+    }
+
+    fn file_ended(&mut self, path: String, result: Result<crate::Completed>) {
+        match result {
+            Ok(completed) => {
+                self.summary.progress.files_done += 1;
+                self.finished_bytes += completed.bytes;
+                self.emit(TreeEvent::FileCompleted { path, completed });
+            }
+            Err(e) => {
+                tracing::warn!(%path, error = %e, "file failed");
+                self.summary.progress.files_failed += 1;
+                self.emit(TreeEvent::FileFailed {
+                    path: path.clone(),
+                    kind: e.kind(),
+                    message: e.to_string(),
+                });
+                self.summary.failed.push((path, e));
+            }
+        }
+    }
+}
+
+/// Whether `local` holds a finished download of `len` bytes: the final file
+/// exists with that length and has no resume state beside it.
+async fn is_complete(local: &Path, len: u64) -> bool {
+    let mut control = local.as_os_str().to_owned();
+    control.push(".part.dlm");
+    match tokio::fs::metadata(local).await {
+        Ok(m) => m.is_file() && m.len() == len && !Path::new(&control).exists(),
+        Err(_) => false,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use bytes::Bytes;
+    use futures::stream::BoxStream;
+
+    use super::*;
+    use crate::{BodyStream, Capabilities, Listing, Probe, ReadRange, Source};
+
+    #[derive(Debug)]
+    struct Fixed(Bytes);
+
+    impl Source for Fixed {
+        fn identity(&self) -> String {
+            "fixed:test".into()
+        }
+        async fn probe(&self, _cx: &Context) -> Result<Probe> {
+            Ok(Probe::new(
+                Some(self.0.len() as u64),
+                Capabilities::default().with_ranges(true),
+            ))
+        }
+        async fn open(&self, _cx: &Context, range: ReadRange) -> Result<BodyStream> {
+            let end = range.end().unwrap_or(self.0.len() as u64);
+            let bytes = self.0.slice(range.start() as usize..end as usize);
+            Ok(Box::pin(futures::stream::iter([Ok(bytes)])))
+        }
+    }
+
+    #[derive(Debug)]
+    struct Names(Vec<Vec<&'static str>>);
+
+    impl Listing for Names {
+        fn identity(&self) -> String {
+            "names:test".into()
+        }
+        fn entries<'a>(&'a self, _cx: &'a Context) -> BoxStream<'a, Result<Entry>> {
+            let entries = self.0.iter().map(|parts| {
+                let body = Bytes::from(parts.join("/").into_bytes());
+                Ok(Entry::new(
+                    parts.iter().map(|p| p.to_string()).collect(),
+                    Some(body.len() as u64),
+                    Arc::new(Fixed(body)),
+                ))
+            });
+            futures::stream::iter(entries).boxed()
+        }
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn keeps_paths_refuses_escapes_and_skips_complete_files() {
+        let dir = tempfile::tempdir().unwrap();
+        let out = dir.path().join("out");
+        let listing: BoxListing = Arc::new(Names(vec![
+            vec!["a.txt"],
+            vec!["sub", "deeper", "b.txt"],
+            vec!["..", "evil"],
+            vec!["/abs"],
+            vec!["x/../../evil"],
+            vec!["a.txt"],
+        ]));
+        let options = DownloadOptions::default().with_connections(2);
+        let tree = TreeDownload::new(listing.clone(), out.clone()).with_options(options.clone());
+        let summary = tree.start().wait().await.unwrap();
+        assert_eq!(std::fs::read(out.join("a.txt")).unwrap(), b"a.txt");
+        assert_eq!(
+            std::fs::read(out.join("sub/deeper/b.txt")).unwrap(),
+            b"sub/deeper/b.txt"
+        );
+        assert_eq!(summary.progress.files_done, 2);
+        assert_eq!(summary.refused.len(), 4, "{:?}", summary.refused);
+        assert!(!summary.is_complete());
+        assert!(!dir.path().join("evil").exists());
+        assert!(!Path::new("/abs").exists());
+
+        // A second run finds both files complete and fetches nothing.
+        let tree = TreeDownload::new(listing, out).with_options(options);
+        let mut events = tree.subscribe();
+        let summary = tree.start().wait().await.unwrap();
+        assert_eq!(summary.progress.files_done, 2);
+        let mut skipped = 0;
+        while let Ok(e) = events.try_recv() {
+            if matches!(e, TreeEvent::Skipped { .. }) {
+                skipped += 1;
+            }
+        }
+        assert_eq!(skipped, 2);
+    }
+}
