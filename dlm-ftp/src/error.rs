@@ -41,15 +41,34 @@ pub enum FtpError {
     /// TLS configuration failed (unreadable CA file).
     #[error("TLS setup: {0}")]
     Tls(String),
+    /// A directory listing broke a limit (size, depth, entries).
+    #[error("FTP listing: {0}")]
+    Listing(String),
     /// `~/.netrc` could not be read.
     #[error("netrc: {0}")]
     Netrc(String),
 }
 
 impl FtpError {
+    /// Whether the server refused a session for having too many from us
+    /// (`421 Too many connections`, `421 There are too many connections from
+    /// your internet address`): a limit, not an outage.
+    pub fn is_connection_limit(&self) -> bool {
+        match self {
+            Self::Reply {
+                code: 421, text, ..
+            } => {
+                let t = text.to_ascii_lowercase();
+                t.contains("too many") || t.contains("connections")
+            }
+            _ => false,
+        }
+    }
+
     fn classify(&self) -> (ErrorKind, bool) {
         match self {
             Self::InvalidUrl(_) | Self::Tls(_) | Self::Netrc(_) => (ErrorKind::InvalidInput, false),
+            Self::Listing(_) => (ErrorKind::Protocol, false),
             Self::Reply { code, .. } => match code {
                 530 | 532 => (ErrorKind::Auth, false),
                 550 | 553 => (ErrorKind::NotFound, false),
@@ -67,7 +86,11 @@ impl FtpError {
 impl From<FtpError> for Error {
     fn from(e: FtpError) -> Self {
         let (kind, retry) = e.classify();
-        let err = Error::new(kind, e.to_string()).with_source(e);
+        let limit = e.is_connection_limit();
+        let mut err = Error::new(kind, e.to_string()).with_source(e);
+        if limit {
+            err = err.connection_limit();
+        }
         if retry { err.retryable() } else { err }
     }
 }
@@ -120,6 +143,14 @@ mod tests {
         assert!(!reply(530).is_retryable());
         assert_eq!(reply(550).kind(), ErrorKind::NotFound);
         assert!(reply(421).is_retryable());
+        let limit: Error = FtpError::Reply {
+            code: 421,
+            text: "421 There are too many connections from your internet address.".into(),
+            host: "h".into(),
+        }
+        .into();
+        assert!(limit.is_connection_limit() && limit.is_retryable());
+        assert!(!reply(421).is_connection_limit());
         assert!(reply(426).is_retryable());
         assert_eq!(reply(502).kind(), ErrorKind::Protocol);
     }

@@ -6,6 +6,8 @@
 
 mod config;
 mod error;
+mod listing;
+mod pool;
 mod protocol;
 mod session;
 mod source;
@@ -13,5 +15,6 @@ mod tls;
 
 pub use config::{FtpConfig, NetrcMode};
 pub use error::FtpError;
+pub use listing::{FtpListing, MAX_DEPTH, MAX_ENTRIES, MAX_LISTING_BYTES};
 pub use protocol::{FtpProtocol, SCHEMES, register, register_with};
 pub use source::FtpSource;

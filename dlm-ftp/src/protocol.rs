@@ -2,9 +2,12 @@
 
 use std::sync::Arc;
 
-use dlm_core::{BoxSource, Error, ErrorKind, Input, Options, Protocol, ProtocolRegistry, Result};
+use dlm_core::{
+    BoxListing, BoxSource, Error, ErrorKind, Input, Options, Protocol, ProtocolRegistry, Result,
+};
 
-use crate::{FtpConfig, FtpSource};
+use crate::listing::is_directory_url;
+use crate::{FtpConfig, FtpListing, FtpSource};
 
 /// URL schemes served by this crate.
 pub const SCHEMES: &[&str] = &["ftp", "ftps"];
@@ -39,6 +42,21 @@ impl Protocol for FtpProtocol {
             ));
         };
         Ok(Arc::new(FtpSource::new(url.clone(), self.config.clone())?))
+    }
+
+    /// `ftp://host/dir/`: a path ending in `/` (or none) names a directory.
+    fn is_listing(&self, input: &Input) -> bool {
+        matches!(input, Input::Url(url) if is_directory_url(url))
+    }
+
+    fn listing(&self, input: &Input, _options: &Options) -> Result<BoxListing> {
+        let Input::Url(url) = input else {
+            return Err(Error::new(
+                ErrorKind::InvalidInput,
+                format!("{input} is not an ftp URL"),
+            ));
+        };
+        Ok(Arc::new(FtpListing::new(url.clone(), self.config.clone())?))
     }
 }
 

@@ -1,5 +1,6 @@
 //! `FtpSource`: one file on an FTP server, probed with `SIZE`/`MDTM` and read
-//! by ranges with `REST` + `RETR` on a fresh control connection per range.
+//! by ranges with `REST` + `RETR`, on control connections from a
+//! [`SessionPool`].
 
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
@@ -8,12 +9,12 @@ use bytes::{Bytes, BytesMut};
 use dlm_core::{BodyStream, Capabilities, Context, Probe, ReadRange, Result, Source, redact_url};
 use futures::StreamExt;
 use percent_encoding::percent_decode_str;
-use rustls::ClientConfig;
 use tokio::io::AsyncReadExt;
 use url::Url;
 
 use crate::error::from_suppaftp;
-use crate::session::{self, Endpoint, Session};
+use crate::pool::SessionPool;
+use crate::session::Endpoint;
 use crate::{FtpConfig, FtpError};
 
 /// Bytes read from the data connection per step.
@@ -21,17 +22,65 @@ const READ_BYTES: usize = 64 << 10;
 
 /// An `ftp://` or `ftps://` (implicit TLS, RFC 4217 §2) URL as a [`Source`].
 ///
-/// `probe` logs in and asks `SIZE` and `MDTM` (RFC 3659 §4, §3): the length
-/// and the validator. Each `open` is its own session: `REST offset`
-/// (RFC 3659 §5) then `RETR`, read until the range's end, then the
-/// connection is dropped (the engine stops reading at the end of a range).
+/// `probe` asks `SIZE` and `MDTM` (RFC 3659 §4, §3): the length and the
+/// validator. Each `open` sends `REST offset` (RFC 3659 §5) then `RETR` on a
+/// pooled control connection and reads until the range's end. A range that
+/// reaches the end of the file hands its session back to the pool once the
+/// server's `226` arrives; a range cut short closes its session.
 #[derive(Debug)]
 pub struct FtpSource {
     url: Url,
     path: String,
-    endpoint: Endpoint,
-    config: FtpConfig,
-    tls: Option<Arc<ClientConfig>>,
+    pool: Arc<SessionPool>,
+}
+
+/// The login for `url`: the URL's userinfo, else `~/.netrc`, else anonymous;
+/// the TLS mode from the scheme and `config`.
+pub(crate) fn endpoint(url: &Url, config: &FtpConfig) -> Result<Arc<SessionPool>, FtpError> {
+    let host = url
+        .host_str()
+        .ok_or_else(|| FtpError::InvalidUrl(redact_url(url)))?
+        .trim_matches(['[', ']'])
+        .to_string();
+    let (user, password) = if url.username().is_empty() {
+        match config.netrc.credentials(&host).map_err(FtpError::Netrc)? {
+            Some(c) => (c.login, c.password),
+            None => ("anonymous".to_string(), "dlm@".to_string()),
+        }
+    } else {
+        (
+            decode(url.username()),
+            url.password().map(decode).unwrap_or_default(),
+        )
+    };
+    // ftps:// is implicit TLS on port 990; ftp:// is plain unless explicit TLS is asked for.
+    let implicit_tls = url.scheme().eq_ignore_ascii_case("ftps");
+    let tls = if implicit_tls || config.explicit_tls {
+        Some(crate::tls::client_config(config)?)
+    } else {
+        None
+    };
+    let endpoint = Endpoint {
+        host,
+        port: url.port().unwrap_or(if implicit_tls { 990 } else { 21 }),
+        user,
+        password,
+        implicit_tls,
+    };
+    Ok(SessionPool::new(endpoint, config.clone(), tls))
+}
+
+/// A percent-decoded URL part (paths are sent to the server decoded).
+pub(crate) fn decode(s: &str) -> String {
+    percent_decode_str(s).decode_utf8_lossy().into_owned()
+}
+
+/// The path a URL names on the server, per RFC 1738 §3.2.2 as curl reads it:
+/// relative to the login directory (`ftp://h/a/b` is `a/b`), absolute when it
+/// starts with an encoded slash (`ftp://h/%2Fetc/f` is `/etc/f`).
+pub(crate) fn remote_path(url: &Url) -> String {
+    let raw = url.path().strip_prefix('/').unwrap_or(url.path());
+    decode(raw)
 }
 
 impl FtpSource {
@@ -40,67 +89,29 @@ impl FtpSource {
     /// in anonymously.
     ///
     /// # Errors
-    /// [`FtpError::InvalidUrl`] for a URL without host or file path,
+    /// [`FtpError::InvalidUrl`] for a URL without host or file path (a path
+    /// ending in `/` is a directory: see [`FtpListing`](crate::FtpListing)),
     /// [`FtpError::Tls`] when the CA file is unusable, [`FtpError::Netrc`]
     /// when the netrc file cannot be read.
     pub fn new(url: Url, config: FtpConfig) -> Result<Self, FtpError> {
-        let host = url
-            .host_str()
-            .ok_or_else(|| FtpError::InvalidUrl(redact_url(&url)))?
-            .trim_matches(['[', ']'])
-            .to_string();
-        let path = percent_decode_str(url.path())
-            .decode_utf8_lossy()
-            .into_owned();
+        let path = remote_path(&url);
         if path.is_empty() || path.ends_with('/') {
             return Err(FtpError::InvalidUrl(format!(
                 "{}: names a directory, not a file",
                 redact_url(&url)
             )));
         }
-        let (user, password) = if url.username().is_empty() {
-            match config.netrc.credentials(&host).map_err(FtpError::Netrc)? {
-                Some(c) => (c.login, c.password),
-                None => ("anonymous".to_string(), "dlm@".to_string()),
-            }
-        } else {
-            (
-                percent_decode_str(url.username())
-                    .decode_utf8_lossy()
-                    .into_owned(),
-                url.password()
-                    .map(|p| percent_decode_str(p).decode_utf8_lossy().into_owned())
-                    .unwrap_or_default(),
-            )
-        };
-        // ftps:// is implicit TLS on port 990; ftp:// is plain unless explicit TLS is asked for.
-        let implicit_tls = url.scheme().eq_ignore_ascii_case("ftps");
-        let tls = if implicit_tls || config.explicit_tls {
-            Some(crate::tls::client_config(&config)?)
-        } else {
-            None
-        };
-        Ok(Self {
-            endpoint: Endpoint {
-                host,
-                port: url.port().unwrap_or(if implicit_tls { 990 } else { 21 }),
-                user,
-                password,
-                implicit_tls,
-            },
-            url,
-            path,
-            config,
-            tls,
-        })
+        let pool = endpoint(&url, &config)?;
+        Ok(Self { url, path, pool })
     }
 
-    async fn session(&self) -> Result<Session, FtpError> {
-        session::open(&self.endpoint, &self.config, self.tls.as_ref()).await
+    /// A file at `path` on the pool's server (a directory listing's entry).
+    pub(crate) fn in_pool(url: Url, path: String, pool: Arc<SessionPool>) -> Self {
+        Self { url, path, pool }
     }
 
     fn err(&self, e: suppaftp::FtpError) -> FtpError {
-        from_suppaftp(&self.endpoint.host, e)
+        from_suppaftp(&self.pool.endpoint().host, e)
     }
 }
 
@@ -115,14 +126,25 @@ impl Source for FtpSource {
     }
 
     async fn probe(&self, _cx: &Context) -> Result<Probe> {
-        let mut ftp = self.session().await?;
-        let len = ftp.size(&self.path).await.map_err(|e| self.err(e))? as u64;
+        let mut session = self.pool.get().await?;
+        let len = session
+            .ftp
+            .size(&self.path)
+            .await
+            .map_err(|e| self.err(e))? as u64;
         // MDTM is optional (RFC 3659); without it the length is the only validator.
-        let modified = ftp.mdtm(&self.path).await.ok().and_then(to_system_time);
-        let _ = ftp.quit().await;
+        let modified = session
+            .ftp
+            .mdtm(&self.path)
+            .await
+            .ok()
+            .and_then(to_system_time);
+        session.release();
         let caps = Capabilities::default()
             .with_ranges(true)
-            .with_max_connections(std::num::NonZeroU32::new(self.config.max_connections));
+            .with_max_connections(std::num::NonZeroU32::new(
+                self.pool.config().max_connections,
+            ));
         let mut probe = Probe::new(Some(len), caps);
         probe.last_modified = modified;
         probe.file_name = self.path.rsplit('/').next().map(str::to_string);
@@ -131,24 +153,19 @@ impl Source for FtpSource {
     }
 
     async fn open(&self, _cx: &Context, range: ReadRange) -> Result<BodyStream> {
-        let mut ftp = self.session().await?;
-        if range.start() > 0 {
-            ftp.resume_transfer(range.start() as usize)
-                .await
-                .map_err(|e| self.err(e))?;
-        }
-        let transfer = ftp
-            .retr_as_stream(&self.path)
+        let mut session = self.pool.get().await?;
+        let transfer = session
+            .retr(&self.path, range.start())
             .await
             .map_err(|e| self.err(e))?;
-        let host = self.endpoint.host.clone();
-        let idle = self.config.idle_timeout;
-        // The stream owns the control connection: it must stay open while data flows.
-        let state = Some((ftp, transfer));
+        let host = self.pool.endpoint().host.clone();
+        let idle = self.pool.config().idle_timeout;
+        // The stream owns the session: the control connection stays open while data flows.
+        let state = Some((session, transfer));
         let stream = futures::stream::unfold(state, move |state| {
             let host = host.clone();
             async move {
-                let (ftp, mut transfer) = state?;
+                let (session, mut transfer) = state?;
                 let mut buf = BytesMut::zeroed(READ_BYTES);
                 match tokio::time::timeout(idle, transfer.read(&mut buf)).await {
                     Err(_) => {
@@ -167,12 +184,12 @@ impl Source for FtpSource {
                         Some((Err(e.into()), None))
                     }
                     Ok(Ok(0)) => {
-                        // The whole file arrived: read the 226 and log out politely.
-                        let mut ftp = ftp;
-                        let finished = transfer.finish().await;
-                        let _ = ftp.quit().await;
-                        match finished {
-                            Ok(()) => None,
+                        // The whole file arrived: read the 226, then the session can serve another range.
+                        match transfer.finish().await {
+                            Ok(()) => {
+                                session.release();
+                                None
+                            }
                             Err(e) => Some((Err(from_suppaftp(&host, e).into()), None)),
                         }
                     }
@@ -180,7 +197,7 @@ impl Source for FtpSource {
                         buf.truncate(n);
                         Some((
                             Ok::<Bytes, dlm_core::Error>(buf.freeze()),
-                            Some((ftp, transfer)),
+                            Some((session, transfer)),
                         ))
                     }
                 }
