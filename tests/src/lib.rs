@@ -1,8 +1,9 @@
 //! Test support for dlm's cross-crate integration tests.
 //!
 //! Every helper here runs a **real** peer on 127.0.0.1: nginx (HTTP/1.1, HTTPS with h2, Range, redirects, Basic
-//! auth, chunked bodies, rate limits), Python's `http.server` (a server that ignores Range), and a test-owned TCP
-//! proxy that cuts connections after a set number of bytes. Each peer gets a free port and its own temp dir, and is
+//! auth, chunked bodies, rate limits), Python's `http.server` (a server that ignores Range), vsftpd and pure-ftpd
+//! (FTP, FTPS, anonymous, local and virtual users), pyftpdlib with injected faults (dropped data connections,
+//! hostile listings), and a test-owned TCP proxy that cuts connections after a set number of bytes. Each peer gets a free port and its own temp dir, and is
 //! stopped by PID when its handle is dropped.
 //!
 //! A peer program that is not installed makes its `start` return `None` after printing
@@ -36,6 +37,8 @@ pub mod forward_proxy;
 pub mod http1;
 pub mod nginx;
 pub mod peer;
+pub mod pure_ftpd;
+pub mod pyftpdlib;
 pub mod python_http;
 pub mod runtime;
 pub mod tls;
@@ -52,6 +55,8 @@ pub use nginx::{Nginx, NginxOptions};
 pub use peer::{
     ChildGuard, free_port, free_ports, missing_peer, require_peers, wait_for_port, which,
 };
+pub use pure_ftpd::{PURE_FTPD_PASSWORD, PURE_FTPD_USER, PureFtpd};
+pub use pyftpdlib::{PyFtpd, PyFtpdOptions};
 pub use python_http::PythonHttp;
 pub use tls::TlsFiles;
-pub use vsftpd::{Vsftpd, VsftpdOptions};
+pub use vsftpd::{VSFTPD_LOCAL_PASSWORD, VSFTPD_LOCAL_USER, Vsftpd, VsftpdOptions};

@@ -1,6 +1,12 @@
 //! vsftpd on 127.0.0.1: anonymous FTP, explicit FTPS and implicit FTPS, the
 //! TLS ones with `require_ssl_reuse=YES` (data connections must resume the
 //! control connection's TLS session), each on a free port in a temp dir.
+//!
+//! Each instance also takes local-user logins (PAM service `dlm-vsftpd`,
+//! chrooted to [`Vsftpd::local_root`]) for the system user
+//! [`VSFTPD_LOCAL_USER`], which `scripts/test` creates with
+//! [`VSFTPD_LOCAL_PASSWORD`]; [`Vsftpd::local_user`] skips a test when the
+//! user or the PAM service is missing.
 
 use std::fs;
 use std::os::unix::fs::PermissionsExt;
@@ -12,6 +18,14 @@ use tempfile::TempDir;
 
 use crate::peer::{ChildGuard, free_ports, missing_peer, which};
 use crate::tls::TlsFiles;
+
+/// The system user for local-user logins, created by `scripts/test`.
+pub const VSFTPD_LOCAL_USER: &str = "dlmftp";
+/// The password `scripts/test` gives [`VSFTPD_LOCAL_USER`].
+pub const VSFTPD_LOCAL_PASSWORD: &str = "dlmftp-test-password";
+/// The PAM service vsftpd checks local passwords with (pam_unix only), written
+/// by `scripts/test`.
+const PAM_SERVICE: &str = "dlm-vsftpd";
 
 /// How long vsftpd may take to listen.
 const START_TIMEOUT: Duration = Duration::from_secs(10);
@@ -40,7 +54,7 @@ enum Flavour {
 }
 
 /// Three vsftpd instances (plain, explicit TLS, implicit TLS) serving one
-/// anonymous root; stopped by PID on drop.
+/// anonymous root and one local-user root; stopped by PID on drop.
 #[derive(Debug)]
 pub struct Vsftpd {
     // Field order is drop order: stop the servers before removing their dir.
@@ -79,12 +93,15 @@ impl Vsftpd {
             .prefix("dlm-vsftpd-")
             .tempdir()
             .expect("temp dir");
-        for d in ["anon", "empty"] {
+        for d in ["anon", "local", "empty"] {
             fs::create_dir_all(dir.path().join(d)).expect("create dir");
         }
-        // The chroot and anonymous root must not be writable by the ftp user.
+        // The chroots (anonymous and local root) must not be writable by the
+        // users, or vsftpd refuses them.
         fs::set_permissions(dir.path(), fs::Permissions::from_mode(0o755)).expect("chmod");
         fs::set_permissions(dir.path().join("anon"), fs::Permissions::from_mode(0o555))
+            .expect("chmod");
+        fs::set_permissions(dir.path().join("local"), fs::Permissions::from_mode(0o755))
             .expect("chmod");
         let files = TlsFiles::generate(dir.path()).expect("certificates");
         let mut last = String::new();
@@ -130,12 +147,14 @@ impl Vsftpd {
         };
         let mut conf = format!(
             "listen=YES\nlisten_ipv6=NO\nbackground=NO\nlisten_address=127.0.0.1\nlisten_port={port}\n\
-             anonymous_enable=YES\nlocal_enable=NO\nwrite_enable=NO\nanon_root={root}\nno_anon_password=YES\n\
-             ftp_username=ftp\npasv_enable=YES\npasv_address=127.0.0.1\nseccomp_sandbox=NO\n\
+             anonymous_enable=YES\nwrite_enable=NO\nanon_root={root}\nno_anon_password=YES\n\
+             ftp_username=ftp\nlocal_enable=YES\npam_service_name={PAM_SERVICE}\nlocal_root={local}\n\
+             chroot_local_user=YES\ndelay_failed_login=0\npasv_enable=YES\npasv_address=127.0.0.1\nseccomp_sandbox=NO\n\
              secure_chroot_dir={empty}\nvsftpd_log_file={log}\nxferlog_enable=YES\nmax_clients=100\n\
              max_per_ip={per_ip}\n",
             per_ip = options.max_per_ip,
             root = dir.join("anon").display(),
+            local = dir.join("local").display(),
             empty = dir.join("empty").display(),
             log = dir.join(format!("{name}.log")).display(),
         );
@@ -175,6 +194,41 @@ impl Vsftpd {
         self.dir.path().join("anon")
     }
 
+    /// The local users' root (chroot): put their fixtures here.
+    pub fn local_root(&self) -> PathBuf {
+        self.dir.path().join("local")
+    }
+
+    /// `ftp://USER:PASSWORD@127.0.0.1:PORT/PATH` on the plain instance, user
+    /// and password percent-encoded.
+    pub fn local_url(&self, path: &str, user: &str, password: &str) -> String {
+        let mut url = url::Url::parse(&self.url(path)).expect("valid ftp URL");
+        url.set_username(user).expect("ftp URLs take a user name");
+        url.set_password(Some(password))
+            .expect("ftp URLs take a password");
+        url.into()
+    }
+
+    /// Whether local-user logins can work here: [`VSFTPD_LOCAL_USER`] and
+    /// the PAM service `dlm-vsftpd` exist. Returns `Some(())`, or `None` after
+    /// `skipping: …` so a test can return early.
+    ///
+    /// # Panics
+    /// When either is missing under `DLM_REQUIRE_PEERS=1`.
+    pub fn local_user(&self) -> Option<()> {
+        let user = nix::unistd::User::from_name(VSFTPD_LOCAL_USER)
+            .ok()
+            .flatten();
+        let pam = Path::new("/etc/pam.d").join(PAM_SERVICE).is_file();
+        if user.is_some() && pam {
+            Some(())
+        } else {
+            missing_peer(&format!(
+                "vsftpd local user {VSFTPD_LOCAL_USER} (created by scripts/test)"
+            ))
+        }
+    }
+
     /// `ftp://127.0.0.1:PORT/PATH` on the plain instance.
     pub fn url(&self, path: &str) -> String {
         format!(
@@ -206,6 +260,12 @@ impl Vsftpd {
     /// The CA that signed the TLS instances' certificate.
     pub fn ca_pem(&self) -> &Path {
         self.files.ca_pem()
+    }
+
+    /// vsftpd's own log of an instance (`"plain"`, `"tls"` or `"implicit"`):
+    /// one `OK LOGIN` line per session, one `OK DOWNLOAD` per transfer.
+    pub fn log_path(&self, instance: &str) -> PathBuf {
+        self.dir.path().join(format!("{instance}.log"))
     }
 
     /// The PIDs of the plain, explicit-TLS and implicit-TLS instances.
