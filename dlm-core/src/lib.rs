@@ -31,8 +31,8 @@ pub use engine::{
     Output, SourceStats, Stats,
 };
 pub use error::{Error, ErrorKind, Result};
-pub use listing::{BoxListing, Entry, Listing};
 pub use file_name::{safe_file_name, safe_relative_path, stays_inside};
+pub use listing::{BoxListing, Entry, Listing};
 pub use range::{ByteRange, ReadRange};
 pub use range_set::RangeSet;
 pub use rate_limit::RateLimiter;

@@ -15,6 +15,7 @@ mod exit_code;
 mod progress;
 mod registry;
 mod remote;
+mod tree;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -23,7 +24,7 @@ use std::sync::Arc;
 use clap::Parser;
 use dlm_core::{
     Checksum, Context, Download, DownloadOptions, Error, ErrorKind, Input, Options, OrderedSink,
-    Output, Probe,
+    Output, Probe, Target,
 };
 
 use crate::args::{Cli, Command, GetArgs, InfoArgs};
@@ -57,7 +58,7 @@ fn main() -> ExitCode {
     ExitCode::from(code)
 }
 
-fn fail(err: &Error) -> u8 {
+pub(crate) fn fail(err: &Error) -> u8 {
     eprintln!("dlm: error: {err} ({})", err.kind());
     exit_code::for_kind(err.kind())
 }
@@ -73,8 +74,11 @@ async fn get(a: GetArgs) -> u8 {
         Err(e) => return usage(e),
     };
     let options = Options::new();
-    let source = match registry.source(&Input::parse(&a.url), &options) {
-        Ok(s) => s,
+    let source = match registry.target(&Input::parse(&a.url), &options) {
+        Ok(Target::Source(s)) => s,
+        Ok(Target::Listing(listing)) => {
+            return tree::get(&a, listing, base_options(&a), progress_mode(&a, false)).await;
+        }
         Err(e) => return fail(&e),
     };
     let checksum = match a
@@ -97,16 +101,8 @@ async fn get(a: GetArgs) -> u8 {
     } else {
         Output::Dir(a.dir.clone().unwrap_or_else(|| PathBuf::from(".")))
     };
-    let opts = DownloadOptions::default()
-        .with_connections(a.connections)
-        .with_min_split_bytes(a.min_split)
-        .with_max_chunk_bytes(a.max_chunk)
-        .with_rate_limit(a.limit_rate)
+    let opts = base_options(&a)
         .with_checksum(checksum)
-        .with_verify(!a.no_verify)
-        .with_overwrite(a.overwrite)
-        .with_max_retries(a.max_retries)
-        .with_sync_data(!a.no_fsync)
         .with_sequential(to_stdout);
     let mut download = Download::new(source, output).with_options(opts);
     for m in &a.mirrors {
@@ -115,13 +111,7 @@ async fn get(a: GetArgs) -> u8 {
             Err(e) => return fail(&e),
         }
     }
-    let mode = if a.json {
-        Mode::Json
-    } else if a.quiet || to_stdout {
-        Mode::Quiet
-    } else {
-        Mode::Bar
-    };
+    let mode = progress_mode(&a, to_stdout);
     let events = download.subscribe();
     let notices = download.subscribe();
     let handle = download.start();
@@ -195,7 +185,30 @@ async fn get(a: GetArgs) -> u8 {
     }
 }
 
-async fn wait_for_signal() {
+/// The options `get` takes from the command line for every file.
+fn base_options(a: &GetArgs) -> DownloadOptions {
+    DownloadOptions::default()
+        .with_connections(a.connections)
+        .with_min_split_bytes(a.min_split)
+        .with_max_chunk_bytes(a.max_chunk)
+        .with_rate_limit(a.limit_rate)
+        .with_verify(!a.no_verify)
+        .with_overwrite(a.overwrite)
+        .with_max_retries(a.max_retries)
+        .with_sync_data(!a.no_fsync)
+}
+
+fn progress_mode(a: &GetArgs, to_stdout: bool) -> Mode {
+    if a.json {
+        Mode::Json
+    } else if a.quiet || to_stdout {
+        Mode::Quiet
+    } else {
+        Mode::Bar
+    }
+}
+
+pub(crate) async fn wait_for_signal() {
     #[cfg(unix)]
     {
         use tokio::signal::unix::{SignalKind, signal};

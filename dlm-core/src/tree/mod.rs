@@ -131,6 +131,12 @@ impl TreeHandle {
         self.cancel.cancel();
     }
 
+    /// A token that cancels this tree download when cancelled (the same as
+    /// [`TreeHandle::cancel`]), for a signal handler while another task waits.
+    pub fn cancellation(&self) -> CancellationToken {
+        self.cancel.clone()
+    }
+
     /// Subscribes to events from now on.
     pub fn subscribe(&self) -> broadcast::Receiver<TreeEvent> {
         self.events.subscribe()
@@ -248,7 +254,8 @@ impl Runner {
         let relative = match safe_relative_path(&parts) {
             Ok(p) => p,
             Err(bad) => {
-                let reason = format!("unsafe name component {bad:?}: it could leave the destination");
+                let reason =
+                    format!("unsafe name component {bad:?}: it could leave the destination");
                 tracing::warn!(path = %shown, %reason, "refused");
                 self.summary.progress.files_failed += 1;
                 self.summary.refused.push((shown.clone(), reason.clone()));

@@ -1,0 +1,165 @@
+//! `dlm get ftp://host/dir/`: every file of a listing into one directory.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use dlm_core::{BoxListing, DownloadOptions, ErrorKind, TreeDownload, TreeEvent};
+use indicatif::HumanBytes;
+use tokio::sync::broadcast;
+
+use crate::args::GetArgs;
+use crate::exit_code;
+use crate::progress::Mode;
+
+/// The destination of a tree: `-o DIR` exactly, else `-d DIR` (default `.`)
+/// joined with the listing's last path segment (`ftp://h/pub/data/` → `data`).
+fn destination(a: &GetArgs, listing: &BoxListing) -> PathBuf {
+    if let Some(out) = &a.output {
+        return out.clone();
+    }
+    let base = a.dir.clone().unwrap_or_else(|| PathBuf::from("."));
+    let identity = listing.identity();
+    let last = url::Url::parse(&identity).ok().and_then(|u| {
+        u.path_segments()
+            .and_then(|mut s| s.rfind(|p| !p.is_empty()).map(str::to_string))
+    });
+    let name = last
+        .map(|l| {
+            percent_encoding::percent_decode_str(&l)
+                .decode_utf8_lossy()
+                .into_owned()
+        })
+        .and_then(|l| dlm_core::safe_file_name(&l));
+    match name {
+        Some(n) => base.join(n),
+        None => base,
+    }
+}
+
+/// Downloads every file of `listing`; exit code 0 only when all arrived and
+/// no name was refused.
+pub(crate) async fn get(
+    a: &GetArgs,
+    listing: BoxListing,
+    options: DownloadOptions,
+    mode: Mode,
+) -> u8 {
+    if a.output.as_deref() == Some(std::path::Path::new("-"))
+        || !a.mirrors.is_empty()
+        || a.checksum.is_some()
+    {
+        eprintln!("dlm: error: a directory download takes no -o -, --mirror or --checksum");
+        return exit_code::FAILURE;
+    }
+    let dir = destination(a, &listing);
+    let tree = TreeDownload::new(listing, dir.clone()).with_options(options);
+    let events = tree.subscribe();
+    let handle = tree.start();
+    let interrupted = Arc::new(AtomicBool::new(false));
+    {
+        let interrupted = interrupted.clone();
+        let cancel = handle.cancellation();
+        tokio::spawn(async move {
+            crate::wait_for_signal().await;
+            interrupted.store(true, Ordering::SeqCst);
+            cancel.cancel();
+        });
+    }
+    let printer = tokio::spawn(show(events, mode));
+    let result = handle.wait().await;
+    let _ = tokio::time::timeout(std::time::Duration::from_secs(2), printer).await;
+    match result {
+        Ok(summary) => {
+            let p = &summary.progress;
+            if mode != Mode::Json {
+                eprintln!(
+                    "saved {} files ({}) into {}{}",
+                    p.files_done,
+                    HumanBytes(p.bytes_done),
+                    dir.display(),
+                    if summary.is_complete() {
+                        String::new()
+                    } else {
+                        format!(
+                            "; {} failed, {} refused",
+                            summary.failed.len(),
+                            summary.refused.len()
+                        )
+                    }
+                );
+                if let Some(e) = &summary.listing_error {
+                    eprintln!("dlm: the listing ended early: {e}");
+                }
+            }
+            if summary.is_complete() {
+                exit_code::SUCCESS
+            } else if summary
+                .failed
+                .iter()
+                .any(|(_, e)| e.kind() == ErrorKind::Integrity)
+            {
+                exit_code::INTEGRITY
+            } else {
+                exit_code::FAILURE
+            }
+        }
+        Err(e) if e.kind() == ErrorKind::Cancelled && interrupted.load(Ordering::SeqCst) => {
+            interrupted_exit(mode)
+        }
+        Err(e) => crate::fail(&e),
+    }
+}
+
+fn interrupted_exit(mode: Mode) -> u8 {
+    if mode != Mode::Json {
+        eprintln!("dlm: interrupted; run the same command again to resume");
+    }
+    exit_code::INTERRUPTED
+}
+
+/// Shows tree events: JSON lines, or a byte bar with per-file problems above it.
+async fn show(mut events: broadcast::Receiver<TreeEvent>, mode: Mode) {
+    let bar = (mode == Mode::Bar).then(crate::progress::bar);
+    loop {
+        let ev = match events.recv().await {
+            Ok(ev) => ev,
+            Err(broadcast::error::RecvError::Lagged(_)) => continue,
+            Err(broadcast::error::RecvError::Closed) => break,
+        };
+        match mode {
+            Mode::Json => {
+                if let Ok(line) = serde_json::to_string(&ev) {
+                    println!("{line}");
+                }
+            }
+            Mode::Bar => {
+                let Some(bar) = &bar else { continue };
+                match &ev {
+                    TreeEvent::Progress(p) => {
+                        bar.set_length(p.bytes_listed.max(p.bytes_done));
+                        bar.set_position(p.bytes_done);
+                        bar.set_message(format!(
+                            "{}/s, {}/{} files{}",
+                            HumanBytes(p.rate_bytes_per_sec),
+                            p.files_done,
+                            p.files_listed,
+                            if p.listing_done { "" } else { " (listing)" }
+                        ));
+                    }
+                    TreeEvent::Refused { path, reason } => {
+                        bar.println(format!("dlm: refused {path:?}: {reason}"));
+                    }
+                    TreeEvent::FileFailed { path, message, .. } => {
+                        bar.println(format!("dlm: {path}: {message}"));
+                    }
+                    _ => {}
+                }
+            }
+            Mode::Quiet => {}
+        }
+    }
+    if let Some(bar) = bar {
+        bar.finish_and_clear();
+    }
+}

@@ -1,0 +1,224 @@
+//! FTP directory trees and the `dlm` CLI over FTP, against a real vsftpd on
+//! 127.0.0.1: a 200-file nested tree over plain FTP and explicit FTPS on
+//! pooled control connections (vsftpd has no MLSD, so this is the `LIST`
+//! path), a second run that skips complete files, a server that allows two
+//! sessions, and resume after SIGKILL of `dlm get`.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::process::Stdio;
+use std::time::Duration;
+
+use dlm_core::{
+    DownloadOptions, Input, Options, ProtocolRegistry, Target, TreeDownload, TreeSummary,
+};
+use dlm_ftp::{FtpConfig, NetrcMode};
+use dlm_tests::{Vsftpd, VsftpdOptions, dlm_command, sha256_file, write_random_file};
+use serde_json::Value;
+use tokio::io::{AsyncBufReadExt, BufReader};
+
+const TEST_TIMEOUT: Duration = Duration::from_secs(120);
+const MIB: u64 = 1 << 20;
+
+fn ftp_config() -> FtpConfig {
+    FtpConfig::default().with_netrc(NetrcMode::Off)
+}
+
+fn run<T>(body: impl std::future::Future<Output = T>) -> T {
+    dlm_tests::runtime::e2e(TEST_TIMEOUT, body)
+}
+
+/// Writes `count` files of varied sizes under `root/tree/` in nested
+/// folders (names with spaces and non-ASCII letters among them); returns
+/// each relative path with its SHA-256.
+fn write_tree(root: &Path, count: usize) -> BTreeMap<String, String> {
+    let mut files = BTreeMap::new();
+    for i in 0..count {
+        let dir = match i % 5 {
+            0 => String::new(),
+            1 => "a/".to_string(),
+            2 => "a/b c/".to_string(),
+            3 => format!("d{}/deep/er/", i % 3),
+            _ => "Ünï/".to_string(),
+        };
+        let rel = format!("{dir}f {i}.bin");
+        let path = root.join("tree").join(&rel);
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        let size = (i as u64 * 7919) % (256 << 10) + if i == 0 { 3 * MIB } else { 0 };
+        let sha = write_random_file(
+            path.parent().unwrap(),
+            path.file_name().unwrap().to_str().unwrap(),
+            size,
+            i as u64,
+        )
+        .unwrap();
+        files.insert(rel, sha);
+    }
+    files
+}
+
+fn assert_tree(out: &Path, files: &BTreeMap<String, String>) {
+    for (rel, sha) in files {
+        let got = sha256_file(&out.join(rel)).unwrap_or_else(|e| panic!("{rel}: {e}"));
+        assert_eq!(&got, sha, "{rel}");
+    }
+}
+
+async fn download_tree(config: FtpConfig, url: &str, out: &Path, connections: u32) -> TreeSummary {
+    let mut registry = ProtocolRegistry::new();
+    dlm_ftp::register_with(&mut registry, config).unwrap();
+    let Target::Listing(listing) = registry
+        .target(&Input::parse(url), &Options::new())
+        .unwrap()
+    else {
+        panic!("{url} should be a listing");
+    };
+    TreeDownload::new(listing, out.to_path_buf())
+        .with_options(DownloadOptions::default().with_connections(connections))
+        .start()
+        .wait()
+        .await
+        .unwrap()
+}
+
+/// vsftpd logs one `OK LOGIN` line per session.
+fn logins(log: &Path) -> usize {
+    std::fs::read_to_string(log)
+        .unwrap_or_default()
+        .matches("OK LOGIN")
+        .count()
+}
+
+#[test]
+fn a_nested_tree_of_200_files_over_ftp_and_ftps_on_pooled_sessions() {
+    let Some(ftp) = Vsftpd::start() else { return };
+    let files = write_tree(&ftp.root(), 200);
+    let dir = tempfile::tempdir().unwrap();
+    run(async {
+        let out = dir.path().join("plain");
+        let before = logins(&ftp.log_path("plain"));
+        let summary = download_tree(ftp_config(), &ftp.url("tree/"), &out, 4).await;
+        assert!(summary.is_complete(), "{summary:?}");
+        assert_eq!(summary.progress.files_done, 200);
+        assert_tree(&out, &files);
+        let sessions = logins(&ftp.log_path("plain")) - before;
+        eprintln!("200 files over plain FTP used {sessions} sessions");
+        assert!(
+            sessions <= 12,
+            "control connections are pooled: {sessions} logins for 200 files"
+        );
+
+        // A second run finds every file complete and downloads nothing.
+        let summary = download_tree(ftp_config(), &ftp.url("tree/"), &out, 4).await;
+        assert!(summary.is_complete(), "{summary:?}");
+        assert_eq!(summary.progress.files_done, 200);
+
+        // Explicit FTPS: pooled sessions keep resuming their own TLS session (require_ssl_reuse=YES).
+        let out = dir.path().join("tls");
+        let tls = ftp_config()
+            .with_explicit_tls(true)
+            .with_ca_file(ftp.ca_pem());
+        let summary = download_tree(tls, &ftp.tls_url("tree/"), &out, 4).await;
+        assert!(summary.is_complete(), "{summary:?}");
+        assert_tree(&out, &files);
+    });
+}
+
+#[test]
+fn a_tree_from_a_server_allowing_two_sessions_completes_with_four_connections() {
+    let Some(ftp) = Vsftpd::start_with(VsftpdOptions { max_per_ip: 2 }) else {
+        return;
+    };
+    let files = write_tree(&ftp.root(), 30);
+    let dir = tempfile::tempdir().unwrap();
+    run(async {
+        let out = dir.path().join("t");
+        let summary = download_tree(ftp_config(), &ftp.url("tree/"), &out, 4).await;
+        assert!(summary.is_complete(), "{summary:?}");
+        assert_tree(&out, &files);
+    });
+}
+
+#[test]
+fn dlm_get_downloads_a_directory_url_into_a_folder_named_after_it() {
+    let Some(ftp) = Vsftpd::start() else { return };
+    let files = write_tree(&ftp.root(), 12);
+    let dir = tempfile::tempdir().unwrap();
+    run(async {
+        let out = tokio::process::Command::from(dlm_command())
+            .args([
+                "get",
+                &ftp.url("tree/"),
+                "--no-netrc",
+                "--quiet",
+                "-c",
+                "3",
+                "-d",
+            ])
+            .arg(dir.path())
+            .kill_on_drop(true)
+            .output()
+            .await
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(out.status.success(), "dlm failed: {stderr}");
+        assert_tree(&dir.path().join("tree"), &files);
+    });
+}
+
+#[test]
+fn dlm_get_over_ftp_resumes_after_sigkill() {
+    let Some(ftp) = Vsftpd::start() else { return };
+    let size = 32 * MIB;
+    let sha = write_random_file(&ftp.root(), "k.bin", size, 77).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("k.bin");
+    run(async {
+        let mut resumed = Vec::new();
+        // Killed twice (past 1/4 and past 3/4; at 8 MiB/s each run lasts over a second, so it saves its
+        // state at least once), then left to finish.
+        for kill_at in [size / 4, size * 3 / 4, u64::MAX] {
+            let mut child = tokio::process::Command::from(dlm_command())
+                .args([
+                    "get",
+                    &ftp.url("k.bin"),
+                    "--no-netrc",
+                    "--json",
+                    "-c",
+                    "4",
+                    "--limit-rate",
+                    "8M",
+                    "-o",
+                ])
+                .arg(&out)
+                .stdout(Stdio::piped())
+                .stderr(Stdio::null())
+                .kill_on_drop(true)
+                .spawn()
+                .unwrap();
+            let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+            let mut completed = None;
+            while let Some(line) = lines.next_line().await.unwrap() {
+                let ev: Value = serde_json::from_str(&line).unwrap();
+                match ev["type"].as_str() {
+                    Some("started") => resumed.push(ev["resumed_bytes"].as_u64().unwrap_or(0)),
+                    Some("progress") if ev["downloaded_bytes"].as_u64().unwrap_or(0) >= kill_at => {
+                        child.start_kill().unwrap();
+                        break;
+                    }
+                    Some("completed") => completed = Some(ev),
+                    _ => {}
+                }
+            }
+            let status = child.wait().await.unwrap();
+            if kill_at == u64::MAX {
+                assert!(status.success(), "last run: {status}");
+                assert!(completed.is_some());
+            }
+        }
+        eprintln!("resumed at {resumed:?} of {size} bytes");
+        assert_eq!(resumed[0], 0);
+        assert!(resumed[1] > 0 && resumed[2] > resumed[1], "{resumed:?}");
+        assert_eq!(sha256_file(&out).unwrap(), sha);
+    });
+}
