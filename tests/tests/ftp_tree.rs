@@ -1,8 +1,10 @@
-//! FTP directory trees and the `dlm` CLI over FTP, against a real vsftpd on
-//! 127.0.0.1: a 200-file nested tree over plain FTP and explicit FTPS on
-//! pooled control connections (vsftpd has no MLSD, so this is the `LIST`
-//! path), a second run that skips complete files, a server that allows two
-//! sessions, and resume after SIGKILL of `dlm get`.
+//! FTP directory trees and the `dlm` CLI over FTP, against real servers on
+//! 127.0.0.1: a 200-file nested tree from vsftpd over plain FTP and explicit
+//! FTPS on pooled control connections (vsftpd has no MLSD, so this is the
+//! `LIST` path) and from pure-ftpd (`MLSD`), a second run that skips
+//! complete files, a server that allows two sessions, a hostile listing
+//! (pyftpdlib) whose escaping names are refused, and resume after SIGKILL of
+//! `dlm get`.
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -13,7 +15,10 @@ use dlm_core::{
     DownloadOptions, Input, Options, ProtocolRegistry, Target, TreeDownload, TreeSummary,
 };
 use dlm_ftp::{FtpConfig, NetrcMode};
-use dlm_tests::{Vsftpd, VsftpdOptions, dlm_command, sha256_file, write_random_file};
+use dlm_tests::{
+    PureFtpd, PyFtpd, PyFtpdOptions, Vsftpd, VsftpdOptions, dlm_command, sha256_file,
+    write_random_file,
+};
 use serde_json::Value;
 use tokio::io::{AsyncBufReadExt, BufReader};
 
@@ -122,6 +127,71 @@ fn a_nested_tree_of_200_files_over_ftp_and_ftps_on_pooled_sessions() {
         assert!(summary.is_complete(), "{summary:?}");
         assert_tree(&out, &files);
     });
+}
+
+#[test]
+fn a_nested_tree_from_pure_ftpd_listed_with_mlsd_over_ftps() {
+    let Some(ftp) = PureFtpd::start() else { return };
+    let files = write_tree(&ftp.home(), 60);
+    let dir = tempfile::tempdir().unwrap();
+    run(async {
+        let out = dir.path().join("plain");
+        let summary = download_tree(ftp_config(), &ftp.url("tree/"), &out, 4).await;
+        assert!(summary.is_complete(), "{summary:?}");
+        assert_tree(&out, &files);
+        let out = dir.path().join("tls");
+        let tls = ftp_config()
+            .with_explicit_tls(true)
+            .with_ca_file(ftp.ca_pem());
+        let summary = download_tree(tls, &ftp.tls_url("tree/"), &out, 4).await;
+        assert!(summary.is_complete(), "{summary:?}");
+        assert_tree(&out, &files);
+    });
+}
+
+#[test]
+fn a_listing_with_escaping_names_is_refused_and_nothing_lands_outside() {
+    let Some(ftp) = PyFtpd::start(PyFtpdOptions {
+        evil_listing: true,
+        ..PyFtpdOptions::default()
+    }) else {
+        return;
+    };
+    let good = write_random_file(&ftp.root(), "good.bin", 100_000, 5).unwrap();
+    std::fs::create_dir_all(ftp.root().join("sub")).unwrap();
+    let inner = write_random_file(&ftp.root().join("sub"), "inner.bin", 5_000, 6).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("a").join("out");
+    run(async {
+        let summary = download_tree(ftp_config(), &ftp.url("/"), &out, 2).await;
+        let refused: Vec<&str> = summary.refused.iter().map(|(p, _)| p.as_str()).collect();
+        assert_eq!(refused.len(), 3, "{refused:?}");
+        for name in ["../evil", "/abs/evil", "a/../../evil"] {
+            assert!(refused.contains(&name), "{name} refused: {refused:?}");
+        }
+        assert!(!summary.is_complete());
+        assert_eq!(sha256_file(&out.join("good.bin")).unwrap(), good);
+        assert_eq!(sha256_file(&out.join("sub/inner.bin")).unwrap(), inner);
+    });
+    // Nothing named evil anywhere: not beside the destination, not above it, not at /abs.
+    let found: Vec<_> = walk(dir.path())
+        .into_iter()
+        .filter(|p| p.to_string_lossy().contains("evil"))
+        .collect();
+    assert!(found.is_empty(), "{found:?}");
+    assert!(!Path::new("/abs/evil").exists());
+}
+
+fn walk(dir: &Path) -> Vec<std::path::PathBuf> {
+    let mut out = Vec::new();
+    for e in std::fs::read_dir(dir).unwrap().flatten() {
+        let p = e.path();
+        if p.is_dir() {
+            out.extend(walk(&p));
+        }
+        out.push(p);
+    }
+    out
 }
 
 #[test]
