@@ -235,8 +235,9 @@ async fn info(a: InfoArgs) -> u8 {
         Ok(r) => r,
         Err(e) => return usage(e),
     };
-    let source = match registry.source(&Input::parse(&a.url), &Options::new()) {
-        Ok(s) => s,
+    let source = match registry.target(&Input::parse(&a.url), &Options::new()) {
+        Ok(Target::Source(s)) => s,
+        Ok(Target::Listing(listing)) => return tree::info(listing, a.json).await,
         Err(e) => return fail(&e),
     };
     let probe = match source.probe_dyn(&Context::new()).await {

@@ -163,3 +163,34 @@ async fn show(mut events: broadcast::Receiver<TreeEvent>, mode: Mode) {
         bar.finish_and_clear();
     }
 }
+
+/// `dlm info ftp://host/dir/`: every file of the listing with its length, as
+/// text or one JSON object per file.
+pub(crate) async fn info(listing: BoxListing, json: bool) -> u8 {
+    use futures::StreamExt as _;
+    let cx = dlm_core::Context::new();
+    let mut entries = listing.entries(&cx);
+    let (mut files, mut bytes) = (0u64, 0u64);
+    if !json {
+        println!("listing:        {}", listing.identity());
+    }
+    while let Some(entry) = entries.next().await {
+        let entry = match entry {
+            Ok(e) => e,
+            Err(e) => return crate::fail(&e),
+        };
+        files += 1;
+        bytes += entry.len.unwrap_or(0);
+        let path = entry.display_path();
+        if json {
+            println!("{}", serde_json::json!({ "path": path, "len": entry.len }));
+        } else {
+            let len = entry.len.map_or_else(|| "?".to_string(), |l| l.to_string());
+            println!("{len:>14}  {path:?}");
+        }
+    }
+    if !json {
+        println!("{files} files, {bytes} bytes ({})", HumanBytes(bytes));
+    }
+    exit_code::SUCCESS
+}

@@ -210,7 +210,7 @@ fn a_tree_from_a_server_allowing_two_sessions_completes_with_four_connections() 
 }
 
 #[test]
-fn dlm_get_downloads_a_directory_url_into_a_folder_named_after_it() {
+fn dlm_get_and_info_take_a_directory_url() {
     let Some(ftp) = Vsftpd::start() else { return };
     let files = write_tree(&ftp.root(), 12);
     let dir = tempfile::tempdir().unwrap();
@@ -233,6 +233,17 @@ fn dlm_get_downloads_a_directory_url_into_a_folder_named_after_it() {
         let stderr = String::from_utf8_lossy(&out.stderr);
         assert!(out.status.success(), "dlm failed: {stderr}");
         assert_tree(&dir.path().join("tree"), &files);
+        // `dlm info` on a directory lists its files.
+        let out = tokio::process::Command::from(dlm_command())
+            .args(["info", &ftp.url("tree/"), "--no-netrc"])
+            .kill_on_drop(true)
+            .output()
+            .await
+            .unwrap();
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        assert!(out.status.success(), "dlm info failed: {stdout}");
+        assert!(stdout.contains("12 files"), "{stdout}");
+        assert!(stdout.contains("\"a/b c/f 2.bin\""), "{stdout}");
     });
 }
 
