@@ -199,9 +199,17 @@ impl Manager {
                 new.url
             )));
         };
-        self.registry
+        let protocol = self
+            .registry
             .resolve(&input)
             .map_err(|e| ManagerError::BadRequest(e.to_string()))?;
+        if protocol.is_listing(&input) {
+            // A job is one file (one path, one digest, one byte count); trees are the CLI's for now.
+            return Err(ManagerError::BadRequest(format!(
+                "{} names a directory: dlmd downloads single files; use `dlm get` for a directory tree",
+                dlm_core::redact_url(url)
+            )));
+        }
         for m in &new.mirrors {
             self.registry
                 .resolve(&Input::parse(m))

@@ -242,6 +242,16 @@ async fn bad_requests_get_json_errors_with_stable_codes() {
             .api("POST", "/v1/jobs", Some(&json!({"dest": "x"})))
             .await;
         assert_error(status, &body, 400, "bad_request");
+        // A directory URL is a tree: the CLI's job, refused up front rather than failing later.
+        let (status, body) = dlmd
+            .api(
+                "POST",
+                "/v1/jobs",
+                Some(&json!({"url": "ftp://127.0.0.1:9/pub/"})),
+            )
+            .await;
+        let msg = assert_error(status, &body, 400, "bad_request");
+        assert!(msg.contains("directory"), "directory URL: {msg}");
         let (status, body) = dlmd.api("POST", "/v1/jobs", Some(&json!("text"))).await;
         assert_error(status, &body, 400, "bad_request");
 
