@@ -95,3 +95,38 @@ pub mod resume {
     //! without ranges cannot resume and start over. A corrupt control file is
     //! ignored with a notice.
 }
+
+pub mod trees {
+    //! # Collections: directories, prefixes, UnixFS folders
+    //!
+    //! A download is one byte space; a collection is many. A protocol says an
+    //! input names a collection with [`Protocol::is_listing`](crate::Protocol::is_listing)
+    //! (`ftp://host/dir/`, later `s3://bucket/prefix/`), and
+    //! [`ProtocolRegistry::target`](crate::ProtocolRegistry::target) then
+    //! returns a [`Listing`](crate::Listing): a stream of
+    //! [`Entry`](crate::Entry)s, each a relative path (as the remote named
+    //! it), a length when known, and a [`Source`](crate::Source).
+    //!
+    //! [`TreeDownload`](crate::TreeDownload) runs one ordinary
+    //! [`Download`](crate::Download) per entry, so every file has its own
+    //! `.part`, control file and digest, and a tree resumes file by file
+    //! (complete files, same length and no control file, are skipped).
+    //! Names are checked here, once, for every protocol: a component that
+    //! [`safe_relative_path`](crate::safe_relative_path) would change (`..`,
+    //! an absolute path, `a/b`, a reserved name) is refused and reported,
+    //! never rewritten into something else.
+    //!
+    //! Concurrency: `connections` is one budget for the whole tree. Each
+    //! chunk fetch holds a permit of a shared semaphore
+    //! ([`DownloadOptions::connection_budget`](crate::DownloadOptions::connection_budget)),
+    //! and up to `connections` files run at once, so 200 small files keep
+    //! every connection busy and one large file among them can still use
+    //! them all. Protocols with per-server session limits (FTP) also pool
+    //! their control connections across the tree's files.
+    //!
+    //! A remote refusing one more connection (FTP `421 Too many
+    //! connections`) marks its error with
+    //! [`Error::connection_limit`](crate::Error::connection_limit); the
+    //! engine then goes on with the connections it has instead of retrying
+    //! into the limit.
+}
