@@ -189,7 +189,7 @@ fn cancelled_ftp_download_resumes_from_its_control_file() {
 }
 
 #[test]
-fn a_server_allowing_two_sessions_still_serves_four_connections() {
+fn a_server_allowing_two_sessions_lowers_the_connection_count() {
     let Some(ftp) = Vsftpd::start_with(VsftpdOptions { max_per_ip: 2 }) else {
         return;
     };
@@ -198,13 +198,30 @@ fn a_server_allowing_two_sessions_still_serves_four_connections() {
     let dir = tempfile::tempdir().unwrap();
     run(async {
         let out = dir.path().join("two.bin");
-        // Sessions beyond the second get `421`, which is retried with back-off
-        // while the admitted sessions carry the download.
-        let done = fetch(ftp_config(), &ftp.url("two.bin"), &out, 4)
-            .await
-            .unwrap();
+        // Sessions beyond the second get `421 There are too many connections`:
+        // the engine goes on with the two it has instead of retrying into the limit.
+        let download = download(
+            ftp_config(),
+            &ftp.url("two.bin"),
+            &out,
+            DownloadOptions::default()
+                .with_connections(4)
+                .with_max_chunk_bytes(Some(2 * MIB)),
+        );
+        let mut events = download.subscribe();
+        let done = download.start().wait().await.unwrap();
         assert_eq!(done.bytes, size);
         assert_eq!(sha256_file(&out).unwrap(), sha);
+        let mut notices = Vec::new();
+        while let Ok(ev) = events.try_recv() {
+            if let Event::Notice { message } = ev {
+                notices.push(message);
+            }
+        }
+        assert!(
+            notices.iter().any(|m| m.contains("going on with")),
+            "the connection count went down: {notices:?}"
+        );
     });
 }
 
