@@ -147,13 +147,21 @@ fn pure_ftpd_explicit_ftps_with_four_sessions() {
     let sha = write_random_file(&ftp.home(), "tls.bin", size, 62).unwrap();
     let dir = tempfile::tempdir().unwrap();
     run(async {
-        let tls = ftp_config()
-            .with_explicit_tls(true)
-            .with_ca_file(ftp.ca_pem());
+        let tls = ftp_config().with_explicit_tls(true);
+        let trusted = tls.clone().with_ca_file(ftp.ca_pem());
         let out = dir.path().join("tls.bin");
-        let done = fetch(tls, &ftp.tls_url("tls.bin"), &out, 4).await.unwrap();
+        let done = fetch(trusted, &ftp.tls_url("tls.bin"), &out, 4)
+            .await
+            .unwrap();
         assert_eq!(done.bytes, size);
         assert_eq!(sha256_file(&out).unwrap(), sha);
+        // TLS really was negotiated: without the test CA the certificate is
+        // refused, permanently.
+        let err = fetch(tls, &ftp.tls_url("tls.bin"), &dir.path().join("no.bin"), 1)
+            .await
+            .unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::Network, "{err}");
+        assert!(!err.is_retryable(), "{err:?}");
     });
 }
 
