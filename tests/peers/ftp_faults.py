@@ -19,7 +19,13 @@ Faults, by option:
     refuse to turn into local paths. SIZE and RETR of those names answer with
     a few bytes.
 
-Usage: ftp_faults.py ROOT [--drop-data-after BYTES] [--evil-listing]
+--no-epsv --pasv-address ADDR
+    An old server behind NAT: `EPSV` is an unknown command (500), and `PASV`
+    replies announce ADDR (say a private 10.x address no client can reach)
+    instead of 127.0.0.1. A client must fall back to `PASV` and connect to
+    the control connection's peer instead of ADDR.
+
+Usage: ftp_faults.py ROOT [--drop-data-after BYTES] [--evil-listing] [--no-epsv] [--pasv-address ADDR]
 """
 
 import argparse
@@ -168,6 +174,8 @@ def main():
     parser.add_argument("root", help="the directory served (read-only)")
     parser.add_argument("--drop-data-after", type=int, metavar="BYTES")
     parser.add_argument("--evil-listing", action="store_true")
+    parser.add_argument("--no-epsv", action="store_true")
+    parser.add_argument("--pasv-address", metavar="ADDR")
     args = parser.parse_args()
     if args.drop_data_after is not None and args.drop_data_after < 0:
         parser.error("--drop-data-after must be at least 0")
@@ -183,6 +191,12 @@ def main():
     FaultHandler.evil_listing = args.evil_listing
     FaultHandler.authorizer = authorizer
     FaultHandler.banner = "dlm ftp_faults.py ready."
+    if args.no_epsv:
+        FaultHandler.proto_cmds = {
+            k: v for k, v in FTPHandler.proto_cmds.items() if k != "EPSV"
+        }
+    if args.pasv_address:
+        FaultHandler.masquerade_address = args.pasv_address
     server = FTPServer(("127.0.0.1", 0), FaultHandler)
     server.max_cons = 256
     server.max_cons_per_ip = 0  # unlimited

@@ -38,6 +38,9 @@ pub struct PyFtpdOptions {
     /// `/abs/evil` and `a/../../evil`; `SIZE` and `RETR` of any path ending
     /// in `evil` answer with a few bytes.
     pub evil_listing: bool,
+    /// `EPSV` is an unknown command (500) and `PASV` replies announce this
+    /// address instead of 127.0.0.1: an old server behind NAT.
+    pub no_epsv_pasv_address: Option<&'static str>,
 }
 
 /// A running fault server, stopped by PID on drop.
@@ -88,6 +91,9 @@ impl PyFtpd {
         }
         if options.evil_listing {
             command.arg("--evil-listing");
+        }
+        if let Some(addr) = options.no_epsv_pasv_address {
+            command.args(["--no-epsv", "--pasv-address", addr]);
         }
         let child = command
             .stdin(Stdio::null())

@@ -319,3 +319,50 @@ fn a_data_connection_dropped_midway_is_retried_to_a_byte_exact_file() {
         }
     });
 }
+
+#[test]
+fn a_server_without_epsv_behind_nat_is_reached_through_pasv_at_the_control_peer() {
+    // EPSV is unknown (500) and PASV announces 10.255.0.1, an address nobody
+    // here can reach: the client must fall back to PASV and connect to 127.0.0.1.
+    let options = PyFtpdOptions {
+        no_epsv_pasv_address: Some("10.255.0.1"),
+        ..PyFtpdOptions::default()
+    };
+    let Some(ftp) = PyFtpd::start(options) else {
+        return;
+    };
+    let size = 5 * MIB + 3;
+    let sha = write_random_file(&ftp.root(), "nat.bin", size, 67).unwrap();
+    std::fs::create_dir_all(ftp.root().join("d")).unwrap();
+    let inner = write_random_file(&ftp.root().join("d"), "in.bin", 1000, 68).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    run(async {
+        let out = dir.path().join("nat.bin");
+        let done = fetch(ftp_config(), &ftp.url("nat.bin"), &out, 2)
+            .await
+            .unwrap_or_else(|e| panic!("{e:?}\n{}", ftp.log().unwrap_or_default()));
+        assert_eq!(done.bytes, size);
+        assert_eq!(sha256_file(&out).unwrap(), sha);
+        // Success means both: EPSV was refused, and the PASV address was ignored.
+        // Listings take the same fallback.
+        let mut registry = dlm_core::ProtocolRegistry::new();
+        dlm_ftp::register_with(&mut registry, ftp_config()).unwrap();
+        let target = registry
+            .target(
+                &dlm_core::Input::parse(&ftp.url("/")),
+                &dlm_core::Options::new(),
+            )
+            .unwrap();
+        let dlm_core::Target::Listing(listing) = target else {
+            panic!("a directory URL is a listing")
+        };
+        let tree = dir.path().join("tree");
+        let summary = dlm_core::TreeDownload::new(listing, tree.clone())
+            .start()
+            .wait()
+            .await
+            .unwrap();
+        assert!(summary.is_complete(), "{summary:?}");
+        assert_eq!(sha256_file(&tree.join("d/in.bin")).unwrap(), inner);
+    });
+}
