@@ -48,8 +48,10 @@ pub trait Listing: Send + Sync + fmt::Debug + 'static {
 
     /// Every file below the root, recursively, in the order the remote lists
     /// them. Directories are not entries: they are created as files need
-    /// them. The stream ends after the last entry; an `Err` item ends the
-    /// listing (already listed entries still download).
+    /// them. The stream ends after the last entry. An `Err` item is a part
+    /// that could not be listed (a subdirectory the server refuses): the
+    /// tree download reports it and reads on; a listing that cannot go on
+    /// at all ends its stream after the error.
     fn entries<'a>(&'a self, cx: &'a Context) -> BoxStream<'a, Result<Entry>>;
 }
 

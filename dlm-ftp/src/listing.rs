@@ -177,7 +177,13 @@ impl Listing for FtpListing {
                 let dir = self.dir_path(&parts);
                 let files = match self.list_dir(&dir).await {
                     Ok(f) => f,
-                    Err(e) => return Some((Err(e.into()), None)),
+                    // The root cannot be listed: nothing to download.
+                    Err(e) if parts.is_empty() => return Some((Err(e.into()), None)),
+                    // A subdirectory cannot (550 permission denied): report it, list the rest.
+                    Err(e) => {
+                        let e = dlm_core::Error::from(e).with_context("directory", &dir);
+                        return Some((Err(e), Some(walk)));
+                    }
                 };
                 for f in files {
                     walk.listed += 1;

@@ -25,6 +25,16 @@ use crate::{FtpConfig, FtpError};
 const KEEPALIVE: Duration = Duration::from_secs(20);
 /// Idle sessions are closed after this long (vsftpd's default idle timeout is 300 s).
 const MAX_IDLE: Duration = Duration::from_secs(120);
+/// How long a `NOOP` may take before the session counts as dead.
+const NOOP_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Whether `session` answers `NOOP` in time.
+async fn alive(session: &mut Session) -> bool {
+    matches!(
+        tokio::time::timeout(NOOP_TIMEOUT, session.ftp.noop()).await,
+        Ok(Ok(()))
+    )
+}
 
 struct Idle {
     session: Session,
@@ -113,7 +123,7 @@ impl SessionPool {
                     tls_refused: false,
                 })?;
         while let Some(mut idle) = self.take_idle() {
-            if idle.since.elapsed() < KEEPALIVE || idle.session.ftp.noop().await.is_ok() {
+            if idle.since.elapsed() < KEEPALIVE || alive(&mut idle.session).await {
                 return Ok(self.pooled(idle.session, permit));
             }
         }
@@ -173,8 +183,8 @@ async fn keep_alive(pool: Weak<SessionPool>) {
         };
         for mut i in stale {
             if i.since.elapsed() >= MAX_IDLE {
-                let _ = i.session.ftp.quit().await;
-            } else if i.session.ftp.noop().await.is_ok() {
+                let _ = tokio::time::timeout(NOOP_TIMEOUT, i.session.ftp.quit()).await;
+            } else if alive(&mut i.session).await {
                 pool.idle
                     .lock()
                     .unwrap_or_else(std::sync::PoisonError::into_inner)

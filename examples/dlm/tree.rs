@@ -88,8 +88,8 @@ pub(crate) async fn get(
                         )
                     }
                 );
-                if let Some(e) = &summary.listing_error {
-                    eprintln!("dlm: the listing ended early: {e}");
+                for e in &summary.listing_errors {
+                    eprintln!("dlm: could not list: {e}");
                 }
             }
             if summary.is_complete() {
@@ -152,6 +152,9 @@ async fn show(mut events: broadcast::Receiver<TreeEvent>, mode: Mode) {
                     }
                     TreeEvent::FileFailed { path, message, .. } => {
                         bar.println(format!("dlm: {path}: {message}"));
+                    }
+                    TreeEvent::ListingFailed { message, .. } => {
+                        bar.println(format!("dlm: could not list: {message}"));
                     }
                     _ => {}
                 }

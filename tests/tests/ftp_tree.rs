@@ -146,6 +146,22 @@ fn a_nested_tree_from_pure_ftpd_listed_with_mlsd_over_ftps() {
         let summary = download_tree(tls, &ftp.tls_url("tree/"), &out, 4).await;
         assert!(summary.is_complete(), "{summary:?}");
         assert_tree(&out, &files);
+
+        // A directory that does not exist is the download's error.
+        let mut registry = ProtocolRegistry::new();
+        dlm_ftp::register_with(&mut registry, ftp_config()).unwrap();
+        let Target::Listing(listing) = registry
+            .target(&Input::parse(&ftp.url("nope/")), &Options::new())
+            .unwrap()
+        else {
+            panic!("a listing");
+        };
+        let err = TreeDownload::new(listing, dir.path().join("nope"))
+            .start()
+            .wait()
+            .await
+            .unwrap_err();
+        assert_eq!(err.kind(), dlm_core::ErrorKind::NotFound, "{err}");
     });
 }
 

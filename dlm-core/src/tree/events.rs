@@ -49,6 +49,14 @@ pub enum TreeEvent {
         /// One-line message.
         message: String,
     },
+    /// Part of the listing could not be read (a subdirectory the server
+    /// refuses); the rest goes on.
+    ListingFailed {
+        /// Error kind.
+        kind: ErrorKind,
+        /// One-line message.
+        message: String,
+    },
     /// Periodic totals (every 500 ms while running, and once at the end).
     Progress(TreeProgress),
 }
@@ -85,14 +93,14 @@ pub struct TreeSummary {
     pub failed: Vec<(String, Error)>,
     /// Names refused as unsafe, with the reason.
     pub refused: Vec<(String, String)>,
-    /// The error that ended the listing early, if any (the files listed
-    /// before it were still downloaded).
-    pub listing_error: Option<Error>,
+    /// Parts of the listing that could not be listed (the files listed
+    /// around them were still downloaded).
+    pub listing_errors: Vec<Error>,
 }
 
 impl TreeSummary {
     /// Whether every listed file arrived and nothing was refused.
     pub fn is_complete(&self) -> bool {
-        self.failed.is_empty() && self.refused.is_empty() && self.listing_error.is_none()
+        self.failed.is_empty() && self.refused.is_empty() && self.listing_errors.is_empty()
     }
 }

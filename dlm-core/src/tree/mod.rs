@@ -207,14 +207,7 @@ impl Runner {
                 }
                 next = entries.next(), if !listing_done && files.len() < self.parallel => match next {
                     None => listing_done = true,
-                    Some(Err(e)) => {
-                        listing_done = true;
-                        if self.summary.progress.files_listed == 0 {
-                            return Err(e);
-                        }
-                        tracing::warn!(error = %e, "listing ended early");
-                        self.summary.listing_error = Some(e);
-                    }
+                    Some(Err(e)) => self.listing_failed(e),
                     Some(Ok(entry)) => self.start_file(entry, &mut files).await,
                 },
                 Some(joined) = files.join_next() => {
@@ -226,9 +219,25 @@ impl Runner {
                 _ = tick.tick() => self.emit(TreeEvent::Progress(self.progress(listing_done))),
             }
         }
+        if self.summary.progress.files_listed == 0
+            && self.summary.refused.is_empty()
+            && !self.summary.listing_errors.is_empty()
+        {
+            // Nothing could be listed at all (the root is missing or refused): that is the download's error.
+            return Err(self.summary.listing_errors.swap_remove(0));
+        }
         self.summary.progress = self.progress(true);
         self.emit(TreeEvent::Progress(self.summary.progress.clone()));
         Ok(self.summary)
+    }
+
+    fn listing_failed(&mut self, e: Error) {
+        tracing::warn!(error = %e, "part of the listing failed");
+        self.emit(TreeEvent::ListingFailed {
+            kind: e.kind(),
+            message: e.to_string(),
+        });
+        self.summary.listing_errors.push(e);
     }
 
     fn progress(&self, listing_done: bool) -> TreeProgress {
@@ -382,6 +391,34 @@ mod tests {
     #[derive(Debug)]
     struct Names(Vec<Vec<&'static str>>);
 
+    /// A listing whose middle part cannot be read, then a listing that cannot be read at all.
+    #[derive(Debug)]
+    struct Broken {
+        root_fails: bool,
+    }
+
+    impl Listing for Broken {
+        fn identity(&self) -> String {
+            "broken:test".into()
+        }
+        fn entries<'a>(&'a self, _cx: &'a Context) -> BoxStream<'a, Result<Entry>> {
+            if self.root_fails {
+                let e = Error::new(ErrorKind::NotFound, "no such directory");
+                return futures::stream::iter([Err(e)]).boxed();
+            }
+            let file = |name: &str| {
+                let body = Bytes::from(name.as_bytes().to_vec());
+                Ok(Entry::new(
+                    vec![name.to_string()],
+                    Some(body.len() as u64),
+                    Arc::new(Fixed(body)) as crate::BoxSource,
+                ))
+            };
+            let refused = Error::new(ErrorKind::Auth, "550 permission denied");
+            futures::stream::iter([file("one"), Err(refused), file("two")]).boxed()
+        }
+    }
+
     impl Listing for Names {
         fn identity(&self) -> String {
             "names:test".into()
@@ -397,6 +434,27 @@ mod tests {
             });
             futures::stream::iter(entries).boxed()
         }
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_part_that_cannot_be_listed_is_reported_and_the_rest_arrives() {
+        let dir = tempfile::tempdir().unwrap();
+        let listing: BoxListing = Arc::new(Broken { root_fails: false });
+        let summary = TreeDownload::new(listing, dir.path().join("out"))
+            .start()
+            .wait()
+            .await
+            .unwrap();
+        assert_eq!(summary.progress.files_done, 2);
+        assert_eq!(summary.listing_errors.len(), 1);
+        assert!(!summary.is_complete());
+        let listing: BoxListing = Arc::new(Broken { root_fails: true });
+        let err = TreeDownload::new(listing, dir.path().join("none"))
+            .start()
+            .wait()
+            .await
+            .unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::NotFound);
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
