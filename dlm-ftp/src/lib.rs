@@ -9,6 +9,7 @@ mod error;
 mod listing;
 mod pool;
 mod protocol;
+mod retrieval;
 mod session;
 mod source;
 mod tls;

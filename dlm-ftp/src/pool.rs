@@ -2,8 +2,9 @@
 //! ranges and files, at most `max_connections` open at once, kept alive with
 //! `NOOP` while idle.
 //!
-//! A session goes back to the pool only after a transfer that ended cleanly
-//! (`226` read); a range cut short, or any error, closes it. Sessions are not
+//! A session goes back to the pool after a transfer that ended cleanly
+//! (`226` read) or was aborted with an acknowledged `ABOR`; any error closes
+//! it. Sessions are not
 //! sent `NOOP` during a data transfer: many servers (vsftpd among them) read
 //! the control connection only after the transfer, so the reply would arrive
 //! after `226` and desynchronise the reply stream. A control connection that

@@ -5,20 +5,15 @@
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
-use bytes::{Bytes, BytesMut};
 use dlm_core::{BodyStream, Capabilities, Context, Probe, ReadRange, Result, Source, redact_url};
-use futures::StreamExt;
 use percent_encoding::percent_decode_str;
-use tokio::io::AsyncReadExt;
 use url::Url;
 
 use crate::error::from_suppaftp;
 use crate::pool::SessionPool;
+use crate::retrieval::Retrieval;
 use crate::session::Endpoint;
 use crate::{FtpConfig, FtpError};
-
-/// Bytes read from the data connection per step.
-const READ_BYTES: usize = 64 << 10;
 
 /// An `ftp://` or `ftps://` (implicit TLS, RFC 4217 §2) URL as a [`Source`].
 ///
@@ -26,7 +21,8 @@ const READ_BYTES: usize = 64 << 10;
 /// validator. Each `open` sends `REST offset` (RFC 3659 §5) then `RETR` on a
 /// pooled control connection and reads until the range's end. A range that
 /// reaches the end of the file hands its session back to the pool once the
-/// server's `226` arrives; a range cut short closes its session.
+/// server's `226` arrives; a range cut short is aborted (`ABOR`) and its
+/// session reused when the server acknowledges.
 #[derive(Debug)]
 pub struct FtpSource {
     url: Url,
@@ -160,49 +156,6 @@ impl Source for FtpSource {
             .map_err(|e| self.err(e))?;
         let host = self.pool.endpoint().host.clone();
         let idle = self.pool.config().idle_timeout;
-        // The stream owns the session: the control connection stays open while data flows.
-        let state = Some((session, transfer));
-        let stream = futures::stream::unfold(state, move |state| {
-            let host = host.clone();
-            async move {
-                let (session, mut transfer) = state?;
-                let mut buf = BytesMut::zeroed(READ_BYTES);
-                match tokio::time::timeout(idle, transfer.read(&mut buf)).await {
-                    Err(_) => {
-                        let e = FtpError::IdleTimeout {
-                            host,
-                            secs: idle.as_secs(),
-                        };
-                        Some((Err(e.into()), None))
-                    }
-                    Ok(Err(e)) => {
-                        let e = FtpError::Connection {
-                            host,
-                            message: e.to_string(),
-                            tls_refused: false,
-                        };
-                        Some((Err(e.into()), None))
-                    }
-                    Ok(Ok(0)) => {
-                        // The whole file arrived: read the 226, then the session can serve another range.
-                        match transfer.finish().await {
-                            Ok(()) => {
-                                session.release();
-                                None
-                            }
-                            Err(e) => Some((Err(from_suppaftp(&host, e).into()), None)),
-                        }
-                    }
-                    Ok(Ok(n)) => {
-                        buf.truncate(n);
-                        Some((
-                            Ok::<Bytes, dlm_core::Error>(buf.freeze()),
-                            Some((session, transfer)),
-                        ))
-                    }
-                }
-            }
-        });
-        Ok(stream.boxed())
+        Ok(Retrieval::new(session, transfer, host, idle).into_stream())
     }
 }

@@ -171,7 +171,7 @@ pub(crate) struct GetArgs {
     /// Failed attempts without progress before a connection gives up.
     #[arg(long, value_name = "N", default_value_t = 5)]
     pub(crate) max_retries: u32,
-    /// Never fsync while downloading (resume after a power loss then starts over; a crash still resumes).
+    /// Never fsync, not even the finished file before its rename (like curl; after a power loss, not a crash, resume starts over).
     #[arg(long)]
     pub(crate) no_fsync: bool,
     /// No progress bar or summary.

@@ -418,7 +418,11 @@ impl Engine {
             ));
         }
         Ok(Target {
-            sink: Arc::new(FileSink::new(&path)),
+            sink: Arc::new(if self.options.sync_data {
+                FileSink::new(&path)
+            } else {
+                FileSink::without_fsync(FileSink::new(&path))
+            }),
             control_path: Some(control_path),
             final_path: Some(path),
         })

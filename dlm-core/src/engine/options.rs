@@ -49,7 +49,8 @@ pub struct DownloadOptions {
     /// and failure, recording which ranges are on disk, so a resume after a
     /// power loss or kernel crash trusts only those. (After a process crash
     /// the page cache still holds every written byte and nothing is re-fetched
-    /// but the ranges in flight.)
+    /// but the ranges in flight.) Also fsyncs the finished file before its
+    /// atomic rename; off, a file output never fsyncs, like curl or aria2.
     pub sync_data: bool,
     /// How often the output is made durable while bytes flow.
     pub data_sync_interval: Duration,

@@ -12,13 +12,15 @@ use crate::{DigestAlgorithm, Error, ErrorKind, Result};
 ///
 /// Bytes go to `NAME.part` (pre-allocated with `fallocate` when the length is
 /// known, so a full disk fails at the start, not halfway); [`Sink::commit`]
-/// fsyncs and renames it atomically to `NAME`. The engine's control file lives
+/// fsyncs (unless [`FileSink::without_fsync`]) and renames it atomically to
+/// `NAME`. The engine's control file lives
 /// beside it as `NAME.part.dlm` ([`FileSink::control_path`]).
 #[derive(Debug)]
 pub struct FileSink {
     path: PathBuf,
     part: PathBuf,
     file: Mutex<Option<Arc<File>>>,
+    fsync: bool,
 }
 
 impl FileSink {
@@ -30,7 +32,16 @@ impl FileSink {
             path,
             part,
             file: Mutex::new(None),
+            fsync: true,
         }
+    }
+
+    /// Never fsyncs: [`Sink::sync`] does nothing and [`Sink::commit`] only
+    /// renames, like curl or aria2. Faster for large files on slow disks, but
+    /// after a power loss (not a crash) the final file may be incomplete.
+    pub fn without_fsync(mut self) -> Self {
+        self.fsync = false;
+        self
     }
 
     /// `NAME.part` for `NAME`.
@@ -178,11 +189,16 @@ impl Sink for FileSink {
     }
 
     async fn sync(&self) -> Result<()> {
+        if !self.fsync {
+            return Ok(());
+        }
         self.blocking("syncing", File::sync_data).await
     }
 
     async fn commit(&self) -> Result<()> {
-        self.blocking("syncing", File::sync_all).await?;
+        if self.fsync {
+            self.blocking("syncing", File::sync_all).await?;
+        }
         let (part, path) = (self.part.clone(), self.path.clone());
         tokio::task::spawn_blocking(move || std::fs::rename(&part, &path))
             .await
