@@ -3,8 +3,8 @@
 //! `NOOP` while idle.
 //!
 //! A session goes back to the pool after a transfer that ended cleanly
-//! (`226` read) or was aborted with an acknowledged `ABOR`; any error closes
-//! it. Sessions are not
+//! (`226` read) or was ended early and confirmed (`426` read); any error
+//! closes it. Sessions are not
 //! sent `NOOP` during a data transfer: many servers (vsftpd among them) read
 //! the control connection only after the transfer, so the reply would arrive
 //! after `226` and desynchronise the reply stream. A control connection that

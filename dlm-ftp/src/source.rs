@@ -21,8 +21,8 @@ use crate::{FtpConfig, FtpError};
 /// validator. Each `open` sends `REST offset` (RFC 3659 §5) then `RETR` on a
 /// pooled control connection and reads until the range's end. A range that
 /// reaches the end of the file hands its session back to the pool once the
-/// server's `226` arrives; a range cut short is aborted (`ABOR`) and its
-/// session reused when the server acknowledges.
+/// server's `226` arrives; a range cut short closes its data connection and
+/// its session is reused once the server confirms with `426`.
 #[derive(Debug)]
 pub struct FtpSource {
     url: Url,
