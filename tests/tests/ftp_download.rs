@@ -189,6 +189,52 @@ fn cancelled_ftp_download_resumes_from_its_control_file() {
 }
 
 #[test]
+fn a_file_replaced_between_runs_restarts_from_zero() {
+    let Some(ftp) = Vsftpd::start() else { return };
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("c.bin");
+    write_random_file(&ftp.root(), "c.bin", 12 * MIB, 50).unwrap();
+    run(async {
+        let slow = DownloadOptions::default()
+            .with_connections(2)
+            .with_max_chunk_bytes(Some(2 * MIB))
+            .with_rate_limit(Some(4 * MIB));
+        let first = download(ftp_config(), &ftp.url("c.bin"), &out, slow);
+        let mut events = first.subscribe();
+        let handle = first.start();
+        let control = handle.control();
+        let waiter = tokio::spawn(handle.wait());
+        while let Ok(ev) = events.recv().await {
+            if let Event::Progress(s) = ev
+                && s.downloaded_bytes >= 2 * MIB
+            {
+                control.cancel();
+                break;
+            }
+        }
+        let _ = waiter.await.unwrap();
+        // The server's file changes: another length (SIZE) and time (MDTM).
+        std::thread::sleep(Duration::from_millis(1100));
+        let sha = write_random_file(&ftp.root(), "c.bin", 9 * MIB + 1, 51).unwrap();
+        let second = download(
+            ftp_config(),
+            &ftp.url("c.bin"),
+            &out,
+            DownloadOptions::default(),
+        );
+        let mut events = second.subscribe();
+        let done = second.start().wait().await.unwrap();
+        let mut restarted = false;
+        while let Ok(ev) = events.try_recv() {
+            restarted |= matches!(ev, Event::Restarted { .. });
+        }
+        assert!(restarted, "a changed SIZE/MDTM restarts the download");
+        assert_eq!(done.bytes, 9 * MIB + 1);
+        assert_eq!(sha256_file(&out).unwrap(), sha);
+    });
+}
+
+#[test]
 fn a_server_allowing_two_sessions_lowers_the_connection_count() {
     let Some(ftp) = Vsftpd::start_with(VsftpdOptions { max_per_ip: 2 }) else {
         return;

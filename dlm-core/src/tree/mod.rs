@@ -39,6 +39,7 @@ const PROGRESS_EVERY: Duration = Duration::from_millis(500);
 ///
 /// # Examples
 /// ```no_run
+/// # #[allow(dead_code)]
 /// # async fn demo(listing: dlm_core::BoxListing) -> dlm_core::Result<()> {
 /// use dlm_core::{DownloadOptions, TreeDownload};
 /// let tree = TreeDownload::new(listing, "mirror".into())
