@@ -13,7 +13,7 @@ use http::header::{
     USER_AGENT,
 };
 use http::{HeaderMap, Method, Request, StatusCode};
-use http_body_util::{BodyExt, Empty};
+use http_body_util::{BodyExt, Full};
 use hyper::body::Incoming;
 use hyper_rustls::HttpsConnector;
 use hyper_util::client::legacy::Client;
@@ -49,7 +49,7 @@ impl HttpResponse {
 }
 
 struct Inner {
-    client: Client<HttpsConnector<ProxyConnector>, Empty<Bytes>>,
+    client: Client<HttpsConnector<ProxyConnector>, Full<Bytes>>,
     config: HttpConfig,
     headers: HeaderMap,
     proxies: Option<Arc<Matcher>>,
@@ -207,6 +207,24 @@ impl HttpClient {
         url: &Url,
         headers: &HeaderMap,
     ) -> Result<HttpResponse, HttpError> {
+        self.send_with_body(method, url, headers, Bytes::new()).await
+    }
+
+    /// As [`HttpClient::send`], with a request body (sent again on each
+    /// redirect hop; a `303` turns the request into a bodyless `GET`). For
+    /// small bodies such as an STS or instance-metadata request.
+    ///
+    /// # Errors
+    /// As [`HttpClient::send`].
+    pub async fn send_with_body(
+        &self,
+        method: Method,
+        url: &Url,
+        headers: &HeaderMap,
+        body: Bytes,
+    ) -> Result<HttpResponse, HttpError> {
+        let mut method = method;
+        let mut body = body;
         let origin = url.clone();
         let auth = self.credentials(url)?;
         let mut current = url.clone();
@@ -222,7 +240,7 @@ impl HttpClient {
             let mut req = Request::builder()
                 .method(method.clone())
                 .uri(target.as_str())
-                .body(Empty::<Bytes>::new())
+                .body(Full::new(body.clone()))
                 .map_err(|_| HttpError::InvalidUrl(redact_url(&current)))?;
             let h = req.headers_mut();
             h.extend(self.inner.headers.clone());
@@ -274,6 +292,10 @@ impl HttpClient {
                     status: status.as_u16(),
                 })?;
             tracing::debug!(from = %redact_url(&current), to = %redact_url(&next), %status, "redirect");
+            if status.as_u16() == 303 {
+                method = Method::GET;
+                body = Bytes::new();
+            }
             current = next;
         }
     }
