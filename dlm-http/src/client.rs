@@ -188,7 +188,8 @@ impl HttpClient {
     }
 
     /// Sends `method url` with `headers` (on top of the configured ones),
-    /// following up to `max_redirects` redirects. Credentials (URL userinfo or
+    /// following up to `max_redirects` redirects (with 0, a redirect response
+    /// is returned as it is). Credentials (URL userinfo or
     /// netrc) go only to the original origin; `Range`, `If-Range` and the
     /// other given headers are kept on every hop. `Accept-Encoding: identity`
     /// is always sent, so byte offsets are offsets in the stored object.
@@ -207,7 +208,8 @@ impl HttpClient {
         url: &Url,
         headers: &HeaderMap,
     ) -> Result<HttpResponse, HttpError> {
-        self.send_with_body(method, url, headers, Bytes::new()).await
+        self.send_with_body(method, url, headers, Bytes::new())
+            .await
     }
 
     /// As [`HttpClient::send`], with a request body (sent again on each
@@ -273,7 +275,9 @@ impl HttpClient {
                     source,
                 })?;
             let status = response.status();
-            if !matches!(status.as_u16(), 301 | 302 | 303 | 307 | 308) {
+            // With `max_redirects` 0 the caller handles redirects (S3 re-signs for the new host).
+            let follow = self.inner.config.max_redirects > 0;
+            if !follow || !matches!(status.as_u16(), 301 | 302 | 303 | 307 | 308) {
                 return Ok(HttpResponse {
                     url: current,
                     response,

@@ -27,7 +27,7 @@ pub struct HttpConfig {
     pub connect_timeout: Duration,
     /// Limit for waiting on response headers or on the next body bytes.
     pub idle_timeout: Duration,
-    /// Redirects followed before giving up (RFC 9110 §15.4).
+    /// Redirects followed at most (0: a redirect response is returned as it is).
     pub max_redirects: u32,
     /// PEM file of CA certificates to trust *instead of* the built-in roots
     /// (curl's `--cacert`).

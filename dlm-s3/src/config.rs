@@ -22,7 +22,10 @@ impl fmt::Debug for StaticCredentials {
         f.debug_struct("StaticCredentials")
             .field("access_key_id", &format_args!("{shown}…"))
             .field("secret_access_key", &"<redacted>")
-            .field("session_token", &self.session_token.as_ref().map(|_| "<redacted>"))
+            .field(
+                "session_token",
+                &self.session_token.as_ref().map(|_| "<redacted>"),
+            )
             .finish()
     }
 }

@@ -61,9 +61,14 @@ impl S3Error {
                     (ErrorKind::NotFound, false)
                 }
                 (
-                    "AccessDenied" | "SignatureDoesNotMatch" | "InvalidAccessKeyId"
-                    | "ExpiredToken" | "InvalidToken" | "TokenRefreshRequired"
-                    | "AllAccessDisabled" | "AccountProblem",
+                    "AccessDenied"
+                    | "SignatureDoesNotMatch"
+                    | "InvalidAccessKeyId"
+                    | "ExpiredToken"
+                    | "InvalidToken"
+                    | "TokenRefreshRequired"
+                    | "AllAccessDisabled"
+                    | "AccountProblem",
                     _,
                 )
                 | (_, 401 | 403) => (ErrorKind::Auth, false),
@@ -145,7 +150,10 @@ mod tests {
         assert!(!e.is_retryable());
         assert!(service(503, "SlowDown").is_retryable());
         assert!(service(500, "InternalError").is_retryable());
-        assert_eq!(service(412, "PreconditionFailed").kind(), ErrorKind::RemoteChanged);
+        assert_eq!(
+            service(412, "PreconditionFailed").kind(),
+            ErrorKind::RemoteChanged
+        );
         assert_eq!(service(400, "InvalidArgument").kind(), ErrorKind::Protocol);
     }
 

@@ -3,12 +3,21 @@
 #![forbid(unsafe_code)]
 
 mod address;
+mod checksum;
+mod client;
 mod config;
 mod error;
+mod listing;
 mod profile;
+mod protocol;
 mod reqsign_io;
 mod signer;
+mod source;
 
 pub use address::S3Location;
+pub use client::{DEFAULT_REGION, S3Client};
 pub use config::{S3Config, StaticCredentials};
 pub use error::{MAX_ERROR_BODY_BYTES, S3Error};
+pub use listing::{MAX_LIST_PAGE_BYTES, S3Listing};
+pub use protocol::{S3Protocol, SCHEMES, register, register_with};
+pub use source::S3Source;

@@ -55,8 +55,14 @@ mod tests {
     #[test]
     fn finds_keys_by_profile() {
         let text = "[default]\nregion = eu-west-1\n\n[profile work]\nregion=ap-south-1\n# c\noutput = json\n";
-        assert_eq!(lookup(text, "default", "region").as_deref(), Some("eu-west-1"));
-        assert_eq!(lookup(text, "work", "region").as_deref(), Some("ap-south-1"));
+        assert_eq!(
+            lookup(text, "default", "region").as_deref(),
+            Some("eu-west-1")
+        );
+        assert_eq!(
+            lookup(text, "work", "region").as_deref(),
+            Some("ap-south-1")
+        );
         assert_eq!(lookup(text, "work", "endpoint_url"), None);
         assert_eq!(lookup(text, "other", "region"), None);
     }

@@ -29,7 +29,10 @@ impl FileRead for TokioFiles {
 pub(crate) struct DlmHttp(pub(crate) HttpClient);
 
 impl HttpSend for DlmHttp {
-    async fn http_send(&self, req: http::Request<Bytes>) -> reqsign_core::Result<http::Response<Bytes>> {
+    async fn http_send(
+        &self,
+        req: http::Request<Bytes>,
+    ) -> reqsign_core::Result<http::Response<Bytes>> {
         let (parts, body) = req.into_parts();
         let url = url::Url::parse(&parts.uri.to_string()).map_err(|e| {
             SignError::new(SignErrorKind::RequestInvalid, "credential request URL").with_source(e)
@@ -38,14 +41,20 @@ impl HttpSend for DlmHttp {
             .0
             .send_with_body(parts.method, &url, &parts.headers, body)
             .await
-            .map_err(|e| SignError::new(SignErrorKind::Unexpected, "credential request failed").with_source(e))?;
+            .map_err(|e| {
+                SignError::new(SignErrorKind::Unexpected, "credential request failed")
+                    .with_source(e)
+            })?;
         let status = resp.status();
         let headers: HeaderMap = resp.headers().clone();
         let mut stream = self.0.body_stream(resp.response.into_body());
         let mut body = Vec::new();
         while let Some(chunk) = stream.next().await {
             let chunk = chunk.map_err(|e| {
-                SignError::new(SignErrorKind::Unexpected, format!("credential response: {e}"))
+                SignError::new(
+                    SignErrorKind::Unexpected,
+                    format!("credential response: {e}"),
+                )
             })?;
             if body.len() + chunk.len() > MAX_RESPONSE_BYTES {
                 return Err(SignError::new(

@@ -88,7 +88,12 @@ impl S3Signer {
     /// # Errors
     /// [`S3Error::Credentials`] when no credentials are found;
     /// [`S3Error::Signing`] when the request cannot be signed.
-    pub(crate) async fn sign(&self, method: &Method, url: &Url, headers: &mut HeaderMap) -> Result<(), S3Error> {
+    pub(crate) async fn sign(
+        &self,
+        method: &Method,
+        url: &Url,
+        headers: &mut HeaderMap,
+    ) -> Result<(), S3Error> {
         let Some(signer) = &self.signer else {
             return Ok(());
         };
@@ -106,7 +111,9 @@ impl S3Signer {
     /// signer or an expiry over 7 days.
     pub(crate) async fn presign(&self, url: &Url, expires: Duration) -> Result<Url, S3Error> {
         let Some(signer) = &self.signer else {
-            return Err(S3Error::InvalidInput("cannot presign without credentials".into()));
+            return Err(S3Error::InvalidInput(
+                "cannot presign without credentials".into(),
+            ));
         };
         if expires > Duration::from_secs(7 * 24 * 3600) || expires.is_zero() {
             return Err(S3Error::InvalidInput(
@@ -114,7 +121,10 @@ impl S3Signer {
             ));
         }
         let mut parts = parts(&Method::GET, url, &HeaderMap::new())?;
-        signer.sign(&mut parts, Some(expires)).await.map_err(sign_error)?;
+        signer
+            .sign(&mut parts, Some(expires))
+            .await
+            .map_err(sign_error)?;
         Url::parse(&parts.uri.to_string())
             .map_err(|e| S3Error::Signing(format!("presigned URL does not parse: {e}")))
     }
@@ -134,7 +144,9 @@ fn sign_error(e: reqsign_core::Error) -> S3Error {
     use reqsign_core::ErrorKind as K;
     // reqsign's messages name the missing piece, never the secret.
     match e.kind() {
-        K::CredentialInvalid | K::PermissionDenied | K::ConfigInvalid => S3Error::Credentials(e.to_string()),
+        K::CredentialInvalid | K::PermissionDenied | K::ConfigInvalid => {
+            S3Error::Credentials(e.to_string())
+        }
         _ => S3Error::Signing(e.to_string()),
     }
 }

@@ -20,6 +20,28 @@ pub(crate) enum Command {
     Info(InfoArgs),
     /// Talk to a running dlmd.
     Remote(RemoteArgs),
+    /// S3 helpers.
+    S3(S3Args),
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct S3Args {
+    #[command(subcommand)]
+    pub(crate) command: S3Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum S3Command {
+    /// Print a presigned HTTPS URL for s3://BUCKET/KEY that anyone can GET until it expires.
+    Presign {
+        /// The object, s3://BUCKET/KEY.
+        url: String,
+        /// Seconds the URL stays valid (1 to 604800).
+        #[arg(long, value_name = "SECS", default_value_t = 3600)]
+        expires: u64,
+        #[command(flatten)]
+        net: NetArgs,
+    },
 }
 
 #[derive(Debug, Args)]
@@ -132,6 +154,18 @@ pub(crate) struct NetArgs {
     /// FTP: active mode (the server connects back to us) instead of passive.
     #[arg(long)]
     pub(crate) ftp_active: bool,
+    /// S3: a custom endpoint (MinIO, Ceph, R2…), path-style addressing; default: AWS_ENDPOINT_URL or AWS.
+    #[arg(long, value_name = "URL")]
+    pub(crate) endpoint_url: Option<String>,
+    /// S3: the region (default: AWS_REGION, the profile's region, us-east-1).
+    #[arg(long, value_name = "REGION")]
+    pub(crate) region: Option<String>,
+    /// S3: the profile in ~/.aws/credentials and ~/.aws/config (default: AWS_PROFILE, default).
+    #[arg(long, value_name = "NAME")]
+    pub(crate) profile: Option<String>,
+    /// S3: send requests unsigned (public buckets).
+    #[arg(long)]
+    pub(crate) no_sign_request: bool,
 }
 
 #[derive(Debug, Args)]

@@ -53,6 +53,7 @@ fn main() -> ExitCode {
             Command::Get(a) => get(a).await,
             Command::Info(a) => info(a).await,
             Command::Remote(a) => remote::run(a).await,
+            Command::S3(a) => s3(a).await,
         }
     });
     ExitCode::from(code)
@@ -227,6 +228,42 @@ pub(crate) async fn wait_for_signal() {
     #[cfg(not(unix))]
     {
         let _ = tokio::signal::ctrl_c().await;
+    }
+}
+
+async fn s3(a: crate::args::S3Args) -> u8 {
+    match a.command {
+        crate::args::S3Command::Presign { url, expires, net } => {
+            let config = match registry::s3_config(&net) {
+                Ok(c) => c,
+                Err(e) => return usage(e),
+            };
+            let location = match url::Url::parse(&url)
+                .map_err(|e| dlm_s3::S3Error::InvalidInput(format!("{url}: {e}")))
+                .and_then(|u| dlm_s3::S3Location::parse(&u))
+            {
+                Ok(l) => l,
+                Err(e) => return fail(&e.into()),
+            };
+            let client = match dlm_s3::S3Client::new(config) {
+                Ok(c) => c,
+                Err(e) => return fail(&e.into()),
+            };
+            match client
+                .presign(
+                    &location.bucket,
+                    &location.key,
+                    std::time::Duration::from_secs(expires),
+                )
+                .await
+            {
+                Ok(u) => {
+                    println!("{u}");
+                    exit_code::SUCCESS
+                }
+                Err(e) => fail(&e.into()),
+            }
+        }
     }
 }
 

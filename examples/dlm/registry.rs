@@ -56,10 +56,29 @@ pub(crate) fn ftp_config(net: &NetArgs) -> dlm_ftp::FtpConfig {
     c
 }
 
+/// The S3 configuration the flags describe (credentials from the environment).
+pub(crate) fn s3_config(net: &NetArgs) -> Result<dlm_s3::S3Config, String> {
+    let mut c = dlm_s3::S3Config::default()
+        .with_http(http_config(net)?.with_netrc(NetrcMode::Off))
+        .with_anonymous(net.no_sign_request);
+    if let Some(e) = &net.endpoint_url {
+        let url = url::Url::parse(e).map_err(|err| format!("--endpoint-url {e:?}: {err}"))?;
+        c = c.with_endpoint_url(url);
+    }
+    if let Some(r) = &net.region {
+        c = c.with_region(r.clone());
+    }
+    if let Some(p) = &net.profile {
+        c = c.with_profile(p.clone());
+    }
+    Ok(c)
+}
+
 /// Every protocol dlm ships, registered.
 pub(crate) fn default_registry(net: &NetArgs) -> Result<ProtocolRegistry, String> {
     let mut registry = ProtocolRegistry::new();
     dlm_http::register_with(&mut registry, http_config(net)?).map_err(|e| e.to_string())?;
     dlm_ftp::register_with(&mut registry, ftp_config(net)).map_err(|e| e.to_string())?;
+    dlm_s3::register_with(&mut registry, s3_config(net)?).map_err(|e| e.to_string())?;
     Ok(registry)
 }

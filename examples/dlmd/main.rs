@@ -141,6 +141,7 @@ async fn run(args: Args) -> Result<(), String> {
     let mut registry = ProtocolRegistry::new();
     dlm_http::register(&mut registry).map_err(|e| e.to_string())?;
     dlm_ftp::register(&mut registry).map_err(|e| e.to_string())?;
+    dlm_s3::register(&mut registry).map_err(|e| e.to_string())?;
     let manager = Manager::new(
         store,
         registry,

@@ -1,0 +1,200 @@
+//! `S3Listing`: every object under a prefix, listed with `ListObjectsV2`
+//! (pages of up to 1,000 keys, followed by continuation token).
+
+use std::collections::VecDeque;
+use std::sync::Arc;
+
+use dlm_core::{Context, Entry, Listing, Result};
+use futures::StreamExt;
+use futures::stream::BoxStream;
+use http::{HeaderMap, Method};
+
+use crate::{S3Client, S3Error, S3Location, S3Source};
+
+/// Largest `ListObjectsV2` page read, in bytes (1,000 keys of 1 KiB each
+/// with their metadata fit well below).
+pub const MAX_LIST_PAGE_BYTES: usize = 16 << 20;
+
+/// One `ListObjectsV2` page.
+#[derive(Debug, Default, serde::Deserialize)]
+#[serde(rename_all = "PascalCase")]
+struct ListPage {
+    #[serde(default)]
+    is_truncated: bool,
+    #[serde(default)]
+    next_continuation_token: Option<String>,
+    #[serde(default)]
+    encoding_type: Option<String>,
+    #[serde(default)]
+    contents: Vec<Object>,
+}
+
+#[derive(Debug, Default, serde::Deserialize)]
+#[serde(rename_all = "PascalCase")]
+struct Object {
+    key: String,
+    #[serde(default)]
+    size: u64,
+}
+
+/// `s3://bucket/prefix/` as a [`Listing`]: every object whose key starts
+/// with the prefix, at its key's path below the prefix. Keys are not
+/// trusted: the [`TreeDownload`](dlm_core::TreeDownload) refuses any that
+/// would leave the destination (`../x`, `a//b`). Zero-length keys ending in
+/// `/` (folder markers from consoles) are skipped.
+#[derive(Debug)]
+pub struct S3Listing {
+    client: S3Client,
+    location: S3Location,
+}
+
+impl S3Listing {
+    /// A listing of `location` (a prefix: empty or ending in `/`).
+    ///
+    /// # Errors
+    /// [`S3Error::InvalidInput`] when `location` names an object.
+    pub fn new(client: S3Client, location: S3Location) -> Result<Self, S3Error> {
+        if !location.is_prefix() {
+            return Err(S3Error::InvalidInput(format!(
+                "s3://{} names an object, not a prefix (end it with /)",
+                location.display()
+            )));
+        }
+        Ok(Self { client, location })
+    }
+
+    async fn page(&self, token: Option<&str>) -> Result<ListPage, S3Error> {
+        let mut query = vec![
+            ("list-type", "2"),
+            ("encoding-type", "url"),
+            ("max-keys", "1000"),
+        ];
+        if !self.location.key.is_empty() {
+            query.push(("prefix", self.location.key.as_str()));
+        }
+        if let Some(t) = token {
+            query.push(("continuation-token", t));
+        }
+        let bucket = &self.location.bucket;
+        let resp = self
+            .client
+            .send(Method::GET, bucket, "", &query, &HeaderMap::new())
+            .await?;
+        if !resp.status().is_success() {
+            return Err(self.client.error_for(resp, bucket).await);
+        }
+        let body = self.client.read_body(resp, MAX_LIST_PAGE_BYTES).await?;
+        parse_page(&body).map_err(|message| S3Error::BadResponse {
+            resource: bucket.clone(),
+            message,
+        })
+    }
+
+    fn entry(&self, key: &str, size: u64) -> Option<Entry> {
+        let relative = key.strip_prefix(self.location.key.as_str())?;
+        if relative.is_empty() || (relative.ends_with('/') && size == 0) {
+            return None;
+        }
+        let parts = relative.split('/').map(str::to_string).collect();
+        let location = S3Location {
+            bucket: self.location.bucket.clone(),
+            key: key.to_string(),
+        };
+        let source = S3Source::new(self.client.clone(), location).ok()?;
+        Some(Entry::new(parts, Some(size), Arc::new(source)))
+    }
+}
+
+/// Parses a page, URL-decoding keys when the service says it encoded them.
+fn parse_page(body: &[u8]) -> std::result::Result<ListPage, String> {
+    let text = std::str::from_utf8(body).map_err(|_| "the listing is not UTF-8".to_string())?;
+    let mut page: ListPage =
+        quick_xml::de::from_str(text).map_err(|e| format!("ListObjectsV2 XML: {e}"))?;
+    if page.encoding_type.as_deref() == Some("url") {
+        for o in &mut page.contents {
+            // Form encoding: `+` is a space in these keys.
+            let plus = o.key.replace('+', " ");
+            o.key = percent_encoding::percent_decode_str(&plus)
+                .decode_utf8()
+                .map_err(|_| format!("key {:?} is not UTF-8", o.key))?
+                .into_owned();
+        }
+    }
+    Ok(page)
+}
+
+/// Pages still to fetch, and keys listed but not yet handed out.
+struct Walk {
+    token: Option<String>,
+    first: bool,
+    ready: VecDeque<Object>,
+}
+
+impl Listing for S3Listing {
+    fn identity(&self) -> String {
+        format!("s3://{}", self.location.display())
+    }
+
+    fn entries<'a>(&'a self, _cx: &'a Context) -> BoxStream<'a, Result<Entry>> {
+        let walk = Walk {
+            token: None,
+            first: true,
+            ready: VecDeque::new(),
+        };
+        futures::stream::unfold(Some(walk), move |walk| async move {
+            let mut walk = walk?;
+            loop {
+                while let Some(o) = walk.ready.pop_front() {
+                    if let Some(e) = self.entry(&o.key, o.size) {
+                        return Some((Ok(e), Some(walk)));
+                    }
+                }
+                if !walk.first && walk.token.is_none() {
+                    return None;
+                }
+                let page = match self.page(walk.token.as_deref()).await {
+                    Ok(p) => p,
+                    Err(e) => return Some((Err(e.into()), None)),
+                };
+                walk.first = false;
+                let next = page.next_continuation_token.filter(|t| !t.is_empty());
+                if page.is_truncated && (next.is_none() || next == walk.token) {
+                    let e = S3Error::BadResponse {
+                        resource: self.location.bucket.clone(),
+                        message: "a truncated listing without a new continuation token".into(),
+                    };
+                    return Some((Err(e.into()), None));
+                }
+                walk.token = if page.is_truncated { next } else { None };
+                walk.ready.extend(page.contents);
+            }
+        })
+        .boxed()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_pages_and_decodes_keys() {
+        let xml = br#"<?xml version="1.0" encoding="UTF-8"?>
+<ListBucketResult xmlns="http://s3.amazonaws.com/doc/2006-03-01/"><Name>b</Name><Prefix>p%2F</Prefix>
+<KeyCount>2</KeyCount><MaxKeys>1000</MaxKeys><EncodingType>url</EncodingType><IsTruncated>true</IsTruncated>
+<Contents><Key>p/a+b%2Bc.txt</Key><LastModified>2026-11-21T00:00:00.000Z</LastModified><ETag>&quot;x&quot;</ETag><Size>5</Size><StorageClass>STANDARD</StorageClass></Contents>
+<Contents><Key>p/..%2Fevil</Key><Size>3</Size></Contents>
+<NextContinuationToken>tok/1=</NextContinuationToken></ListBucketResult>"#;
+        let page = parse_page(xml).unwrap();
+        assert!(page.is_truncated);
+        assert_eq!(page.next_continuation_token.as_deref(), Some("tok/1="));
+        let keys: Vec<_> = page
+            .contents
+            .iter()
+            .map(|o| (o.key.as_str(), o.size))
+            .collect();
+        assert_eq!(keys, [("p/a b+c.txt", 5), ("p/../evil", 3)]);
+        let empty = br#"<ListBucketResult><Name>b</Name><IsTruncated>false</IsTruncated></ListBucketResult>"#;
+        assert!(parse_page(empty).unwrap().contents.is_empty());
+    }
+}
