@@ -16,7 +16,10 @@ pub enum S3Error {
     #[error("invalid S3 input: {0}")]
     InvalidInput(String),
     /// The service answered with an error document (or a bare status).
-    #[error("S3 {status} {code} for {resource}: {message}")]
+    #[error(
+        "S3 {status} {code} for {resource}{}",
+        if message.is_empty() { String::new() } else { format!(": {message}") }
+    )]
     Service {
         /// HTTP status.
         status: u16,

@@ -79,7 +79,26 @@ impl Source for S3Source {
     async fn probe(&self, _cx: &Context) -> Result<Probe> {
         let mut h = HeaderMap::new();
         h.insert("x-amz-checksum-mode", HeaderValue::from_static("ENABLED"));
-        let resp = self.send(Method::HEAD, &h).await?;
+        let resp = match self.send(Method::HEAD, &h).await {
+            Ok(r) => r,
+            Err(S3Error::Service {
+                status: 400 | 403, ..
+            }) => {
+                // A HEAD error has no body: ask for one byte to learn the
+                // error's code (SignatureDoesNotMatch, AccessDenied…).
+                let mut h = HeaderMap::new();
+                h.insert(RANGE, HeaderValue::from_static("bytes=0-0"));
+                return Err(match self.send(Method::GET, &h).await {
+                    Err(e) => e.into(),
+                    Ok(_) => S3Error::BadResponse {
+                        resource: self.location.display(),
+                        message: "HeadObject was refused but GetObject was allowed".into(),
+                    }
+                    .into(),
+                });
+            }
+            Err(e) => return Err(e.into()),
+        };
         let rh = resp.headers();
         let len = header(rh, CONTENT_LENGTH)
             .and_then(|v| v.trim().parse::<u64>().ok())
