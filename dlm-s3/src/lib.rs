@@ -1,6 +1,7 @@
-//! S3 for dlm (work in progress: issue 5).
+#![doc = include_str!("../README.md")]
 #![deny(missing_docs)]
 #![forbid(unsafe_code)]
+#![doc(test(attr(deny(warnings))))]
 
 mod address;
 mod checksum;
