@@ -3,8 +3,9 @@
 //! Every helper here runs a **real** peer on 127.0.0.1: nginx (HTTP/1.1, HTTPS with h2, Range, redirects, Basic
 //! auth, chunked bodies, rate limits), Python's `http.server` (a server that ignores Range), vsftpd and pure-ftpd
 //! (FTP, FTPS, anonymous, local and virtual users), pyftpdlib with injected faults (dropped data connections,
-//! hostile listings), and a test-owned TCP proxy that cuts connections after a set number of bytes. Each peer gets a free port and its own temp dir, and is
-//! stopped by PID when its handle is dropped.
+//! hostile listings), s3s-fs (S3 with real SigV4 checking; boto3 for presigned URLs and uploads), and a
+//! test-owned TCP proxy that cuts connections after a set number of bytes. Each peer gets a free port and its own
+//! temp dir, and is stopped by PID when its handle is dropped.
 //!
 //! A peer program that is not installed makes its `start` return `None` after printing
 //! `skipping: <name> not installed` to stderr, so the test can return early. Under `DLM_REQUIRE_PEERS=1` (CI) it
@@ -41,6 +42,7 @@ pub mod pure_ftpd;
 pub mod pyftpdlib;
 pub mod python_http;
 pub mod runtime;
+pub mod s3_server;
 pub mod tls;
 pub mod vsftpd;
 
@@ -58,5 +60,8 @@ pub use peer::{
 pub use pure_ftpd::{PURE_FTPD_PASSWORD, PURE_FTPD_USER, PureFtpd};
 pub use pyftpdlib::{PyFtpd, PyFtpdOptions};
 pub use python_http::PythonHttp;
+pub use s3_server::{
+    Boto3Upload, S3_ACCESS_KEY, S3_REGION, S3_SECRET_KEY, S3Server, StoredChecksum, StoredObject,
+};
 pub use tls::TlsFiles;
 pub use vsftpd::{VSFTPD_LOCAL_PASSWORD, VSFTPD_LOCAL_USER, Vsftpd, VsftpdOptions};
