@@ -669,7 +669,7 @@ const BASE64_URL: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuv
 /// Base64 (RFC 4648 §4), padded: the form of `x-amz-checksum-*` headers.
 fn base64_standard(bytes: &[u8]) -> String {
     let mut s = base64(bytes, BASE64_STANDARD);
-    while s.len() % 4 != 0 {
+    while !s.len().is_multiple_of(4) {
         s.push('=');
     }
     s
