@@ -1,5 +1,6 @@
 //! `S3Listing`: every object under a prefix, listed with `ListObjectsV2`
-//! (pages of up to 1,000 keys, followed by continuation token).
+//! (pages of up to 1,000 keys, followed by continuation token). Keys are
+//! URL-decoded only when the page says `EncodingType` is `url`.
 
 use std::collections::VecDeque;
 use std::sync::Arc;
@@ -64,11 +65,10 @@ impl S3Listing {
     }
 
     async fn page(&self, token: Option<&str>) -> Result<ListPage, S3Error> {
-        let mut query = vec![
-            ("list-type", "2"),
-            ("encoding-type", "url"),
-            ("max-keys", "1000"),
-        ];
+        // No `encoding-type=url`: some S3-compatible servers (s3s-fs) echo it
+        // without encoding the keys, and decoding then corrupts `+` and `%`.
+        // The cost: a key with characters XML 1.0 cannot carry fails the page.
+        let mut query = vec![("list-type", "2"), ("max-keys", "1000")];
         if !self.location.key.is_empty() {
             query.push(("prefix", self.location.key.as_str()));
         }

@@ -17,7 +17,8 @@ use crate::{S3Client, S3Error, S3Location, checksum};
 /// ETag (the validator), `Last-Modified`, and the digest to verify against
 /// (see the crate docs). Each `open` is a `GetObject` with `Range` and
 /// `If-Match: <ETag>`, so an object replaced mid-download answers `412` and
-/// the download restarts (`remote-changed`).
+/// the download restarts (`remote-changed`); a response whose `ETag`
+/// differs counts the same (some S3-compatible servers ignore `If-Match`).
 #[derive(Debug)]
 pub struct S3Source {
     client: S3Client,
@@ -143,7 +144,25 @@ impl Source for S3Source {
         {
             h.insert(IF_MATCH, etag);
         }
+        let expected = h.get(IF_MATCH).cloned();
         let resp = self.send(Method::GET, &h).await?;
+        // Servers that ignore If-Match (s3s-fs) still name the object's ETag.
+        if let (Some(want), Some(got)) = (&expected, resp.headers().get(ETAG))
+            && want != got
+        {
+            return Err(S3Error::Service {
+                status: 412,
+                code: "PreconditionFailed".into(),
+                message: format!(
+                    "the object changed: ETag {} instead of {}",
+                    got.to_str().unwrap_or("?"),
+                    want.to_str().unwrap_or("?")
+                ),
+                resource: self.location.display(),
+                retry_after: None,
+            }
+            .into());
+        }
         if wanted.is_some() && resp.status() != StatusCode::PARTIAL_CONTENT && range.start() > 0 {
             return Err(S3Error::BadResponse {
                 resource: self.location.display(),

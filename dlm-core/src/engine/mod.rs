@@ -285,7 +285,7 @@ impl Engine {
             validator: probe.validator(),
         };
         let mut done = self.load_resume_state(&target, &identity, ranged).await?;
-        let algorithms = self.algorithms(&probe);
+        let mut algorithms = self.algorithms(&probe);
         target.sink.prepare_dyn(probe.len, &algorithms).await?;
 
         let mut restarts = 0;
@@ -306,13 +306,21 @@ impl Engine {
                     tracing::warn!(%reason, "remote changed; restarting from zero");
                     self.shared.emit(Event::Restarted { reason });
                     probe = self.probe_with_retries(0).await?;
-                    if probe.len != identity.len || !(probe.caps.ranges && probe.len.is_some()) {
+                    // A new length is fine for one source (the sink is re-prepared); mirrors
+                    // probed for the old length could no longer be trusted.
+                    let mirrors = self.sources.len() > 1;
+                    if (mirrors && probe.len != identity.len)
+                        || !(probe.caps.ranges && probe.len.is_some())
+                    {
                         return Err(Error::new(
                             ErrorKind::RemoteChanged,
                             "the remote changed its length or range support while downloading",
                         ));
                     }
+                    identity.len = probe.len;
                     identity.validator = probe.validator();
+                    // The new object may publish another digest (a new ETag's MD5).
+                    algorithms = self.algorithms(&probe);
                     done = RangeSet::new();
                     target.sink.reset_dyn().await?;
                     target.sink.prepare_dyn(probe.len, &algorithms).await?;

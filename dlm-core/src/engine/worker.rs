@@ -62,22 +62,30 @@ impl Worker {
     pub(crate) async fn run(self) -> WorkerExit {
         let mut failures = 0u32;
         loop {
-            let permit = match &self.budget {
-                Some(budget) => tokio::select! {
-                    () = self.cancel.cancelled() => return WorkerExit::Stopped,
-                    p = budget.clone().acquire_owned() => match p {
-                        Ok(p) => Some(p),
-                        Err(_) => return WorkerExit::Stopped,
-                    },
-                },
-                None => None,
-            };
             let Some((range, slot)) = self.next_chunk().await else {
                 return if self.cancel.is_cancelled() {
                     WorkerExit::Stopped
                 } else {
                     WorkerExit::Finished
                 };
+            };
+            // A shared budget is taken only with work in hand: a worker idling for a
+            // chunk must not hold a connection another download could use.
+            let permit = match &self.budget {
+                Some(budget) => tokio::select! {
+                    () = self.cancel.cancelled() => {
+                        self.give_back(range, &slot);
+                        return WorkerExit::Stopped;
+                    }
+                    p = budget.clone().acquire_owned() => match p {
+                        Ok(p) => Some(p),
+                        Err(_) => {
+                            self.give_back(range, &slot);
+                            return WorkerExit::Stopped;
+                        }
+                    },
+                },
+                None => None,
             };
             self.shared.emit(Event::ChunkStarted {
                 conn: self.conn,
@@ -163,6 +171,20 @@ impl Worker {
                 }
             }
         }
+    }
+
+    /// Returns an untouched chunk to the pool (stopped before fetching it).
+    fn give_back(&self, range: ByteRange, slot: &Slot) {
+        let end = slot.end.load(Ordering::Relaxed);
+        self.shared.plan().release(
+            self.conn,
+            &ChunkEvent::Failed {
+                conn: self.conn,
+                range: ByteRange::new(range.start, end),
+            },
+            Instant::now(),
+        );
+        self.shared.changed.notify_waiters();
     }
 
     /// Connections of this worker's source fetching right now, not counting this one.

@@ -1,0 +1,406 @@
+//! S3 downloads against a real S3 server on 127.0.0.1 (s3s-fs, which checks
+//! SigV4 signatures): a 256 MiB object over 8 connections verified against
+//! its published checksum, a prefix of 2,500 objects (three list pages), an
+//! object replaced mid-download, wrong secrets, missing keys, presigned URLs
+//! from dlm and from boto3 through `dlm get`, and a hostile listing from a
+//! test-owned server (s3s-fs cannot store such keys).
+
+use std::io::{BufRead, BufReader, Write};
+use std::net::TcpListener;
+use std::path::Path;
+use std::time::Duration;
+
+use dlm_core::{
+    DigestAlgorithm, Download, DownloadOptions, ErrorKind, Event, Input, Options, Output,
+    ProtocolRegistry, Target, TreeDownload, TreeSummary,
+};
+use dlm_s3::{S3Config, StaticCredentials};
+use dlm_tests::{
+    S3_ACCESS_KEY, S3_REGION, S3_SECRET_KEY, S3Server, StoredChecksum, dlm_command, sha256_file,
+};
+
+const TEST_TIMEOUT: Duration = Duration::from_secs(180);
+const MIB: u64 = 1 << 20;
+
+fn run<T>(body: impl std::future::Future<Output = T>) -> T {
+    dlm_tests::runtime::e2e(TEST_TIMEOUT, body)
+}
+
+/// The server's endpoint and keys; nothing from the developer's environment.
+fn config(s3: &S3Server, secret: &str) -> S3Config {
+    S3Config::default()
+        .with_use_environment(false)
+        .with_region(S3_REGION)
+        .with_endpoint_url(s3.endpoint().parse().unwrap())
+        .with_credentials(StaticCredentials {
+            access_key_id: S3_ACCESS_KEY.into(),
+            secret_access_key: secret.into(),
+            session_token: None,
+        })
+}
+
+fn registry(config: S3Config) -> ProtocolRegistry {
+    let mut r = ProtocolRegistry::new();
+    dlm_s3::register_with(&mut r, config).unwrap();
+    r
+}
+
+fn download(config: S3Config, url: &str, out: &Path, options: DownloadOptions) -> Download {
+    let source = registry(config)
+        .source(&Input::parse(url), &Options::new())
+        .unwrap();
+    Download::new(source, Output::File(out.to_path_buf())).with_options(options)
+}
+
+async fn tree(config: S3Config, url: &str, out: &Path, connections: u32) -> TreeSummary {
+    let Target::Listing(listing) = registry(config)
+        .target(&Input::parse(url), &Options::new())
+        .unwrap()
+    else {
+        panic!("{url} is a prefix");
+    };
+    TreeDownload::new(listing, out.to_path_buf())
+        .with_options(DownloadOptions::default().with_connections(connections))
+        .start()
+        .wait()
+        .await
+        .unwrap()
+}
+
+#[test]
+fn a_256_mib_object_over_8_connections_is_verified_against_its_checksum() {
+    let Some(s3) = S3Server::start() else { return };
+    s3.create_bucket("bkt");
+    let big = s3.put_random_object("bkt", "data/big.bin", 256 * MIB, 1, StoredChecksum::Sha256);
+    let plain = s3.put_random_object(
+        "bkt",
+        "data/plain.bin",
+        3 * MIB + 7,
+        2,
+        StoredChecksum::None,
+    );
+    let dir = tempfile::tempdir().unwrap();
+    run(async {
+        let out = dir.path().join("big.bin");
+        let options = DownloadOptions::default().with_connections(8);
+        let done = download(
+            config(&s3, S3_SECRET_KEY),
+            &s3.s3_url("bkt", "data/big.bin"),
+            &out,
+            options.clone(),
+        )
+        .start()
+        .wait()
+        .await
+        .unwrap();
+        assert_eq!(done.bytes, 256 * MIB);
+        assert_eq!(done.sha256().unwrap().to_hex(), big.sha256);
+        // The object's full-object x-amz-checksum-sha256 was the check.
+        let against = done
+            .verified_against
+            .expect("verified against the published checksum");
+        assert_eq!(against.algorithm, DigestAlgorithm::Sha256);
+
+        // Without a published checksum, a single-part upload's ETag (its MD5) is the check.
+        let out = dir.path().join("plain.bin");
+        let done = download(
+            config(&s3, S3_SECRET_KEY),
+            &s3.s3_url("bkt", "data/plain.bin"),
+            &out,
+            options,
+        )
+        .start()
+        .wait()
+        .await
+        .unwrap();
+        assert_eq!(sha256_file(&out).unwrap(), plain.sha256);
+        assert_eq!(
+            done.verified_against.unwrap().algorithm,
+            DigestAlgorithm::Md5
+        );
+    });
+}
+
+#[test]
+fn a_prefix_of_2500_objects_arrives_in_nested_folders() {
+    let Some(s3) = S3Server::start() else { return };
+    s3.create_bucket("bkt");
+    let keys: Vec<String> = (0..2500)
+        .map(|i| format!("logs/d{}/s{}/k {i}.txt", i % 7, i % 3))
+        .collect();
+    let bodies: Vec<Vec<u8>> = (0..2500)
+        .map(|i| format!("object {i}\n").repeat(i % 50 + 1).into_bytes())
+        .collect();
+    let objects: Vec<(&str, &[u8])> = keys
+        .iter()
+        .map(String::as_str)
+        .zip(bodies.iter().map(Vec::as_slice))
+        .collect();
+    s3.put_objects("bkt", &objects);
+    s3.put_object("bkt", "other/outside.txt", b"not under the prefix");
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("logs");
+    run(async {
+        let summary = tree(
+            config(&s3, S3_SECRET_KEY),
+            &s3.s3_url("bkt", "logs/"),
+            &out,
+            8,
+        )
+        .await;
+        assert!(summary.is_complete(), "{:?}", summary.failed.first());
+        assert_eq!(summary.progress.files_done, 2500);
+    });
+    for (key, body) in keys.iter().zip(&bodies) {
+        let rel = key.strip_prefix("logs/").unwrap();
+        assert_eq!(&std::fs::read(out.join(rel)).unwrap(), body, "{key}");
+    }
+    assert!(!dir.path().join("other").exists());
+}
+
+#[test]
+fn an_object_replaced_mid_download_restarts_from_zero() {
+    let Some(s3) = S3Server::start() else { return };
+    s3.create_bucket("bkt");
+    s3.put_random_object("bkt", "moving.bin", 48 * MIB, 3, StoredChecksum::None);
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("moving.bin");
+    run(async {
+        let options = DownloadOptions::default()
+            .with_connections(4)
+            .with_max_chunk_bytes(Some(4 * MIB))
+            .with_rate_limit(Some(24 * MIB));
+        let d = download(
+            config(&s3, S3_SECRET_KEY),
+            &s3.s3_url("bkt", "moving.bin"),
+            &out,
+            options,
+        );
+        let mut events = d.subscribe();
+        let handle = d.start();
+        let mut replaced = None;
+        let mut restarted = false;
+        while let Ok(ev) = events.recv().await {
+            match ev {
+                Event::Progress(s) if replaced.is_none() && s.downloaded_bytes >= 8 * MIB => {
+                    replaced = Some(s3.put_random_object(
+                        "bkt",
+                        "moving.bin",
+                        40 * MIB + 1,
+                        4,
+                        StoredChecksum::None,
+                    ));
+                }
+                Event::Restarted { .. } => restarted = true,
+                Event::Completed(_) | Event::Failed { .. } => break,
+                _ => {}
+            }
+        }
+        let done = handle.wait().await.unwrap();
+        assert!(restarted, "the replaced object restarted the download");
+        let replaced = replaced.expect("replaced during the download");
+        assert_eq!(done.bytes, 40 * MIB + 1);
+        assert_eq!(sha256_file(&out).unwrap(), replaced.sha256);
+    });
+}
+
+#[test]
+fn a_wrong_secret_is_an_auth_error_at_once_and_a_missing_key_is_not_found() {
+    let Some(s3) = S3Server::start() else { return };
+    s3.create_bucket("bkt");
+    s3.put_object("bkt", "k.txt", b"hello");
+    let dir = tempfile::tempdir().unwrap();
+    run(async {
+        let d = download(
+            config(&s3, "not-the-secret"),
+            &s3.s3_url("bkt", "k.txt"),
+            &dir.path().join("a"),
+            DownloadOptions::default(),
+        );
+        let mut events = d.subscribe();
+        let err = d.start().wait().await.unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::Auth, "{err}");
+        assert!(!err.is_retryable());
+        assert!(err.to_string().contains("SignatureDoesNotMatch"), "{err}");
+        assert!(!err.to_string().contains("not-the-secret"), "{err}");
+        while let Ok(ev) = events.try_recv() {
+            assert!(
+                !matches!(ev, Event::ChunkFailed { .. }),
+                "no retries: {ev:?}"
+            );
+        }
+        for (url, what) in [
+            (s3.s3_url("bkt", "nope.txt"), "missing key"),
+            (s3.s3_url("no-such-bucket", "k.txt"), "missing bucket"),
+        ] {
+            let err = download(
+                config(&s3, S3_SECRET_KEY),
+                &url,
+                &dir.path().join("b"),
+                DownloadOptions::default(),
+            )
+            .start()
+            .wait()
+            .await
+            .unwrap_err();
+            assert_eq!(err.kind(), ErrorKind::NotFound, "{what}: {err}");
+        }
+    });
+}
+
+#[test]
+fn presigned_urls_from_dlm_and_boto3_download_with_dlm_get() {
+    let Some(s3) = S3Server::start() else { return };
+    s3.create_bucket("bkt");
+    let obj = s3.put_random_object("bkt", "shared/p.bin", 2 * MIB + 3, 5, StoredChecksum::None);
+    let dir = tempfile::tempdir().unwrap();
+    run(async {
+        let mut presign = tokio::process::Command::from(dlm_command());
+        presign
+            .args([
+                "s3",
+                "presign",
+                &s3.s3_url("bkt", "shared/p.bin"),
+                "--expires",
+                "600",
+                "--endpoint-url",
+            ])
+            .arg(s3.endpoint())
+            .envs(s3.env())
+            .kill_on_drop(true);
+        let out = presign.output().await.unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let by_dlm = String::from_utf8(out.stdout).unwrap().trim().to_string();
+        assert!(by_dlm.contains("X-Amz-Signature="), "{by_dlm}");
+        let mut urls = vec![("dlm", by_dlm)];
+        if s3.require_boto3() {
+            urls.push((
+                "boto3",
+                s3.presign_with_boto3("bkt", "shared/p.bin", Duration::from_secs(600)),
+            ));
+        }
+        for (who, url) in urls {
+            // A plain https/http URL to dlm get: no S3 credentials in its environment.
+            let file = dir.path().join(format!("{who}.bin"));
+            let out = tokio::process::Command::from(dlm_command())
+                .args(["get", &url, "--no-netrc", "--quiet", "-c", "4", "-o"])
+                .arg(&file)
+                .env_remove("AWS_ACCESS_KEY_ID")
+                .env_remove("AWS_SECRET_ACCESS_KEY")
+                .kill_on_drop(true)
+                .output()
+                .await
+                .unwrap();
+            assert!(
+                out.status.success(),
+                "{who}: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+            assert_eq!(sha256_file(&file).unwrap(), obj.sha256, "{who}");
+        }
+        // And the s3:// URL itself through the CLI, credentials from the environment.
+        let file = dir.path().join("direct.bin");
+        let out = tokio::process::Command::from(dlm_command())
+            .args([
+                "get",
+                &s3.s3_url("bkt", "shared/p.bin"),
+                "--quiet",
+                "--endpoint-url",
+            ])
+            .arg(s3.endpoint())
+            .arg("-o")
+            .arg(&file)
+            .envs(s3.env())
+            .kill_on_drop(true)
+            .output()
+            .await
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert_eq!(sha256_file(&file).unwrap(), obj.sha256);
+    });
+}
+
+/// A loopback HTTP server that lists hostile keys for `GET /bkt?list-type=2`
+/// and serves `ok.txt`: S3 itself stores such keys, s3s-fs cannot.
+fn hostile_listing_server() -> (u16, std::thread::JoinHandle<()>) {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let handle = std::thread::spawn(move || {
+        listener.set_nonblocking(false).unwrap();
+        for stream in listener.incoming().take(64) {
+            let Ok(mut stream) = stream else { return };
+            let mut reader = BufReader::new(stream.try_clone().unwrap());
+            let mut request_line = String::new();
+            if reader.read_line(&mut request_line).is_err() {
+                continue;
+            }
+            loop {
+                let mut line = String::new();
+                if reader.read_line(&mut line).unwrap_or(0) == 0 || line == "\r\n" {
+                    break;
+                }
+            }
+            let mut parts = request_line.split_whitespace();
+            let (method, target) = (parts.next().unwrap_or(""), parts.next().unwrap_or(""));
+            let (status, headers, body): (&str, String, Vec<u8>) = if target.contains("list-type=2")
+            {
+                let xml = "<?xml version=\"1.0\" encoding=\"UTF-8\"?><ListBucketResult><Name>bkt</Name><IsTruncated>false</IsTruncated>\
+                    <Contents><Key>../evil</Key><Size>4</Size></Contents>\
+                    <Contents><Key>/abs</Key><Size>4</Size></Contents>\
+                    <Contents><Key>a/../../evil2</Key><Size>4</Size></Contents>\
+                    <Contents><Key>ok.txt</Key><Size>5</Size></Contents></ListBucketResult>";
+                (
+                    "200 OK",
+                    "Content-Type: application/xml\r\n".into(),
+                    xml.as_bytes().to_vec(),
+                )
+            } else if target.starts_with("/bkt/ok.txt") {
+                (
+                    "200 OK",
+                    "ETag: \"5d41402abc4b2a76b9719d911017c592\"\r\n".into(),
+                    b"hello".to_vec(),
+                )
+            } else {
+                ("200 OK", "ETag: \"x\"\r\n".into(), b"evil".to_vec())
+            };
+            let head = format!(
+                "HTTP/1.1 {status}\r\n{headers}Content-Length: {}\r\nConnection: close\r\n\r\n",
+                body.len()
+            );
+            let _ = stream.write_all(head.as_bytes());
+            if method != "HEAD" {
+                let _ = stream.write_all(&body);
+            }
+        }
+    });
+    (port, handle)
+}
+
+#[test]
+fn keys_that_would_leave_the_destination_are_refused() {
+    let (port, _server) = hostile_listing_server();
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("a").join("out");
+    let config = S3Config::default()
+        .with_use_environment(false)
+        .with_anonymous(true)
+        .with_region(S3_REGION)
+        .with_endpoint_url(format!("http://127.0.0.1:{port}").parse().unwrap());
+    run(async {
+        let summary = tree(config, "s3://bkt/", &out, 2).await;
+        let refused: Vec<&str> = summary.refused.iter().map(|(p, _)| p.as_str()).collect();
+        assert_eq!(refused, ["../evil", "/abs", "a/../../evil2"], "{summary:?}");
+        assert_eq!(std::fs::read(out.join("ok.txt")).unwrap(), b"hello");
+    });
+    assert!(!dir.path().join("a").join("evil").exists());
+    assert!(!dir.path().join("evil2").exists());
+    assert!(!dir.path().join("evil").exists());
+}
