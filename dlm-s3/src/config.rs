@@ -129,3 +129,22 @@ impl S3Config {
         self
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn debug_output_never_shows_secrets() {
+        let c = S3Config::default().with_credentials(StaticCredentials {
+            access_key_id: "AKIAEXAMPLEKEY123456".into(),
+            secret_access_key: "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY".into(),
+            session_token: Some("token-secret-value".into()),
+        });
+        let shown = format!("{c:?}");
+        assert!(!shown.contains("wJalrXUtnFEMI"), "{shown}");
+        assert!(!shown.contains("token-secret-value"), "{shown}");
+        assert!(!shown.contains("AKIAEXAMPLEKEY123456"), "{shown}");
+        assert!(shown.contains("AKIA…"), "{shown}");
+    }
+}

@@ -404,3 +404,59 @@ fn keys_that_would_leave_the_destination_are_refused() {
     assert!(!dir.path().join("evil2").exists());
     assert!(!dir.path().join("evil").exists());
 }
+
+#[test]
+fn credentials_region_and_endpoint_come_from_an_aws_profile() {
+    let Some(s3) = S3Server::start() else { return };
+    s3.create_bucket("bkt");
+    let obj = s3.put_object("bkt", "p.txt", b"from a profile\n");
+    let home = tempfile::tempdir().unwrap();
+    let aws = home.path().join(".aws");
+    std::fs::create_dir_all(&aws).unwrap();
+    std::fs::write(
+        aws.join("credentials"),
+        format!("[default]\naws_access_key_id = WRONG\naws_secret_access_key = WRONG\n\n[work]\naws_access_key_id = {S3_ACCESS_KEY}\naws_secret_access_key = {S3_SECRET_KEY}\n"),
+    )
+    .unwrap();
+    std::fs::write(
+        aws.join("config"),
+        format!(
+            "[profile work]\nregion = {S3_REGION}\nendpoint_url = {}\n",
+            s3.endpoint()
+        ),
+    )
+    .unwrap();
+    run(async {
+        // By AWS_PROFILE, then by --profile: the [work] keys and endpoint, not [default]'s.
+        for (i, by_flag) in [false, true].into_iter().enumerate() {
+            let file = home.path().join(format!("p{i}.txt"));
+            let mut cmd = tokio::process::Command::from(dlm_command());
+            cmd.args(["get", &s3.s3_url("bkt", "p.txt"), "--quiet", "-o"])
+                .arg(&file)
+                .env("HOME", home.path())
+                .env_remove("AWS_CONFIG_FILE")
+                .env_remove("AWS_SHARED_CREDENTIALS_FILE")
+                .env_remove("AWS_ACCESS_KEY_ID")
+                .env_remove("AWS_SECRET_ACCESS_KEY")
+                .env_remove("AWS_SESSION_TOKEN")
+                .env_remove("AWS_REGION")
+                .env_remove("AWS_DEFAULT_REGION")
+                .env_remove("AWS_ENDPOINT_URL")
+                .env_remove("AWS_ENDPOINT_URL_S3")
+                .env("AWS_EC2_METADATA_DISABLED", "true")
+                .kill_on_drop(true);
+            if by_flag {
+                cmd.args(["--profile", "work"]).env_remove("AWS_PROFILE");
+            } else {
+                cmd.env("AWS_PROFILE", "work");
+            }
+            let out = cmd.output().await.unwrap();
+            assert!(
+                out.status.success(),
+                "profile (flag: {by_flag}): {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+            assert_eq!(sha256_file(&file).unwrap(), obj.sha256);
+        }
+    });
+}
