@@ -21,8 +21,15 @@ use crate::{S3Config, S3Error, profile};
 /// The region used when nothing names one (S3's global default).
 pub const DEFAULT_REGION: &str = "us-east-1";
 
+/// Connect timeout of credential requests (instance metadata, STS, SSO).
+const CREDENTIAL_CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
+/// Idle timeout of credential requests.
+const CREDENTIAL_IDLE_TIMEOUT: Duration = Duration::from_secs(10);
+
 struct Inner {
     http: HttpClient,
+    /// The client reqsign's credential providers use (short timeouts).
+    credential_http: HttpClient,
     config: S3Config,
     /// The configured endpoint and region.
     home: (Addressing, S3Signer),
@@ -123,10 +130,20 @@ impl S3Client {
         };
         // S3 redirects must be re-signed for the new host: never followed blindly.
         let http = HttpClient::new(config.http.clone().with_max_redirects(0))?;
-        let signer = S3Signer::new(&config, &region, &http)?;
+        // Credential lookups (instance metadata above all) must fail fast off
+        // AWS instead of waiting out the download's connect timeout.
+        let credential_http = HttpClient::new(
+            config
+                .http
+                .clone()
+                .with_connect_timeout(CREDENTIAL_CONNECT_TIMEOUT)
+                .with_idle_timeout(CREDENTIAL_IDLE_TIMEOUT),
+        )?;
+        let signer = S3Signer::new(&config, &region, &credential_http)?;
         Ok(Self {
             inner: Arc::new(Inner {
                 http,
+                credential_http,
                 config,
                 home: (addressing, signer),
                 moved: Mutex::new(HashMap::new()),
@@ -210,7 +227,7 @@ impl S3Client {
             tracing::debug!(bucket, %region, "bucket lives in another region: re-targeting");
             let mut a = Addressing::aws(&region);
             a.path_style = addressing.path_style;
-            let s = S3Signer::new(&self.inner.config, &region, &self.inner.http)?;
+            let s = S3Signer::new(&self.inner.config, &region, &self.inner.credential_http)?;
             self.inner
                 .moved
                 .lock()

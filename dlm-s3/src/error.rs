@@ -34,7 +34,10 @@ pub enum S3Error {
         retry_after: Option<Duration>,
     },
     /// No credentials were found (and anonymous access was not asked for).
-    #[error("S3 credentials: {0}")]
+    #[error(
+        "S3 credentials: {0} (set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, pick a profile with \
+         AWS_PROFILE or --profile, or use --no-sign-request for a public bucket)"
+    )]
     Credentials(String),
     /// Signing failed.
     #[error("S3 request signing: {0}")]
