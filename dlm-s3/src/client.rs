@@ -197,7 +197,7 @@ impl S3Client {
             signer.sign(&method, &url, &mut h).await?;
             let resp = self.inner.http.send(method.clone(), &url, &h).await?;
             let status = resp.status().as_u16();
-            if retargeted || self.inner.custom_endpoint || !matches!(status, 301 | 307 | 400) {
+            if retargeted || !matches!(status, 301 | 307 | 400) {
                 return Ok(resp);
             }
             let header_region = resp
@@ -205,28 +205,42 @@ impl S3Client {
                 .get("x-amz-bucket-region")
                 .and_then(|v| v.to_str().ok())
                 .map(str::to_string);
-            let region = match header_region {
-                Some(r) => Some(r),
-                None => {
-                    let body = self
-                        .read_body(resp, MAX_ERROR_BODY_BYTES)
-                        .await
-                        .unwrap_or_default();
-                    parse_error_document(&body).and_then(|d| d.region)
-                }
-            };
+            let body = self
+                .read_body(resp, MAX_ERROR_BODY_BYTES)
+                .await
+                .unwrap_or_default();
+            let doc = parse_error_document(&body).unwrap_or_default();
+            let region = header_region.or_else(|| doc.region.clone());
             let Some(region) = region.filter(|r| r != signer.region()) else {
+                // Not a region problem: the error as S3 stated it.
+                let code = if doc.code.is_empty() {
+                    if status == 400 {
+                        "BadRequest"
+                    } else {
+                        "PermanentRedirect"
+                    }
+                    .to_string()
+                } else {
+                    doc.code
+                };
                 return Err(S3Error::Service {
                     status,
-                    code: "PermanentRedirect".into(),
-                    message: "S3 redirected without naming the bucket's region".into(),
+                    code,
+                    message: doc.message,
                     resource: format!("{bucket}/{key}"),
                     retry_after: None,
                 });
             };
             tracing::debug!(bucket, %region, "bucket lives in another region: re-targeting");
-            let mut a = Addressing::aws(&region);
-            a.path_style = addressing.path_style;
+            // AWS: the bucket's regional endpoint. A custom endpoint stays; only the
+            // signing region changes (MinIO and Ceph answer a wrong one with 400).
+            let a = if self.inner.custom_endpoint {
+                addressing.clone()
+            } else {
+                let mut a = Addressing::aws(&region);
+                a.path_style = addressing.path_style;
+                a
+            };
             let s = S3Signer::new(&self.inner.config, &region, &self.inner.credential_http)?;
             self.inner
                 .moved

@@ -85,18 +85,13 @@ impl Source for S3Source {
             Err(S3Error::Service {
                 status: 400 | 403, ..
             }) => {
-                // A HEAD error has no body: ask for one byte to learn the
-                // error's code (SignatureDoesNotMatch, AccessDenied…).
-                let mut h = HeaderMap::new();
-                h.insert(RANGE, HeaderValue::from_static("bytes=0-0"));
-                return Err(match self.send(Method::GET, &h).await {
-                    Err(e) => e.into(),
-                    Ok(_) => S3Error::BadResponse {
-                        resource: self.location.display(),
-                        message: "HeadObject was refused but GetObject was allowed".into(),
-                    }
-                    .into(),
-                });
+                // A HEAD error has no body: ask for one byte to learn the error's code
+                // (SignatureDoesNotMatch, AccessDenied) or the bucket's region, which
+                // re-targets the bucket; then HEAD once more.
+                let mut one = HeaderMap::new();
+                one.insert(RANGE, HeaderValue::from_static("bytes=0-0"));
+                self.send(Method::GET, &one).await?;
+                self.send(Method::HEAD, &h).await?
             }
             Err(e) => return Err(e.into()),
         };

@@ -328,13 +328,16 @@ fn presigned_urls_from_dlm_and_boto3_download_with_dlm_get() {
     });
 }
 
-/// A loopback HTTP server that lists hostile keys for `GET /bkt?list-type=2`
-/// and serves `ok.txt`: S3 itself stores such keys, s3s-fs cannot.
-fn hostile_listing_server() -> (u16, std::thread::JoinHandle<()>) {
+/// What a fake server answers: status line, extra header lines, body.
+type Reply = (&'static str, String, Vec<u8>);
+
+/// A loopback HTTP/1.1 server on a real socket for faults s3s-fs cannot
+/// produce; `answer(method, target, header lines)` makes each reply. Serves
+/// up to 64 requests, one per connection.
+fn fake_s3(answer: impl Fn(&str, &str, &[String]) -> Reply + Send + 'static) -> u16 {
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
     let port = listener.local_addr().unwrap().port();
-    let handle = std::thread::spawn(move || {
-        listener.set_nonblocking(false).unwrap();
+    std::thread::spawn(move || {
         for stream in listener.incoming().take(64) {
             let Ok(mut stream) = stream else { return };
             let mut reader = BufReader::new(stream.try_clone().unwrap());
@@ -342,37 +345,19 @@ fn hostile_listing_server() -> (u16, std::thread::JoinHandle<()>) {
             if reader.read_line(&mut request_line).is_err() {
                 continue;
             }
+            let mut headers = Vec::new();
             loop {
                 let mut line = String::new();
                 if reader.read_line(&mut line).unwrap_or(0) == 0 || line == "\r\n" {
                     break;
                 }
+                headers.push(line.trim_end().to_string());
             }
             let mut parts = request_line.split_whitespace();
             let (method, target) = (parts.next().unwrap_or(""), parts.next().unwrap_or(""));
-            let (status, headers, body): (&str, String, Vec<u8>) = if target.contains("list-type=2")
-            {
-                let xml = "<?xml version=\"1.0\" encoding=\"UTF-8\"?><ListBucketResult><Name>bkt</Name><IsTruncated>false</IsTruncated>\
-                    <Contents><Key>../evil</Key><Size>4</Size></Contents>\
-                    <Contents><Key>/abs</Key><Size>4</Size></Contents>\
-                    <Contents><Key>a/../../evil2</Key><Size>4</Size></Contents>\
-                    <Contents><Key>ok.txt</Key><Size>5</Size></Contents></ListBucketResult>";
-                (
-                    "200 OK",
-                    "Content-Type: application/xml\r\n".into(),
-                    xml.as_bytes().to_vec(),
-                )
-            } else if target.starts_with("/bkt/ok.txt") {
-                (
-                    "200 OK",
-                    "ETag: \"5d41402abc4b2a76b9719d911017c592\"\r\n".into(),
-                    b"hello".to_vec(),
-                )
-            } else {
-                ("200 OK", "ETag: \"x\"\r\n".into(), b"evil".to_vec())
-            };
+            let (status, extra, body) = answer(method, target, &headers);
             let head = format!(
-                "HTTP/1.1 {status}\r\n{headers}Content-Length: {}\r\nConnection: close\r\n\r\n",
+                "HTTP/1.1 {status}\r\n{extra}Content-Length: {}\r\nConnection: close\r\n\r\n",
                 body.len()
             );
             let _ = stream.write_all(head.as_bytes());
@@ -381,12 +366,88 @@ fn hostile_listing_server() -> (u16, std::thread::JoinHandle<()>) {
             }
         }
     });
-    (port, handle)
+    port
+}
+
+/// Lists hostile keys for `GET /bkt?list-type=2` and serves `ok.txt`: S3
+/// itself stores such keys, s3s-fs cannot.
+fn hostile_listing_server() -> u16 {
+    fake_s3(|_, target, _| {
+        if target.contains("list-type=2") {
+            let xml = "<?xml version=\"1.0\" encoding=\"UTF-8\"?><ListBucketResult><Name>bkt</Name><IsTruncated>false</IsTruncated>\
+                <Contents><Key>../evil</Key><Size>4</Size></Contents>\
+                <Contents><Key>/abs</Key><Size>4</Size></Contents>\
+                <Contents><Key>a/../../evil2</Key><Size>4</Size></Contents>\
+                <Contents><Key>ok.txt</Key><Size>5</Size></Contents></ListBucketResult>";
+            (
+                "200 OK",
+                "Content-Type: application/xml\r\n".into(),
+                xml.as_bytes().to_vec(),
+            )
+        } else if target.starts_with("/bkt/ok.txt") {
+            (
+                "200 OK",
+                "ETag: \"5d41402abc4b2a76b9719d911017c592\"\r\n".into(),
+                b"hello".to_vec(),
+            )
+        } else {
+            ("200 OK", "ETag: \"x\"\r\n".into(), b"evil".to_vec())
+        }
+    })
+}
+
+#[test]
+fn a_bucket_in_another_region_is_re_signed_for_it_once() {
+    // Like MinIO or S3 itself: a request signed for the wrong region gets 400
+    // AuthorizationHeaderMalformed naming the right one.
+    let port = fake_s3(|_, _, headers| {
+        let signed_for_eu = headers.iter().any(|h| {
+            h.to_ascii_lowercase().starts_with("authorization:")
+                && h.contains("/eu-west-3/s3/aws4_request")
+        });
+        if signed_for_eu {
+            (
+                "200 OK",
+                "ETag: \"5d41402abc4b2a76b9719d911017c592\"\r\n".into(),
+                b"hello".to_vec(),
+            )
+        } else {
+            let xml = "<Error><Code>AuthorizationHeaderMalformed</Code><Message>the region 'us-east-1' is wrong; expecting 'eu-west-3'</Message><Region>eu-west-3</Region></Error>";
+            (
+                "400 Bad Request",
+                "Content-Type: application/xml\r\n".into(),
+                xml.as_bytes().to_vec(),
+            )
+        }
+    });
+    let dir = tempfile::tempdir().unwrap();
+    let config = S3Config::default()
+        .with_use_environment(false)
+        .with_region("us-east-1")
+        .with_endpoint_url(format!("http://127.0.0.1:{port}").parse().unwrap())
+        .with_credentials(StaticCredentials {
+            access_key_id: S3_ACCESS_KEY.into(),
+            secret_access_key: S3_SECRET_KEY.into(),
+            session_token: None,
+        });
+    run(async {
+        let out = dir.path().join("r.txt");
+        let done = download(config, "s3://bkt/r.txt", &out, DownloadOptions::default())
+            .start()
+            .wait()
+            .await
+            .unwrap();
+        assert_eq!(std::fs::read(&out).unwrap(), b"hello");
+        assert_eq!(
+            done.verified_against.unwrap().algorithm,
+            DigestAlgorithm::Md5
+        );
+    });
 }
 
 #[test]
 fn keys_that_would_leave_the_destination_are_refused() {
-    let (port, _server) = hostile_listing_server();
+    let port = hostile_listing_server();
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("a").join("out");
     let config = S3Config::default()
