@@ -180,11 +180,23 @@ impl ControlFile {
     /// # Errors
     /// [`ErrorKind::Io`].
     pub fn save(&self, path: &Path) -> Result<()> {
+        self.save_to(path, true)
+    }
+
+    /// As [`ControlFile::save`]; with `sync` false the temporary file is not
+    /// fsynced before the rename (`DownloadOptions::sync_data` off: after a
+    /// power loss the state may be lost, and the download starts over).
+    ///
+    /// # Errors
+    /// [`ErrorKind::Io`] when writing or renaming fails.
+    pub fn save_to(&self, path: &Path, sync: bool) -> Result<()> {
         let tmp = tmp_path(path);
         let write = || -> std::io::Result<()> {
             let mut f = std::fs::File::create(&tmp)?;
             f.write_all(&self.encode())?;
-            f.sync_data()?;
+            if sync {
+                f.sync_data()?;
+            }
             std::fs::rename(&tmp, path)
         };
         write().map_err(|e| Error::io(format!("saving {}", path.display()), e))

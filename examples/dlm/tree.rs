@@ -72,7 +72,7 @@ pub(crate) async fn get(
     match result {
         Ok(summary) => {
             let p = &summary.progress;
-            if mode != Mode::Json {
+            if mode == Mode::Bar {
                 eprintln!(
                     "saved {} files ({}) into {}{}",
                     p.files_done,

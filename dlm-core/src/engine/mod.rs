@@ -733,6 +733,12 @@ impl Engine {
         if !ranged {
             return Ok(());
         }
+        // Every byte is here: the commit makes the file durable and removes the
+        // control file, so recording the last ranges would only cost syncs (three
+        // per file in a tree of small objects).
+        if self.shared.plan().map.is_complete() {
+            return Ok(());
+        }
         let done = self.shared.plan().map.done.clone();
         if self.options.sync_data
             && (durable_now || self.last_data_sync.elapsed() >= self.options.data_sync_interval)
@@ -743,7 +749,8 @@ impl Engine {
         }
         let state = ControlFile::new(identity.clone(), done, self.options.connections)
             .with_durable(self.durable.clone());
-        tokio::task::spawn_blocking(move || state.save(&path))
+        let sync = self.options.sync_data;
+        tokio::task::spawn_blocking(move || state.save_to(&path, sync))
             .await
             .map_err(|e| Error::new(ErrorKind::Io, format!("save task failed: {e}")))?
     }
