@@ -100,7 +100,7 @@ impl S3Listing {
             bucket: self.location.bucket.clone(),
             key: key.to_string(),
         };
-        let source = S3Source::new(self.client.clone(), location).ok()?;
+        let source = S3Source::listed(self.client.clone(), location, size).ok()?;
         Some(Entry::new(parts, Some(size), Arc::new(source)))
     }
 }

@@ -1,5 +1,7 @@
 //! `S3Source`: one object, probed with `HeadObject` and read with ranged
-//! `GetObject` requests that carry `If-Match`.
+//! `GetObject` requests that carry `If-Match`. A small object found by a
+//! listing is probed with its whole `GetObject` instead, whose body then
+//! serves the first read: one request per object, not two.
 
 use std::sync::{Mutex, PoisonError};
 
@@ -19,11 +21,31 @@ use crate::{S3Client, S3Error, S3Location, checksum};
 /// `If-Match: <ETag>`, so an object replaced mid-download answers `412` and
 /// the download restarts (`remote-changed`); a response whose `ETag`
 /// differs counts the same (some S3-compatible servers ignore `If-Match`).
-#[derive(Debug)]
+///
+/// Objects a listing found at no more than [`PREFETCH_MAX_BYTES`] are probed
+/// with a whole `GetObject` (same headers as `HeadObject`), and its body
+/// serves the engine's first read from byte 0.
 pub struct S3Source {
     client: S3Client,
     location: S3Location,
     etag: Mutex<Option<HeaderValue>>,
+    /// The listing's size: small objects are probed with a GET.
+    listed_len: Option<u64>,
+    /// That GET's response, until the first read from byte 0 takes its body.
+    prefetched: Mutex<Option<dlm_http::HttpResponse>>,
+}
+
+/// Largest listed object probed with a whole `GetObject`, in bytes (below
+/// the engine's smallest chunk, so the first read is the whole object).
+pub const PREFETCH_MAX_BYTES: u64 = 4 << 20;
+
+impl std::fmt::Debug for S3Source {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("S3Source")
+            .field("location", &self.location)
+            .field("listed_len", &self.listed_len)
+            .finish_non_exhaustive()
+    }
 }
 
 impl S3Source {
@@ -43,7 +65,20 @@ impl S3Source {
             client,
             location,
             etag: Mutex::new(None),
+            listed_len: None,
+            prefetched: Mutex::new(None),
         })
+    }
+
+    /// A source for an object a listing reported at `len` bytes.
+    pub(crate) fn listed(
+        client: S3Client,
+        location: S3Location,
+        len: u64,
+    ) -> Result<Self, S3Error> {
+        let mut s = Self::new(client, location)?;
+        s.listed_len = Some(len);
+        Ok(s)
     }
 
     async fn send(
@@ -80,7 +115,9 @@ impl Source for S3Source {
     async fn probe(&self, _cx: &Context) -> Result<Probe> {
         let mut h = HeaderMap::new();
         h.insert("x-amz-checksum-mode", HeaderValue::from_static("ENABLED"));
-        let resp = match self.send(Method::HEAD, &h).await {
+        let small = self.listed_len.is_some_and(|l| l <= PREFETCH_MAX_BYTES);
+        let method = if small { Method::GET } else { Method::HEAD };
+        let resp = match self.send(method.clone(), &h).await {
             Ok(r) => r,
             Err(S3Error::Service {
                 status: 400 | 403, ..
@@ -91,7 +128,7 @@ impl Source for S3Source {
                 let mut one = HeaderMap::new();
                 one.insert(RANGE, HeaderValue::from_static("bytes=0-0"));
                 self.send(Method::GET, &one).await?;
-                self.send(Method::HEAD, &h).await?
+                self.send(method, &h).await?
             }
             Err(e) => return Err(e.into()),
         };
@@ -116,10 +153,26 @@ impl Source for S3Source {
             .filter(|n| !n.is_empty())
             .map(str::to_string);
         *self.etag.lock().unwrap_or_else(PoisonError::into_inner) = rh.get(ETAG).cloned();
+        if small && resp.status() == StatusCode::OK {
+            *self
+                .prefetched
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner) = Some(resp);
+        }
         Ok(probe)
     }
 
     async fn open(&self, _cx: &Context, range: ReadRange) -> Result<BodyStream> {
+        if range.start() == 0
+            && let Some(resp) = self
+                .prefetched
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .take()
+        {
+            // The probe's GET carried the whole object; the engine stops at the range's end.
+            return Ok(self.client.http().body_stream(resp.response.into_body()));
+        }
         let mut h = HeaderMap::new();
         let wanted = match range {
             ReadRange::Bounded(b) => b.to_http_inclusive().map(|(a, z)| format!("bytes={a}-{z}")),
