@@ -15,6 +15,7 @@ mod exit_code;
 mod progress;
 mod registry;
 mod remote;
+mod torrent_info;
 mod tree;
 
 use std::path::PathBuf;
@@ -272,7 +273,13 @@ async fn info(a: InfoArgs) -> u8 {
         Ok(r) => r,
         Err(e) => return usage(e),
     };
-    let source = match registry.target(&Input::parse(&a.url), &Options::new()) {
+    let input = Input::parse(&a.url);
+    if let Input::File(path) = &input
+        && torrent_info::is_torrent(path)
+    {
+        return torrent_info::print(path, a.json);
+    }
+    let source = match registry.target(&input, &Options::new()) {
         Ok(Target::Source(s)) => s,
         Ok(Target::Listing(listing)) => return tree::info(listing, a.json).await,
         Err(e) => return fail(&e),

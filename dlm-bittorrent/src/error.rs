@@ -1,0 +1,47 @@
+//! `TorrentError` and its mapping onto `dlm_core::Error`.
+
+use dlm_core::{Error, ErrorKind};
+
+/// What can go wrong with torrents, trackers and peers.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum TorrentError {
+    /// The `.torrent` is not valid metainfo (BEP 3).
+    #[error("invalid torrent: {0}")]
+    InvalidTorrent(String),
+    /// A file path in the torrent would leave the download directory.
+    #[error("torrent file path {0:?} would leave the download directory")]
+    UnsafePath(String),
+    /// A tracker answered with an error or an unreadable reply.
+    #[error("tracker {tracker}: {message}")]
+    Tracker {
+        /// The announce URL (without passkeys in the query).
+        tracker: String,
+        /// What went wrong.
+        message: String,
+        /// Whether trying later can help (timeouts, 5xx).
+        retryable: bool,
+    },
+    /// Reading a local file failed.
+    #[error("{what}: {source}")]
+    Io {
+        /// What was being done.
+        what: String,
+        /// The cause.
+        source: std::io::Error,
+    },
+}
+
+impl From<TorrentError> for Error {
+    fn from(e: TorrentError) -> Self {
+        let (kind, retry) = match &e {
+            TorrentError::InvalidTorrent(_) | TorrentError::UnsafePath(_) => {
+                (ErrorKind::InvalidInput, false)
+            }
+            TorrentError::Tracker { retryable, .. } => (ErrorKind::Protocol, *retryable),
+            TorrentError::Io { .. } => (ErrorKind::Io, false),
+        };
+        let err = Error::new(kind, e.to_string()).with_source(e);
+        if retry { err.retryable() } else { err }
+    }
+}

@@ -1,0 +1,384 @@
+//! `Metainfo`: a parsed `.torrent` file (BEP 3), with the announce-list
+//! tiers of BEP 12, the `private` flag of BEP 27 and the `url-list` of
+//! BEP 19 (web seeds, recorded for later).
+
+use std::collections::HashSet;
+use std::fmt;
+use std::path::PathBuf;
+
+use serde::Deserialize;
+use sha1::{Digest, Sha1};
+
+use crate::TorrentError;
+use crate::bencode;
+
+/// Largest `.torrent` file read, in bytes.
+pub const MAX_TORRENT_BYTES: usize = 64 << 20;
+/// Largest piece length accepted, in bytes (BEP 3 sets none; clients use up to 16 MiB).
+pub const MAX_PIECE_LENGTH: u64 = 64 << 20;
+/// Most files in one torrent.
+pub const MAX_FILES: usize = 1_000_000;
+
+/// SHA-1 of the bencoded `info` dictionary exactly as it appears in the
+/// `.torrent` (BEP 3): the swarm's identity.
+#[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct InfoHash(pub [u8; 20]);
+
+impl InfoHash {
+    /// 40 lowercase hex digits.
+    pub fn to_hex(&self) -> String {
+        hex::encode(self.0)
+    }
+}
+
+impl fmt::Display for InfoHash {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.to_hex())
+    }
+}
+
+impl fmt::Debug for InfoHash {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "InfoHash({})", self.to_hex())
+    }
+}
+
+/// One file of the torrent's byte space.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TorrentFile {
+    /// Where it goes, relative to the download directory: `name` for a
+    /// single-file torrent, `name/dir/…/file` for a multi-file one. Safe to
+    /// join: no `..`, no root, no reserved names.
+    pub path: PathBuf,
+    /// Its length in bytes.
+    pub length: u64,
+    /// Its first byte's offset in the torrent's byte space (files in
+    /// metainfo order, BEP 3).
+    pub offset: u64,
+}
+
+/// A parsed `.torrent`.
+#[non_exhaustive]
+#[derive(Clone, Debug)]
+pub struct Metainfo {
+    /// The info-hash.
+    pub info_hash: InfoHash,
+    /// The suggested name (file or top directory), sanitised.
+    pub name: String,
+    /// Bytes per piece (the last piece may be shorter).
+    pub piece_length: u64,
+    /// SHA-1 of each piece, in order.
+    pub pieces: Vec<[u8; 20]>,
+    /// The files, in byte-space order.
+    pub files: Vec<TorrentFile>,
+    /// Sum of the file lengths, in bytes.
+    pub total_length: u64,
+    /// BEP 27: peers only from the torrent's trackers (no DHT, no PEX).
+    pub private: bool,
+    /// Tracker tiers (BEP 12 `announce-list`, else `[[announce]]`).
+    pub trackers: Vec<Vec<String>>,
+    /// BEP 19 web seeds (`url-list`).
+    pub url_list: Vec<String>,
+    /// `creation date`, seconds since the Unix epoch.
+    pub creation_date: Option<i64>,
+    /// `created by`.
+    pub created_by: Option<String>,
+    /// `comment`.
+    pub comment: Option<String>,
+}
+
+#[derive(Deserialize)]
+struct RawTorrent {
+    #[serde(default)]
+    announce: Option<String>,
+    #[serde(default, rename = "announce-list")]
+    announce_list: Option<Vec<Vec<String>>>,
+    #[serde(default, rename = "url-list")]
+    url_list: Option<UrlList>,
+    #[serde(default, rename = "creation date")]
+    creation_date: Option<i64>,
+    #[serde(default, rename = "created by")]
+    created_by: Option<String>,
+    #[serde(default)]
+    comment: Option<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum UrlList {
+    One(String),
+    Many(Vec<String>),
+}
+
+#[derive(Deserialize)]
+struct RawInfo {
+    name: String,
+    #[serde(rename = "piece length")]
+    piece_length: u64,
+    #[serde(with = "serde_bytes")]
+    pieces: Vec<u8>,
+    #[serde(default)]
+    length: Option<u64>,
+    #[serde(default)]
+    files: Option<Vec<RawFile>>,
+    #[serde(default)]
+    private: Option<i64>,
+}
+
+#[derive(Deserialize)]
+struct RawFile {
+    length: u64,
+    path: Vec<String>,
+}
+
+fn invalid(msg: impl Into<String>) -> TorrentError {
+    TorrentError::InvalidTorrent(msg.into())
+}
+
+/// Makes one path component from the torrent safe, or refuses the torrent:
+/// `..`, `.`, empty names and names with `/` or `\` would change where the
+/// file goes; other unsafe names (reserved device names, control
+/// characters) are rewritten by [`dlm_core::safe_file_name`].
+fn component(raw: &str) -> Result<String, TorrentError> {
+    if raw.is_empty() || raw == "." || raw == ".." || raw.contains(['/', '\\']) {
+        return Err(TorrentError::UnsafePath(raw.to_string()));
+    }
+    dlm_core::safe_file_name(raw).ok_or_else(|| TorrentError::UnsafePath(raw.to_string()))
+}
+
+impl Metainfo {
+    /// Parses a `.torrent` file's bytes.
+    ///
+    /// # Errors
+    /// [`TorrentError::InvalidTorrent`] for malformed bencode, missing or
+    /// ill-typed fields, a piece count that does not match the length, a
+    /// BitTorrent v2-only torrent, or input over [`MAX_TORRENT_BYTES`];
+    /// [`TorrentError::UnsafePath`] for a file path that would leave the
+    /// download directory.
+    pub fn from_bytes(bytes: &[u8]) -> Result<Self, TorrentError> {
+        if bytes.len() > MAX_TORRENT_BYTES {
+            return Err(invalid(format!("larger than {MAX_TORRENT_BYTES} bytes")));
+        }
+        let info_bytes = bencode::dict_value(bytes, b"info")
+            .map_err(|e| invalid(e.to_string()))?
+            .ok_or_else(|| invalid("no info dictionary"))?;
+        let info_hash = InfoHash(Sha1::digest(info_bytes).into());
+        let raw: RawTorrent =
+            serde_bencode::from_bytes(bytes).map_err(|e| invalid(format!("metainfo: {e}")))?;
+        let info: RawInfo = serde_bencode::from_bytes(info_bytes).map_err(|e| {
+            if bencode::dict_value(info_bytes, b"meta version")
+                .ok()
+                .flatten()
+                .is_some()
+            {
+                invalid("a BitTorrent v2-only torrent (BEP 52) is not supported")
+            } else {
+                invalid(format!("info dictionary: {e}"))
+            }
+        })?;
+        if info.piece_length == 0 || info.piece_length > MAX_PIECE_LENGTH {
+            return Err(invalid(format!(
+                "piece length {} is outside 1..={MAX_PIECE_LENGTH}",
+                info.piece_length
+            )));
+        }
+        if !info.pieces.len().is_multiple_of(20) {
+            return Err(invalid("pieces is not a multiple of 20 bytes"));
+        }
+        let pieces: Vec<[u8; 20]> = info
+            .pieces
+            .chunks_exact(20)
+            .map(|c| c.try_into().expect("chunks of 20"))
+            .collect();
+        let name = component(&info.name)?;
+        let mut files = Vec::new();
+        let mut total: u64 = 0;
+        match (info.length, info.files) {
+            (Some(length), None) => {
+                files.push(TorrentFile {
+                    path: PathBuf::from(&name),
+                    length,
+                    offset: 0,
+                });
+                total = length;
+            }
+            (None, Some(list)) => {
+                if list.is_empty() || list.len() > MAX_FILES {
+                    return Err(invalid(format!(
+                        "{} files (1..={MAX_FILES} allowed)",
+                        list.len()
+                    )));
+                }
+                let mut seen = HashSet::new();
+                for f in list {
+                    if f.path.is_empty() {
+                        return Err(TorrentError::UnsafePath(String::new()));
+                    }
+                    let mut path = PathBuf::from(&name);
+                    for c in &f.path {
+                        path.push(component(c)?);
+                    }
+                    if !seen.insert(path.clone()) {
+                        return Err(invalid(format!("{} is listed twice", path.display())));
+                    }
+                    files.push(TorrentFile {
+                        path,
+                        length: f.length,
+                        offset: total,
+                    });
+                    total = total
+                        .checked_add(f.length)
+                        .ok_or_else(|| invalid("total length overflows"))?;
+                }
+            }
+            (Some(_), Some(_)) => return Err(invalid("both length and files are present")),
+            (None, None) => return Err(invalid("neither length nor files is present")),
+        }
+        let expected = total.div_ceil(info.piece_length);
+        if pieces.len() as u64 != expected {
+            return Err(invalid(format!(
+                "{} piece hashes for {total} bytes in pieces of {} (expected {expected})",
+                pieces.len(),
+                info.piece_length
+            )));
+        }
+        let trackers = match (raw.announce_list, raw.announce) {
+            (Some(tiers), _) if tiers.iter().any(|t| !t.is_empty()) => {
+                tiers.into_iter().filter(|t| !t.is_empty()).collect()
+            }
+            (_, Some(a)) if !a.is_empty() => vec![vec![a]],
+            _ => Vec::new(),
+        };
+        let url_list = match raw.url_list {
+            Some(UrlList::One(u)) if !u.is_empty() => vec![u],
+            Some(UrlList::Many(v)) => v.into_iter().filter(|u| !u.is_empty()).collect(),
+            _ => Vec::new(),
+        };
+        Ok(Self {
+            info_hash,
+            name,
+            piece_length: info.piece_length,
+            pieces,
+            files,
+            total_length: total,
+            private: info.private == Some(1),
+            trackers,
+            url_list,
+            creation_date: raw.creation_date,
+            created_by: raw.created_by,
+            comment: raw.comment,
+        })
+    }
+
+    /// Reads and parses a `.torrent` file.
+    ///
+    /// # Errors
+    /// [`TorrentError::Io`] when it cannot be read; as [`Metainfo::from_bytes`].
+    pub fn from_file(path: &std::path::Path) -> Result<Self, TorrentError> {
+        let len = std::fs::metadata(path)
+            .map_err(|source| TorrentError::Io {
+                what: format!("reading {}", path.display()),
+                source,
+            })?
+            .len();
+        if len > MAX_TORRENT_BYTES as u64 {
+            return Err(invalid(format!("larger than {MAX_TORRENT_BYTES} bytes")));
+        }
+        let bytes = std::fs::read(path).map_err(|source| TorrentError::Io {
+            what: format!("reading {}", path.display()),
+            source,
+        })?;
+        Self::from_bytes(&bytes)
+    }
+
+    /// Number of pieces.
+    pub fn piece_count(&self) -> usize {
+        self.pieces.len()
+    }
+
+    /// Length of piece `index` in bytes (the last may be shorter).
+    pub fn piece_len(&self, index: usize) -> u64 {
+        let start = index as u64 * self.piece_length;
+        self.piece_length
+            .min(self.total_length.saturating_sub(start))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use proptest::prelude::*;
+
+    use super::*;
+
+    /// A multi-file torrent written by hand (bencode keys sorted as BEP 3 wants).
+    fn multi(path_a: &str) -> Vec<u8> {
+        let pieces = [7u8; 40];
+        let mut info = Vec::new();
+        info.extend_from_slice(b"d5:filesld6:lengthi20000e4:pathl3:sub5:a.binee");
+        info.extend_from_slice(
+            format!("d6:lengthi12768e4:pathl{}:{path_a}ee", path_a.len()).as_bytes(),
+        );
+        info.extend_from_slice(b"e4:name4:root12:piece lengthi16384e6:pieces40:");
+        info.extend_from_slice(&pieces);
+        info.extend_from_slice(b"7:privatei1ee");
+        let mut t = Vec::new();
+        t.extend_from_slice(b"d8:announce20:http://t.invalid/ann13:announce-listll20:http://t.invalid/annel18:udp://u.invalid:80ee7:comment2:hi10:created by3:dlm13:creation datei1700000000e4:info");
+        t.extend_from_slice(&info);
+        t.extend_from_slice(b"8:url-list18:http://ws.invalid/e");
+        t
+    }
+
+    #[test]
+    fn parses_a_multi_file_torrent() {
+        let t = multi("b.txt");
+        let m = Metainfo::from_bytes(&t).unwrap();
+        let info = bencode::dict_value(&t, b"info").unwrap().unwrap();
+        assert_eq!(m.info_hash.0, <[u8; 20]>::from(Sha1::digest(info)));
+        assert_eq!(m.name, "root");
+        assert_eq!(m.total_length, 32768);
+        assert_eq!(m.piece_count(), 2);
+        assert_eq!(m.piece_len(1), 16384);
+        assert!(m.private);
+        assert_eq!(m.files[0].path, PathBuf::from("root/sub/a.bin"));
+        assert_eq!((m.files[1].offset, m.files[1].length), (20000, 12768));
+        assert_eq!(
+            m.trackers,
+            vec![
+                vec!["http://t.invalid/ann".to_string()],
+                vec!["udp://u.invalid:80".to_string()]
+            ]
+        );
+        assert_eq!(m.url_list, vec!["http://ws.invalid/".to_string()]);
+        assert_eq!(m.creation_date, Some(1_700_000_000));
+    }
+
+    #[test]
+    fn refuses_escaping_paths() {
+        for bad in ["..", ".", "a/b", "..\\x"] {
+            let e = Metainfo::from_bytes(&multi(bad)).unwrap_err();
+            assert!(matches!(e, TorrentError::UnsafePath(_)), "{bad}: {e}");
+            assert_eq!(
+                dlm_core::Error::from(e).kind(),
+                dlm_core::ErrorKind::InvalidInput
+            );
+        }
+        // A reserved device name is rewritten, not refused.
+        let m = Metainfo::from_bytes(&multi("CON")).unwrap();
+        assert_eq!(m.files[1].path, PathBuf::from("root/_CON"));
+    }
+
+    proptest! {
+        #[test]
+        fn never_panics_on_mutations(pos in 0usize..400, byte in any::<u8>()) {
+            let mut t = multi("b.txt");
+            let p = pos % t.len();
+            t[p] = byte;
+            let _ = Metainfo::from_bytes(&t);
+        }
+
+        #[test]
+        fn never_panics_on_arbitrary_bytes(bytes in proptest::collection::vec(any::<u8>(), 0..256)) {
+            let _ = Metainfo::from_bytes(&bytes);
+        }
+    }
+}
