@@ -5,6 +5,7 @@
 pub mod bencode;
 mod error;
 mod metainfo;
+pub mod tracker;
 
 pub use error::TorrentError;
 pub use metainfo::{
