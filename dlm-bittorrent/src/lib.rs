@@ -6,6 +6,7 @@ pub mod bencode;
 mod error;
 mod metainfo;
 pub mod tracker;
+pub mod wire;
 
 pub use error::TorrentError;
 pub use metainfo::{
