@@ -22,6 +22,7 @@ pub mod scheduler;
 mod sink;
 mod source;
 mod tree;
+mod units;
 
 pub use backoff::Backoff;
 pub use control_file::{CONTROL_FILE_VERSION, ControlFile, MAX_CONTROL_FILE_BYTES, SourceIdentity};
@@ -45,6 +46,7 @@ pub use scheduler::{
 pub use sink::{BoxSink, DEFAULT_REORDER_BYTES, FileSink, MemorySink, OrderedSink, Sink, SinkDyn};
 pub use source::{BodyStream, BoxSource, Capabilities, Context, Probe, Source, SourceDyn};
 pub use tree::{TreeDownload, TreeEvent, TreeHandle, TreeProgress, TreeSummary};
+pub use units::{BoxUnits, Units};
 
 /// Re-exported so sources can build [`Context`]s and callers can cancel.
 pub use tokio_util::sync::CancellationToken;

@@ -146,6 +146,13 @@ pub trait Source: Send + Sync + fmt::Debug + 'static {
         cx: &Context,
         range: ReadRange,
     ) -> impl Future<Output = Result<BodyStream>> + Send;
+
+    /// The source's verification units, known after [`Source::probe`]
+    /// (BitTorrent pieces with their SHA-1s). `None`, the default: bytes are
+    /// done when written, and the whole download is checked at the end.
+    fn units(&self) -> Option<crate::BoxUnits> {
+        None
+    }
 }
 
 /// Object-safe twin of [`Source`], implemented for every `Source`; never
@@ -161,6 +168,8 @@ pub trait SourceDyn: Send + Sync + fmt::Debug {
         cx: &'a Context,
         range: ReadRange,
     ) -> BoxFuture<'a, Result<BodyStream>>;
+    /// See [`Source::units`].
+    fn units_dyn(&self) -> Option<crate::BoxUnits>;
 }
 
 impl<T: Source> SourceDyn for T {
@@ -176,6 +185,9 @@ impl<T: Source> SourceDyn for T {
         range: ReadRange,
     ) -> BoxFuture<'a, Result<BodyStream>> {
         Box::pin(self.open(cx, range))
+    }
+    fn units_dyn(&self) -> Option<crate::BoxUnits> {
+        self.units()
     }
 }
 

@@ -166,6 +166,7 @@ impl Download {
                     ..SourceStats::default()
                 })
                 .collect(),
+            checking: RangeSet::new(),
         };
         let shared = Arc::new(Shared::new(
             plan,
@@ -262,6 +263,9 @@ impl Engine {
         self.set_state(DownloadState::Probing);
         let probe = self.probe_sources().await?;
         let ranged = probe.caps.ranges && probe.len.is_some();
+        // Units need ranges: a whole-object stream cannot refetch one unit.
+        self.shared
+            .set_units(self.sources[0].units_dyn().filter(|_| ranged));
         self.connection_cap = probe.caps.max_connections.map(std::num::NonZeroU32::get);
         let target = self.resolve_output(&probe)?;
         self.shared.emit(Event::Probed {
@@ -523,6 +527,7 @@ impl Engine {
             let mut plan = self.shared.plan();
             plan.map = ChunkMap::new(len, done);
             plan.slots.clear();
+            plan.checking = RangeSet::new();
         }
         self.shared.prefix.send_replace((prefix, false));
         self.shared.hashed.store(0, Ordering::Release);

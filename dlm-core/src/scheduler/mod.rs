@@ -91,6 +91,9 @@ pub struct ChunkMap {
     pub len: u64,
     /// Bytes written to the sink (and verified, where the source has units).
     pub done: RangeSet,
+    /// Bytes written but not yet verified (sources with units): not missing,
+    /// not done.
+    pub unverified: RangeSet,
     /// The chunk each busy connection is fetching.
     pub in_flight: BTreeMap<ConnId, InFlight>,
 }
@@ -101,6 +104,7 @@ impl ChunkMap {
         Self {
             len,
             done,
+            unverified: RangeSet::new(),
             in_flight: BTreeMap::new(),
         }
     }
@@ -110,6 +114,9 @@ impl ChunkMap {
     /// either done or received and about to be written by its connection.
     pub fn unassigned(&self) -> Vec<ByteRange> {
         let mut covered = self.done.clone();
+        for r in self.unverified.ranges() {
+            covered.insert(*r);
+        }
         for f in self.in_flight.values() {
             covered.insert(ByteRange::new(f.start, f.end));
         }
