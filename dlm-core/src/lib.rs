@@ -43,7 +43,10 @@ pub use scheduler::{
     AdaptiveScheduler, Assignment, ChunkMap, ConnId, DEFAULT_MIN_SPLIT_BYTES, Scheduler,
     SequentialScheduler,
 };
-pub use sink::{BoxSink, DEFAULT_REORDER_BYTES, FileSink, MemorySink, OrderedSink, Sink, SinkDyn};
+pub use sink::{
+    BoxSink, DEFAULT_REORDER_BYTES, FileSink, FileSpan, MemorySink, MultiFileSink, OrderedSink,
+    Sink, SinkDyn,
+};
 pub use source::{BodyStream, BoxSource, Capabilities, Context, Probe, Source, SourceDyn};
 pub use tree::{TreeDownload, TreeEvent, TreeHandle, TreeProgress, TreeSummary};
 pub use units::{BoxUnits, Units};

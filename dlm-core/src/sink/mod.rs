@@ -6,10 +6,12 @@
 
 mod file;
 mod memory;
+mod multi_file;
 mod ordered;
 
 pub use file::FileSink;
 pub use memory::MemorySink;
+pub use multi_file::{FileSpan, MultiFileSink};
 pub use ordered::{DEFAULT_REORDER_BYTES, OrderedSink};
 
 use std::fmt;

@@ -1,0 +1,342 @@
+//! `MultiFileSink`: one byte space laid over several files (a torrent's
+//! files in metainfo order, BEP 3), with unwanted files' bytes kept aside.
+
+use std::fs::{File, OpenOptions};
+use std::os::unix::fs::FileExt;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, PoisonError};
+
+use bytes::{Bytes, BytesMut};
+
+use crate::{ByteRange, DigestAlgorithm, Error, ErrorKind, Result, Sink, stays_inside};
+
+/// One file of the byte space.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct FileSpan {
+    /// Relative path below the sink's directory (must stay inside it).
+    pub path: PathBuf,
+    /// Offset of its first byte in the byte space.
+    pub offset: u64,
+    /// Its length in bytes.
+    pub len: u64,
+    /// Whether the user wants this file. Bytes of unwanted files (pieces
+    /// shared with wanted ones must still be fetched and verified) go to the
+    /// parts file instead, which [`Sink::commit`] deletes.
+    pub wanted: bool,
+}
+
+impl FileSpan {
+    fn range(&self) -> ByteRange {
+        ByteRange::new(self.offset, self.offset + self.len)
+    }
+}
+
+/// Where a piece of the byte space is stored.
+#[derive(Clone, Copy, Debug)]
+enum Place {
+    File(usize),
+    Parts,
+}
+
+/// Writes a byte space positionally across files under one directory.
+///
+/// Wanted files are written in place under their final names (as
+/// BitTorrent clients do: a partial torrent is browsable). Bytes of unwanted
+/// files go to a sparse *parts file*, `DIR/.NAME.parts`, at their byte-space
+/// offsets, so a piece that straddles a wanted and an unwanted file can be
+/// read back whole for verification and seeding. Files are created at
+/// [`Sink::prepare`] with their final length (sparse).
+#[derive(Debug)]
+pub struct MultiFileSink {
+    dir: PathBuf,
+    files: Vec<FileSpan>,
+    parts: PathBuf,
+    open: Mutex<Vec<Option<Arc<File>>>>,
+    parts_file: Mutex<Option<Arc<File>>>,
+}
+
+impl MultiFileSink {
+    /// A sink for `files` (in byte-space order, contiguous from 0) under
+    /// `dir`; `name` names the parts file.
+    ///
+    /// # Errors
+    /// [`ErrorKind::InvalidInput`] when a path would leave `dir`, or the
+    /// spans are not contiguous from 0.
+    pub fn new(dir: PathBuf, name: &str, files: Vec<FileSpan>) -> Result<Self> {
+        let mut at = 0;
+        for f in &files {
+            if !stays_inside(&f.path) || f.path.as_os_str().is_empty() {
+                return Err(Error::new(
+                    ErrorKind::InvalidInput,
+                    format!("{} would leave the download directory", f.path.display()),
+                ));
+            }
+            if f.offset != at {
+                return Err(Error::new(
+                    ErrorKind::InvalidInput,
+                    format!(
+                        "{} starts at {} instead of {at}",
+                        f.path.display(),
+                        f.offset
+                    ),
+                ));
+            }
+            at += f.len;
+        }
+        let safe = crate::safe_file_name(name).unwrap_or_else(|| "download".into());
+        Ok(Self {
+            parts: dir.join(format!(".{safe}.parts")),
+            open: Mutex::new(vec![None; files.len()]),
+            parts_file: Mutex::new(None),
+            dir,
+            files,
+        })
+    }
+
+    /// The files.
+    pub fn files(&self) -> &[FileSpan] {
+        &self.files
+    }
+
+    /// Where unwanted files' bytes are kept until commit.
+    pub fn parts_path(&self) -> &Path {
+        &self.parts
+    }
+
+    /// The pieces of `r` and where each is stored, in order.
+    fn placements(&self, r: ByteRange) -> Vec<(ByteRange, Place, u64)> {
+        let first = self.files.partition_point(|f| f.offset + f.len <= r.start);
+        self.files[first..]
+            .iter()
+            .enumerate()
+            .take_while(|(_, f)| f.offset < r.end)
+            .filter_map(|(i, f)| {
+                let part = f.range().intersect(&r)?;
+                Some(if f.wanted {
+                    (part, Place::File(first + i), part.start - f.offset)
+                } else {
+                    (part, Place::Parts, part.start)
+                })
+            })
+            .collect()
+    }
+
+    fn file(&self, place: Place) -> Result<Arc<File>> {
+        match place {
+            Place::Parts => {
+                let mut slot = self
+                    .parts_file
+                    .lock()
+                    .unwrap_or_else(PoisonError::into_inner);
+                if let Some(f) = &*slot {
+                    return Ok(f.clone());
+                }
+                let f = Arc::new(open_rw(&self.parts)?);
+                *slot = Some(f.clone());
+                Ok(f)
+            }
+            Place::File(i) => {
+                let mut open = self.open.lock().unwrap_or_else(PoisonError::into_inner);
+                if let Some(f) = &open[i] {
+                    return Ok(f.clone());
+                }
+                let f = Arc::new(open_rw(&self.dir.join(&self.files[i].path))?);
+                open[i] = Some(f.clone());
+                Ok(f)
+            }
+        }
+    }
+
+    async fn blocking<T: Send + 'static>(
+        what: &'static str,
+        op: impl FnOnce() -> std::io::Result<T> + Send + 'static,
+    ) -> Result<T> {
+        tokio::task::spawn_blocking(op)
+            .await
+            .map_err(|e| Error::new(ErrorKind::Io, format!("{what} task failed: {e}")))?
+            .map_err(|e| Error::io(what, e))
+    }
+}
+
+fn open_rw(path: &Path) -> Result<File> {
+    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        std::fs::create_dir_all(dir)
+            .map_err(|e| Error::io(format!("creating {}", dir.display()), e))?;
+    }
+    OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .open(path)
+        .map_err(|e| Error::io(format!("opening {}", path.display()), e))
+}
+
+impl Sink for MultiFileSink {
+    async fn prepare(&self, _len: Option<u64>, _digests: &[DigestAlgorithm]) -> Result<()> {
+        for (i, f) in self.files.iter().enumerate() {
+            if !f.wanted {
+                continue;
+            }
+            let file = self.file(Place::File(i))?;
+            let len = f.len;
+            Self::blocking("sizing a file", move || {
+                if file.metadata()?.len() != len {
+                    file.set_len(len)?;
+                }
+                Ok(())
+            })
+            .await?;
+        }
+        Ok(())
+    }
+
+    async fn write_at(&self, offset: u64, data: Bytes) -> Result<()> {
+        let r = ByteRange::new(offset, offset + data.len() as u64);
+        let mut jobs = Vec::new();
+        for (part, place, at) in self.placements(r) {
+            let slice = data.slice((part.start - offset) as usize..(part.end - offset) as usize);
+            jobs.push((self.file(place)?, slice, at));
+        }
+        Self::blocking("writing", move || {
+            for (f, slice, at) in jobs {
+                f.write_all_at(&slice, at)?;
+            }
+            Ok(())
+        })
+        .await
+    }
+
+    async fn read_at(&self, offset: u64, len: u32) -> Result<Bytes> {
+        let r = ByteRange::new(offset, offset + u64::from(len));
+        let mut jobs = Vec::new();
+        for (part, place, at) in self.placements(r) {
+            jobs.push((self.file(place)?, part.len() as usize, at));
+        }
+        Self::blocking("reading", move || {
+            let mut out = BytesMut::with_capacity(len as usize);
+            for (f, n, at) in jobs {
+                let start = out.len();
+                out.resize(start + n, 0);
+                f.read_exact_at(&mut out[start..], at)?;
+            }
+            Ok(out.freeze())
+        })
+        .await
+    }
+
+    async fn sync(&self) -> Result<()> {
+        let mut files: Vec<Arc<File>> = self
+            .open
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .iter()
+            .flatten()
+            .cloned()
+            .collect();
+        files.extend(
+            self.parts_file
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .clone(),
+        );
+        Self::blocking("syncing", move || {
+            files.iter().try_for_each(|f| f.sync_data())
+        })
+        .await
+    }
+
+    async fn commit(&self) -> Result<()> {
+        self.sync().await?;
+        self.parts_file
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .take();
+        match std::fs::remove_file(&self.parts) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+                Err(Error::io(format!("removing {}", self.parts.display()), e))
+            }
+            _ => Ok(()),
+        }
+    }
+
+    async fn reset(&self) -> Result<()> {
+        for (i, f) in self.files.iter().enumerate() {
+            if f.wanted {
+                let file = self.file(Place::File(i))?;
+                Self::blocking("truncating", move || file.set_len(0)).await?;
+            }
+        }
+        let _ = std::fs::remove_file(&self.parts);
+        self.parts_file
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .take();
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn span(path: &str, offset: u64, len: u64, wanted: bool) -> FileSpan {
+        FileSpan {
+            path: PathBuf::from(path),
+            offset,
+            len,
+            wanted,
+        }
+    }
+
+    #[tokio::test]
+    async fn writes_across_files_and_keeps_unwanted_bytes_aside() {
+        let dir = tempfile::tempdir().unwrap();
+        let files = vec![
+            span("t/a.bin", 0, 5, true),
+            span("t/sub/b.bin", 5, 4, false),
+            span("t/c.bin", 9, 0, true),
+            span("t/d.bin", 9, 6, true),
+        ];
+        let sink = MultiFileSink::new(dir.path().to_path_buf(), "t", files).unwrap();
+        sink.prepare(Some(15), &[]).await.unwrap();
+        let data: Vec<u8> = (0u8..15).collect();
+        // Two writes that straddle file boundaries.
+        sink.write_at(0, Bytes::copy_from_slice(&data[..7]))
+            .await
+            .unwrap();
+        sink.write_at(7, Bytes::copy_from_slice(&data[7..]))
+            .await
+            .unwrap();
+        assert_eq!(
+            sink.read_at(3, 9).await.unwrap().to_vec(),
+            data[3..12].to_vec()
+        );
+        sink.commit().await.unwrap();
+        assert_eq!(
+            std::fs::read(dir.path().join("t/a.bin")).unwrap(),
+            data[..5].to_vec()
+        );
+        assert_eq!(
+            std::fs::read(dir.path().join("t/d.bin")).unwrap(),
+            data[9..].to_vec()
+        );
+        assert_eq!(
+            std::fs::read(dir.path().join("t/c.bin")).unwrap(),
+            Vec::<u8>::new()
+        );
+        // The unwanted file never appears, and its bytes are gone with the parts file.
+        assert!(!dir.path().join("t/sub/b.bin").exists());
+        assert!(!sink.parts_path().exists());
+    }
+
+    #[test]
+    fn refuses_paths_that_leave_the_directory_and_gaps() {
+        let d = PathBuf::from("/tmp/x");
+        assert!(MultiFileSink::new(d.clone(), "t", vec![span("../evil", 0, 1, true)]).is_err());
+        assert!(MultiFileSink::new(d.clone(), "t", vec![span("/abs", 0, 1, true)]).is_err());
+        assert!(
+            MultiFileSink::new(d, "t", vec![span("a", 0, 1, true), span("b", 2, 1, true)]).is_err()
+        );
+    }
+}
