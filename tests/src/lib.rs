@@ -3,7 +3,8 @@
 //! Every helper here runs a **real** peer on 127.0.0.1: nginx (HTTP/1.1, HTTPS with h2, Range, redirects, Basic
 //! auth, chunked bodies, rate limits), Python's `http.server` (a server that ignores Range), vsftpd and pure-ftpd
 //! (FTP, FTPS, anonymous, local and virtual users), pyftpdlib with injected faults (dropped data connections,
-//! hostile listings), s3s-fs (S3 with real SigV4 checking; boto3 for presigned URLs and uploads), and a
+//! hostile listings), s3s-fs (S3 with real SigV4 checking; boto3 for presigned URLs and uploads), BitTorrent
+//! peers ([`bt`]: opentracker, libtorrent, Transmission, aria2c, torrents made by mktorrent), and a
 //! test-owned TCP proxy that cuts connections after a set number of bytes. Each peer gets a free port and its own
 //! temp dir, and is stopped by PID when its handle is dropped.
 //!
@@ -29,6 +30,7 @@
 #![warn(unreachable_pub, missing_debug_implementations)]
 
 pub mod access_log;
+pub mod bt;
 pub mod cli;
 pub mod cut_proxy;
 pub mod digest;
@@ -47,6 +49,11 @@ pub mod tls;
 pub mod vsftpd;
 
 pub use access_log::AccessLogEntry;
+pub use bt::{
+    Aria2Leecher, Aria2Options, Aria2Seeder, FixtureFile, LibtorrentOptions, LibtorrentPeer,
+    LtPeerStats, LtStatus, LtTorrentStatus, ScrapeCounts, StaticTracker, TorrentFixture,
+    TorrentSpec, Tracker, TransmissionSeeder,
+};
 pub use cli::{dlm_binary, dlm_command};
 pub use cut_proxy::{CutMode, CutProxy, CutProxyOptions};
 pub use digest::sha256_file;

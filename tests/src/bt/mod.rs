@@ -1,0 +1,126 @@
+//! Real BitTorrent peers on 127.0.0.1, for dlm-bittorrent's tests.
+//!
+//! * [`Tracker`]: opentracker, HTTP (BEP 3) and UDP (BEP 15) on the same port number, in whitelist mode
+//!   ([`Tracker::allow`]).
+//! * [`StaticTracker`]: a tiny HTTP tracker written here that answers every announce with a fixed peer list and
+//!   records the announces it got. It points any client at exactly the peers a test names (aria2c has no option
+//!   to connect to a given peer).
+//! * [`TorrentSpec`] → [`TorrentFixture`]: payload files with reproducible content and a `.torrent` made by
+//!   mktorrent, with the info-hash computed independently of dlm.
+//! * [`LibtorrentPeer`]: libtorrent 2.x (python bindings) running `tests/peers/lt_peer.py`: seeds and/or leeches,
+//!   and reports per-peer bytes, pieces and requests in a JSON status file.
+//! * [`TransmissionSeeder`]: transmission-daemon 3.00, driven over its RPC.
+//! * [`Aria2Seeder`] and [`Aria2Leecher`]: aria2c 1.36.
+//!
+//! Each starts on free ports in its own temp dir, is stopped by PID on drop, and returns `None` from `start`
+//! (after `skipping: …`) when its program is missing; see [`crate::peer::missing_peer`].
+//!
+//! # Quirks of the real clients (measured on Debian 12, loopback)
+//!
+//! * libtorrent drops all but one connection per IP unless `allow_multiple_connections_per_ip` is set
+//!   (`lt_peer.py` sets it). Seeding, it answers a handshake at once and sends `HAVE_ALL` (or a `BITFIELD`
+//!   without BEP 6) and `UNCHOKE` before the peer says it is interested. It rejects requests longer than 16 KiB
+//!   (`REJECT` with BEP 6, silently ignored without); shorter ones are served.
+//! * Transmission 3.00 answers a handshake after ~0.85 s, unchokes after 0.5-10 s (its rechoke timer), refuses a
+//!   second incoming connection from an IP while a handshake from that IP is under way, and moves ~1-2 MiB/s on
+//!   loopback.
+//! * aria2c uses UDP trackers only with its DHT on ([`Aria2Options::dht`] does that for you).
+//! * opentracker keeps a peer listed until it sends `stopped` or times out (~30 min): use a fresh tracker or
+//!   fresh payloads (new info-hashes) per test.
+
+mod aria2;
+mod libtorrent;
+mod static_tracker;
+mod torrent_file;
+mod tracker;
+mod transmission;
+
+use std::fs;
+use std::io::{self, Read, Write};
+use std::net::{Ipv4Addr, SocketAddr, TcpStream};
+use std::path::Path;
+use std::thread;
+use std::time::{Duration, Instant};
+
+pub use aria2::{Aria2Leecher, Aria2Options, Aria2Seeder};
+pub use libtorrent::{
+    LIBTORRENT_PEER_SCRIPT, LibtorrentOptions, LibtorrentPeer, LtPeerStats, LtStatus,
+    LtTorrentStatus, libtorrent_python,
+};
+pub use static_tracker::StaticTracker;
+pub use torrent_file::{
+    FixtureFile, TorrentFixture, TorrentSpec, info_hash_of, percent_encode_bytes,
+};
+pub use tracker::{ScrapeCounts, Tracker};
+pub use transmission::TransmissionSeeder;
+
+use crate::peer::ChildGuard;
+
+/// How often the helpers here poll a file, a port or an RPC.
+const POLL_INTERVAL: Duration = Duration::from_millis(20);
+
+/// Polls `stdout` (a file the child writes) for a whole `READY <port>` line while the child runs.
+fn wait_for_ready(child: &mut ChildGuard, stdout: &Path, timeout: Duration) -> Result<u16, String> {
+    let deadline = Instant::now() + timeout;
+    loop {
+        let out = fs::read_to_string(stdout).unwrap_or_default();
+        // Only a whole line counts: the port may be half written.
+        if let Some(port) = out
+            .split_inclusive('\n')
+            .filter(|l| l.ends_with('\n'))
+            .find_map(|l| l.strip_prefix("READY "))
+            .and_then(|p| p.trim().parse().ok())
+        {
+            return Ok(port);
+        }
+        if let Some(status) = child.try_wait().map_err(|e| e.to_string())? {
+            return Err(format!("exited ({status}) before READY; stdout: {out:?}"));
+        }
+        if Instant::now() >= deadline {
+            return Err(format!("no READY within {timeout:?}"));
+        }
+        thread::sleep(POLL_INTERVAL);
+    }
+}
+
+/// A status code, the header fields in order, and the body.
+type HttpResponse = (u16, Vec<(String, String)>, Vec<u8>);
+
+/// One blocking HTTP/1.0 exchange with 127.0.0.1:`port` (`Connection: close`, body read to EOF): returns the
+/// status, the header lines and the body.
+fn http_request(
+    port: u16,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: &[u8],
+) -> io::Result<HttpResponse> {
+    let addr = SocketAddr::from((Ipv4Addr::LOCALHOST, port));
+    let mut stream = TcpStream::connect_timeout(&addr, Duration::from_secs(5))?;
+    stream.set_read_timeout(Some(Duration::from_secs(10)))?;
+    let mut request = format!("{method} {path} HTTP/1.0\r\nHost: 127.0.0.1:{port}\r\n");
+    for (name, value) in headers {
+        request.push_str(&format!("{name}: {value}\r\n"));
+    }
+    request.push_str(&format!("Content-Length: {}\r\n\r\n", body.len()));
+    stream.write_all(request.as_bytes())?;
+    stream.write_all(body)?;
+    let mut response = Vec::new();
+    stream.read_to_end(&mut response)?;
+    let split = response
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidData, "no end of HTTP header"))?;
+    let head = String::from_utf8_lossy(&response[..split]).into_owned();
+    let mut lines = head.split("\r\n");
+    let status = lines
+        .next()
+        .and_then(|l| l.split_whitespace().nth(1))
+        .and_then(|s| s.parse().ok())
+        .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidData, "bad HTTP status line"))?;
+    let headers = lines
+        .filter_map(|l| l.split_once(':'))
+        .map(|(n, v)| (n.trim().to_owned(), v.trim().to_owned()))
+        .collect();
+    Ok((status, headers, response[split + 4..].to_vec()))
+}
