@@ -26,10 +26,13 @@ Status file (all byte counts are payload bytes)::
         "pieces": "1101…" (one char a piece: 1 = have), "uploaded_bytes", "downloaded_bytes", "hash_failures",
         "peers": {"127.0.0.1:54321": {"peer_id" (hex), "client", "outgoing", "connected", "disconnect_reason",
                   "uploaded_bytes", "downloaded_bytes", "uploaded_pieces", "downloaded_pieces",
-                  "requests", "invalid_requests", "we_choke", "they_choke", "we_interested", "they_interested",
-                  "supports_extensions"}}}}}
+                  "requests", "invalid_requests", "reserved" (the 64 reserved bits the peer sent, as "0"/"1"),
+                  "extension_handshake" (BEP 10 dictionary as libtorrent prints it), "we_choke", "they_choke",
+                  "we_interested", "they_interested", "supports_extensions"}}}}}
 
-Per-peer counts are parsed from libtorrent's peer log (always collected, written out only with ``--peer-log``):
+Per-peer fields are parsed from the peer log unless noted; ``client`` is the extension handshake's ``v`` (else
+libtorrent's guess from the peer ID), and the choke/interest flags are the last seen while connected (a peer that
+came and went between two status writes has none). Per-peer counts are parsed from libtorrent's peer log (always collected, written out only with ``--peer-log``):
 ``uploaded_bytes``/``uploaded_pieces`` from the ``PIECE`` messages libtorrent sent to that peer,
 ``downloaded_*`` from the ``PIECE`` messages it received (a block received twice in end-game mode counts twice),
 ``requests`` from the ``REQUEST`` messages it received (``[piece, begin, length]`` each, the first 10,000), and
@@ -61,6 +64,12 @@ MAX_REQUESTS_KEPT = 10_000
 # "<== REQUEST [ piece: 38 s: 4000 l: 4000 ]", "==> PIECE [ piece: 38 s: 0 l: 4000 ]" (begin and length in hex).
 REQUEST_RE = re.compile(r"<== REQUEST \[ piece: (\d+) s: ([0-9a-f]+) l: ([0-9a-f]+)")
 PIECE_RE = re.compile(r"(<==|==>) PIECE \[ piece: (\d+) s: ([0-9a-f]+) l: ([0-9a-f]+)")
+# "<<< HANDSHAKE [ received peer_id: 2d4c54… client: libtorrent 2.1.1 ascii: …", "<== EXTENSIONS [ 0000…0101 ext: …",
+# "<== EXTENDED_HANDSHAKE [ { 'm': { … }, 'v': 'aria2/1.36.0' } ]".
+PEER_ID_RE = re.compile(r"<<< HANDSHAKE \[ received peer_id: ([0-9a-f]{40}) client: (.*?) ascii:")
+RESERVED_RE = re.compile(r"<== EXTENSIONS \[ ([01]{64})")
+EXT_HANDSHAKE_RE = re.compile(r"<== EXTENDED_HANDSHAKE \[ (.*) \]$")
+CLIENT_VERSION_RE = re.compile(r"'v': '([^']*)'")
 
 
 def parse_args():
@@ -112,6 +121,8 @@ class Peer:
         self.downloaded_pieces = set()
         self.requests = []
         self.invalid_requests = 0
+        self.reserved = None
+        self.extension_handshake = None
         self.flags = {}
 
     def to_json(self):
@@ -127,6 +138,8 @@ class Peer:
             "downloaded_pieces": sorted(self.downloaded_pieces),
             "requests": self.requests,
             "invalid_requests": self.invalid_requests,
+            "reserved": self.reserved,
+            "extension_handshake": self.extension_handshake,
         }
         out.update(self.flags)
         return out
@@ -262,6 +275,21 @@ def main():
                     else:
                         peer.downloaded_bytes += int(m[4], 16)
                         peer.downloaded_pieces.add(int(m[2]))
+                m = PEER_ID_RE.search(msg)
+                if m:
+                    peer = t.peer(a.endpoint)
+                    peer.peer_id = m[1]
+                    peer.client = peer.client or m[2]
+                m = RESERVED_RE.search(msg)
+                if m:
+                    t.peer(a.endpoint).reserved = m[1]
+                m = EXT_HANDSHAKE_RE.search(msg)
+                if m:
+                    peer = t.peer(a.endpoint)
+                    peer.extension_handshake = m[1]
+                    v = CLIENT_VERSION_RE.search(m[1])
+                    if v:
+                        peer.client = v[1]
                 m = REQUEST_RE.search(msg)
                 if m:
                     peer = t.peer(a.endpoint)
@@ -277,6 +305,7 @@ def main():
         if isinstance(a, lt.peer_connect_alert) and t:
             peer = t.peer(a.endpoint)
             peer.connected = True
+            peer.outgoing = "outgoing connection" in a.message()
             peer.disconnect_reason = None
         if isinstance(a, lt.peer_disconnected_alert) and t:
             peer = t.peer(a.endpoint)
@@ -296,7 +325,6 @@ def main():
             for pi in t.handle.get_peer_info():
                 peer = t.peer(pi.ip)
                 peer.connected = True
-                peer.peer_id = str(pi.pid)
                 client = pi.client
                 peer.client = client.decode("utf-8", "replace") if isinstance(client, bytes) else client
                 peer.outgoing = bool(pi.flags & lt.peer_info.local_connection)

@@ -148,6 +148,14 @@ fn aria2c_downloads_from_libtorrent_via_http_tracker() {
     let status = &status.torrents[&key];
     assert!(status.is_seeding, "{status:?}");
     let aria2 = status.peers.values().find(is_aria2).unwrap();
+    // aria2c connects to the seeder and sends BEP 10's extension bit (43) and BEP 6's fast bit (61).
+    assert_eq!(aria2.outgoing, Some(false), "{aria2:?}");
+    let reserved = aria2.reserved.as_deref().unwrap_or_default().as_bytes();
+    assert_eq!(
+        (reserved.get(43), reserved.get(61)),
+        (Some(&b'1'), Some(&b'1')),
+        "{aria2:?}"
+    );
     assert_eq!(aria2.uploaded_pieces.len() as u64, fixture.num_pieces());
     assert!(
         aria2.requests.iter().all(|r| r[2] <= 16 * 1024),

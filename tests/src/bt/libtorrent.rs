@@ -436,7 +436,7 @@ impl LtTorrentStatus {
 pub struct LtPeerStats {
     /// The remote's peer ID, 40 hex digits (once its handshake was seen).
     pub peer_id: Option<String>,
-    /// The client name libtorrent derived from the peer ID or extension handshake.
+    /// The client: the extension handshake's `v` (BEP 10), else libtorrent's guess from the peer ID.
     pub client: Option<String>,
     /// libtorrent opened the connection.
     pub outgoing: Option<bool>,
@@ -456,7 +456,13 @@ pub struct LtPeerStats {
     pub requests: Vec<[u64; 3]>,
     /// Requests libtorrent found invalid (invalid_request alerts).
     pub invalid_requests: u64,
-    /// libtorrent chokes the peer (last seen while connected).
+    /// The 64 reserved handshake bits the peer sent, as `0`/`1` characters (BEP 3: bit 43 (`…1` at index 43) is
+    /// BEP 10's extension protocol, 61 BEP 6's fast extension, 63 DHT).
+    pub reserved: Option<String>,
+    /// The peer's BEP 10 extension handshake as libtorrent prints it (`{ 'm': { 'ut_metadata': 2 }, 'v': … }`).
+    pub extension_handshake: Option<String>,
+    /// libtorrent chokes the peer (last seen while connected; `None` for a peer that came and went between two
+    /// status writes).
     pub we_choke: Option<bool>,
     /// The peer chokes libtorrent.
     pub they_choke: Option<bool>,
@@ -552,6 +558,8 @@ impl LtPeerStats {
                 })
                 .unwrap_or_default(),
             invalid_requests: u64_of(v, "invalid_requests"),
+            reserved: str_of(v, "reserved"),
+            extension_handshake: str_of(v, "extension_handshake"),
             we_choke: v["we_choke"].as_bool(),
             they_choke: v["they_choke"].as_bool(),
             supports_extensions: v["supports_extensions"].as_bool(),
