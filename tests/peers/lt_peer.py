@@ -6,7 +6,8 @@ Seeds and/or downloads torrents, prints ``READY <port>`` once it listens, and ke
 
     python3 lt_peer.py --status STATUS.json [--port N] [--seed TORRENT DIR]... [--leech TORRENT DIR]...
                        [--connect HOST:PORT]... [--upload-limit BYTES_PER_SEC] [--download-limit BYTES_PER_SEC]
-                       [--no-announce] [--utp] [--peer-log] [--exit-when-complete] [--unchoke-slots N]
+                       [--no-announce] [--utp] [--encrypted-outgoing] [--peer-log] [--exit-when-complete]
+                       [--unchoke-slots N]
 
 * ``--seed``: the data is in DIR and complete; added in seed mode (no hash check up front; libtorrent hashes each
   piece the first time a peer requests it).
@@ -16,6 +17,9 @@ Seeds and/or downloads torrents, prints ``READY <port>`` once it listens, and ke
   added at run time by writing ``connect HOST:PORT`` lines to standard input.
 * Standard input, one command a line: ``connect HOST:PORT``, ``upload-limit N``, ``download-limit N`` (bytes per
   second, 0 = unlimited), ``pause``, ``resume``, ``reannounce``, ``quit``.
+* Outgoing connections use the plain BitTorrent handshake; ``--encrypted-outgoing`` restores libtorrent's default
+  (MSE/PE first, then a plaintext retry about 1 s after a peer that does not speak MSE closes). Incoming
+  connections may use either.
 * Rate limits apply to loopback peers too (libtorrent exempts "local" peers by default; this script removes that
   exemption).
 
@@ -83,6 +87,11 @@ def parse_args():
     p.add_argument("--download-limit", type=int, default=0, help="bytes per second, 0 = unlimited")
     p.add_argument("--no-announce", action="store_true", help="remove the torrents' trackers")
     p.add_argument("--utp", action="store_true", help="also use uTP (default: TCP only)")
+    p.add_argument(
+        "--encrypted-outgoing",
+        action="store_true",
+        help="libtorrent's default for outgoing connections: MSE first, plaintext retry (default: plaintext only)",
+    )
     p.add_argument("--peer-log", action="store_true", help="log every peer message to lt.log")
     p.add_argument("--exit-when-complete", action="store_true")
     p.add_argument("--unchoke-slots", type=int, default=None, help="unchoke_slots_limit (default libtorrent's 8)")
@@ -188,6 +197,10 @@ def main():
         "allow_multiple_connections_per_ip": True,
         "enable_incoming_utp": args.utp,
         "enable_outgoing_utp": args.utp,
+        # Outgoing: plaintext only unless asked (libtorrent's default opens with an MSE handshake and, when the
+        # peer closes on it, reconnects in plaintext about 1 s later). Incoming: MSE or plaintext.
+        "out_enc_policy": 1 if args.encrypted_outgoing else 2,
+        "in_enc_policy": 1,
         "announce_to_all_tiers": True,
         "announce_to_all_trackers": True,
         "alert_mask": mask,

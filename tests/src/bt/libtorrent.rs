@@ -3,7 +3,8 @@
 //!
 //! The script binds 127.0.0.1 on a free port itself (or the one asked for) and prints `READY <port>`, so there is
 //! no port race. Settings: DHT, LSD, UPnP and NAT-PMP off, uTP off unless asked, outgoing connections from
-//! 127.0.0.1, `allow_multiple_connections_per_ip` on (every test peer is 127.0.0.1), rate limits applied to
+//! 127.0.0.1 and in plaintext unless asked (libtorrent's default tries MSE first, which costs a plaintext peer a
+//! ~1 s reconnect), `allow_multiple_connections_per_ip` on (every test peer is 127.0.0.1), rate limits applied to
 //! loopback peers too. Seeding torrents are added in seed mode (no hash check up front).
 //!
 //! The bindings come from PyPI (`pip install libtorrent`, 2.1.x, for the python3 on `PATH`) or Debian
@@ -31,12 +32,19 @@ pub const LIBTORRENT_PEER_SCRIPT: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/p
 /// How long the script may take to print `READY` (bounds a hang only).
 const START_TIMEOUT: Duration = Duration::from_secs(20);
 
-/// A python interpreter that can `import libtorrent`: `python3` on `PATH` (pip's wheel), else `/usr/bin/python3`
-/// (Debian's python3-libtorrent). Looked up once per process.
+/// The environment variable that names the python interpreter for [`LibtorrentPeer`] (e.g. `/usr/bin/python3` to
+/// test Debian's libtorrent 2.0 instead of the wheel).
+pub const LIBTORRENT_PYTHON_ENV: &str = "DLM_LIBTORRENT_PYTHON";
+
+/// A python interpreter that can `import libtorrent`: `$DLM_LIBTORRENT_PYTHON` if set, else `python3` on `PATH`
+/// (pip's wheel), else `/usr/bin/python3` (Debian's python3-libtorrent). Looked up once per process.
 pub fn libtorrent_python() -> Option<PathBuf> {
     static FOUND: OnceLock<Option<PathBuf>> = OnceLock::new();
     FOUND
         .get_or_init(|| {
+            if let Some(python) = std::env::var_os(LIBTORRENT_PYTHON_ENV) {
+                return Some(PathBuf::from(python));
+            }
             which("python3")
                 .into_iter()
                 .chain(Some(PathBuf::from("/usr/bin/python3")))
@@ -57,8 +65,8 @@ pub fn libtorrent_python() -> Option<PathBuf> {
 ///
 /// # Defaults
 ///
-/// Nothing to seed or leech, any free port, announce to the torrents' trackers, no rate limits, TCP only, no
-/// peer log, runs until stopped, libtorrent's 8 unchoke slots.
+/// Nothing to seed or leech, any free port, announce to the torrents' trackers, no rate limits, TCP only,
+/// plaintext outgoing connections, no peer log, runs until stopped, libtorrent's 8 unchoke slots.
 #[derive(Clone, Debug, Default)]
 pub struct LibtorrentOptions {
     seeds: Vec<(PathBuf, PathBuf)>,
@@ -69,6 +77,7 @@ pub struct LibtorrentOptions {
     download_limit_bytes_per_sec: u64,
     no_announce: bool,
     utp: bool,
+    encrypted_outgoing: bool,
     peer_log: bool,
     exit_when_complete: bool,
     unchoke_slots: Option<u32>,
@@ -127,6 +136,14 @@ impl LibtorrentOptions {
     /// Also uses uTP (off by default: libtorrent tries uTP first, and a peer without it costs a 3 s timeout).
     pub fn with_utp(mut self, utp: bool) -> Self {
         self.utp = utp;
+        self
+    }
+
+    /// Opens outgoing connections as libtorrent does by default: an MSE/PE handshake (BEP 8 draft) first, and
+    /// after a peer that does not speak MSE closes, a plaintext reconnect about 1 s later. Off by default: outgoing
+    /// connections start with the plain BitTorrent handshake. Incoming connections may use either.
+    pub fn with_outgoing_encryption(mut self, encrypted: bool) -> Self {
+        self.encrypted_outgoing = encrypted;
         self
     }
 
@@ -202,6 +219,7 @@ impl LibtorrentPeer {
         for (on, flag) in [
             (options.no_announce, "--no-announce"),
             (options.utp, "--utp"),
+            (options.encrypted_outgoing, "--encrypted-outgoing"),
             (options.peer_log, "--peer-log"),
             (options.exit_when_complete, "--exit-when-complete"),
         ] {
