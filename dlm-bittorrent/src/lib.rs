@@ -5,6 +5,7 @@
 pub mod bencode;
 mod error;
 mod metainfo;
+pub mod peer;
 pub mod tracker;
 pub mod wire;
 
