@@ -3,13 +3,22 @@
 #![forbid(unsafe_code)]
 
 pub mod bencode;
+mod config;
 mod error;
 mod metainfo;
 pub mod peer;
+mod piece_units;
+mod protocol;
+mod source;
+mod swarm;
 pub mod tracker;
 pub mod wire;
 
+pub use config::TorrentConfig;
 pub use error::TorrentError;
 pub use metainfo::{
     InfoHash, MAX_FILES, MAX_PIECE_LENGTH, MAX_TORRENT_BYTES, Metainfo, TorrentFile,
 };
+pub use piece_units::PieceUnits;
+pub use protocol::{TorrentProtocol, register, register_with};
+pub use source::TorrentSource;

@@ -58,6 +58,12 @@ impl Capabilities {
         self
     }
 
+    /// Sets [`Capabilities::alignment`].
+    pub fn with_alignment(mut self, bytes: Option<NonZeroU64>) -> Self {
+        self.alignment = bytes;
+        self
+    }
+
     /// Sets [`Capabilities::max_connections`].
     pub fn with_max_connections(mut self, n: Option<NonZeroU32>) -> Self {
         self.max_connections = n;
@@ -89,6 +95,11 @@ pub struct Probe {
     /// Where the resource was finally found, after redirects, with credentials
     /// and signed query strings removed; for display only.
     pub effective_url: Option<String>,
+    /// For a byte space made of several files (a multi-file torrent): the
+    /// files, contiguous from 0 with relative, already sanitised paths. An
+    /// [`Output::Dir`](crate::Output::Dir) download then writes them with a
+    /// [`MultiFileSink`](crate::MultiFileSink) under the directory.
+    pub files: Vec<crate::FileSpan>,
 }
 
 impl Probe {

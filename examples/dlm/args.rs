@@ -166,6 +166,9 @@ pub(crate) struct NetArgs {
     /// S3: send requests unsigned (public buckets).
     #[arg(long)]
     pub(crate) no_sign_request: bool,
+    /// BitTorrent: a peer to connect to besides the trackers' (host:port, repeatable).
+    #[arg(long = "peer", value_name = "ADDR")]
+    pub(crate) peers: Vec<std::net::SocketAddr>,
 }
 
 #[derive(Debug, Args)]

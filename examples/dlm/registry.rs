@@ -74,11 +74,22 @@ pub(crate) fn s3_config(net: &NetArgs) -> Result<dlm_s3::S3Config, String> {
     Ok(c)
 }
 
+/// The BitTorrent configuration the flags describe.
+pub(crate) fn torrent_config(net: &NetArgs) -> Result<dlm_bittorrent::TorrentConfig, String> {
+    let mut c = dlm_bittorrent::TorrentConfig::default().with_http(http_config(net)?);
+    for p in &net.peers {
+        c = c.with_peer(*p);
+    }
+    Ok(c)
+}
+
 /// Every protocol dlm ships, registered.
 pub(crate) fn default_registry(net: &NetArgs) -> Result<ProtocolRegistry, String> {
     let mut registry = ProtocolRegistry::new();
     dlm_http::register_with(&mut registry, http_config(net)?).map_err(|e| e.to_string())?;
     dlm_ftp::register_with(&mut registry, ftp_config(net)).map_err(|e| e.to_string())?;
     dlm_s3::register_with(&mut registry, s3_config(net)?).map_err(|e| e.to_string())?;
+    dlm_bittorrent::register_with(&mut registry, torrent_config(net)?)
+        .map_err(|e| e.to_string())?;
     Ok(registry)
 }

@@ -266,6 +266,7 @@ impl Engine {
         // Units need ranges: a whole-object stream cannot refetch one unit.
         self.shared
             .set_units(self.sources[0].units_dyn().filter(|_| ranged));
+        self.shared.plan().scheduler.set_alignment(probe.caps.alignment);
         self.connection_cap = probe.caps.max_connections.map(std::num::NonZeroU32::get);
         let target = self.resolve_output(&probe)?;
         self.shared.emit(Event::Probed {
@@ -410,6 +411,21 @@ impl Engine {
                 });
             }
             Output::File(p) => p,
+            Output::Dir(dir) if !probe.files.is_empty() => {
+                // A multi-file byte space (a torrent): its files under `dir`,
+                // resume state beside them as `.NAME.dlm`.
+                let name = probe
+                    .file_name
+                    .as_deref()
+                    .and_then(safe_file_name)
+                    .unwrap_or_else(|| FALLBACK_NAME.to_string());
+                let sink = crate::MultiFileSink::new(dir.clone(), &name, probe.files.clone())?;
+                return Ok(Target {
+                    sink: Arc::new(sink),
+                    control_path: Some(dir.join(format!(".{name}.dlm"))),
+                    final_path: Some(dir.join(name)),
+                });
+            }
             Output::Dir(dir) => {
                 let name = probe
                     .file_name

@@ -11,7 +11,7 @@ use bytes::{Bytes, BytesMut};
 use crate::{ByteRange, DigestAlgorithm, Error, ErrorKind, Result, Sink, stays_inside};
 
 /// One file of the byte space.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct FileSpan {
     /// Relative path below the sink's directory (must stay inside it).
     pub path: PathBuf,
