@@ -157,9 +157,8 @@ impl Swarm {
         {
             let mut pool = self.pool();
             pool.busy = pool.busy.saturating_sub(1);
-            match conn {
-                Some(c) => pool.idle.push(c),
-                None => {}
+            if let Some(c) = conn {
+                pool.idle.push(c);
             }
         }
         self.returned.notify_waiters();
