@@ -115,3 +115,104 @@ fn a_multi_file_torrent_from_a_peer_given_on_the_command_line() {
         .collect();
     assert!(leftovers.is_empty(), "{leftovers:?}");
 }
+
+/// A test-owned peer on a real socket that has every piece and answers
+/// every request with garbage: a fault no real client produces on purpose.
+fn corrupt_peer(info_hash: [u8; 20], pieces: usize) -> u16 {
+    use std::io::{Read, Write};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    std::thread::spawn(move || {
+        for stream in listener.incoming().take(8) {
+            let Ok(mut s) = stream else { return };
+            std::thread::spawn(move || {
+                let mut hs = [0u8; 68];
+                if s.read_exact(&mut hs).is_err() || hs[28..48] != info_hash {
+                    return;
+                }
+                let mut reply = vec![19u8];
+                reply.extend_from_slice(b"BitTorrent protocol");
+                reply.extend_from_slice(&[0; 8]);
+                reply.extend_from_slice(&info_hash);
+                reply.extend_from_slice(b"-XX0000-corruptpeer!");
+                let bits = pieces.div_ceil(8);
+                let mut bitfield = vec![0xffu8; bits];
+                let spare = bits * 8 - pieces;
+                if spare > 0 {
+                    bitfield[bits - 1] = 0xffu8 << spare;
+                }
+                reply.extend_from_slice(&(1 + bits as u32).to_be_bytes());
+                reply.push(5);
+                reply.extend_from_slice(&bitfield);
+                reply.extend_from_slice(&[0, 0, 0, 1, 1]); // unchoke
+                if s.write_all(&reply).is_err() {
+                    return;
+                }
+                loop {
+                    let mut len = [0u8; 4];
+                    if s.read_exact(&mut len).is_err() {
+                        return;
+                    }
+                    let mut msg = vec![0u8; u32::from_be_bytes(len) as usize];
+                    if s.read_exact(&mut msg).is_err() {
+                        return;
+                    }
+                    if msg.first() == Some(&6) && msg.len() == 13 {
+                        let length = u32::from_be_bytes(msg[9..13].try_into().unwrap());
+                        let mut out = (9 + length).to_be_bytes().to_vec();
+                        out.push(7);
+                        out.extend_from_slice(&msg[1..9]);
+                        out.extend(std::iter::repeat_n(0xa5u8, length as usize));
+                        if s.write_all(&out).is_err() {
+                            return;
+                        }
+                    }
+                }
+            });
+        }
+    });
+    port
+}
+
+#[test]
+fn a_peer_sending_corrupt_pieces_is_banned_and_a_good_peer_finishes() {
+    let dir = tempfile::tempdir().unwrap();
+    let Some(fx) = TorrentSpec::single_file("guarded.bin", 6 << 20)
+        .with_tracker("http://127.0.0.1:1/announce")
+        .with_piece_len_log2(18)
+        .create(&dir.path().join("seed"))
+    else {
+        return;
+    };
+    let Some(good) = LibtorrentPeer::start(
+        LibtorrentOptions::default()
+            .with_seed(&fx)
+            .without_trackers(),
+    ) else {
+        return;
+    };
+    let bad = corrupt_peer(fx.info_hash, fx.num_pieces() as usize);
+    let out = dir.path().join("out");
+    let torrent = fx.torrent_path.to_str().unwrap().to_string();
+    let bad = format!("127.0.0.1:{bad}");
+    let good = SocketAddr::V4(good.addr()).to_string();
+    let result = run(async {
+        tokio::process::Command::from(dlm_command())
+            .args([
+                "get", &torrent, "--peer", &bad, "--peer", &good, "--quiet", "-d",
+            ])
+            .arg(&out)
+            .env("DLM_LOG", "dlm_bittorrent=warn")
+            .kill_on_drop(true)
+            .output()
+            .await
+            .unwrap()
+    });
+    let stderr = String::from_utf8_lossy(&result.stderr);
+    assert!(result.status.success(), "{stderr}");
+    fx.check_download(&out).unwrap();
+    assert!(
+        stderr.contains("failed its SHA-1: peer banned") && stderr.contains(&bad),
+        "the corrupt peer was caught: {stderr}"
+    );
+}
