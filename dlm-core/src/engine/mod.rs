@@ -266,7 +266,10 @@ impl Engine {
         // Units need ranges: a whole-object stream cannot refetch one unit.
         self.shared
             .set_units(self.sources[0].units_dyn().filter(|_| ranged));
-        self.shared.plan().scheduler.set_alignment(probe.caps.alignment);
+        self.shared
+            .plan()
+            .scheduler
+            .set_alignment(probe.caps.alignment);
         self.connection_cap = probe.caps.max_connections.map(std::num::NonZeroU32::get);
         let target = self.resolve_output(&probe)?;
         self.shared.emit(Event::Probed {
