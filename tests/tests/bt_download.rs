@@ -216,3 +216,73 @@ fn a_peer_sending_corrupt_pieces_is_banned_and_a_good_peer_finishes() {
         "the corrupt peer was caught: {stderr}"
     );
 }
+
+#[test]
+fn a_killed_download_resumes_without_fetching_verified_pieces_again() {
+    use tokio::io::{AsyncBufReadExt, BufReader};
+    let dir = tempfile::tempdir().unwrap();
+    let size: u64 = 16 << 20;
+    let Some(fx) = TorrentSpec::single_file("resumed.bin", size)
+        .with_tracker("http://127.0.0.1:1/announce")
+        .with_piece_len_log2(18)
+        .create(&dir.path().join("seed"))
+    else {
+        return;
+    };
+    // 8 MiB/s: the first run is killed about halfway.
+    let Some(seeder) = LibtorrentPeer::start(
+        LibtorrentOptions::default()
+            .with_seed(&fx)
+            .without_trackers()
+            .with_upload_limit(8 << 20),
+    ) else {
+        return;
+    };
+    let out = dir.path().join("out");
+    let torrent = fx.torrent_path.to_str().unwrap().to_string();
+    let peer = SocketAddr::V4(seeder.addr()).to_string();
+    let mut resumed_at = Vec::new();
+    run(async {
+        for kill_at in [size / 2, u64::MAX] {
+            let mut child = tokio::process::Command::from(dlm_command())
+                .args(["get", &torrent, "--peer", &peer, "--json", "-d"])
+                .arg(&out)
+                .stdout(std::process::Stdio::piped())
+                .stderr(std::process::Stdio::null())
+                .kill_on_drop(true)
+                .spawn()
+                .unwrap();
+            let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+            while let Some(line) = lines.next_line().await.unwrap() {
+                let ev: serde_json::Value = serde_json::from_str(&line).unwrap();
+                match ev["type"].as_str() {
+                    Some("started") => resumed_at.push(ev["resumed_bytes"].as_u64().unwrap_or(0)),
+                    Some("progress") if ev["downloaded_bytes"].as_u64().unwrap_or(0) >= kill_at => {
+                        child.start_kill().unwrap();
+                        break;
+                    }
+                    _ => {}
+                }
+            }
+            let status = child.wait().await.unwrap();
+            if kill_at == u64::MAX {
+                assert!(status.success(), "{status}");
+            }
+        }
+    });
+    fx.check_download(&out).unwrap();
+    assert_eq!(resumed_at[0], 0);
+    assert!(resumed_at[1] >= size / 4, "resumed at {resumed_at:?}");
+    // The seeder sent the file once, plus what was in flight or not yet saved at the kill (at most a
+    // second of transfer at 8 MiB/s, minus what chunk completions saved): far less than a restart's
+    // 8 MiB more.
+    let uploaded = seeder
+        .torrent(&fx.info_hash)
+        .map(|t| t.uploaded_bytes)
+        .unwrap_or_default();
+    eprintln!("resumed at {resumed_at:?}; the seeder uploaded {uploaded} bytes for {size}");
+    assert!(
+        uploaded <= size + (4 << 20),
+        "re-fetched too much: {uploaded}"
+    );
+}
