@@ -286,3 +286,54 @@ fn a_killed_download_resumes_without_fetching_verified_pieces_again() {
         "re-fetched too much: {uploaded}"
     );
 }
+
+#[test]
+fn two_seeders_libtorrent_and_transmission_both_serve_the_download() {
+    let Some(tracker) = Tracker::start() else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let Some(fx) = TorrentSpec::single_file("shared.bin", 20 << 20)
+        .with_tracker(&tracker.announce_http())
+        .with_piece_len_log2(18)
+        .create(&dir.path().join("seed"))
+    else {
+        return;
+    };
+    tracker.allow(&fx.info_hash_hex());
+    // libtorrent is throttled so that Transmission, slow to unchoke (3-8 s), gets its share.
+    let Some(lt) = LibtorrentPeer::start(
+        LibtorrentOptions::default()
+            .with_seed(&fx)
+            .with_upload_limit(1 << 20),
+    ) else {
+        return;
+    };
+    let Some(tr) = dlm_tests::bt::TransmissionSeeder::start() else {
+        return;
+    };
+    tr.seed(&fx);
+    assert!(
+        tracker.wait_for_seeders(&fx.info_hash, 2, Duration::from_secs(30)),
+        "both seeders announced"
+    );
+    let out = dir.path().join("out");
+    let torrent = fx.torrent_path.to_str().unwrap().to_string();
+    let result = run(dlm_get(&[&torrent, "-d", out.to_str().unwrap()]));
+    assert!(
+        result.status.success(),
+        "{}",
+        String::from_utf8_lossy(&result.stderr)
+    );
+    fx.check_download(&out).unwrap();
+    let from_lt = lt
+        .torrent(&fx.info_hash)
+        .map(|t| t.uploaded_bytes)
+        .unwrap_or_default();
+    let from_tr = tr.uploaded_bytes(&fx.info_hash);
+    eprintln!("libtorrent sent {from_lt} bytes, Transmission {from_tr}");
+    assert!(
+        from_lt > 0 && from_tr > 0,
+        "both seeders served: {from_lt} / {from_tr}"
+    );
+}
