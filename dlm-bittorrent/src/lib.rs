@@ -9,6 +9,7 @@ mod metainfo;
 pub mod peer;
 mod piece_units;
 mod protocol;
+pub mod seed;
 mod source;
 mod swarm;
 pub mod tracker;

@@ -22,6 +22,28 @@ pub(crate) enum Command {
     Remote(RemoteArgs),
     /// S3 helpers.
     S3(S3Args),
+    /// Seed a torrent whose files are in DIR (re-checked first) to peers that connect.
+    Seed(SeedArgs),
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct SeedArgs {
+    /// The .torrent file.
+    pub(crate) torrent: PathBuf,
+    /// The directory holding the torrent's files (as `dlm get -d DIR` left them).
+    #[arg(short, long, value_name = "DIR", default_value = ".")]
+    pub(crate) dir: PathBuf,
+    /// Address to accept peers on (port 0: any free port, printed on start).
+    #[arg(long, value_name = "ADDR", default_value = "0.0.0.0:6881")]
+    pub(crate) listen: std::net::SocketAddr,
+    /// Stop after this many seconds (default: until Ctrl-C).
+    #[arg(long, value_name = "SECS")]
+    pub(crate) seed_time: Option<u64>,
+    /// Stop once uploaded bytes reach this multiple of the torrent's size.
+    #[arg(long, value_name = "RATIO")]
+    pub(crate) seed_ratio: Option<f64>,
+    #[command(flatten)]
+    pub(crate) net: NetArgs,
 }
 
 #[derive(Debug, Args)]

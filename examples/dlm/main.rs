@@ -15,6 +15,7 @@ mod exit_code;
 mod progress;
 mod registry;
 mod remote;
+mod seed;
 mod torrent_info;
 mod tree;
 
@@ -55,6 +56,7 @@ fn main() -> ExitCode {
             Command::Info(a) => info(a).await,
             Command::Remote(a) => remote::run(a).await,
             Command::S3(a) => s3(a).await,
+            Command::Seed(a) => seed::run(a).await,
         }
     });
     ExitCode::from(code)

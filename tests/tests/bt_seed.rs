@@ -1,0 +1,73 @@
+//! `dlm seed`: dlm serves a torrent's files (re-checked from disk) and a
+//! real client, aria2c, downloads the whole torrent from dlm alone (a
+//! test-owned tracker names only dlm), then checks every piece.
+
+use std::net::SocketAddrV4;
+use std::time::Duration;
+
+use dlm_tests::bt::{Aria2Leecher, Aria2Options, StaticTracker, TorrentSpec};
+use dlm_tests::dlm_command;
+use tokio::io::{AsyncBufReadExt, BufReader};
+
+const TEST_TIMEOUT: Duration = Duration::from_secs(120);
+
+#[test]
+fn aria2c_downloads_a_multi_file_torrent_from_dlm_alone() {
+    let dir = tempfile::tempdir().unwrap();
+    let Some(fx) = TorrentSpec::multi_file(
+        "served",
+        &[("a.bin", 3_000_001), ("sub/b.bin", 2_500_000), ("c.txt", 5)],
+    )
+    .with_tracker("http://127.0.0.1:1/announce")
+    .with_piece_len_log2(18)
+    .create(&dir.path().join("data")) else {
+        return;
+    };
+    let out = dir.path().join("aria2");
+    dlm_tests::runtime::e2e(TEST_TIMEOUT, async {
+        let mut seeder = tokio::process::Command::from(dlm_command())
+            .args([
+                "seed",
+                fx.torrent_path.to_str().unwrap(),
+                "--listen",
+                "127.0.0.1:0",
+                "--seed-time",
+                "110",
+                "-d",
+            ])
+            .arg(&fx.data_dir)
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .kill_on_drop(true)
+            .spawn()
+            .unwrap();
+        let mut lines = BufReader::new(seeder.stdout.take().unwrap()).lines();
+        let first = lines
+            .next_line()
+            .await
+            .unwrap()
+            .expect("dlm seed prints its address");
+        let addr: SocketAddrV4 = first
+            .strip_prefix("listening on ")
+            .and_then(|a| a.parse().ok())
+            .unwrap_or_else(|| panic!("unexpected first line {first:?}"));
+        let tracker = StaticTracker::start(&[addr]);
+        let options = Aria2Options::default().only_tracker(&tracker.announce_url());
+        let torrent = fx.torrent_path.clone();
+        let out2 = out.clone();
+        let status = tokio::task::spawn_blocking(move || {
+            let mut leecher = Aria2Leecher::start(&torrent, &out2, &options)?;
+            let status = leecher.wait(Duration::from_secs(90));
+            Some((status, leecher.log()))
+        })
+        .await
+        .unwrap();
+        let Some((status, log)) = status else { return };
+        assert!(
+            status.is_some_and(|s| s.success()),
+            "aria2c: {status:?}\n{log}"
+        );
+        let _ = seeder.start_kill();
+    });
+    fx.check_download(&out).unwrap();
+}
