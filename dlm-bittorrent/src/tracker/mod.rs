@@ -13,7 +13,9 @@ use std::time::Duration;
 
 pub use self::http::HttpTracker;
 pub use peer_id::PeerId;
-pub use response::{AnnounceResponse, MAX_RESPONSE_BYTES, parse_compact_v4, parse_compact_v6};
+pub use response::{
+    AnnounceResponse, MAX_RESPONSE_BYTES, parse_compact_v4, parse_compact_v6, parse_http_reply,
+};
 pub use tiers::TrackerTiers;
 pub use udp::{UdpTiming, UdpTracker};
 
