@@ -24,6 +24,10 @@ pub struct TorrentConfig {
     pub port: u16,
     /// HTTP settings for HTTP trackers.
     pub http: dlm_http::HttpConfig,
+    /// Files to download, by index in the torrent (0-based); `None`: all.
+    /// Pieces shared with other files are still fetched whole (to verify
+    /// them), but only the selected files appear.
+    pub selected: Option<Vec<usize>>,
 }
 
 impl Default for TorrentConfig {
@@ -35,6 +39,7 @@ impl Default for TorrentConfig {
             idle_timeout: Duration::from_secs(30),
             port: 6881,
             http: dlm_http::HttpConfig::default(),
+            selected: None,
         }
     }
 }
@@ -49,6 +54,12 @@ impl TorrentConfig {
     /// Sets [`TorrentConfig::http`].
     pub fn with_http(mut self, http: dlm_http::HttpConfig) -> Self {
         self.http = http;
+        self
+    }
+
+    /// Sets [`TorrentConfig::selected`].
+    pub fn with_selected(mut self, files: Option<Vec<usize>>) -> Self {
+        self.selected = files;
         self
     }
 

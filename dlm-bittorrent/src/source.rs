@@ -7,7 +7,8 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 use dlm_core::{
-    BodyStream, Capabilities, Context, Error, ErrorKind, FileSpan, Probe, ReadRange, Result, Source,
+    BodyStream, ByteRange, Capabilities, Context, Error, ErrorKind, FileSpan, Probe, ReadRange,
+    Result, Source,
 };
 use sha1::{Digest, Sha1};
 use tokio::sync::OnceCell;
@@ -104,19 +105,49 @@ impl Source for TorrentSource {
         probe.caps.verifies = true;
         probe.etag = Some(format!("\"{}\"", m.info_hash));
         probe.file_name = Some(m.name.clone());
-        if m.files.len() > 1
+        let selected = self.swarm.selected();
+        if let Some(sel) = selected
+            && let Some(bad) = sel.iter().find(|i| **i >= m.files.len())
+        {
+            return Err(Error::new(
+                ErrorKind::InvalidInput,
+                format!(
+                    "file {} is not in the torrent ({} files)",
+                    bad + 1,
+                    m.files.len()
+                ),
+            ));
+        }
+        let wanted = |i: usize| selected.is_none_or(|s| s.contains(&i));
+        let multi = m.files.len() > 1
             || m.files
                 .first()
-                .is_some_and(|f| f.path != std::path::Path::new(&m.name))
-        {
+                .is_some_and(|f| f.path != std::path::Path::new(&m.name));
+        if multi {
             probe.files = m
                 .files
                 .iter()
-                .map(|f| FileSpan {
+                .enumerate()
+                .map(|(i, f)| FileSpan {
                     path: f.path.clone(),
                     offset: f.offset,
                     len: f.length,
-                    wanted: true,
+                    wanted: wanted(i),
+                })
+                .collect();
+            // Pieces that touch no selected file are not fetched at all.
+            probe.skip = (0..m.piece_count())
+                .map(|p| {
+                    let start = p as u64 * m.piece_length;
+                    ByteRange::new(start, start + m.piece_len(p))
+                })
+                .filter(|piece| {
+                    !m.files.iter().enumerate().any(|(i, f)| {
+                        wanted(i)
+                            && ByteRange::new(f.offset, f.offset + f.length)
+                                .intersect(piece)
+                                .is_some_and(|x| !x.is_empty())
+                    })
                 })
                 .collect();
         }

@@ -100,6 +100,9 @@ pub struct Probe {
     /// [`Output::Dir`](crate::Output::Dir) download then writes them with a
     /// [`MultiFileSink`](crate::MultiFileSink) under the directory.
     pub files: Vec<crate::FileSpan>,
+    /// Ranges not to fetch (the pieces of a torrent that hold only files the
+    /// user did not select): treated as done from the start.
+    pub skip: Vec<crate::ByteRange>,
 }
 
 impl Probe {

@@ -191,6 +191,37 @@ pub(crate) struct NetArgs {
     /// BitTorrent: a peer to connect to besides the trackers' (host:port, repeatable).
     #[arg(long = "peer", value_name = "ADDR")]
     pub(crate) peers: Vec<std::net::SocketAddr>,
+    /// BitTorrent: download only these files, by their 1-based number in `dlm info` (e.g. 1,3-5).
+    #[arg(long, value_name = "LIST", value_parser = parse_file_list)]
+    pub(crate) select_file: Option<FileList>,
+}
+
+/// 0-based file indexes from `--select-file`.
+#[derive(Clone, Debug)]
+pub(crate) struct FileList(pub(crate) Vec<usize>);
+
+/// Parses `1,3-5` into 0-based file indexes.
+fn parse_file_list(s: &str) -> Result<FileList, String> {
+    let mut out = Vec::new();
+    for part in s.split(',').map(str::trim).filter(|p| !p.is_empty()) {
+        let (a, b) = part.split_once('-').unwrap_or((part, part));
+        let n = |x: &str| -> Result<usize, String> {
+            x.trim()
+                .parse::<usize>()
+                .ok()
+                .filter(|n| *n >= 1)
+                .ok_or_else(|| format!("{x:?} is not a file number (1, 2, …)"))
+        };
+        let (a, b) = (n(a)?, n(b)?);
+        if b < a || b - a > 1_000_000 {
+            return Err(format!("{part:?} is not a range of file numbers"));
+        }
+        out.extend((a..=b).map(|i| i - 1));
+    }
+    if out.is_empty() {
+        return Err("no file numbers given".into());
+    }
+    Ok(FileList(out))
 }
 
 #[derive(Debug, Args)]

@@ -76,7 +76,9 @@ pub(crate) fn s3_config(net: &NetArgs) -> Result<dlm_s3::S3Config, String> {
 
 /// The BitTorrent configuration the flags describe.
 pub(crate) fn torrent_config(net: &NetArgs) -> Result<dlm_bittorrent::TorrentConfig, String> {
-    let mut c = dlm_bittorrent::TorrentConfig::default().with_http(http_config(net)?);
+    let mut c = dlm_bittorrent::TorrentConfig::default()
+        .with_http(http_config(net)?)
+        .with_selected(net.select_file.as_ref().map(|f| f.0.clone()));
     for p in &net.peers {
         c = c.with_peer(*p);
     }

@@ -337,3 +337,77 @@ fn two_seeders_libtorrent_and_transmission_both_serve_the_download() {
         "both seeders served: {from_lt} / {from_tr}"
     );
 }
+
+#[test]
+fn a_file_selection_downloads_only_the_selected_files() {
+    let dir = tempfile::tempdir().unwrap();
+    // 64 KiB pieces and odd sizes: pieces straddle file boundaries.
+    let files = [
+        ("a.bin", 300_001),
+        ("sub/deep/b.bin", 500_000),
+        ("c.txt", 17),
+        ("sub/d.bin", 700_003),
+    ];
+    let Some(fx) = TorrentSpec::multi_file("picked", &files)
+        .with_tracker("http://127.0.0.1:1/announce")
+        .with_piece_len_log2(16)
+        .create(&dir.path().join("seed"))
+    else {
+        return;
+    };
+    let Some(seeder) = LibtorrentPeer::start(
+        LibtorrentOptions::default()
+            .with_seed(&fx)
+            .without_trackers(),
+    ) else {
+        return;
+    };
+    let m = dlm_bittorrent::Metainfo::from_file(&fx.torrent_path).unwrap();
+    // Select b.bin and c.txt by their numbers in the torrent's own order.
+    let number = |suffix: &str| {
+        1 + m
+            .files
+            .iter()
+            .position(|f| f.path.ends_with(suffix))
+            .unwrap()
+    };
+    let selection = format!("{},{}", number("sub/deep/b.bin"), number("c.txt"));
+    let out = dir.path().join("out");
+    let peer = SocketAddr::V4(seeder.addr()).to_string();
+    let torrent = fx.torrent_path.to_str().unwrap().to_string();
+    let result = run(dlm_get(&[
+        &torrent,
+        "--peer",
+        &peer,
+        "--select-file",
+        &selection,
+        "-d",
+        out.to_str().unwrap(),
+    ]));
+    assert!(
+        result.status.success(),
+        "{}",
+        String::from_utf8_lossy(&result.stderr)
+    );
+    for f in &fx.files {
+        let got = fx.file_path_in(&out, f);
+        let picked = got.ends_with("sub/deep/b.bin") || got.ends_with("c.txt");
+        if picked {
+            assert_eq!(
+                dlm_tests::sha256_file(&got).unwrap(),
+                f.sha256,
+                "{}",
+                got.display()
+            );
+        } else {
+            assert!(!got.exists(), "{} was not selected", got.display());
+        }
+    }
+    assert!(
+        std::fs::read_dir(&out)
+            .unwrap()
+            .flatten()
+            .all(|e| !e.file_name().to_string_lossy().starts_with('.')),
+        "no parts file or resume state left"
+    );
+}

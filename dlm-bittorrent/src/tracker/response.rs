@@ -99,10 +99,7 @@ fn small(v: Option<i64>) -> Option<u32> {
 /// # Errors
 /// [`TorrentError::Tracker`] for a `failure reason` (not retryable), or a
 /// reply that is not a well-formed announce reply.
-pub fn parse_http_reply(
-    tracker: &str,
-    body: &[u8],
-) -> Result<AnnounceResponse, TorrentError> {
+pub fn parse_http_reply(tracker: &str, body: &[u8]) -> Result<AnnounceResponse, TorrentError> {
     let bad = |message: String| TorrentError::Tracker {
         tracker: tracker.to_string(),
         message,

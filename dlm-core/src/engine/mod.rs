@@ -293,6 +293,9 @@ impl Engine {
             validator: probe.validator(),
         };
         let mut done = self.load_resume_state(&target, &identity, ranged).await?;
+        for r in &probe.skip {
+            done.insert(*r);
+        }
         let mut algorithms = self.algorithms(&probe);
         target.sink.prepare_dyn(probe.len, &algorithms).await?;
 
@@ -329,7 +332,7 @@ impl Engine {
                     identity.validator = probe.validator();
                     // The new object may publish another digest (a new ETag's MD5).
                     algorithms = self.algorithms(&probe);
-                    done = RangeSet::new();
+                    done = RangeSet::from_ranges(probe.skip.iter().copied());
                     target.sink.reset_dyn().await?;
                     target.sink.prepare_dyn(probe.len, &algorithms).await?;
                 }
@@ -517,7 +520,10 @@ impl Engine {
 
     fn algorithms(&self, probe: &Probe) -> Vec<DigestAlgorithm> {
         let mut algos = Vec::new();
-        if self.options.verify {
+        // A source that verifies every unit itself (a torrent's pieces) needs no
+        // second pass over the whole download, and with a file selection the
+        // whole byte space is not even on disk.
+        if self.options.verify && !probe.caps.verifies {
             algos.push(DigestAlgorithm::Sha256);
         }
         if let Some(c) = &self.options.checksum {

@@ -158,6 +158,20 @@ impl MultiFileSink {
     }
 }
 
+/// Fills `buf` from `offset` until the end of the file; the rest stays as it is.
+fn read_up_to(f: &File, buf: &mut [u8], offset: u64) -> std::io::Result<()> {
+    let mut filled = 0;
+    while filled < buf.len() {
+        match f.read_at(&mut buf[filled..], offset + filled as u64) {
+            Ok(0) => break,
+            Ok(n) => filled += n,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(())
+}
+
 fn open_rw(path: &Path) -> Result<File> {
     if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
         std::fs::create_dir_all(dir)
@@ -211,14 +225,20 @@ impl Sink for MultiFileSink {
         let r = ByteRange::new(offset, offset + u64::from(len));
         let mut jobs = Vec::new();
         for (part, place, at) in self.placements(r) {
-            jobs.push((self.file(place)?, part.len() as usize, at));
+            let sparse = matches!(place, Place::Parts);
+            jobs.push((self.file(place)?, part.len() as usize, at, sparse));
         }
         Self::blocking("reading", move || {
             let mut out = BytesMut::with_capacity(len as usize);
-            for (f, n, at) in jobs {
+            for (f, n, at, sparse) in jobs {
                 let start = out.len();
                 out.resize(start + n, 0);
-                f.read_exact_at(&mut out[start..], at)?;
+                if sparse {
+                    // The parts file is sparse and may end early: unwritten bytes read as zeros.
+                    read_up_to(&f, &mut out[start..], at)?;
+                } else {
+                    f.read_exact_at(&mut out[start..], at)?;
+                }
             }
             Ok(out.freeze())
         })
