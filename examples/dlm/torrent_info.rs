@@ -73,8 +73,9 @@ pub(crate) fn print(path: &Path, json: bool) -> u8 {
         println!("comment:        {c}");
     }
     println!("files:          {}", m.files.len());
-    for f in &m.files {
-        println!("{:>14}  {}", f.length, f.path.display());
+    // Numbered as --select-file counts them.
+    for (i, f) in m.files.iter().enumerate() {
+        println!("{:>6}  {:>14}  {}", i + 1, f.length, f.path.display());
     }
     exit_code::SUCCESS
 }
