@@ -13,6 +13,7 @@ use dlm_core::{
 use sha1::{Digest, Sha1};
 use tokio::sync::OnceCell;
 
+use crate::peer::PeerConnection;
 use crate::swarm::Swarm;
 use crate::{Metainfo, TorrentConfig};
 
@@ -52,21 +53,38 @@ impl TorrentSource {
 }
 
 /// Fetches piece `index` from the swarm, verified, trying other peers.
+/// `held` is the connection that fetched the previous piece of this range
+/// (it may have requested this one already); `next` is the piece after, to
+/// request while this one finishes. Returns the piece and the connection to
+/// keep for the next one.
 async fn fetch_piece(
     swarm: &Swarm,
     m: &Metainfo,
     index: usize,
+    next: Option<usize>,
+    mut held: Option<PeerConnection>,
     idle: std::time::Duration,
-) -> Result<Bytes> {
+) -> Result<(Bytes, Option<PeerConnection>)> {
     let len = m.piece_len(index) as u32;
+    let next = next.map(|n| (n as u32, m.piece_len(n) as u32));
     for _ in 0..PIECE_ATTEMPTS {
-        let Some(mut peer) = swarm.take(index).await else {
-            break;
+        let mut peer = match held.take() {
+            Some(p) if p.has(index) => p,
+            Some(p) => {
+                swarm.give_back(Some(p));
+                match swarm.take(index).await {
+                    Some(p) => p,
+                    None => break,
+                }
+            }
+            None => match swarm.take(index).await {
+                Some(p) => p,
+                None => break,
+            },
         };
-        match peer.fetch_piece(index as u32, len, idle).await {
+        match peer.fetch_piece_then(index as u32, len, next, idle).await {
             Ok(bytes) if <[u8; 20]>::from(Sha1::digest(&bytes)) == m.pieces[index] => {
-                swarm.give_back(Some(peer));
-                return Ok(bytes);
+                return Ok((bytes, Some(peer)));
             }
             Ok(_) => {
                 tracing::warn!(peer = %peer.addr(), piece = index, "piece failed its SHA-1: peer banned");
@@ -79,11 +97,29 @@ async fn fetch_piece(
             }
         }
     }
+    if let Some(p) = held {
+        swarm.give_back(Some(p));
+    }
     Err(Error::new(
         ErrorKind::Network,
         format!("no connected peer delivered piece {index}"),
     )
     .retryable())
+}
+
+/// Gives the connection held by a range's reader back to the swarm when
+/// the reader is dropped (the range ended or the engine moved on).
+struct Held {
+    swarm: Arc<Swarm>,
+    peer: Option<PeerConnection>,
+}
+
+impl Drop for Held {
+    fn drop(&mut self) {
+        if let Some(p) = self.peer.take() {
+            self.swarm.give_back(Some(p));
+        }
+    }
 }
 
 impl Source for TorrentSource {
@@ -161,20 +197,27 @@ impl Source for TorrentSource {
         let start = range.start();
         let end = range.end().unwrap_or(m.total_length).min(m.total_length);
         let first = (start / m.piece_length) as usize;
-        let frames = futures::stream::unfold(Some(first), move |state| {
+        let last = end.div_ceil(m.piece_length) as usize;
+        let held = Held {
+            swarm: swarm.clone(),
+            peer: None,
+        };
+        let frames = futures::stream::unfold(Some((first, held)), move |state| {
             let m = m.clone();
             let swarm = swarm.clone();
             async move {
-                let index = state?;
+                let (index, mut held) = state?;
                 let piece_start = index as u64 * m.piece_length;
                 if piece_start >= end {
                     return None;
                 }
-                match fetch_piece(&swarm, &m, index, idle).await {
-                    Ok(bytes) => {
+                let next = (index + 1 < last).then_some(index + 1);
+                match fetch_piece(&swarm, &m, index, next, held.peer.take(), idle).await {
+                    Ok((bytes, peer)) => {
+                        held.peer = peer;
                         let from = start.saturating_sub(piece_start) as usize;
                         let to = (end - piece_start).min(bytes.len() as u64) as usize;
-                        Some((Ok(bytes.slice(from..to)), Some(index + 1)))
+                        Some((Ok(bytes.slice(from..to)), Some((index + 1, held))))
                     }
                     Err(e) => Some((Err(e), None)),
                 }

@@ -62,6 +62,10 @@ pub struct PeerConnection {
     choked: bool,
     interested: bool,
     pieces: usize,
+    /// The next piece, already requested in part while the last one finished.
+    ahead: Option<PartialPiece>,
+    /// Requests sent and not yet answered.
+    outstanding: usize,
 }
 
 /// Blocks requested at once from one peer (libtorrent advertises 2000,
@@ -111,6 +115,8 @@ impl PeerConnection {
             choked: true,
             interested: false,
             pieces,
+            ahead: None,
+            outstanding: 0,
         })
     }
 
@@ -221,6 +227,23 @@ impl PeerConnection {
         len: u32,
         idle: Duration,
     ) -> Result<Bytes, PeerError> {
+        self.fetch_piece_then(index, len, None, idle).await
+    }
+
+    /// As [`PeerConnection::fetch_piece`], and once every block of this
+    /// piece is requested, goes on requesting blocks of `next` (a piece this
+    /// peer has), so the pipeline never drains between pieces. The next call
+    /// for `next` continues with what already arrived.
+    ///
+    /// # Errors
+    /// As [`PeerConnection::fetch_piece`].
+    pub async fn fetch_piece_then(
+        &mut self,
+        index: u32,
+        len: u32,
+        next: Option<(u32, u32)>,
+        idle: Duration,
+    ) -> Result<Bytes, PeerError> {
         if !self.has(index as usize) {
             return Err(PeerError::Missing {
                 addr: self.addr,
@@ -231,60 +254,132 @@ impl PeerConnection {
             self.send(&Message::Interested).await?;
             self.interested = true;
         }
-        let blocks: Vec<(u32, u32)> = (0..len)
-            .step_by(BLOCK_LEN as usize)
-            .map(|b| (b, BLOCK_LEN.min(len - b)))
-            .collect();
-        let mut piece = BytesMut::zeroed(len as usize);
-        let mut received = vec![false; blocks.len()];
-        let mut next_block = 0;
-        let mut outstanding = 0usize;
-        let mut done = 0;
-        while done < blocks.len() {
-            while self.choked {
+        let mut cur = match self.ahead.take() {
+            Some(a) if a.index == index && a.len == len => a,
+            _ => PartialPiece::new(index, len),
+        };
+        let mut nxt = next
+            .filter(|(i, _)| *i != index && self.has(*i as usize))
+            .map(|(i, l)| PartialPiece::new(i, l));
+        // Requests sent for a piece given up on may still be answered: ignored below.
+        self.outstanding = cur.requested - cur.done.min(cur.requested);
+        while cur.done < cur.blocks.len() {
+            if self.choked {
                 self.next(idle).await?;
-                // A choke drops every request: ask again from the first missing block.
-                next_block = received.iter().position(|r| !r).unwrap_or(blocks.len());
-                outstanding = 0;
+                if !self.choked {
+                    // A choke dropped every request: ask again for what is missing.
+                    cur.rewind();
+                    if let Some(n) = nxt.as_mut() {
+                        n.rewind();
+                    }
+                    self.outstanding = 0;
+                }
+                continue;
             }
-            while outstanding < PIPELINE && next_block < blocks.len() {
-                if !received[next_block] {
-                    let (begin, length) = blocks[next_block];
+            while self.outstanding < PIPELINE {
+                let target = if cur.requested < cur.blocks.len() {
+                    &mut cur
+                } else if let Some(n) = nxt.as_mut().filter(|n| n.requested < n.blocks.len()) {
+                    n
+                } else {
+                    break;
+                };
+                let (begin, length) = target.blocks[target.requested];
+                let index = target.index;
+                let skip = target.received[target.requested];
+                target.requested += 1;
+                if !skip {
                     self.send(&Message::Request {
                         index,
                         begin,
                         length,
                     })
                     .await?;
-                    outstanding += 1;
+                    self.outstanding += 1;
                 }
-                next_block += 1;
             }
             match self.next(idle).await? {
                 Message::Piece {
                     index: i,
                     begin,
                     block,
-                } if i == index => {
-                    let slot = (begin / BLOCK_LEN) as usize;
-                    let fits = begin % BLOCK_LEN == 0
-                        && blocks
-                            .get(slot)
-                            .is_some_and(|(_, l)| *l as usize == block.len());
-                    if fits && !received[slot] {
-                        piece[begin as usize..begin as usize + block.len()].copy_from_slice(&block);
-                        received[slot] = true;
-                        done += 1;
+                } => {
+                    let target = if i == cur.index {
+                        Some(&mut cur)
+                    } else {
+                        nxt.as_mut().filter(|n| n.index == i)
+                    };
+                    if let Some(t) = target
+                        && t.place(begin, &block)
+                    {
+                        self.outstanding = self.outstanding.saturating_sub(1);
                     }
-                    outstanding = outstanding.saturating_sub(1);
                 }
                 Message::Choke => {
-                    next_block = received.iter().position(|r| !r).unwrap_or(blocks.len());
-                    outstanding = 0;
+                    cur.rewind();
+                    if let Some(n) = nxt.as_mut() {
+                        n.rewind();
+                    }
+                    self.outstanding = 0;
                 }
                 _ => {}
             }
         }
-        Ok(piece.freeze())
+        self.ahead = nxt;
+        Ok(cur.data.freeze())
+    }
+}
+
+/// A piece being assembled from its blocks.
+#[derive(Debug)]
+struct PartialPiece {
+    index: u32,
+    len: u32,
+    data: BytesMut,
+    blocks: Vec<(u32, u32)>,
+    received: Vec<bool>,
+    /// Blocks before this one have been requested (or had arrived).
+    requested: usize,
+    /// Blocks received.
+    done: usize,
+}
+
+impl PartialPiece {
+    fn new(index: u32, len: u32) -> Self {
+        let blocks: Vec<(u32, u32)> = (0..len)
+            .step_by(BLOCK_LEN as usize)
+            .map(|b| (b, BLOCK_LEN.min(len - b)))
+            .collect();
+        Self {
+            index,
+            len,
+            data: BytesMut::zeroed(len as usize),
+            received: vec![false; blocks.len()],
+            blocks,
+            requested: 0,
+            done: 0,
+        }
+    }
+
+    /// Stores a block; whether it was one we still needed.
+    fn place(&mut self, begin: u32, block: &[u8]) -> bool {
+        let slot = (begin / BLOCK_LEN) as usize;
+        let fits = begin.is_multiple_of(BLOCK_LEN)
+            && self
+                .blocks
+                .get(slot)
+                .is_some_and(|(_, l)| *l as usize == block.len());
+        if !fits || self.received[slot] {
+            return false;
+        }
+        self.data[begin as usize..begin as usize + block.len()].copy_from_slice(block);
+        self.received[slot] = true;
+        self.done += 1;
+        true
+    }
+
+    /// Forgets what was requested (after a choke): ask again for the missing blocks.
+    fn rewind(&mut self) {
+        self.requested = 0;
     }
 }
