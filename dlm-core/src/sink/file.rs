@@ -126,7 +126,7 @@ impl FileSink {
 
 /// Fills `buf` from `offset`, stopping early only at the end of the file;
 /// returns the bytes read.
-fn read_full_at(f: &File, buf: &mut [u8], offset: u64) -> std::io::Result<usize> {
+pub(super) fn read_full_at(f: &File, buf: &mut [u8], offset: u64) -> std::io::Result<usize> {
     let mut filled = 0;
     while filled < buf.len() {
         match f.read_at(&mut buf[filled..], offset + filled as u64) {

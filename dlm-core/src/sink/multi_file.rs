@@ -158,20 +158,6 @@ impl MultiFileSink {
     }
 }
 
-/// Fills `buf` from `offset` until the end of the file; the rest stays as it is.
-fn read_up_to(f: &File, buf: &mut [u8], offset: u64) -> std::io::Result<()> {
-    let mut filled = 0;
-    while filled < buf.len() {
-        match f.read_at(&mut buf[filled..], offset + filled as u64) {
-            Ok(0) => break,
-            Ok(n) => filled += n,
-            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
-            Err(e) => return Err(e),
-        }
-    }
-    Ok(())
-}
-
 fn open_rw(path: &Path) -> Result<File> {
     if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
         std::fs::create_dir_all(dir)
@@ -235,7 +221,7 @@ impl Sink for MultiFileSink {
                 out.resize(start + n, 0);
                 if sparse {
                     // The parts file is sparse and may end early: unwritten bytes read as zeros.
-                    read_up_to(&f, &mut out[start..], at)?;
+                    super::file::read_full_at(&f, &mut out[start..], at)?;
                 } else {
                     f.read_exact_at(&mut out[start..], at)?;
                 }
