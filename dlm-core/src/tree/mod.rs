@@ -157,11 +157,6 @@ impl TreeHandle {
     }
 }
 
-/// A file being downloaded.
-struct Running {
-    control: DownloadControl,
-}
-
 struct Runner {
     listing: BoxListing,
     dir: PathBuf,
@@ -173,7 +168,8 @@ struct Runner {
     summary: TreeSummary,
     /// Bytes of files that ended (completed or skipped).
     finished_bytes: u64,
-    running: HashMap<String, Running>,
+    /// Files downloading now, by displayed path.
+    running: HashMap<String, DownloadControl>,
     /// Local paths already used: a listing that names a file twice gets it once.
     seen: HashSet<PathBuf>,
 }
@@ -200,8 +196,8 @@ impl Runner {
             }
             tokio::select! {
                 () = self.cancel.cancelled() => {
-                    for r in self.running.values() {
-                        r.control.cancel();
+                    for control in self.running.values() {
+                        control.cancel();
                     }
                     while files.join_next().await.is_some() {}
                     return Err(Error::cancelled());
@@ -246,12 +242,20 @@ impl Runner {
         p.listing_done = listing_done;
         p.bytes_done = self.finished_bytes;
         p.rate_bytes_per_sec = 0;
-        for r in self.running.values() {
-            let s = r.control.stats();
+        for control in self.running.values() {
+            let s = control.stats();
             p.bytes_done += s.downloaded_bytes;
             p.rate_bytes_per_sec += s.rate_bytes_per_sec;
         }
         p
+    }
+
+    /// Records a listed name that is not downloaded, and why.
+    fn refuse(&mut self, path: String, reason: String) {
+        tracing::warn!(%path, %reason, "refused");
+        self.summary.progress.files_failed += 1;
+        self.summary.refused.push((path.clone(), reason.clone()));
+        self.emit(TreeEvent::Refused { path, reason });
     }
 
     async fn start_file(
@@ -266,26 +270,12 @@ impl Runner {
             Err(bad) => {
                 let reason =
                     format!("unsafe name component {bad:?}: it could leave the destination");
-                tracing::warn!(path = %shown, %reason, "refused");
-                self.summary.progress.files_failed += 1;
-                self.summary.refused.push((shown.clone(), reason.clone()));
-                self.emit(TreeEvent::Refused {
-                    path: shown,
-                    reason,
-                });
-                return;
+                return self.refuse(shown, reason);
             }
         };
         let local = self.dir.join(&relative);
         if !self.seen.insert(local.clone()) {
-            let reason = "listed twice".to_string();
-            self.summary.progress.files_failed += 1;
-            self.summary.refused.push((shown.clone(), reason.clone()));
-            self.emit(TreeEvent::Refused {
-                path: shown,
-                reason,
-            });
-            return;
+            return self.refuse(shown, "listed twice".to_string());
         }
         self.summary.progress.files_listed += 1;
         self.summary.progress.bytes_listed += entry.len.unwrap_or(0);
@@ -315,12 +305,7 @@ impl Runner {
         let handle = Download::new(entry.source, Output::File(local))
             .with_options(options)
             .start();
-        self.running.insert(
-            shown.clone(),
-            Running {
-                control: handle.control(),
-            },
-        );
+        self.running.insert(shown.clone(), handle.control());
         self.emit(TreeEvent::FileStarted {
             path: shown.clone(),
         });
