@@ -21,6 +21,8 @@ mod registry;
 pub mod scheduler;
 mod sink;
 mod source;
+#[cfg(test)]
+mod test_source;
 mod tree;
 mod units;
 

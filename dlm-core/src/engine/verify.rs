@@ -143,30 +143,9 @@ mod tests {
     use bytes::Bytes;
     use sha2::Digest as _;
 
-    use crate::{
-        BodyStream, Capabilities, Context, DigestAlgorithm, Download, Error, ErrorKind, MemorySink,
-        Output, Probe, ReadRange, Result, Sink, Source,
-    };
+    use crate::{DigestAlgorithm, Download, Error, ErrorKind, MemorySink, Output, Result, Sink};
 
-    #[derive(Debug)]
-    struct Fixed(Bytes);
-
-    impl Source for Fixed {
-        fn identity(&self) -> String {
-            "fixed:test".into()
-        }
-        async fn probe(&self, _cx: &Context) -> Result<Probe> {
-            Ok(Probe::new(
-                Some(self.0.len() as u64),
-                Capabilities::default().with_ranges(true),
-            ))
-        }
-        async fn open(&self, _cx: &Context, range: ReadRange) -> Result<BodyStream> {
-            let end = range.end().unwrap_or(self.0.len() as u64);
-            let bytes = self.0.slice(range.start() as usize..end as usize);
-            Ok(Box::pin(futures::stream::iter([Ok(bytes)])))
-        }
-    }
+    use crate::test_source::Fixed;
 
     /// A sink that can only be read back through `read_at_blocking`: the
     /// verifier must use it (one reused buffer), never the allocating

@@ -352,27 +352,9 @@ mod tests {
     use futures::stream::BoxStream;
 
     use super::*;
-    use crate::{BodyStream, Capabilities, Listing, Probe, ReadRange, Source};
+    use crate::Listing;
 
-    #[derive(Debug)]
-    struct Fixed(Bytes);
-
-    impl Source for Fixed {
-        fn identity(&self) -> String {
-            "fixed:test".into()
-        }
-        async fn probe(&self, _cx: &Context) -> Result<Probe> {
-            Ok(Probe::new(
-                Some(self.0.len() as u64),
-                Capabilities::default().with_ranges(true),
-            ))
-        }
-        async fn open(&self, _cx: &Context, range: ReadRange) -> Result<BodyStream> {
-            let end = range.end().unwrap_or(self.0.len() as u64);
-            let bytes = self.0.slice(range.start() as usize..end as usize);
-            Ok(Box::pin(futures::stream::iter([Ok(bytes)])))
-        }
-    }
+    use crate::test_source::Fixed;
 
     #[derive(Debug)]
     struct Names(Vec<Vec<&'static str>>);
