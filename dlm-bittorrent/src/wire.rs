@@ -207,23 +207,24 @@ impl Message {
             buf.reserve(total - buf.len());
             return Ok(None);
         }
-        let id = buf[4];
+        let mut frame = buf.split_to(total).freeze();
+        frame.advance(4);
+        let id = frame[0];
+        frame.advance(1);
         let body_len = len - 1;
-        let fixed = |want: u32| {
-            if body_len == want {
-                Ok(())
-            } else {
-                Err(WireError::BadLength { id, len: body_len })
-            }
-        };
-        let msg = match id {
-            0 => fixed(0).map(|()| Self::Choke),
-            1 => fixed(0).map(|()| Self::Unchoke),
-            2 => fixed(0).map(|()| Self::Interested),
-            3 => fixed(0).map(|()| Self::NotInterested),
-            4 => fixed(4).map(|()| Self::Have(u32_at(buf, 5))),
-            6 | 8 => fixed(12).map(|()| {
-                let (index, begin, length) = (u32_at(buf, 5), u32_at(buf, 9), u32_at(buf, 13));
+        let bad = || WireError::BadLength { id, len: body_len };
+        let fixed = |want: u32| if body_len == want { Ok(()) } else { Err(bad()) };
+        Ok(Some(match id {
+            0 => fixed(0).map(|()| Self::Choke)?,
+            1 => fixed(0).map(|()| Self::Unchoke)?,
+            2 => fixed(0).map(|()| Self::Interested)?,
+            3 => fixed(0).map(|()| Self::NotInterested)?,
+            4 => fixed(4).map(|()| Self::Have(u32_at(&frame, 0)))?,
+            5 => Self::Bitfield(frame),
+            6 | 8 => {
+                fixed(12)?;
+                let (index, begin, length) =
+                    (u32_at(&frame, 0), u32_at(&frame, 4), u32_at(&frame, 8));
                 if id == 6 {
                     Self::Request {
                         index,
@@ -237,21 +238,12 @@ impl Message {
                         length,
                     }
                 }
-            }),
-            9 => fixed(2).map(|()| Self::Port(u16::from_be_bytes([buf[5], buf[6]]))),
-            5 | 7 | 20 => Ok(Self::Unknown { id }),
-            _ => Ok(Self::Unknown { id }),
-        }?;
-        let mut frame = buf.split_to(total).freeze();
-        frame.advance(5);
-        Ok(Some(match id {
-            5 => Self::Bitfield(frame),
+            }
             7 => {
                 if frame.len() < 8 {
-                    return Err(WireError::BadLength { id, len: body_len });
+                    return Err(bad());
                 }
-                let index = u32_at(&frame, 0);
-                let begin = u32_at(&frame, 4);
+                let (index, begin) = (u32_at(&frame, 0), u32_at(&frame, 4));
                 frame.advance(8);
                 Self::Piece {
                     index,
@@ -259,9 +251,10 @@ impl Message {
                     block: frame,
                 }
             }
+            9 => fixed(2).map(|()| Self::Port(u16::from_be_bytes([frame[0], frame[1]])))?,
             20 => {
                 if frame.is_empty() {
-                    return Err(WireError::BadLength { id, len: body_len });
+                    return Err(bad());
                 }
                 let ext = frame[0];
                 frame.advance(1);
@@ -270,7 +263,7 @@ impl Message {
                     payload: frame,
                 }
             }
-            _ => msg,
+            _ => Self::Unknown { id },
         }))
     }
 
