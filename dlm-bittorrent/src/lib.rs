@@ -7,7 +7,6 @@ mod config;
 mod error;
 mod metainfo;
 pub mod peer;
-mod piece_units;
 mod protocol;
 pub mod seed;
 mod source;
@@ -20,6 +19,5 @@ pub use error::TorrentError;
 pub use metainfo::{
     InfoHash, MAX_FILES, MAX_PIECE_LENGTH, MAX_TORRENT_BYTES, Metainfo, TorrentFile,
 };
-pub use piece_units::PieceUnits;
 pub use protocol::{TorrentProtocol, register, register_with};
 pub use source::TorrentSource;

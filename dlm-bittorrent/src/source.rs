@@ -97,9 +97,6 @@ async fn fetch_piece(
             }
         }
     }
-    if let Some(p) = held {
-        swarm.give_back(Some(p));
-    }
     Err(Error::new(
         ErrorKind::Network,
         format!("no connected peer delivered piece {index}"),

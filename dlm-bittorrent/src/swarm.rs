@@ -17,8 +17,6 @@ struct Pool {
     idle: Vec<PeerConnection>,
     /// Connections lent out.
     busy: usize,
-    /// Peers given up on, never tried again.
-    bad: Vec<SocketAddr>,
 }
 
 /// The peers of one torrent.
@@ -169,10 +167,10 @@ impl Swarm {
         self.returned.notify_waiters();
     }
 
-    /// Forgets a peer that sent bad data.
+    /// Drops every idle connection to a peer that sent bad data (the one
+    /// that did is given back as failed). Peers are only dialled at start,
+    /// so a banned address is never connected to again.
     pub(crate) fn ban(&self, addr: SocketAddr) {
-        let mut pool = self.pool();
-        pool.bad.push(addr);
-        pool.idle.retain(|c| c.addr() != addr);
+        self.pool().idle.retain(|c| c.addr() != addr);
     }
 }

@@ -9,7 +9,6 @@ mod tiers;
 mod udp;
 
 use std::net::SocketAddr;
-use std::time::Duration;
 
 pub use self::http::HttpTracker;
 pub use peer_id::PeerId;
@@ -93,14 +92,4 @@ impl Tracker {
 pub(crate) fn dedup(peers: Vec<SocketAddr>) -> Vec<SocketAddr> {
     let mut seen = std::collections::HashSet::new();
     peers.into_iter().filter(|p| seen.insert(*p)).collect()
-}
-
-/// The interval to wait before the next regular announce: the tracker's
-/// `interval`, at least its `min interval`, within 1 minute to 1 hour.
-pub fn next_announce(resp: &AnnounceResponse) -> Duration {
-    let secs = resp
-        .interval
-        .max(resp.min_interval.unwrap_or(0))
-        .clamp(60, 3600);
-    Duration::from_secs(u64::from(secs))
 }
