@@ -14,7 +14,7 @@ use percent_encoding::utf8_percent_encode;
 use url::Url;
 
 use crate::address::{Addressing, QUERY};
-use crate::error::{MAX_ERROR_BODY_BYTES, parse_error_document};
+use crate::error::{ErrorDocument, MAX_ERROR_BODY_BYTES, parse_error_document};
 use crate::signer::S3Signer;
 use crate::{S3Config, S3Error, profile};
 
@@ -205,31 +205,17 @@ impl S3Client {
                 .get("x-amz-bucket-region")
                 .and_then(|v| v.to_str().ok())
                 .map(str::to_string);
-            let body = self
-                .read_body(resp, MAX_ERROR_BODY_BYTES)
-                .await
-                .unwrap_or_default();
-            let doc = parse_error_document(&body).unwrap_or_default();
+            let (_, _, doc) = self.error_document(resp).await;
             let region = header_region.or_else(|| doc.region.clone());
             let Some(region) = region.filter(|r| r != signer.region()) else {
                 // Not a region problem: the error as S3 stated it.
-                let code = if doc.code.is_empty() {
-                    if status == 400 {
-                        "BadRequest"
-                    } else {
-                        "PermanentRedirect"
-                    }
-                    .to_string()
+                let fallback = if status == 400 {
+                    "BadRequest"
                 } else {
-                    doc.code
+                    "PermanentRedirect"
                 };
-                return Err(S3Error::Service {
-                    status,
-                    code,
-                    message: doc.message,
-                    resource: format!("{bucket}/{key}"),
-                    retry_after: None,
-                });
+                let resource = format!("{bucket}/{key}");
+                return Err(service_error(status, None, doc, &resource, fallback));
             };
             tracing::debug!(bucket, %region, "bucket lives in another region: re-targeting");
             // AWS: the bucket's regional endpoint. A custom endpoint stays; only the
@@ -277,6 +263,20 @@ impl S3Client {
     /// The error for a non-success response: its error document's `Code`
     /// and `Message`, or the bare status for bodyless (`HEAD`) responses.
     pub(crate) async fn error_for(&self, resp: HttpResponse, resource: &str) -> S3Error {
+        let (status, retry_after, doc) = self.error_document(resp).await;
+        let fallback = status
+            .canonical_reason()
+            .unwrap_or("Error")
+            .replace(' ', "");
+        service_error(status.as_u16(), retry_after, doc, resource, &fallback)
+    }
+
+    /// A response's status, `Retry-After` and error document (empty when
+    /// the body is missing or not one).
+    async fn error_document(
+        &self,
+        resp: HttpResponse,
+    ) -> (http::StatusCode, Option<Duration>, ErrorDocument) {
         let status = resp.status();
         let retry_after = resp
             .headers()
@@ -288,22 +288,11 @@ impl S3Client {
             .read_body(resp, MAX_ERROR_BODY_BYTES)
             .await
             .unwrap_or_default();
-        let doc = parse_error_document(&body).unwrap_or_default();
-        let code = if doc.code.is_empty() {
-            status
-                .canonical_reason()
-                .unwrap_or("Error")
-                .replace(' ', "")
-        } else {
-            doc.code
-        };
-        S3Error::Service {
-            status: status.as_u16(),
-            code,
-            message: doc.message,
-            resource: resource.to_string(),
+        (
+            status,
             retry_after,
-        }
+            parse_error_document(&body).unwrap_or_default(),
+        )
     }
 
     /// A presigned `GET` URL for `key` in `bucket`, valid for `expires`.
@@ -320,6 +309,28 @@ impl S3Client {
         let (addressing, signer) = self.target(bucket);
         let url = addressing.object_url(bucket, key)?;
         signer.presign(&url, expires).await
+    }
+}
+
+/// An [`S3Error::Service`] from an error document; `fallback` names the
+/// error when the document has no `Code`.
+fn service_error(
+    status: u16,
+    retry_after: Option<Duration>,
+    doc: ErrorDocument,
+    resource: &str,
+    fallback: &str,
+) -> S3Error {
+    S3Error::Service {
+        status,
+        code: if doc.code.is_empty() {
+            fallback.to_string()
+        } else {
+            doc.code
+        },
+        message: doc.message,
+        resource: resource.to_string(),
+        retry_after,
     }
 }
 
