@@ -14,7 +14,7 @@ use url::Url;
 
 use crate::error::from_suppaftp;
 use crate::pool::SessionPool;
-use crate::source::{decode, endpoint, remote_path};
+use crate::source::{decode, remote_path, session_pool};
 use crate::{FtpConfig, FtpError, FtpSource};
 
 /// Largest listing of one directory read, in bytes (about 500,000 entries).
@@ -55,7 +55,7 @@ impl FtpListing {
                 redact_url(&url)
             )));
         }
-        let pool = endpoint(&url, &config)?;
+        let pool = session_pool(&url, &config)?;
         let root = remote_path(&url);
         Ok(Self { url, root, pool })
     }

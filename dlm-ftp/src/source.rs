@@ -30,9 +30,9 @@ pub struct FtpSource {
     pool: Arc<SessionPool>,
 }
 
-/// The login for `url`: the URL's userinfo, else `~/.netrc`, else anonymous;
-/// the TLS mode from the scheme and `config`.
-pub(crate) fn endpoint(url: &Url, config: &FtpConfig) -> Result<Arc<SessionPool>, FtpError> {
+/// A session pool for `url`'s server, logging in with the URL's userinfo,
+/// else `~/.netrc`, else anonymously; TLS mode from the scheme and `config`.
+pub(crate) fn session_pool(url: &Url, config: &FtpConfig) -> Result<Arc<SessionPool>, FtpError> {
     let host = url
         .host_str()
         .ok_or_else(|| FtpError::InvalidUrl(redact_url(url)))?
@@ -97,7 +97,7 @@ impl FtpSource {
                 redact_url(&url)
             )));
         }
-        let pool = endpoint(&url, &config)?;
+        let pool = session_pool(&url, &config)?;
         Ok(Self { url, path, pool })
     }
 
