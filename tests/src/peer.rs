@@ -129,6 +129,42 @@ pub struct ChildGuard {
 }
 
 impl ChildGuard {
+    /// Polls `file` (which the child writes: its stdout or log) every 20 ms until a whole line (ending in a
+    /// newline, so a half-written number is never read) gives `parse` a value, and returns it.
+    ///
+    /// # Errors
+    ///
+    /// When the child exits first (with what the file held), or `timeout` passes. The timeout bounds a hang; it
+    /// asserts nothing about speed.
+    pub fn wait_for_line<T>(
+        &mut self,
+        file: &Path,
+        timeout: Duration,
+        parse: impl Fn(&str) -> Option<T>,
+    ) -> Result<T, String> {
+        let deadline = Instant::now() + timeout;
+        loop {
+            let text = std::fs::read_to_string(file).unwrap_or_default();
+            if let Some(v) = text
+                .split_inclusive('\n')
+                .filter(|l| l.ends_with('\n'))
+                .find_map(|l| parse(l.trim_end()))
+            {
+                return Ok(v);
+            }
+            if let Some(status) = self.try_wait().map_err(|e| e.to_string())? {
+                return Err(format!(
+                    "{} exited ({status}) before it was ready: {text:?}",
+                    self.name
+                ));
+            }
+            if Instant::now() >= deadline {
+                return Err(format!("{} was not ready within {timeout:?}", self.name));
+            }
+            thread::sleep(POLL_INTERVAL);
+        }
+    }
+
     /// Takes ownership of `child`; `name` is used in messages.
     pub fn new(name: impl Into<String>, child: Child) -> Self {
         Self {

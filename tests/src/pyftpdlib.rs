@@ -10,10 +10,9 @@
 
 use std::fs;
 use std::io;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::{Command, Stdio};
-use std::thread;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use tempfile::TempDir;
 
@@ -21,8 +20,6 @@ use crate::peer::{ChildGuard, missing_peer, which};
 
 /// How long the script may take to print `READY` (bounds a hang only).
 const START_TIMEOUT: Duration = Duration::from_secs(15);
-/// How often the script's output is polled while starting.
-const POLL_INTERVAL: Duration = Duration::from_millis(20);
 
 /// The fault server's script.
 pub const FTP_FAULTS_SCRIPT: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/peers/ftp_faults.py");
@@ -102,12 +99,14 @@ impl PyFtpd {
             .spawn()
             .unwrap_or_else(|e| panic!("spawn {}: {e}", python.display()));
         let mut child = ChildGuard::new("ftp_faults.py", child);
-        let port = wait_for_ready(&mut child, &stdout_path).unwrap_or_else(|e| {
-            panic!(
-                "ftp_faults.py did not start: {e}\n--- log ---\n{}",
-                fs::read_to_string(&log_path).unwrap_or_default()
-            )
-        });
+        let port = child
+            .wait_for_line(&stdout_path, START_TIMEOUT, ready_port)
+            .unwrap_or_else(|e| {
+                panic!(
+                    "ftp_faults.py did not start: {e}\n--- log ---\n{}",
+                    fs::read_to_string(&log_path).unwrap_or_default()
+                )
+            });
         Some(Self { child, port, dir })
     }
 
@@ -145,26 +144,7 @@ impl PyFtpd {
     }
 }
 
-/// Polls `stdout` for `READY <port>` while the child runs.
-fn wait_for_ready(child: &mut ChildGuard, stdout: &Path) -> Result<u16, String> {
-    let deadline = Instant::now() + START_TIMEOUT;
-    loop {
-        let out = fs::read_to_string(stdout).unwrap_or_default();
-        // Only a whole line counts: the port may be half written.
-        if let Some(port) = out
-            .split_inclusive('\n')
-            .filter(|l| l.ends_with('\n'))
-            .find_map(|l| l.strip_prefix("READY "))
-            .and_then(|p| p.trim().parse().ok())
-        {
-            return Ok(port);
-        }
-        if let Some(status) = child.try_wait().map_err(|e| e.to_string())? {
-            return Err(format!("exited ({status}) before READY; stdout: {out:?}"));
-        }
-        if Instant::now() >= deadline {
-            return Err(format!("no READY within {START_TIMEOUT:?}"));
-        }
-        thread::sleep(POLL_INTERVAL);
-    }
+/// The port in a `READY <port>` line.
+fn ready_port(line: &str) -> Option<u16> {
+    line.strip_prefix("READY ")?.trim().parse().ok()
 }

@@ -85,7 +85,7 @@ use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc;
 use std::thread;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use sha2::{Digest, Sha256};
 use tempfile::TempDir;
@@ -109,8 +109,6 @@ pub const S3_FIXTURES_SCRIPT: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/peers
 const START_TIMEOUT: Duration = Duration::from_secs(15);
 /// How long one boto3 helper run may take (bounds a hang only; its own socket timeouts are 10 s and 30 s).
 const BOTO3_TIMEOUT: Duration = Duration::from_secs(120);
-/// How often the server's log is polled while it starts.
-const POLL_INTERVAL: Duration = Duration::from_millis(20);
 /// What s3s-fs logs (at `info`) once it listens; the URL follows.
 const READY_LINE: &str = "server is running at http://";
 /// Files per `md5sum` run when storing many objects.
@@ -199,12 +197,18 @@ impl S3Server {
             .spawn()
             .unwrap_or_else(|e| panic!("spawn {}: {e}", bin.display()));
         let mut child = ChildGuard::new("s3s-fs", child);
-        let port = wait_for_ready(&mut child, &log_path).unwrap_or_else(|e| {
-            panic!(
-                "s3s-fs did not start: {e}\n--- log ---\n{}",
-                fs::read_to_string(&log_path).unwrap_or_default()
-            )
-        });
+        let port = child
+            .wait_for_line(&log_path, START_TIMEOUT, |l| {
+                l.split_once(READY_LINE)
+                    .and_then(|(_, addr)| addr.trim().rsplit_once(':'))
+                    .and_then(|(_, port)| port.parse().ok())
+            })
+            .unwrap_or_else(|e| {
+                panic!(
+                    "s3s-fs did not start: {e}\n--- log ---\n{}",
+                    fs::read_to_string(&log_path).unwrap_or_default()
+                )
+            });
         child
             .wait_for_port(port, START_TIMEOUT)
             .unwrap_or_else(|e| panic!("s3s-fs: {e}"));
@@ -612,31 +616,6 @@ impl S3Server {
 /// s3s-fs on `PATH`, else where `scripts/test` installs it.
 fn s3s_fs_binary() -> Option<PathBuf> {
     which("s3s-fs").or_else(|| which(&format!("{S3S_FS_INSTALL_ROOT}/bin/s3s-fs")))
-}
-
-/// Polls the log for [`READY_LINE`] while the child runs, and returns the port it names.
-fn wait_for_ready(child: &mut ChildGuard, log: &Path) -> Result<u16, String> {
-    let deadline = Instant::now() + START_TIMEOUT;
-    loop {
-        let text = fs::read_to_string(log).unwrap_or_default();
-        // Only a whole line counts: the port may be half written.
-        if let Some(port) = text
-            .split_inclusive('\n')
-            .filter(|l| l.ends_with('\n'))
-            .find_map(|l| l.split_once(READY_LINE))
-            .and_then(|(_, addr)| addr.trim().rsplit_once(':'))
-            .and_then(|(_, port)| port.parse().ok())
-        {
-            return Ok(port);
-        }
-        if let Some(status) = child.try_wait().map_err(|e| e.to_string())? {
-            return Err(format!("exited ({status}) before listening"));
-        }
-        if Instant::now() >= deadline {
-            return Err(format!("no {READY_LINE:?} line within {START_TIMEOUT:?}"));
-        }
-        thread::sleep(POLL_INTERVAL);
-    }
 }
 
 /// The MD5 of each file as 32 lowercase hex digits, in order, from one `md5sum` run (coreutils; the staging

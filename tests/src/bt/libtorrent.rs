@@ -23,7 +23,7 @@ use std::time::{Duration, Instant};
 use serde_json::Value;
 use tempfile::TempDir;
 
-use super::{POLL_INTERVAL, TorrentFixture, wait_for_ready};
+use super::{POLL_INTERVAL, TorrentFixture};
 use crate::peer::{ChildGuard, missing_peer, which};
 
 /// The peer script.
@@ -238,12 +238,14 @@ impl LibtorrentPeer {
             .unwrap_or_else(|e| panic!("spawn {}: {e}", python.display()));
         let stdin = child.stdin.take();
         let mut child = ChildGuard::new("lt_peer.py", child);
-        let port = wait_for_ready(&mut child, &stdout_path, START_TIMEOUT).unwrap_or_else(|e| {
-            panic!(
-                "lt_peer.py did not start: {e}\n--- stderr ---\n{}",
-                fs::read_to_string(&stderr_path).unwrap_or_default()
-            )
-        });
+        let port = child
+            .wait_for_line(&stdout_path, START_TIMEOUT, super::ready_port)
+            .unwrap_or_else(|e| {
+                panic!(
+                    "lt_peer.py did not start: {e}\n--- stderr ---\n{}",
+                    fs::read_to_string(&stderr_path).unwrap_or_default()
+                )
+            });
         Some(Self {
             stdin,
             child,

@@ -47,12 +47,9 @@ mod torrent_file;
 mod tracker;
 mod transmission;
 
-use std::fs;
 use std::io::{self, Read, Write};
 use std::net::{Ipv4Addr, SocketAddr, TcpStream};
-use std::path::Path;
-use std::thread;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 pub use aria2::{Aria2Leecher, Aria2Options, Aria2Seeder};
 pub use libtorrent::{
@@ -66,33 +63,12 @@ pub use torrent_file::{
 pub use tracker::{ScrapeCounts, Tracker};
 pub use transmission::TransmissionSeeder;
 
-use crate::peer::ChildGuard;
-
 /// How often the helpers here poll a file, a port or an RPC.
 const POLL_INTERVAL: Duration = Duration::from_millis(20);
 
-/// Polls `stdout` (a file the child writes) for a whole `READY <port>` line while the child runs.
-fn wait_for_ready(child: &mut ChildGuard, stdout: &Path, timeout: Duration) -> Result<u16, String> {
-    let deadline = Instant::now() + timeout;
-    loop {
-        let out = fs::read_to_string(stdout).unwrap_or_default();
-        // Only a whole line counts: the port may be half written.
-        if let Some(port) = out
-            .split_inclusive('\n')
-            .filter(|l| l.ends_with('\n'))
-            .find_map(|l| l.strip_prefix("READY "))
-            .and_then(|p| p.trim().parse().ok())
-        {
-            return Ok(port);
-        }
-        if let Some(status) = child.try_wait().map_err(|e| e.to_string())? {
-            return Err(format!("exited ({status}) before READY; stdout: {out:?}"));
-        }
-        if Instant::now() >= deadline {
-            return Err(format!("no READY within {timeout:?}"));
-        }
-        thread::sleep(POLL_INTERVAL);
-    }
+/// The port in a `READY <port>` line (what `lt_peer.py` prints once it listens).
+fn ready_port(line: &str) -> Option<u16> {
+    line.strip_prefix("READY ")?.trim().parse().ok()
 }
 
 /// A status code, the header fields in order, and the body.
