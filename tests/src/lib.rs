@@ -45,6 +45,7 @@ pub mod pyftpdlib;
 pub mod python_http;
 pub mod runtime;
 pub mod s3_server;
+pub mod through;
 pub mod tls;
 pub mod vsftpd;
 

@@ -6,9 +6,7 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
-use dlm_core::{
-    Download, DownloadOptions, ErrorKind, Event, Input, Options, Output, ProtocolRegistry, Result,
-};
+use dlm_core::{Download, DownloadOptions, ErrorKind, Event, ProtocolRegistry, Result};
 use dlm_ftp::{FtpConfig, NetrcMode};
 use dlm_tests::{Vsftpd, VsftpdOptions, sha256_file, write_random_file};
 
@@ -28,10 +26,7 @@ fn run<T>(body: impl std::future::Future<Output = T>) -> T {
 fn download(config: FtpConfig, url: &str, out: &Path, options: DownloadOptions) -> Download {
     let mut registry = ProtocolRegistry::new();
     dlm_ftp::register_with(&mut registry, config).unwrap();
-    let source = registry
-        .source(&Input::parse(url), &Options::new())
-        .unwrap();
-    Download::new(source, Output::File(out.to_path_buf())).with_options(options)
+    dlm_tests::through::file_download(&registry, url, out, options)
 }
 
 async fn fetch(

@@ -6,14 +6,9 @@
 
 use std::fs::File;
 use std::path::Path;
-use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use tokio::sync::broadcast::error::RecvError;
-
-use dlm_core::{
-    Download, DownloadOptions, ErrorKind, Event, Input, Options, Output, ProtocolRegistry, Result,
-};
+use dlm_core::{Download, DownloadOptions, ErrorKind, Event, ProtocolRegistry, Result};
 use dlm_ftp::{FtpConfig, NetrcMode};
 use dlm_tests::{
     CutProxy, CutProxyOptions, PURE_FTPD_USER, PureFtpd, PyFtpd, PyFtpdOptions,
@@ -36,10 +31,7 @@ fn run<T>(body: impl std::future::Future<Output = T>) -> T {
 fn download(config: FtpConfig, url: &str, out: &Path, options: DownloadOptions) -> Download {
     let mut registry = ProtocolRegistry::new();
     dlm_ftp::register_with(&mut registry, config).unwrap();
-    let source = registry
-        .source(&Input::parse(url), &Options::new())
-        .unwrap();
-    Download::new(source, Output::File(out.to_path_buf())).with_options(options)
+    dlm_tests::through::file_download(&registry, url, out, options)
 }
 
 /// Runs a download and returns its result with every event it sent.
@@ -49,24 +41,7 @@ async fn fetch_with_events(
     out: &Path,
     options: DownloadOptions,
 ) -> (Result<dlm_core::Completed>, Vec<Event>) {
-    let dl = download(config, url, out, options);
-    let mut rx = dl.subscribe();
-    let seen = Arc::new(Mutex::new(Vec::new()));
-    let sink = Arc::clone(&seen);
-    let watcher = tokio::spawn(async move {
-        loop {
-            match rx.recv().await {
-                Ok(ev) => sink.lock().unwrap().push(ev),
-                Err(RecvError::Lagged(_)) => continue,
-                Err(RecvError::Closed) => break,
-            }
-        }
-    });
-    let result = dl.start().wait().await;
-    // The sender is gone once the download has ended, so the watcher ends too.
-    let _ = watcher.await;
-    let events = std::mem::take(&mut *seen.lock().unwrap());
-    (result, events)
+    dlm_tests::through::with_events(download(config, url, out, options)).await
 }
 
 async fn fetch(

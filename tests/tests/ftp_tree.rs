@@ -11,9 +11,7 @@ use std::path::Path;
 use std::process::Stdio;
 use std::time::Duration;
 
-use dlm_core::{
-    DownloadOptions, Input, Options, ProtocolRegistry, Target, TreeDownload, TreeSummary,
-};
+use dlm_core::{Input, Options, ProtocolRegistry, Target, TreeDownload, TreeSummary};
 use dlm_ftp::{FtpConfig, NetrcMode};
 use dlm_tests::{
     PureFtpd, PyFtpd, PyFtpdOptions, Vsftpd, VsftpdOptions, dlm_command, sha256_file,
@@ -72,18 +70,7 @@ fn assert_tree(out: &Path, files: &BTreeMap<String, String>) {
 async fn download_tree(config: FtpConfig, url: &str, out: &Path, connections: u32) -> TreeSummary {
     let mut registry = ProtocolRegistry::new();
     dlm_ftp::register_with(&mut registry, config).unwrap();
-    let Target::Listing(listing) = registry
-        .target(&Input::parse(url), &Options::new())
-        .unwrap()
-    else {
-        panic!("{url} should be a listing");
-    };
-    TreeDownload::new(listing, out.to_path_buf())
-        .with_options(DownloadOptions::default().with_connections(connections))
-        .start()
-        .wait()
-        .await
-        .unwrap()
+    dlm_tests::through::tree_download(&registry, url, out, connections).await
 }
 
 /// vsftpd logs one `OK LOGIN` line per session.

@@ -11,8 +11,7 @@ use std::path::Path;
 use std::time::Duration;
 
 use dlm_core::{
-    DigestAlgorithm, Download, DownloadOptions, ErrorKind, Event, Input, Options, Output,
-    ProtocolRegistry, Target, TreeDownload, TreeSummary,
+    DigestAlgorithm, Download, DownloadOptions, ErrorKind, Event, ProtocolRegistry, TreeSummary,
 };
 use dlm_s3::{S3Config, StaticCredentials};
 use dlm_tests::{
@@ -46,25 +45,11 @@ fn registry(config: S3Config) -> ProtocolRegistry {
 }
 
 fn download(config: S3Config, url: &str, out: &Path, options: DownloadOptions) -> Download {
-    let source = registry(config)
-        .source(&Input::parse(url), &Options::new())
-        .unwrap();
-    Download::new(source, Output::File(out.to_path_buf())).with_options(options)
+    dlm_tests::through::file_download(&registry(config), url, out, options)
 }
 
 async fn tree(config: S3Config, url: &str, out: &Path, connections: u32) -> TreeSummary {
-    let Target::Listing(listing) = registry(config)
-        .target(&Input::parse(url), &Options::new())
-        .unwrap()
-    else {
-        panic!("{url} is a prefix");
-    };
-    TreeDownload::new(listing, out.to_path_buf())
-        .with_options(DownloadOptions::default().with_connections(connections))
-        .start()
-        .wait()
-        .await
-        .unwrap()
+    dlm_tests::through::tree_download(&registry(config), url, out, connections).await
 }
 
 #[test]
