@@ -8,7 +8,9 @@ use std::time::Duration;
 /// # Defaults
 /// Peers from the torrent's trackers, at most 50 connected at once; 10 s to
 /// connect and handshake; 30 s without a block before a peer counts as
-/// stalled; announced port 6881 (incoming connections are not accepted yet).
+/// stalled; listening for peers on port 6881 (or the next free one up to
+/// 6890, else any); 4 upload slots (3 by tit-for-tat, 1 optimistic, BEP 3);
+/// no upload limit.
 #[non_exhaustive]
 #[derive(Clone, Debug)]
 pub struct TorrentConfig {
@@ -20,8 +22,16 @@ pub struct TorrentConfig {
     pub connect_timeout: Duration,
     /// A peer that sends nothing for this long is dropped.
     pub idle_timeout: Duration,
-    /// The TCP port announced to trackers.
-    pub port: u16,
+    /// The TCP port to accept peers on (all interfaces), announced to the
+    /// trackers: this one or the next nine, else any free one; `Some(0)`:
+    /// any free port; `None`: no listening (outgoing connections only).
+    pub listen_port: Option<u16>,
+    /// Peers we upload to at once (the optimistic unchoke included).
+    pub upload_slots: usize,
+    /// Upload limit in bytes/s for this torrent (`None`: unlimited).
+    pub upload_limit: Option<u64>,
+    /// Fetch pieces in order (for streaming) instead of rarest first.
+    pub sequential: bool,
     /// HTTP settings for HTTP trackers.
     pub http: dlm_http::HttpConfig,
     /// Files to download, by index in the torrent (0-based); `None`: all.
@@ -37,7 +47,10 @@ impl Default for TorrentConfig {
             max_peers: 50,
             connect_timeout: Duration::from_secs(10),
             idle_timeout: Duration::from_secs(30),
-            port: 6881,
+            listen_port: Some(6881),
+            upload_slots: 4,
+            upload_limit: None,
+            sequential: false,
             http: dlm_http::HttpConfig::default(),
             selected: None,
         }
@@ -60,6 +73,30 @@ impl TorrentConfig {
     /// Sets [`TorrentConfig::selected`].
     pub fn with_selected(mut self, files: Option<Vec<usize>>) -> Self {
         self.selected = files;
+        self
+    }
+
+    /// Sets [`TorrentConfig::listen_port`].
+    pub fn with_listen_port(mut self, port: Option<u16>) -> Self {
+        self.listen_port = port;
+        self
+    }
+
+    /// Sets [`TorrentConfig::upload_limit`] (bytes/s).
+    pub fn with_upload_limit(mut self, bytes_per_sec: Option<u64>) -> Self {
+        self.upload_limit = bytes_per_sec;
+        self
+    }
+
+    /// Sets [`TorrentConfig::sequential`].
+    pub fn with_sequential(mut self, sequential: bool) -> Self {
+        self.sequential = sequential;
+        self
+    }
+
+    /// Sets [`TorrentConfig::max_peers`].
+    pub fn with_max_peers(mut self, n: usize) -> Self {
+        self.max_peers = n.max(1);
         self
     }
 

@@ -22,6 +22,16 @@ pub enum TorrentError {
         /// Whether trying later can help (timeouts, 5xx).
         retryable: bool,
     },
+    /// Downloading a `.torrent` from a URL failed.
+    #[error("fetching {url}: {message}")]
+    Fetch {
+        /// The URL, credentials removed.
+        url: String,
+        /// What went wrong.
+        message: String,
+        /// Whether trying later can help (connection failures, 5xx).
+        retryable: bool,
+    },
     /// Reading a local file failed.
     #[error("{what}: {source}")]
     Io {
@@ -39,6 +49,7 @@ impl From<TorrentError> for Error {
                 (ErrorKind::InvalidInput, false)
             }
             TorrentError::Tracker { retryable, .. } => (ErrorKind::Protocol, *retryable),
+            TorrentError::Fetch { retryable, .. } => (ErrorKind::Network, *retryable),
             TorrentError::Io { .. } => (ErrorKind::Io, false),
         };
         let err = Error::new(kind, e.to_string()).with_source(e);

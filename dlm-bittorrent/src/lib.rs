@@ -3,10 +3,13 @@
 #![forbid(unsafe_code)]
 
 pub mod bencode;
+mod choker;
 mod config;
 mod error;
 mod metainfo;
+mod metainfo_url;
 pub mod peer;
+pub mod picker;
 mod protocol;
 pub mod seed;
 mod source;
@@ -19,5 +22,6 @@ pub use error::TorrentError;
 pub use metainfo::{
     InfoHash, MAX_FILES, MAX_PIECE_LENGTH, MAX_TORRENT_BYTES, Metainfo, TorrentFile,
 };
+pub use metainfo_url::{fetch_metainfo, is_torrent_url};
 pub use protocol::{TorrentProtocol, register, register_with};
 pub use source::TorrentSource;

@@ -5,15 +5,20 @@
 use std::num::{NonZeroU32, NonZeroU64};
 use std::sync::Arc;
 
+use std::sync::atomic::{AtomicBool, Ordering};
+
 use bytes::Bytes;
+use dlm_core::scheduler::{Availability, ConnId, Scheduler};
 use dlm_core::{
     BodyStream, ByteRange, Capabilities, Context, Error, ErrorKind, FileSpan, Probe, ReadRange,
-    Result, Source,
+    Result, Source, Storage,
 };
 use sha1::{Digest, Sha1};
 use tokio::sync::OnceCell;
+use dlm_core::CancellationToken;
 
-use crate::peer::PeerConnection;
+use crate::peer::{Bitfield, PeerHandle, PeerState};
+use crate::picker::PiecePicker;
 use crate::swarm::Swarm;
 use crate::{Metainfo, TorrentConfig};
 
@@ -33,6 +38,9 @@ pub struct TorrentSource {
     metainfo: Arc<Metainfo>,
     swarm: Arc<Swarm>,
     joined: OnceCell<()>,
+    sequential: bool,
+    /// Set by the picker while every missing piece is being fetched.
+    endgame: Arc<AtomicBool>,
 }
 
 impl TorrentSource {
@@ -40,9 +48,11 @@ impl TorrentSource {
     pub fn new(metainfo: Metainfo, config: TorrentConfig) -> Self {
         let metainfo = Arc::new(metainfo);
         Self {
+            sequential: config.sequential,
             swarm: Arc::new(Swarm::new(metainfo.clone(), config)),
             metainfo,
             joined: OnceCell::new(),
+            endgame: Arc::new(AtomicBool::new(false)),
         }
     }
 
@@ -50,50 +60,168 @@ impl TorrentSource {
     pub fn metainfo(&self) -> &Metainfo {
         &self.metainfo
     }
+
+    /// The connected peers: address, pieces, payload bytes each way.
+    pub fn peers(&self) -> Vec<Arc<PeerState>> {
+        self.swarm.peers()
+    }
+
+    /// Payload bytes uploaded to peers so far.
+    pub fn uploaded(&self) -> u64 {
+        self.swarm.uploads().uploaded()
+    }
+
+    /// The port peers can connect to (0 when not listening).
+    pub fn listen_port(&self) -> u16 {
+        self.swarm.port()
+    }
+
+    /// The upload limit, changeable while running (bytes/s).
+    pub fn upload_limiter(&self) -> &dlm_core::RateLimiter {
+        self.swarm.uploads().limiter()
+    }
+
+    /// Leaves the swarm: closes every connection and announces `stopped`
+    /// (BEP 3), waiting at most 5 s for the tracker. Call it when done
+    /// seeding; dropping the source stops without the announce.
+    pub async fn shutdown(&self) {
+        self.swarm.stop().await;
+    }
+}
+
+impl Drop for TorrentSource {
+    fn drop(&mut self) {
+        self.swarm.abandon();
+    }
+}
+
+/// How one peer's attempt at a piece ended.
+enum Attempt {
+    /// The piece, its SHA-1 checked.
+    Good(Bytes),
+    /// The peer sent a piece that fails its SHA-1.
+    Bad,
+    /// The fetch failed (connection, stall, cancel).
+    Failed(crate::peer::PeerError),
+}
+
+async fn attempt(
+    peer: &PeerHandle,
+    m: &Metainfo,
+    index: usize,
+    next: Option<(u32, u32)>,
+    idle: std::time::Duration,
+    cancel: CancellationToken,
+) -> Attempt {
+    let len = m.piece_len(index) as u32;
+    match peer.fetch(index as u32, len, next, idle, cancel).await {
+        Ok(bytes) if piece_ok(m, index, &bytes).await => Attempt::Good(bytes),
+        Ok(_) => Attempt::Bad,
+        Err(e) => Attempt::Failed(e),
+    }
+}
+
+/// SHA-1 of a piece against the metainfo, on a blocking thread for large
+/// pieces so the runtime keeps serving other peers.
+async fn piece_ok(m: &Metainfo, index: usize, bytes: &Bytes) -> bool {
+    let want = m.pieces[index];
+    if bytes.len() <= 256 << 10 {
+        return <[u8; 20]>::from(Sha1::digest(bytes)) == want;
+    }
+    let b = bytes.clone();
+    tokio::task::spawn_blocking(move || <[u8; 20]>::from(Sha1::digest(&b)) == want)
+        .await
+        .unwrap_or(false)
+}
+
+/// Settles what `peer` did with a piece: bans it for bad data.
+fn judge(swarm: &Swarm, peer: &PeerHandle, index: usize, a: &Attempt) {
+    match a {
+        Attempt::Bad => {
+            tracing::warn!(peer = %peer.addr(), piece = index, "piece failed its SHA-1: peer banned");
+            swarm.ban(peer.addr());
+        }
+        Attempt::Failed(e) => tracing::debug!(error = %e, piece = index, "peer failed"),
+        Attempt::Good(_) => {}
+    }
 }
 
 /// Fetches piece `index` from the swarm, verified, trying other peers.
-/// `held` is the connection that fetched the previous piece of this range
-/// (it may have requested this one already); `next` is the piece after, to
-/// request while this one finishes. Returns the piece and the connection to
-/// keep for the next one.
+/// `held` is the peer that fetched the previous piece of this range (it may
+/// have requested this one already); `next` is the piece after, to request
+/// while this one finishes. In endgame a second, idle peer races for the
+/// piece and the loser's requests are cancelled. Returns the piece and the
+/// peer to keep for the next one.
 async fn fetch_piece(
     swarm: &Swarm,
     m: &Metainfo,
-    index: usize,
-    next: Option<usize>,
-    mut held: Option<PeerConnection>,
-    idle: std::time::Duration,
-) -> Result<(Bytes, Option<PeerConnection>)> {
-    let len = m.piece_len(index) as u32;
-    let next = next.map(|n| (n as u32, m.piece_len(n) as u32));
+    req: PieceRequest,
+    mut held: Option<PeerHandle>,
+) -> Result<(Bytes, Option<PeerHandle>)> {
+    let index = req.index;
+    let next = req.next.map(|n| (n as u32, m.piece_len(n) as u32));
     for _ in 0..PIECE_ATTEMPTS {
-        let mut peer = match held.take() {
-            Some(p) if p.has(index) => p,
-            Some(p) => {
-                swarm.give_back(Some(p));
-                match swarm.take(index).await {
+        let peer = match held.take() {
+            Some(p) if p.has(index) && !p.state().is_closed() => p,
+            other => {
+                if let Some(p) = other {
+                    swarm.give_back(&p);
+                }
+                match swarm.take(req.conn, index).await {
                     Some(p) => p,
                     None => break,
                 }
             }
-            None => match swarm.take(index).await {
-                Some(p) => p,
-                None => break,
-            },
         };
-        match peer.fetch_piece_then(index as u32, len, next, idle).await {
-            Ok(bytes) if <[u8; 20]>::from(Sha1::digest(&bytes)) == m.pieces[index] => {
+        let racer = req
+            .endgame
+            .load(Ordering::Relaxed)
+            .then(|| swarm.take_idle(index, peer.addr()))
+            .flatten();
+        let Some(racer) = racer else {
+            let a = attempt(&peer, m, index, next, req.idle, CancellationToken::new()).await;
+            judge(swarm, &peer, index, &a);
+            if let Attempt::Good(bytes) = a {
                 return Ok((bytes, Some(peer)));
             }
-            Ok(_) => {
-                tracing::warn!(peer = %peer.addr(), piece = index, "piece failed its SHA-1: peer banned");
-                swarm.ban(peer.addr());
-                swarm.give_back(None);
+            swarm.give_back(&peer);
+            continue;
+        };
+        let (stop_a, stop_b) = (CancellationToken::new(), CancellationToken::new());
+        let a = attempt(&peer, m, index, next, req.idle, stop_a.clone());
+        let b = attempt(&racer, m, index, None, req.idle, stop_b.clone());
+        tokio::pin!(a, b);
+        let (first, first_is_a) = tokio::select! {
+            r = &mut a => (r, true),
+            r = &mut b => (r, false),
+        };
+        let (winner, loser, loser_stop) = if first_is_a {
+            (&peer, &racer, &stop_b)
+        } else {
+            (&racer, &peer, &stop_a)
+        };
+        judge(swarm, winner, index, &first);
+        let result = if let Attempt::Good(bytes) = first {
+            loser_stop.cancel();
+            Some((bytes, winner.clone()))
+        } else {
+            None
+        };
+        let second = if first_is_a { b.await } else { a.await };
+        judge(swarm, loser, index, &second);
+        let result = result.or(match second {
+            Attempt::Good(bytes) => Some((bytes, loser.clone())),
+            _ => None,
+        });
+        match result {
+            Some((bytes, keep)) => {
+                let other = if keep.addr() == peer.addr() { &racer } else { &peer };
+                swarm.give_back(other);
+                return Ok((bytes, Some(keep)));
             }
-            Err(e) => {
-                tracing::debug!(error = %e, piece = index, "peer failed");
-                swarm.give_back(None);
+            None => {
+                swarm.give_back(&peer);
+                swarm.give_back(&racer);
             }
         }
     }
@@ -104,17 +232,27 @@ async fn fetch_piece(
     .retryable())
 }
 
-/// Gives the connection held by a range's reader back to the swarm when
-/// the reader is dropped (the range ended or the engine moved on).
+/// What [`fetch_piece`] needs besides the swarm.
+#[derive(Clone)]
+struct PieceRequest {
+    index: usize,
+    next: Option<usize>,
+    conn: Option<ConnId>,
+    idle: std::time::Duration,
+    endgame: Arc<AtomicBool>,
+}
+
+/// Gives the peer held by a range's reader back to the swarm when the
+/// reader is dropped (the range ended or the engine moved on).
 struct Held {
     swarm: Arc<Swarm>,
-    peer: Option<PeerConnection>,
+    peer: Option<PeerHandle>,
 }
 
 impl Drop for Held {
     fn drop(&mut self) {
         if let Some(p) = self.peer.take() {
-            self.swarm.give_back(Some(p));
+            self.swarm.give_back(&p);
         }
     }
 }
@@ -132,8 +270,8 @@ impl Source for TorrentSource {
         let caps = Capabilities::default()
             .with_ranges(true)
             .with_alignment(NonZeroU64::new(m.piece_length))
-            // One chunk per connected peer at a time (peers found later are not used yet).
-            .with_max_connections(NonZeroU32::new(self.swarm.connected() as u32));
+            // One engine connection per peer we may connect to: each is bound to one peer.
+            .with_max_connections(NonZeroU32::new(self.swarm.max_peers() as u32));
         let mut probe = Probe::new(Some(m.total_length), caps);
         probe.caps.verifies = true;
         probe.etag = Some(format!("\"{}\"", m.info_hash));
@@ -187,10 +325,12 @@ impl Source for TorrentSource {
         Ok(probe)
     }
 
-    async fn open(&self, _cx: &Context, range: ReadRange) -> Result<BodyStream> {
+    async fn open(&self, cx: &Context, range: ReadRange) -> Result<BodyStream> {
         let m = self.metainfo.clone();
         let swarm = self.swarm.clone();
         let idle = self.swarm.idle_timeout();
+        let conn = cx.conn;
+        let endgame = self.endgame.clone();
         let start = range.start();
         let end = range.end().unwrap_or(m.total_length).min(m.total_length);
         let first = (start / m.piece_length) as usize;
@@ -202,16 +342,24 @@ impl Source for TorrentSource {
         let frames = futures::stream::unfold(Some((first, held)), move |state| {
             let m = m.clone();
             let swarm = swarm.clone();
+            let endgame = endgame.clone();
             async move {
                 let (index, mut held) = state?;
                 let piece_start = index as u64 * m.piece_length;
                 if piece_start >= end {
                     return None;
                 }
-                let next = (index + 1 < last).then_some(index + 1);
-                match fetch_piece(&swarm, &m, index, next, held.peer.take(), idle).await {
+                let req = PieceRequest {
+                    index,
+                    next: (index + 1 < last).then_some(index + 1),
+                    conn,
+                    idle,
+                    endgame,
+                };
+                match fetch_piece(&swarm, &m, req, held.peer.take()).await {
                     Ok((bytes, peer)) => {
                         held.peer = peer;
+                        swarm.delivered(index as u32, bytes.len() as u64);
                         let from = start.saturating_sub(piece_start) as usize;
                         let to = (end - piece_start).min(bytes.len() as u64) as usize;
                         Some((Ok(bytes.slice(from..to)), Some((index + 1, held))))
@@ -221,5 +369,43 @@ impl Source for TorrentSource {
             }
         });
         Ok(Box::pin(frames))
+    }
+
+    fn availability(&self, conn: ConnId) -> Availability {
+        self.swarm.availability(conn)
+    }
+
+    fn scheduler(&self, sequential: bool) -> Option<Box<dyn Scheduler>> {
+        let picker = PiecePicker::new(
+            self.metainfo.piece_length,
+            self.metainfo.total_length,
+            self.swarm.counts(),
+            sequential || self.sequential,
+        )
+        // The picker decides endgame; fetches read it.
+        .sharing_endgame(self.endgame.clone());
+        Some(Box::new(picker))
+    }
+
+    fn attach(&self, storage: Storage) {
+        let m = &self.metainfo;
+        let mut have = Bitfield::empty(m.piece_count());
+        for i in 0..m.piece_count() {
+            let start = i as u64 * m.piece_length;
+            let piece = ByteRange::new(start, start + m.piece_len(i));
+            if storage.done.contains_range(piece) {
+                have.set(i);
+            }
+        }
+        let wanted_left = m.total_length.saturating_sub(storage.done.total_len());
+        self.swarm.set_left(wanted_left);
+        self.swarm.uploads().attach(storage.sink, &have, false);
+    }
+
+    async fn finish(&self, complete: bool) {
+        self.swarm.finished(complete).await;
+        if !complete {
+            self.swarm.stop().await;
+        }
     }
 }

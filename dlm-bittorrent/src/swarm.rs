@@ -1,22 +1,70 @@
-//! `Swarm`: the peers of one torrent. It finds them (trackers and given
-//! addresses), connects and handshakes, and lends idle connections to
-//! whoever needs a piece one of them has.
+//! `Swarm`: the peers of one torrent. It finds them (trackers, given
+//! addresses, peers that connect to our listening port), keeps each
+//! connection running on its own task, binds one peer to each engine
+//! connection, lends peers to whoever needs a piece they have, chokes and
+//! unchokes uploads, and re-announces at the tracker's interval.
 
-use std::net::SocketAddr;
-use std::sync::{Arc, Mutex, PoisonError};
+use std::collections::{HashMap, HashSet};
+use std::net::{Ipv4Addr, SocketAddr};
+use std::sync::atomic::{AtomicU16, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::time::Duration;
 
+use dlm_core::scheduler::{Availability, ConnId};
+use dlm_core::{ByteRange, RangeSet};
+use tokio::net::TcpListener;
 use tokio::sync::Notify;
+use dlm_core::CancellationToken;
 
-use crate::peer::PeerConnection;
+use crate::choker::{Candidate, Choker};
+use crate::peer::{PeerConnection, PeerHandle, PeerState, PieceCounts, Uploads};
 use crate::tracker::{AnnounceEvent, AnnounceRequest, PeerId, TrackerTiers};
 use crate::{Metainfo, TorrentConfig, TorrentError};
 
-/// Idle connections and how many are being set up.
+/// Re-announce at most this often, whatever the tracker says.
+const MIN_REANNOUNCE: Duration = Duration::from_secs(30);
+
+/// A tracker's announce interval is used up to this long (BEP 3 leaves it
+/// to the tracker; an hour bounds a hostile or broken value).
+const MAX_REANNOUNCE: Duration = Duration::from_secs(3600);
+
+/// Connections and who uses them.
 #[derive(Debug, Default)]
 struct Pool {
-    idle: Vec<PeerConnection>,
-    /// Connections lent out.
-    busy: usize,
+    peers: HashMap<SocketAddr, PeerHandle>,
+    /// Peers lent to a fetch.
+    lent: HashSet<SocketAddr>,
+    /// The peer each engine connection downloads from.
+    bound: HashMap<ConnId, SocketAddr>,
+    /// Peers being dialled or handshaking.
+    dialing: HashSet<SocketAddr>,
+    banned: HashSet<SocketAddr>,
+    /// Peers we unchoke.
+    unchoked: HashSet<SocketAddr>,
+}
+
+impl Pool {
+    /// Forgets connections that ended.
+    fn prune(&mut self) {
+        let gone: Vec<SocketAddr> = self
+            .peers
+            .iter()
+            .filter(|(_, h)| h.state().is_closed())
+            .map(|(a, _)| *a)
+            .collect();
+        for a in gone {
+            self.peers.remove(&a);
+            self.lent.remove(&a);
+            self.unchoked.remove(&a);
+            self.bound.retain(|_, b| *b != a);
+        }
+    }
+
+    fn idle_with(&self, piece: usize) -> impl Iterator<Item = &PeerHandle> {
+        self.peers
+            .values()
+            .filter(move |h| !self.lent.contains(&h.addr()) && h.has(piece))
+    }
 }
 
 /// The peers of one torrent.
@@ -25,22 +73,42 @@ pub(crate) struct Swarm {
     metainfo: Arc<Metainfo>,
     config: TorrentConfig,
     peer_id: PeerId,
+    counts: Arc<PieceCounts>,
+    uploads: Arc<Uploads>,
     pool: Mutex<Pool>,
     returned: Notify,
+    /// Stops the background tasks (listener, announces, choker).
+    stop: CancellationToken,
+    /// The port we listen on (0: not listening), as announced.
+    port: AtomicU16,
+    /// Verified payload bytes received this session.
+    downloaded: AtomicU64,
+    /// Bytes still missing, for announces.
+    left: AtomicU64,
+    tiers: tokio::sync::Mutex<Option<TrackerTiers>>,
 }
 
 impl Swarm {
     pub(crate) fn new(metainfo: Arc<Metainfo>, config: TorrentConfig) -> Self {
+        let counts = Arc::new(PieceCounts::new(metainfo.piece_count()));
+        let uploads = Arc::new(Uploads::new(metainfo.clone(), config.upload_limit));
         Self {
+            left: AtomicU64::new(metainfo.total_length),
             metainfo,
             config,
             peer_id: PeerId::random(),
+            counts,
+            uploads,
             pool: Mutex::new(Pool::default()),
             returned: Notify::new(),
+            stop: CancellationToken::new(),
+            port: AtomicU16::new(0),
+            downloaded: AtomicU64::new(0),
+            tiers: tokio::sync::Mutex::new(None),
         }
     }
 
-    fn pool(&self) -> std::sync::MutexGuard<'_, Pool> {
+    fn pool(&self) -> MutexGuard<'_, Pool> {
         self.pool.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
@@ -50,25 +118,118 @@ impl Swarm {
     }
 
     /// How long a peer may send nothing before it is dropped.
-    pub(crate) fn idle_timeout(&self) -> std::time::Duration {
+    pub(crate) fn idle_timeout(&self) -> Duration {
         self.config.idle_timeout
     }
 
-    /// Connections, idle or lent.
-    pub(crate) fn connected(&self) -> usize {
-        let p = self.pool();
-        p.idle.len() + p.busy
+    /// Most peers connected at once.
+    pub(crate) fn max_peers(&self) -> usize {
+        self.config.max_peers
     }
 
-    /// Announces `started` to the trackers (BEP 3, 12) and connects to their
-    /// peers and the configured ones, up to `max_peers`, concurrently.
+    /// How many peers each piece has, for the picker.
+    pub(crate) fn counts(&self) -> Arc<PieceCounts> {
+        self.counts.clone()
+    }
+
+    /// What we upload.
+    pub(crate) fn uploads(&self) -> &Arc<Uploads> {
+        &self.uploads
+    }
+
+    /// Live connections.
+    pub(crate) fn connected(&self) -> usize {
+        let mut p = self.pool();
+        p.prune();
+        p.peers.len()
+    }
+
+    /// Every live peer's state.
+    pub(crate) fn peers(&self) -> Vec<Arc<PeerState>> {
+        let mut p = self.pool();
+        p.prune();
+        p.peers.values().map(|h| h.state().clone()).collect()
+    }
+
+    /// The port peers can reach us on (0 when not listening).
+    pub(crate) fn port(&self) -> u16 {
+        self.port.load(Ordering::Relaxed)
+    }
+
+    /// A verified piece of `len` bytes arrived from the swarm.
+    pub(crate) fn delivered(&self, index: u32, len: u64) {
+        self.downloaded.fetch_add(len, Ordering::Relaxed);
+        let _ = self
+            .left
+            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |l| {
+                Some(l.saturating_sub(len))
+            });
+        self.uploads.gained(index);
+        for p in self.pool().peers.values() {
+            p.state().wake.notify_one();
+        }
+    }
+
+    /// Bytes still missing, as announced.
+    pub(crate) fn set_left(&self, left: u64) {
+        self.left.store(left, Ordering::Relaxed);
+    }
+
+    fn request(&self, event: Option<AnnounceEvent>) -> AnnounceRequest {
+        let left = self.left.load(Ordering::Relaxed);
+        AnnounceRequest {
+            info_hash: self.metainfo.info_hash,
+            peer_id: self.peer_id,
+            port: self.port().max(1),
+            uploaded: self.uploads.uploaded(),
+            downloaded: self.downloaded.load(Ordering::Relaxed),
+            left,
+            event,
+            num_want: (left > 0 || event == Some(AnnounceEvent::Started))
+                .then_some(self.config.max_peers as u32),
+            key: self.peer_id.0[19] as u32,
+        }
+    }
+
+    /// Announces `event`; the peers and the next interval on success.
+    async fn announce(
+        &self,
+        event: Option<AnnounceEvent>,
+    ) -> Result<(Vec<SocketAddr>, Duration), TorrentError> {
+        let mut tiers = self.tiers.lock().await;
+        let Some(tiers) = tiers.as_mut().filter(|t| !t.is_empty()) else {
+            return Err(TorrentError::Tracker {
+                tracker: "(none)".into(),
+                message: "the torrent has no usable tracker".into(),
+                retryable: false,
+            });
+        };
+        let (tracker, resp) = tiers.announce(&self.request(event)).await?;
+        tracing::debug!(%tracker, peers = resp.peers.len(), ?event, "announced");
+        let every = Duration::from_secs(u64::from(
+            resp.interval.max(resp.min_interval.unwrap_or(0)),
+        ))
+        .clamp(MIN_REANNOUNCE, MAX_REANNOUNCE);
+        Ok((resp.peers, every))
+    }
+
+    /// Joins the swarm: listens for peers (when configured), announces
+    /// `started` to the trackers (BEP 3, 12), connects to their peers and
+    /// the configured ones up to `max_peers`, then keeps re-announcing,
+    /// accepting peers and choking in the background until [`Swarm::stop`].
     ///
     /// # Errors
     /// [`TorrentError::Tracker`] when there are no peers at all: no tracker
-    /// answered with any and none was given.
-    pub(crate) async fn join(&self) -> Result<(), TorrentError> {
-        let mut candidates = self.config.peers.clone();
-        let mut tracker_error = None;
+    /// answered with any and none was given, or none could be reached.
+    pub(crate) async fn join(self: &Arc<Self>) -> Result<(), TorrentError> {
+        let listener = match self.config.listen_port {
+            Some(port) => bind(port).await,
+            None => None,
+        };
+        if let Some(l) = &listener {
+            self.port
+                .store(l.local_addr().map_or(0, |a| a.port()), Ordering::Relaxed);
+        }
         if !self.metainfo.trackers.is_empty() {
             let client = dlm_http::HttpClient::new(self.config.http.clone()).map_err(|e| {
                 TorrentError::Tracker {
@@ -77,28 +238,21 @@ impl Swarm {
                     retryable: false,
                 }
             })?;
-            let mut tiers = TrackerTiers::new(&self.metainfo.trackers, &client);
-            let req = AnnounceRequest {
-                info_hash: self.metainfo.info_hash,
-                peer_id: self.peer_id,
-                port: self.config.port,
-                uploaded: 0,
-                downloaded: 0,
-                left: self.metainfo.total_length,
-                event: Some(AnnounceEvent::Started),
-                num_want: Some(self.config.max_peers as u32),
-                key: fastrand::u32(..),
-            };
-            match tiers.announce(&req).await {
-                Ok((tracker, resp)) => {
-                    tracing::debug!(%tracker, peers = resp.peers.len(), "announced");
-                    candidates.extend(resp.peers);
+            *self.tiers.lock().await = Some(TrackerTiers::new(&self.metainfo.trackers, &client));
+        }
+        let mut candidates = self.config.peers.clone();
+        let mut tracker_error = None;
+        let mut every = MAX_REANNOUNCE;
+        if !self.metainfo.trackers.is_empty() {
+            match self.announce(Some(AnnounceEvent::Started)).await {
+                Ok((peers, e)) => {
+                    candidates.extend(peers);
+                    every = e;
                 }
                 Err(e) => tracker_error = Some(e),
             }
         }
         candidates = crate::tracker::dedup(candidates);
-        candidates.truncate(self.config.max_peers);
         if candidates.is_empty() {
             return Err(tracker_error.unwrap_or_else(|| TorrentError::Tracker {
                 tracker: "(none)".into(),
@@ -106,71 +260,366 @@ impl Swarm {
                 retryable: false,
             }));
         }
-        let attempts = candidates.iter().map(|addr| async move {
-            let mut c = PeerConnection::connect(
-                *addr,
-                self.metainfo.info_hash,
-                self.peer_id,
-                self.metainfo.piece_count(),
-                self.config.connect_timeout,
-            )
-            .await?;
-            c.wait_for_pieces(self.config.connect_timeout).await?;
-            Ok::<_, crate::peer::PeerError>(c)
-        });
-        for result in futures::future::join_all(attempts).await {
-            match result {
-                Ok(c) => self.pool().idle.push(c),
-                Err(e) => tracing::debug!(error = %e, "peer not usable"),
-            }
-        }
+        let tried = candidates.len();
+        self.dial_all(candidates).await;
         if self.connected() == 0 {
             return Err(TorrentError::Tracker {
                 tracker: "(peers)".into(),
-                message: format!("none of {} peers could be reached", candidates.len()),
+                message: format!("none of {tried} peers could be reached"),
                 retryable: true,
             });
         }
+        if let Some(l) = listener {
+            tokio::spawn(self.clone().accept_loop(l));
+        }
+        if tracker_error.is_none() && !self.metainfo.trackers.is_empty() {
+            tokio::spawn(self.clone().announce_loop(every));
+        }
+        tokio::spawn(self.clone().choke_loop());
         Ok(())
     }
 
-    /// Lends an idle connection whose peer has `piece`, waiting for one to
-    /// come back; `None` when no connected peer has it.
-    pub(crate) async fn take(&self, piece: usize) -> Option<PeerConnection> {
+    /// Serves peers that connect to `listener` (a seeder without trackers
+    /// of its own), with the choker, until [`Swarm::abandon`].
+    pub(crate) fn serve_incoming(self: &Arc<Self>, listener: TcpListener) {
+        if let Ok(a) = listener.local_addr() {
+            self.port.store(a.port(), Ordering::Relaxed);
+        }
+        tokio::spawn(self.clone().accept_loop(listener));
+        tokio::spawn(self.clone().choke_loop());
+    }
+
+    /// Connects to the new ones among `addrs`, concurrently, up to `max_peers`.
+    async fn dial_all(self: &Arc<Self>, addrs: Vec<SocketAddr>) {
+        let addrs: Vec<SocketAddr> = {
+            let mut p = self.pool();
+            p.prune();
+            let room = self
+                .config
+                .max_peers
+                .saturating_sub(p.peers.len() + p.dialing.len());
+            let fresh: Vec<SocketAddr> = addrs
+                .into_iter()
+                .filter(|a| {
+                    !p.peers.contains_key(a) && !p.dialing.contains(a) && !p.banned.contains(a)
+                })
+                .take(room)
+                .collect();
+            p.dialing.extend(fresh.iter().copied());
+            fresh
+        };
+        let attempts = addrs.iter().map(|addr| async move {
+            let state = Arc::new(PeerState::new(*addr, self.counts.clone()));
+            let r = async {
+                let mut c = PeerConnection::connect(
+                    state,
+                    self.uploads.clone(),
+                    self.metainfo.info_hash,
+                    self.peer_id,
+                    self.config.connect_timeout,
+                )
+                .await?;
+                c.wait_for_pieces(self.config.connect_timeout).await?;
+                Ok::<_, crate::peer::PeerError>(c)
+            }
+            .await;
+            self.pool().dialing.remove(addr);
+            match r {
+                Ok(c) => self.adopt(c),
+                Err(e) => tracing::debug!(error = %e, "peer not usable"),
+            }
+        });
+        futures::future::join_all(attempts).await;
+    }
+
+    /// Runs a handshaken connection and makes it available.
+    fn adopt(&self, c: PeerConnection) {
+        let addr = c.addr();
+        let handle = PeerHandle::spawn(c);
+        {
+            let mut p = self.pool();
+            if p.banned.contains(&addr) || p.peers.contains_key(&addr) {
+                return;
+            }
+            p.peers.insert(addr, handle);
+        }
+        self.returned.notify_waiters();
+    }
+
+    async fn accept_loop(self: Arc<Self>, listener: TcpListener) {
+        loop {
+            let (stream, addr) = tokio::select! {
+                () = self.stop.cancelled() => return,
+                a = listener.accept() => match a {
+                    Ok(a) => a,
+                    Err(e) => {
+                        tracing::debug!(error = %e, "accept failed");
+                        tokio::time::sleep(Duration::from_millis(100)).await;
+                        continue;
+                    }
+                },
+            };
+            {
+                let mut p = self.pool();
+                p.prune();
+                if p.banned.contains(&addr)
+                    || p.peers.contains_key(&addr)
+                    || p.peers.len() + p.dialing.len() >= self.config.max_peers
+                {
+                    continue;
+                }
+                p.dialing.insert(addr);
+            }
+            let swarm = self.clone();
+            tokio::spawn(async move {
+                let state = Arc::new(PeerState::new(addr, swarm.counts.clone()));
+                let r = PeerConnection::accept(
+                    stream,
+                    state,
+                    swarm.uploads.clone(),
+                    swarm.metainfo.info_hash,
+                    swarm.peer_id,
+                    swarm.config.connect_timeout,
+                )
+                .await;
+                swarm.pool().dialing.remove(&addr);
+                match r {
+                    Ok(c) => swarm.adopt(c),
+                    Err(e) => tracing::debug!(%addr, error = %e, "incoming peer refused"),
+                }
+            });
+        }
+    }
+
+    async fn announce_loop(self: Arc<Self>, mut every: Duration) {
+        loop {
+            tokio::select! {
+                () = self.stop.cancelled() => return,
+                () = tokio::time::sleep(every) => {}
+            }
+            match self.announce(None).await {
+                Ok((peers, e)) => {
+                    every = e;
+                    if self.left.load(Ordering::Relaxed) > 0 {
+                        self.dial_all(peers).await;
+                    }
+                }
+                Err(e) => tracing::debug!(error = %e, "re-announce failed"),
+            }
+        }
+    }
+
+    async fn choke_loop(self: Arc<Self>) {
+        let mut choker = Choker::new(self.config.upload_slots);
+        let mut last: HashMap<SocketAddr, u64> = HashMap::new();
+        let mut tick = tokio::time::interval(Duration::from_secs(1));
+        for n in 0u64.. {
+            tokio::select! {
+                () = self.stop.cancelled() => return,
+                _ = tick.tick() => {}
+            }
+            let seeding = self.uploads.is_seed();
+            let peers = self.peers();
+            let candidates: Vec<Candidate> = peers
+                .iter()
+                .map(|s| {
+                    let total = if seeding { s.uploaded() } else { s.downloaded() };
+                    let before = last.get(&s.addr()).copied().unwrap_or(0);
+                    Candidate {
+                        addr: s.addr(),
+                        interested: s.interested_in_us.load(Ordering::Relaxed),
+                        rate: total.saturating_sub(before),
+                    }
+                })
+                .collect();
+            let mut unchoked = self.pool().unchoked.clone();
+            if n.is_multiple_of(10) {
+                unchoked = choker.round(&candidates);
+                last = peers
+                    .iter()
+                    .map(|s| (s.addr(), if seeding { s.uploaded() } else { s.downloaded() }))
+                    .collect();
+            }
+            choker.fill(&candidates, &mut unchoked);
+            for s in &peers {
+                let choke = !unchoked.contains(&s.addr());
+                if s.choke_wanted.swap(choke, Ordering::Relaxed) != choke {
+                    s.wake.notify_one();
+                }
+            }
+            self.pool().unchoked = unchoked;
+        }
+    }
+
+    /// The pieces the peer bound to engine connection `conn` has, as byte
+    /// ranges; binds an unbound peer (the one with most pieces) first. Empty
+    /// while every peer is bound elsewhere.
+    pub(crate) fn availability(&self, conn: ConnId) -> Availability {
+        let state = {
+            let mut p = self.pool();
+            p.prune();
+            let current = p.bound.get(&conn).and_then(|a| p.peers.get(a)).cloned();
+            match current {
+                Some(h) => Some(h.state().clone()),
+                None => {
+                    let taken: HashSet<SocketAddr> = p.bound.values().copied().collect();
+                    let best = p
+                        .peers
+                        .values()
+                        .filter(|h| !taken.contains(&h.addr()))
+                        .max_by_key(|h| h.state().piece_count())
+                        .cloned();
+                    best.map(|h| {
+                        p.bound.insert(conn, h.addr());
+                        h.state().clone()
+                    })
+                }
+            }
+        };
+        let Some(state) = state else {
+            return Availability::Ranges(RangeSet::new());
+        };
+        let have = state.pieces();
+        let m = &self.metainfo;
+        let mut set = RangeSet::new();
+        let mut i = 0;
+        while i < have.len() {
+            if !have.has(i) {
+                i += 1;
+                continue;
+            }
+            let start = i;
+            while i < have.len() && have.has(i) {
+                i += 1;
+            }
+            set.insert(ByteRange::new(
+                start as u64 * m.piece_length,
+                ((i as u64) * m.piece_length).min(m.total_length),
+            ));
+        }
+        Availability::Ranges(set)
+    }
+
+    /// Lends a peer that has `piece` to engine connection `conn`: the one
+    /// bound to it when it is free, else another free one (then bound to
+    /// `conn`), waiting for one to come back. `None` when no live peer has it.
+    pub(crate) async fn take(&self, conn: Option<ConnId>, piece: usize) -> Option<PeerHandle> {
         loop {
             let returned = self.returned.notified();
             tokio::pin!(returned);
             returned.as_mut().enable();
             {
-                let mut pool = self.pool();
-                if let Some(i) = pool.idle.iter().position(|c| c.has(piece)) {
-                    pool.busy += 1;
-                    return Some(pool.idle.swap_remove(i));
+                let mut p = self.pool();
+                p.prune();
+                let bound = conn
+                    .and_then(|c| p.bound.get(&c))
+                    .and_then(|a| p.peers.get(a))
+                    .filter(|h| !p.lent.contains(&h.addr()) && h.has(piece))
+                    .cloned();
+                let pick = bound.or_else(|| {
+                    let taken: HashSet<SocketAddr> = p.bound.values().copied().collect();
+                    let mut free: Vec<&PeerHandle> = p.idle_with(piece).collect();
+                    free.sort_by_key(|h| taken.contains(&h.addr()));
+                    free.first().map(|h| (*h).clone())
+                });
+                if let Some(h) = pick {
+                    p.lent.insert(h.addr());
+                    if let Some(c) = conn {
+                        p.bound.insert(c, h.addr());
+                    }
+                    return Some(h);
                 }
-                if pool.busy == 0 {
+                if !p.peers.values().any(|h| h.has(piece)) && p.dialing.is_empty() {
                     return None;
                 }
             }
-            returned.await;
+            tokio::select! {
+                () = returned => {}
+                () = tokio::time::sleep(Duration::from_secs(1)) => {}
+            }
         }
     }
 
-    /// Returns a lent connection; `None` when it failed and is dropped.
-    pub(crate) fn give_back(&self, conn: Option<PeerConnection>) {
-        {
-            let mut pool = self.pool();
-            pool.busy = pool.busy.saturating_sub(1);
-            if let Some(c) = conn {
-                pool.idle.push(c);
-            }
-        }
+    /// A free peer other than `not` that has `piece`, without waiting (for
+    /// racing the last pieces in endgame).
+    pub(crate) fn take_idle(&self, piece: usize, not: SocketAddr) -> Option<PeerHandle> {
+        let mut p = self.pool();
+        p.prune();
+        let h = p.idle_with(piece).find(|h| h.addr() != not).cloned()?;
+        p.lent.insert(h.addr());
+        Some(h)
+    }
+
+    /// Returns a lent peer.
+    pub(crate) fn give_back(&self, peer: &PeerHandle) {
+        self.pool().lent.remove(&peer.addr());
         self.returned.notify_waiters();
     }
 
-    /// Drops every idle connection to a peer that sent bad data (the one
-    /// that did is given back as failed). Peers are only dialled at start,
-    /// so a banned address is never connected to again.
+    /// Drops the peer at `addr` for sending bad data and never connects to
+    /// it again.
     pub(crate) fn ban(&self, addr: SocketAddr) {
-        self.pool().idle.retain(|c| c.addr() != addr);
+        let mut p = self.pool();
+        p.banned.insert(addr);
+        if let Some(h) = p.peers.remove(&addr) {
+            h.state().close();
+        }
+        p.lent.remove(&addr);
+        p.bound.retain(|_, a| *a != addr);
     }
+
+    /// The download ended: announces `completed` when it did complete.
+    /// The swarm keeps serving peers until [`Swarm::stop`].
+    pub(crate) async fn finished(&self, complete: bool) {
+        if complete {
+            self.left.store(0, Ordering::Relaxed);
+            if let Err(e) = self.announce(Some(AnnounceEvent::Completed)).await {
+                tracing::debug!(error = %e, "completed announce failed");
+            }
+        }
+    }
+
+    /// Leaves the swarm: stops the background tasks, drops every peer and
+    /// announces `stopped` (at most 5 s).
+    pub(crate) async fn stop(&self) {
+        if self.stop.is_cancelled() {
+            return;
+        }
+        self.stop.cancel();
+        let peers: Vec<PeerHandle> = self.pool().peers.drain().map(|(_, h)| h).collect();
+        for h in peers {
+            h.state().close();
+        }
+        let _ = tokio::time::timeout(
+            Duration::from_secs(5),
+            self.announce(Some(AnnounceEvent::Stopped)),
+        )
+        .await;
+    }
+
+    /// Stops the background tasks and closes every connection without
+    /// announcing (the source was dropped, or a seeder stops).
+    pub(crate) fn abandon(&self) {
+        self.stop.cancel();
+        for (_, h) in self.pool().peers.drain() {
+            h.state().close();
+        }
+    }
+}
+
+/// Binds the listening port: `port`, else the next nine (as clients that
+/// default to 6881 do), else any free port; `None` when nothing binds.
+async fn bind(port: u16) -> Option<TcpListener> {
+    let tries = if port == 0 {
+        vec![0]
+    } else {
+        (port..port.saturating_add(10)).chain([0]).collect()
+    };
+    for p in tries {
+        if let Ok(l) = TcpListener::bind((Ipv4Addr::UNSPECIFIED, p)).await {
+            return Some(l);
+        }
+    }
+    tracing::warn!(port, "could not listen for peers");
+    None
 }

@@ -11,7 +11,8 @@ use futures::future::BoxFuture;
 use futures::stream::BoxStream;
 use tokio_util::sync::CancellationToken;
 
-use crate::{Checksum, ReadRange, Result};
+use crate::scheduler::{Availability, ConnId, Scheduler};
+use crate::{BoxSink, Checksum, RangeSet, ReadRange, Result};
 
 /// The bytes of one [`Source::open`] call, in order, as they arrive.
 pub type BodyStream = BoxStream<'static, Result<Bytes>>;
@@ -23,6 +24,9 @@ pub struct Context {
     /// Cancelled when the download is paused or cancelled; sources should stop
     /// promptly (dropping their futures and streams is always safe too).
     pub cancel: CancellationToken,
+    /// The engine connection making the call, when it is one: a swarm source
+    /// binds one peer to each connection (see [`Source::availability`]).
+    pub conn: Option<ConnId>,
 }
 
 impl Context {
@@ -33,7 +37,13 @@ impl Context {
 
     /// A context driven by `cancel`.
     pub fn with_cancel(cancel: CancellationToken) -> Self {
-        Self { cancel }
+        Self { cancel, conn: None }
+    }
+
+    /// This context, for calls made by engine connection `conn`.
+    pub fn for_conn(mut self, conn: ConnId) -> Self {
+        self.conn = Some(conn);
+        self
     }
 }
 
@@ -167,6 +177,50 @@ pub trait Source: Send + Sync + fmt::Debug + 'static {
     fn units(&self) -> Option<crate::BoxUnits> {
         None
     }
+
+    /// What engine connection `conn` can serve now. The default,
+    /// [`Availability::Whole`], fits a server; a swarm answers with the
+    /// pieces of the peer bound to `conn` (empty while none is bound: the
+    /// engine asks again a moment later).
+    fn availability(&self, conn: ConnId) -> Availability {
+        let _ = conn;
+        Availability::Whole
+    }
+
+    /// A scheduler of the source's own (a swarm's rarest-first piece picker),
+    /// asked for after [`Source::probe`] when the caller set none;
+    /// `sequential` is the caller's choice of in-order fetching (streaming).
+    /// `None`, the default: the engine's [`AdaptiveScheduler`](crate::AdaptiveScheduler)
+    /// or [`SequentialScheduler`](crate::SequentialScheduler).
+    fn scheduler(&self, sequential: bool) -> Option<Box<dyn Scheduler>> {
+        let _ = sequential;
+        None
+    }
+
+    /// Hands the source the download's storage once it is prepared, before
+    /// any fetch: the sink (to read verified bytes back, e.g. to upload them
+    /// to other peers) and the ranges already done. The default ignores it.
+    fn attach(&self, storage: Storage) {
+        let _ = storage;
+    }
+
+    /// Called once when the download ends: `complete` when every byte
+    /// arrived, else it failed, was cancelled or paused. A swarm announces
+    /// `completed`/`stopped` here (BEP 3). The default does nothing.
+    fn finish(&self, complete: bool) -> impl Future<Output = ()> + Send {
+        let _ = complete;
+        async {}
+    }
+}
+
+/// A download's storage as handed to [`Source::attach`].
+#[derive(Clone, Debug)]
+pub struct Storage {
+    /// Where the download writes; [`Sink::read_at`](crate::Sink::read_at) reads back.
+    pub sink: BoxSink,
+    /// Bytes already done (verified) when the transfer starts; bytes the
+    /// source delivers later are written shortly after it yields them.
+    pub done: RangeSet,
 }
 
 /// Object-safe twin of [`Source`], implemented for every `Source`; never
@@ -184,6 +238,14 @@ pub trait SourceDyn: Send + Sync + fmt::Debug {
     ) -> BoxFuture<'a, Result<BodyStream>>;
     /// See [`Source::units`].
     fn units_dyn(&self) -> Option<crate::BoxUnits>;
+    /// See [`Source::availability`].
+    fn availability_dyn(&self, conn: ConnId) -> Availability;
+    /// See [`Source::scheduler`].
+    fn scheduler_dyn(&self, sequential: bool) -> Option<Box<dyn Scheduler>>;
+    /// See [`Source::attach`].
+    fn attach_dyn(&self, storage: Storage);
+    /// See [`Source::finish`].
+    fn finish_dyn(&self, complete: bool) -> BoxFuture<'_, ()>;
 }
 
 impl<T: Source> SourceDyn for T {
@@ -202,6 +264,18 @@ impl<T: Source> SourceDyn for T {
     }
     fn units_dyn(&self) -> Option<crate::BoxUnits> {
         self.units()
+    }
+    fn availability_dyn(&self, conn: ConnId) -> Availability {
+        self.availability(conn)
+    }
+    fn scheduler_dyn(&self, sequential: bool) -> Option<Box<dyn Scheduler>> {
+        self.scheduler(sequential)
+    }
+    fn attach_dyn(&self, storage: Storage) {
+        self.attach(storage)
+    }
+    fn finish_dyn(&self, complete: bool) -> BoxFuture<'_, ()> {
+        Box::pin(self.finish(complete))
     }
 }
 

@@ -194,6 +194,18 @@ pub(crate) struct NetArgs {
     /// BitTorrent: download only these files, by their 1-based number in `dlm info` (e.g. 1,3-5).
     #[arg(long, value_name = "LIST", value_parser = parse_file_list)]
     pub(crate) select_file: Option<FileList>,
+    /// BitTorrent: most peers connected at once (each downloads its own pieces).
+    #[arg(long, value_name = "N", default_value_t = 50)]
+    pub(crate) max_peers: usize,
+    /// BitTorrent: port to accept peers on while downloading (or the next nine; 0: any).
+    #[arg(long, value_name = "PORT", default_value_t = 6881)]
+    pub(crate) listen_port: u16,
+    /// BitTorrent: accept no incoming peers (outgoing connections still upload).
+    #[arg(long)]
+    pub(crate) no_listen: bool,
+    /// BitTorrent: limit upload speed, bytes/s with K/M/G suffixes.
+    #[arg(long, value_name = "RATE", value_parser = parse_size)]
+    pub(crate) upload_limit: Option<u64>,
 }
 
 /// 0-based file indexes from `--select-file`.
@@ -237,7 +249,7 @@ pub(crate) struct GetArgs {
     /// Output directory (file name from the server or the URL).
     #[arg(short, long, value_name = "DIR")]
     pub(crate) dir: Option<PathBuf>,
-    /// Connections to open at once.
+    /// Connections to open at once (torrents: one per peer, see --max-peers).
     #[arg(short = 'c', long, value_name = "N", default_value_t = 8)]
     pub(crate) connections: u32,
     /// Smallest piece a range is split into, e.g. 1M.
@@ -270,6 +282,15 @@ pub(crate) struct GetArgs {
     /// Print one JSON event per line instead of a progress bar.
     #[arg(long)]
     pub(crate) json: bool,
+    /// Fetch in order from the start (for playing while downloading; torrents: pieces in order instead of rarest first).
+    #[arg(long)]
+    pub(crate) sequential: bool,
+    /// BitTorrent: keep seeding this many seconds after the download completes.
+    #[arg(long, value_name = "SECS")]
+    pub(crate) seed_time: Option<u64>,
+    /// BitTorrent: keep seeding after the download completes until this many times its size is uploaded.
+    #[arg(long, value_name = "RATIO")]
+    pub(crate) seed_ratio: Option<f64>,
     #[command(flatten)]
     pub(crate) net: NetArgs,
 }

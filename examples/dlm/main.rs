@@ -16,6 +16,7 @@ mod progress;
 mod registry;
 mod remote;
 mod seed;
+mod torrent_get;
 mod torrent_info;
 mod tree;
 
@@ -67,7 +68,7 @@ pub(crate) fn fail(err: &Error) -> u8 {
     exit_code::for_kind(err.kind())
 }
 
-fn usage(msg: impl std::fmt::Display) -> u8 {
+pub(crate) fn usage(msg: impl std::fmt::Display) -> u8 {
     eprintln!("dlm: error: {msg}");
     exit_code::FAILURE
 }
@@ -78,12 +79,19 @@ async fn get(a: GetArgs) -> u8 {
         Err(e) => return usage(e),
     };
     let options = Options::new();
-    let source = match registry.target(&Input::parse(&a.url), &options) {
-        Ok(Target::Source(s)) => s,
-        Ok(Target::Listing(listing)) => {
-            return tree::get(&a, listing, base_options(&a), progress_mode(&a, false)).await;
-        }
-        Err(e) => return fail(&e),
+    let torrent = match torrent_get::open(&a).await {
+        Ok(t) => t,
+        Err(code) => return code,
+    };
+    let source: dlm_core::BoxSource = match &torrent {
+        Some(t) => t.clone(),
+        None => match registry.target(&Input::parse(&a.url), &options) {
+            Ok(Target::Source(s)) => s,
+            Ok(Target::Listing(listing)) => {
+                return tree::get(&a, listing, base_options(&a), progress_mode(&a, false)).await;
+            }
+            Err(e) => return fail(&e),
+        },
     };
     let checksum = match a
         .checksum
@@ -105,9 +113,13 @@ async fn get(a: GetArgs) -> u8 {
     } else {
         Output::Dir(a.dir.clone().unwrap_or_else(|| PathBuf::from(".")))
     };
-    let opts = base_options(&a)
+    let mut opts = base_options(&a)
         .with_checksum(checksum)
-        .with_sequential(to_stdout);
+        .with_sequential(to_stdout || a.sequential);
+    if torrent.is_some() {
+        // One engine connection per peer: each downloads what its peer has.
+        opts = opts.with_connections(a.net.max_peers.clamp(1, 10_000) as u32);
+    }
     let mut download = Download::new(source, output).with_options(opts);
     for m in &a.mirrors {
         match registry.source(&Input::parse(m), &options) {
@@ -173,6 +185,9 @@ async fn get(a: GetArgs) -> u8 {
                 if let Some(v) = &done.verified_against {
                     eprintln!("verified: {} matches", v.algorithm);
                 }
+            }
+            if let Some(t) = &torrent {
+                torrent_get::after(t, &a, mode != Mode::Bar).await;
             }
             exit_code::SUCCESS
         }

@@ -78,7 +78,10 @@ pub(crate) fn s3_config(net: &NetArgs) -> Result<dlm_s3::S3Config, String> {
 pub(crate) fn torrent_config(net: &NetArgs) -> Result<dlm_bittorrent::TorrentConfig, String> {
     let mut c = dlm_bittorrent::TorrentConfig::default()
         .with_http(http_config(net)?)
-        .with_selected(net.select_file.as_ref().map(|f| f.0.clone()));
+        .with_selected(net.select_file.as_ref().map(|f| f.0.clone()))
+        .with_max_peers(net.max_peers)
+        .with_listen_port((!net.no_listen).then_some(net.listen_port))
+        .with_upload_limit(net.upload_limit);
     for p in &net.peers {
         c = c.with_peer(*p);
     }

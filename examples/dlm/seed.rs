@@ -19,7 +19,11 @@ pub(crate) async fn run(a: SeedArgs) -> u8 {
     let trackers = metainfo.trackers.clone();
     let info_hash = metainfo.info_hash;
     let pieces = metainfo.piece_count();
-    let seeder = match Seeder::open(metainfo, a.dir.clone()).await {
+    let config = match crate::registry::torrent_config(&a.net) {
+        Ok(c) => c,
+        Err(e) => return crate::usage(e),
+    };
+    let seeder = match Seeder::open(metainfo, a.dir.clone(), config).await {
         Ok(s) => s,
         Err(e) => return crate::fail(&e.into()),
     };
@@ -55,31 +59,7 @@ pub(crate) async fn run(a: SeedArgs) -> u8 {
     {
         eprintln!("dlm: announce: {e}");
     }
-    let seed_time = a.seed_time.map(Duration::from_secs);
-    let ratio_bytes = a.seed_ratio.map(|r| (r * total as f64) as u64);
-    let until = async {
-        let deadline = async {
-            match seed_time {
-                Some(t) => tokio::time::sleep(t).await,
-                None => std::future::pending().await,
-            }
-        };
-        let ratio = async {
-            match ratio_bytes {
-                Some(limit) => {
-                    while seeder.uploaded() < limit {
-                        tokio::time::sleep(Duration::from_millis(200)).await;
-                    }
-                }
-                None => std::future::pending().await,
-            }
-        };
-        tokio::select! {
-            () = deadline => {}
-            () = ratio => {}
-            () = crate::wait_for_signal() => {}
-        }
-    };
+    let until = until_done(a.seed_time, a.seed_ratio, total, || seeder.uploaded());
     seeder.serve(listener, until).await;
     if let Some(t) = tiers.as_mut().filter(|t| !t.is_empty()) {
         let _ = tokio::time::timeout(
@@ -90,4 +70,37 @@ pub(crate) async fn run(a: SeedArgs) -> u8 {
     }
     eprintln!("dlm: uploaded {} bytes", seeder.uploaded());
     exit_code::SUCCESS
+}
+
+/// Resolves when seeding should stop: after `seed_time` seconds, once
+/// `uploaded()` reaches `seed_ratio` × `total` bytes, or on Ctrl-C/SIGTERM,
+/// whichever comes first.
+pub(crate) async fn until_done(
+    seed_time: Option<u64>,
+    seed_ratio: Option<f64>,
+    total: u64,
+    uploaded: impl Fn() -> u64,
+) {
+    let ratio_bytes = seed_ratio.map(|r| (r * total as f64) as u64);
+    let deadline = async {
+        match seed_time {
+            Some(t) => tokio::time::sleep(Duration::from_secs(t)).await,
+            None => std::future::pending().await,
+        }
+    };
+    let ratio = async {
+        match ratio_bytes {
+            Some(limit) => {
+                while uploaded() < limit {
+                    tokio::time::sleep(Duration::from_millis(200)).await;
+                }
+            }
+            None => std::future::pending().await,
+        }
+    };
+    tokio::select! {
+        () = deadline => {}
+        () = ratio => {}
+        () = crate::wait_for_signal() => {}
+    }
 }

@@ -56,6 +56,21 @@ impl Bitfield {
         (0..self.pieces).filter(|i| self.has(*i)).count()
     }
 
+    /// Number of pieces the set ranges over.
+    pub fn len(&self) -> usize {
+        self.pieces
+    }
+
+    /// Whether the set ranges over no pieces.
+    pub fn is_empty(&self) -> bool {
+        self.pieces == 0
+    }
+
+    /// Whether every piece is set.
+    pub fn is_full(&self) -> bool {
+        self.count() == self.pieces
+    }
+
     /// The message bytes.
     pub fn as_bytes(&self) -> &[u8] {
         &self.bits

@@ -1,14 +1,22 @@
-//! `PeerConnection`: one TCP connection to a peer (BEP 3) that downloads
-//! whole pieces with pipelined 16 KiB block requests.
+//! `PeerConnection`: one TCP connection to a peer (BEP 3). It downloads
+//! whole pieces with pipelined 16 KiB block requests, and on the same
+//! connection serves the peer's requests from our verified pieces, applies
+//! the choker's decisions and announces pieces we gain.
 
+use std::collections::VecDeque;
 use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
+use tokio::time::Instant;
+use dlm_core::CancellationToken;
 
-use super::Bitfield;
+use super::upload::BlockError;
+use super::{Bitfield, PeerState, Uploads};
 use crate::InfoHash;
 use crate::tracker::PeerId;
 use crate::wire::{BLOCK_LEN, HANDSHAKE_LEN, Handshake, Message, WireError};
@@ -49,23 +57,56 @@ pub enum PeerError {
         /// The piece.
         piece: u32,
     },
+    /// The fetch was called off (another peer delivered the piece first).
+    #[error("peer {addr}: fetch cancelled")]
+    Cancelled {
+        /// The peer.
+        addr: SocketAddr,
+    },
+}
+
+impl PeerError {
+    /// Whether the connection is still usable after this error.
+    pub fn keeps_connection(&self) -> bool {
+        matches!(self, Self::Missing { .. } | Self::Cancelled { .. })
+    }
 }
 
 /// A handshaken connection to a peer.
 #[derive(Debug)]
 pub struct PeerConnection {
-    addr: SocketAddr,
     stream: TcpStream,
     buf: BytesMut,
     remote: Handshake,
-    have: Bitfield,
+    state: Arc<PeerState>,
+    uploads: Arc<Uploads>,
+    /// The peer chokes us.
     choked: bool,
+    /// We told the peer we are interested.
     interested: bool,
+    /// We choke the peer (what we last told it).
+    choking: bool,
     pieces: usize,
     /// The next piece, already requested in part while the last one finished.
     ahead: Option<PartialPiece>,
     /// Requests sent and not yet answered.
     outstanding: usize,
+    /// The peer's requests waiting to be served, oldest first.
+    requests: VecDeque<Request>,
+    /// How much of our `gained` log the peer has been told of (`have`s).
+    told: usize,
+    /// When we last sent anything (keep-alives every two minutes, BEP 3).
+    last_sent: Instant,
+}
+
+/// One block a peer asked for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct Request {
+    index: u32,
+    begin: u32,
+    length: u32,
+    /// Tries while the piece was not readable yet.
+    tries: u8,
 }
 
 /// Blocks requested at once from one peer: 160 × 16 KiB = 2.5 MiB in
@@ -74,19 +115,34 @@ pub struct PeerConnection {
 /// seeders, one round): 64 gave 191 MiB/s, 160 gave 253 MiB/s (rqbit: 267-277).
 const PIPELINE: usize = 160;
 
+/// Requests from one peer queued at most (libtorrent's default
+/// `max_allowed_in_request_queue` is 2000; Transmission keeps 512 — ours
+/// are served as they come, so a short queue is plenty).
+const MAX_QUEUED_REQUESTS: usize = 512;
+
+/// A request for a piece not readable yet is tried again after this long,
+/// at most [`MAX_TRIES`] times.
+const RETRY: Duration = Duration::from_millis(100);
+const MAX_TRIES: u8 = 50;
+
+/// Keep-alive period: BEP 3 drops connections silent for two minutes.
+const KEEPALIVE: Duration = Duration::from_secs(90);
+
 impl PeerConnection {
-    /// Connects to `addr` and exchanges handshakes (BEP 3) within `timeout`.
+    /// Connects to `addr` and exchanges handshakes (BEP 3) within `timeout`,
+    /// then sends our bitfield when we have pieces.
     ///
     /// # Errors
     /// [`PeerError::Io`] when the connection fails; [`PeerError::Wire`] for
     /// a handshake from another swarm or not BitTorrent at all.
     pub async fn connect(
-        addr: SocketAddr,
+        state: Arc<PeerState>,
+        uploads: Arc<Uploads>,
         info_hash: InfoHash,
         peer_id: PeerId,
-        pieces: usize,
         timeout: Duration,
     ) -> Result<Self, PeerError> {
+        let addr = state.addr();
         let io = |source| PeerError::Io { addr, source };
         let go = async {
             let mut stream = TcpStream::connect(addr).await.map_err(io)?;
@@ -101,30 +157,79 @@ impl PeerConnection {
                 .map_err(|source| PeerError::Wire { addr, source })?;
             Ok::<_, PeerError>((stream, remote))
         };
-        let (stream, remote) =
-            tokio::time::timeout(timeout, go)
+        let (stream, remote) = tokio::time::timeout(timeout, go)
+            .await
+            .map_err(|_| stalled(addr, timeout))??;
+        Self::start(stream, remote, state, uploads).await
+    }
+
+    /// Answers a peer that connected to us: reads its handshake (which must
+    /// name `info_hash`), sends ours and our bitfield, within `timeout`.
+    ///
+    /// # Errors
+    /// As [`PeerConnection::connect`].
+    pub async fn accept(
+        mut stream: TcpStream,
+        state: Arc<PeerState>,
+        uploads: Arc<Uploads>,
+        info_hash: InfoHash,
+        peer_id: PeerId,
+        timeout: Duration,
+    ) -> Result<Self, PeerError> {
+        let addr = state.addr();
+        let io = |source| PeerError::Io { addr, source };
+        let go = async {
+            let _ = stream.set_nodelay(true);
+            let mut hs = [0u8; HANDSHAKE_LEN];
+            stream.read_exact(&mut hs).await.map_err(io)?;
+            let remote = Handshake::decode(&hs, Some(info_hash))
+                .map_err(|source| PeerError::Wire { addr, source })?;
+            stream
+                .write_all(&Handshake::ours(info_hash, peer_id).encode())
                 .await
-                .map_err(|_| PeerError::Stalled {
-                    addr,
-                    secs: timeout.as_secs(),
-                })??;
-        Ok(Self {
-            addr,
+                .map_err(io)?;
+            Ok::<_, PeerError>(remote)
+        };
+        let remote = tokio::time::timeout(timeout, go)
+            .await
+            .map_err(|_| stalled(addr, timeout))??;
+        Self::start(stream, remote, state, uploads).await
+    }
+
+    async fn start(
+        stream: TcpStream,
+        remote: Handshake,
+        state: Arc<PeerState>,
+        uploads: Arc<Uploads>,
+    ) -> Result<Self, PeerError> {
+        let pieces = state.pieces().len();
+        let mut c = Self {
             stream,
             buf: BytesMut::with_capacity(64 << 10),
             remote,
-            have: Bitfield::empty(pieces),
+            state,
             choked: true,
             interested: false,
+            choking: true,
             pieces,
             ahead: None,
             outstanding: 0,
-        })
+            requests: VecDeque::new(),
+            told: uploads.gained_since(0).1,
+            uploads,
+            last_sent: Instant::now(),
+        };
+        let ours = c.uploads.pieces();
+        if ours.count() > 0 {
+            c.send(&Message::Bitfield(Bytes::copy_from_slice(ours.as_bytes())))
+                .await?;
+        }
+        Ok(c)
     }
 
     /// The peer's address.
     pub fn addr(&self) -> SocketAddr {
-        self.addr
+        self.state.addr()
     }
 
     /// The peer's handshake.
@@ -132,47 +237,71 @@ impl PeerConnection {
         &self.remote
     }
 
+    /// What the swarm knows of this peer.
+    pub fn state(&self) -> &Arc<PeerState> {
+        &self.state
+    }
+
     /// Whether the peer said it has piece `index`.
     pub fn has(&self, index: usize) -> bool {
-        self.have.has(index)
+        self.state.has(index)
     }
 
     async fn send(&mut self, m: &Message) -> Result<(), PeerError> {
         let mut out = BytesMut::new();
         m.encode(&mut out);
+        self.last_sent = Instant::now();
         self.stream
             .write_all(&out)
             .await
             .map_err(|source| PeerError::Io {
-                addr: self.addr,
+                addr: self.state.addr(),
                 source,
             })
     }
 
-    /// Reads the next message, waiting at most `idle`.
+    /// Reads whatever the peer sent into the buffer, waiting at most `wait`;
+    /// `false` when nothing came in time. Cancel-safe.
+    async fn fill(&mut self, wait: Duration) -> Result<bool, PeerError> {
+        let addr = self.state.addr();
+        match tokio::time::timeout(wait, self.stream.read_buf(&mut self.buf)).await {
+            Err(_) => Ok(false),
+            Ok(Ok(0)) => Err(PeerError::Io {
+                addr,
+                source: std::io::ErrorKind::UnexpectedEof.into(),
+            }),
+            Ok(Ok(_)) => Ok(true),
+            Ok(Err(source)) => Err(PeerError::Io { addr, source }),
+        }
+    }
+
+    /// The next complete message in the buffer, noted; `None` when more
+    /// bytes are needed.
+    fn decode(&mut self) -> Result<Option<Message>, PeerError> {
+        let addr = self.state.addr();
+        let m = Message::decode(&mut self.buf, self.pieces.div_ceil(8))
+            .map_err(|source| PeerError::Wire { addr, source })?;
+        if let Some(m) = &m {
+            self.note(m)?;
+        }
+        Ok(m)
+    }
+
+    /// Reads the next message, waiting at most `idle` for the peer, while
+    /// serving its requests and applying the choker in between.
     async fn next(&mut self, idle: Duration) -> Result<Message, PeerError> {
-        let addr = self.addr;
-        let bitfield_len = self.pieces.div_ceil(8);
+        let deadline = Instant::now() + idle;
         loop {
-            if let Some(m) = Message::decode(&mut self.buf, bitfield_len)
-                .map_err(|source| PeerError::Wire { addr, source })?
-            {
-                self.note(&m)?;
+            if let Some(m) = self.decode()? {
                 return Ok(m);
             }
-            let n = tokio::time::timeout(idle, self.stream.read_buf(&mut self.buf))
-                .await
-                .map_err(|_| PeerError::Stalled {
-                    addr,
-                    secs: idle.as_secs(),
-                })?
-                .map_err(|source| PeerError::Io { addr, source })?;
-            if n == 0 {
-                return Err(PeerError::Io {
-                    addr,
-                    source: std::io::ErrorKind::UnexpectedEof.into(),
-                });
+            self.service().await?;
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                return Err(stalled(self.state.addr(), idle));
             }
+            let wait = if self.requests.is_empty() { left } else { left.min(RETRY) };
+            self.fill(wait).await?;
         }
     }
 
@@ -181,29 +310,143 @@ impl PeerConnection {
         match m {
             Message::Choke => self.choked = true,
             Message::Unchoke => self.choked = false,
-            Message::Have(i) => self.have.set(*i as usize),
+            Message::Interested => self.state.interested_in_us.store(true, Ordering::Relaxed),
+            Message::NotInterested => self.state.interested_in_us.store(false, Ordering::Relaxed),
+            Message::Have(i) => self.state.set_have(*i as usize),
             Message::Bitfield(b) => {
-                self.have = Bitfield::from_bytes(b, self.pieces).ok_or(PeerError::Wire {
-                    addr: self.addr,
+                let pieces = Bitfield::from_bytes(b, self.pieces).ok_or(PeerError::Wire {
+                    addr: self.state.addr(),
                     source: WireError::BadLength {
                         id: 5,
                         len: b.len() as u32,
                     },
                 })?;
+                self.state.set_pieces(pieces);
             }
             // BEP 6 (fast extension): have all / have none.
-            Message::Unknown { id: 0x0e } => self.have.fill(),
+            Message::Unknown { id: 0x0e } => {
+                let mut all = Bitfield::empty(self.pieces);
+                all.fill();
+                self.state.set_pieces(all);
+            }
+            Message::Request {
+                index,
+                begin,
+                length,
+            } => {
+                // BEP 3: requests from a choked peer are discarded.
+                if !self.choking && self.requests.len() < MAX_QUEUED_REQUESTS {
+                    self.requests.push_back(Request {
+                        index: *index,
+                        begin: *begin,
+                        length: *length,
+                        tries: 0,
+                    });
+                }
+            }
+            Message::Cancel {
+                index,
+                begin,
+                length,
+            } => self
+                .requests
+                .retain(|r| (r.index, r.begin, r.length) != (*index, *begin, *length)),
+            Message::Piece { block, .. } => {
+                self.state
+                    .downloaded
+                    .fetch_add(block.len() as u64, Ordering::Relaxed);
+            }
             _ => {}
         }
         Ok(())
     }
 
+    /// Our side of the conversation: applies the choker's decision, sends
+    /// `have` for pieces gained, serves queued requests, keeps alive.
+    async fn service(&mut self) -> Result<(), PeerError> {
+        let choke = self.state.choke_wanted.load(Ordering::Relaxed);
+        if choke != self.choking {
+            self.choking = choke;
+            if choke {
+                self.requests.clear();
+                self.send(&Message::Choke).await?;
+            } else {
+                self.send(&Message::Unchoke).await?;
+            }
+        }
+        let (gained, told) = self.uploads.gained_since(self.told);
+        self.told = told;
+        for index in gained {
+            // No `have` for a piece the peer has: it cannot want it.
+            if !self.state.has(index as usize) {
+                self.send(&Message::Have(index)).await?;
+            }
+        }
+        while let Some(mut r) = self.requests.pop_front() {
+            match self.uploads.block(r.index, r.begin, r.length).await {
+                Ok(block) => {
+                    let n = block.len() as u64;
+                    self.send(&Message::Piece {
+                        index: r.index,
+                        begin: r.begin,
+                        block,
+                    })
+                    .await?;
+                    self.state.uploaded.fetch_add(n, Ordering::Relaxed);
+                }
+                Err(BlockError::Invalid) => {}
+                Err(BlockError::NotYet) => {
+                    r.tries += 1;
+                    if r.tries < MAX_TRIES {
+                        self.requests.push_front(r);
+                    }
+                    break;
+                }
+            }
+        }
+        if self.last_sent.elapsed() >= KEEPALIVE {
+            self.send(&Message::KeepAlive).await?;
+        }
+        Ok(())
+    }
+
+    /// One turn of an idle connection: serves the peer, then waits (at
+    /// most until a keep-alive is due) for its next bytes or a wake-up from
+    /// the swarm. Blocks that arrive for the piece requested ahead are kept.
+    /// Cancel-safe between turns only when dropped while waiting, which is
+    /// where the task's `select!` drops it.
+    pub(crate) async fn serve_turn(&mut self) -> Result<(), PeerError> {
+        while let Some(m) = self.decode()? {
+            if let (Message::Piece { index, begin, block }, Some(a)) = (&m, self.ahead.as_mut())
+                && a.index == *index
+            {
+                a.place(*begin, block);
+            }
+        }
+        self.service().await
+    }
+
+    /// Waits for the peer's next bytes, a wake-up, or the retry/keep-alive
+    /// time. Cancel-safe.
+    pub(crate) async fn wait(&mut self) -> Result<(), PeerError> {
+        let state = self.state.clone();
+        let wait = if self.requests.is_empty() {
+            KEEPALIVE.saturating_sub(self.last_sent.elapsed())
+        } else {
+            RETRY
+        };
+        tokio::select! {
+            r = self.fill(wait.max(Duration::from_millis(1))) => r.map(|_| ()),
+            () = state.wake.notified() => Ok(()),
+        }
+    }
+
     /// Reads messages until the peer has said what it has (its bitfield, or
     /// anything else after it), at most `idle`.
     pub async fn wait_for_pieces(&mut self, idle: Duration) -> Result<(), PeerError> {
-        let deadline = tokio::time::Instant::now() + idle;
-        while self.have.count() == 0 {
-            let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+        let deadline = Instant::now() + idle;
+        while self.state.piece_count() == 0 {
+            let left = deadline.saturating_duration_since(Instant::now());
             if left.is_zero() {
                 break;
             }
@@ -229,13 +472,16 @@ impl PeerConnection {
         len: u32,
         idle: Duration,
     ) -> Result<Bytes, PeerError> {
-        self.fetch_piece_then(index, len, None, idle).await
+        self.fetch_piece_then(index, len, None, idle, &CancellationToken::new())
+            .await
     }
 
     /// As [`PeerConnection::fetch_piece`], and once every block of this
     /// piece is requested, goes on requesting blocks of `next` (a piece this
     /// peer has), so the pipeline never drains between pieces. The next call
-    /// for `next` continues with what already arrived.
+    /// for `next` continues with what already arrived. When `cancel` fires,
+    /// the blocks still requested are cancelled (BEP 3 `cancel`, as in
+    /// endgame) and [`PeerError::Cancelled`] is returned.
     ///
     /// # Errors
     /// As [`PeerConnection::fetch_piece`].
@@ -245,12 +491,11 @@ impl PeerConnection {
         len: u32,
         next: Option<(u32, u32)>,
         idle: Duration,
+        cancel: &CancellationToken,
     ) -> Result<Bytes, PeerError> {
+        let addr = self.state.addr();
         if !self.has(index as usize) {
-            return Err(PeerError::Missing {
-                addr: self.addr,
-                piece: index,
-            });
+            return Err(PeerError::Missing { addr, piece: index });
         }
         if !self.interested {
             self.send(&Message::Interested).await?;
@@ -266,8 +511,15 @@ impl PeerConnection {
         // Requests sent for a piece given up on may still be answered: ignored below.
         self.outstanding = cur.requested - cur.done.min(cur.requested);
         while cur.done < cur.blocks.len() {
+            if cancel.is_cancelled() {
+                self.cancel_requests(&cur).await?;
+                if let Some(n) = nxt.as_ref() {
+                    self.cancel_requests(n).await?;
+                }
+                return Err(PeerError::Cancelled { addr });
+            }
             if self.choked {
-                self.next(idle).await?;
+                self.next_or_cancel(idle, cancel).await?;
                 if !self.choked {
                     // A choke dropped every request: ask again for what is missing.
                     cur.rewind();
@@ -300,12 +552,12 @@ impl PeerConnection {
                     self.outstanding += 1;
                 }
             }
-            match self.next(idle).await? {
-                Message::Piece {
+            match self.next_or_cancel(idle, cancel).await? {
+                Some(Message::Piece {
                     index: i,
                     begin,
                     block,
-                } => {
+                }) => {
                     let target = if i == cur.index {
                         Some(&mut cur)
                     } else {
@@ -317,7 +569,7 @@ impl PeerConnection {
                         self.outstanding = self.outstanding.saturating_sub(1);
                     }
                 }
-                Message::Choke => {
+                Some(Message::Choke) => {
                     cur.rewind();
                     if let Some(n) = nxt.as_mut() {
                         n.rewind();
@@ -329,6 +581,53 @@ impl PeerConnection {
         }
         self.ahead = nxt;
         Ok(cur.data.freeze())
+    }
+
+    /// The next message, or `None` once `cancel` fires.
+    async fn next_or_cancel(
+        &mut self,
+        idle: Duration,
+        cancel: &CancellationToken,
+    ) -> Result<Option<Message>, PeerError> {
+        // Only the read inside `next` can be interrupted, never a write:
+        // `service` runs before the wait, and a cancel is seen on the next turn.
+        if let Some(m) = self.decode()? {
+            return Ok(Some(m));
+        }
+        self.service().await?;
+        tokio::select! {
+            r = self.fill(idle) => {
+                if !r? {
+                    return Err(stalled(self.state.addr(), idle));
+                }
+                Ok(self.decode()?)
+            }
+            () = cancel.cancelled() => Ok(None),
+        }
+    }
+
+    /// Withdraws the requests still unanswered for `p` (BEP 3 `cancel`).
+    async fn cancel_requests(&mut self, p: &PartialPiece) -> Result<(), PeerError> {
+        for slot in 0..p.requested.min(p.blocks.len()) {
+            if !p.received[slot] {
+                let (begin, length) = p.blocks[slot];
+                self.send(&Message::Cancel {
+                    index: p.index,
+                    begin,
+                    length,
+                })
+                .await?;
+            }
+        }
+        self.outstanding = 0;
+        Ok(())
+    }
+}
+
+fn stalled(addr: SocketAddr, t: Duration) -> PeerError {
+    PeerError::Stalled {
+        addr,
+        secs: t.as_secs(),
     }
 }
 

@@ -1,7 +1,16 @@
-//! Peers: the wire protocol's state on one connection (BEP 3).
+//! Peers: the wire protocol's state on one connection (BEP 3), what the
+//! swarm shares with it, and the pieces we upload.
 
 mod bitfield;
 mod connection;
+mod counts;
+mod state;
+mod task;
+mod upload;
 
 pub use bitfield::Bitfield;
 pub use connection::{PeerConnection, PeerError};
+pub use counts::PieceCounts;
+pub use state::PeerState;
+pub use task::PeerHandle;
+pub use upload::{BlockError, Uploads};

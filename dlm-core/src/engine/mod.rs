@@ -38,7 +38,7 @@ use crate::control_file::{ControlFile, SourceIdentity};
 use crate::scheduler::{AdaptiveScheduler, ChunkMap, ConnId, Scheduler, SequentialScheduler};
 use crate::{
     BoxSink, BoxSource, Checksum, Context, DigestAlgorithm, Error, ErrorKind, FileSink, Probe,
-    RangeSet, RateLimiter, Result, safe_file_name,
+    RangeSet, RateLimiter, Result, Storage, safe_file_name,
 };
 
 /// Capacity of each download's event channel.
@@ -142,6 +142,7 @@ impl Download {
     /// # Panics
     /// Outside a tokio runtime.
     pub fn start(self) -> DownloadHandle {
+        let custom_scheduler = self.scheduler.is_some();
         let scheduler = self.scheduler.unwrap_or_else(|| {
             if self.options.sequential {
                 Box::new(SequentialScheduler::default())
@@ -188,6 +189,7 @@ impl Download {
             durable: RangeSet::new(),
             last_data_sync: Instant::now(),
             connection_cap: None,
+            custom_scheduler,
         };
         let task = tokio::spawn(engine.run());
         DownloadHandle::new(control_tx, shared, task)
@@ -228,11 +230,16 @@ struct Engine {
     last_data_sync: Instant,
     /// The most connections the primary accepts, from its probe.
     connection_cap: Option<u32>,
+    /// The caller chose the scheduler: the source's own is not asked for.
+    custom_scheduler: bool,
 }
 
 impl Engine {
     async fn run(mut self) -> Result<Completed> {
         let result = self.run_inner().await;
+        for source in &self.sources {
+            source.finish_dyn(result.is_ok()).await;
+        }
         let mut stats = self.shared.stats().clone();
         match &result {
             Ok(done) => {
@@ -266,6 +273,11 @@ impl Engine {
         // Units need ranges: a whole-object stream cannot refetch one unit.
         self.shared
             .set_units(self.sources[0].units_dyn().filter(|_| ranged));
+        if !self.custom_scheduler
+            && let Some(own) = self.sources[0].scheduler_dyn(self.options.sequential)
+        {
+            self.shared.plan().scheduler = own;
+        }
         self.shared
             .plan()
             .scheduler
@@ -293,11 +305,16 @@ impl Engine {
             validator: probe.validator(),
         };
         let mut done = self.load_resume_state(&target, &identity, ranged).await?;
+        let present = done.clone();
         for r in &probe.skip {
             done.insert(*r);
         }
         let mut algorithms = self.algorithms(&probe);
         target.sink.prepare_dyn(probe.len, &algorithms).await?;
+        self.sources[0].attach_dyn(Storage {
+            sink: target.sink.clone(),
+            done: present,
+        });
 
         let mut restarts = 0;
         let mut probe = probe;

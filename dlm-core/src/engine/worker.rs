@@ -13,6 +13,10 @@ use super::shared::{Shared, Slot};
 use crate::scheduler::{Availability, ChunkEvent, ConnId, ConnInfo};
 use crate::{Backoff, BoxSink, BoxSource, ByteRange, Context, Error, ErrorKind, ReadRange};
 
+/// How often a connection with nothing it can serve asks again, when the
+/// source's availability is not the whole space.
+const AVAILABILITY_RECHECK: std::time::Duration = std::time::Duration::from_millis(200);
+
 /// How a worker ended.
 #[derive(Debug)]
 pub(crate) enum WorkerExit {
@@ -205,11 +209,17 @@ impl Worker {
     /// Waits until the scheduler has work for this connection; `None` when the
     /// download is complete or the worker is stopped.
     async fn next_chunk(&self) -> Option<(ByteRange, Arc<Slot>)> {
-        let info = ConnInfo {
-            id: self.conn,
-            availability: Availability::Whole,
-        };
         loop {
+            // Asked on every pass: a peer's pieces grow as it sends `have`s.
+            let info = ConnInfo {
+                id: self.conn,
+                availability: if self.ranged {
+                    self.source.availability_dyn(self.conn)
+                } else {
+                    Availability::Whole
+                },
+            };
+            let whole = info.availability == Availability::Whole;
             let changed = self.shared.changed.notified();
             tokio::pin!(changed);
             changed.as_mut().enable();
@@ -232,15 +242,24 @@ impl Worker {
                     return Some((a.range(), slot));
                 }
             }
+            // What a peer can serve changes without the map changing: look again soon.
+            let recheck = async {
+                if whole {
+                    std::future::pending::<()>().await
+                } else {
+                    tokio::time::sleep(AVAILABILITY_RECHECK).await
+                }
+            };
             tokio::select! {
                 () = self.cancel.cancelled() => return None,
                 () = changed => {}
+                () = recheck => {}
             }
         }
     }
 
     async fn fetch(&self, range: ByteRange, slot: &Slot) -> Result<(), FetchError> {
-        let cx = Context::with_cancel(self.cancel.clone());
+        let cx = Context::with_cancel(self.cancel.clone()).for_conn(self.conn);
         let read = if self.ranged {
             ReadRange::Bounded(range)
         } else {

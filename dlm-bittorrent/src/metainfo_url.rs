@@ -1,0 +1,54 @@
+//! Fetching a `.torrent` from an `http(s)://` URL.
+
+use dlm_http::HttpClient;
+use futures::StreamExt;
+use http::{HeaderMap, Method};
+use url::Url;
+
+use crate::{MAX_TORRENT_BYTES, Metainfo, TorrentError};
+
+/// Downloads and parses the metainfo at `url` (at most
+/// [`MAX_TORRENT_BYTES`]) with `client`, following redirects.
+///
+/// # Errors
+/// [`TorrentError::Fetch`] when the request fails or the status is not
+/// 2xx (retryable for connection failures and 5xx); as
+/// [`Metainfo::from_bytes`] for what arrives.
+pub async fn fetch_metainfo(client: &HttpClient, url: &Url) -> Result<Metainfo, TorrentError> {
+    let shown = dlm_core::redact_url(url);
+    let err = |message: String, retryable: bool| TorrentError::Fetch {
+        url: shown.clone(),
+        message,
+        retryable,
+    };
+    let resp = client
+        .send(Method::GET, url, &HeaderMap::new())
+        .await
+        .map_err(|e| err(e.to_string(), true))?;
+    let status = resp.status();
+    if !status.is_success() {
+        return Err(err(format!("HTTP {status}"), status.is_server_error()));
+    }
+    let mut body = Vec::new();
+    let mut stream = client.body_stream(resp.response.into_body());
+    while let Some(chunk) = stream.next().await {
+        let chunk = chunk.map_err(|e| err(e.to_string(), true))?;
+        if body.len() + chunk.len() > MAX_TORRENT_BYTES {
+            return Err(err(
+                format!("larger than {MAX_TORRENT_BYTES} bytes"),
+                false,
+            ));
+        }
+        body.extend_from_slice(&chunk);
+    }
+    Metainfo::from_bytes(&body)
+}
+
+/// Whether `input` names a `.torrent` over HTTP(S): an `http(s)://` URL
+/// whose path ends in `.torrent`.
+pub fn is_torrent_url(input: &str) -> Option<Url> {
+    let url = Url::parse(input).ok()?;
+    (matches!(url.scheme(), "http" | "https")
+        && url.path().to_ascii_lowercase().ends_with(".torrent"))
+    .then_some(url)
+}
