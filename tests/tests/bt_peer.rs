@@ -5,7 +5,7 @@
 use std::time::Duration;
 
 use dlm_bittorrent::Metainfo;
-use dlm_bittorrent::peer::PeerConnection;
+use dlm_bittorrent::peer::{PeerConnection, PeerState, PieceCounts, Uploads};
 use dlm_bittorrent::tracker::PeerId;
 use dlm_tests::bt::{LibtorrentOptions, LibtorrentPeer, TorrentSpec};
 use sha1::{Digest, Sha1};
@@ -37,16 +37,20 @@ fn every_piece_of_a_libtorrent_seed_arrives_and_verifies() {
     let m = Metainfo::from_file(&fx.torrent_path).unwrap();
     let payload = std::fs::read(fx.file_path_in(&fx.data_dir, &fx.files[0])).unwrap();
     run(async {
+        let m = std::sync::Arc::new(m);
+        let counts = std::sync::Arc::new(PieceCounts::new(m.piece_count()));
+        let state = PeerState::new(std::net::SocketAddr::V4(seeder.addr()), counts.clone());
         let mut peer = PeerConnection::connect(
-            std::net::SocketAddr::V4(seeder.addr()),
+            std::sync::Arc::new(state),
+            std::sync::Arc::new(Uploads::new(m.clone(), None)),
             m.info_hash,
             PeerId::random(),
-            m.piece_count(),
             IDLE,
         )
         .await
         .unwrap();
         peer.wait_for_pieces(IDLE).await.unwrap();
+        assert_eq!(counts.get(0), 1, "the seed's pieces are counted");
         for i in 0..m.piece_count() {
             assert!(peer.has(i), "the seed has piece {i}");
             let len = m.piece_len(i) as u32;

@@ -32,7 +32,7 @@ pub struct PeerState {
 
 impl PeerState {
     /// State for a new connection to `addr`, counted in `counts`.
-    pub(crate) fn new(addr: SocketAddr, counts: Arc<PieceCounts>) -> Self {
+    pub fn new(addr: SocketAddr, counts: Arc<PieceCounts>) -> Self {
         Self {
             addr,
             have: Mutex::new(Bitfield::empty(counts.len())),
