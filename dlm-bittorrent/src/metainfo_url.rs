@@ -34,10 +34,7 @@ pub async fn fetch_metainfo(client: &HttpClient, url: &Url) -> Result<Metainfo, 
     while let Some(chunk) = stream.next().await {
         let chunk = chunk.map_err(|e| err(e.to_string(), true))?;
         if body.len() + chunk.len() > MAX_TORRENT_BYTES {
-            return Err(err(
-                format!("larger than {MAX_TORRENT_BYTES} bytes"),
-                false,
-            ));
+            return Err(err(format!("larger than {MAX_TORRENT_BYTES} bytes"), false));
         }
         body.extend_from_slice(&chunk);
     }

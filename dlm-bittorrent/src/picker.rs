@@ -136,7 +136,12 @@ impl Scheduler for PiecePicker {
             return self.split(conn, map);
         }
         self.endgame.store(false, Ordering::Relaxed);
-        if let Some(first) = self.started.iter().copied().find(|p| cands.binary_search(p).is_ok()) {
+        if let Some(first) = self
+            .started
+            .iter()
+            .copied()
+            .find(|p| cands.binary_search(p).is_ok())
+        {
             let started = self.started.clone();
             return Some(Assignment::Range(
                 self.extent(first, &cands, |p| started.contains(&p)),
@@ -256,7 +261,12 @@ mod tests {
         let mut p = picker(64, &[1; 64], false);
         let all: Vec<usize> = (0..64).collect();
         let starts: BTreeSet<u64> = (0..20)
-            .map(|_| p.next(&conn(0, &all), &map(64), Instant::now()).unwrap().range().start)
+            .map(|_| {
+                p.next(&conn(0, &all), &map(64), Instant::now())
+                    .unwrap()
+                    .range()
+                    .start
+            })
             .collect();
         assert!(starts.len() > 5, "{starts:?}");
     }

@@ -8,6 +8,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use bytes::Bytes;
+use dlm_core::CancellationToken;
 use dlm_core::scheduler::{Availability, ConnId, Scheduler};
 use dlm_core::{
     BodyStream, ByteRange, Capabilities, Context, Error, ErrorKind, FileSpan, Probe, ReadRange,
@@ -15,7 +16,6 @@ use dlm_core::{
 };
 use sha1::{Digest, Sha1};
 use tokio::sync::OnceCell;
-use dlm_core::CancellationToken;
 
 use crate::peer::{Bitfield, PeerHandle, PeerState};
 use crate::picker::PiecePicker;
@@ -215,7 +215,11 @@ async fn fetch_piece(
         });
         match result {
             Some((bytes, keep)) => {
-                let other = if keep.addr() == peer.addr() { &racer } else { &peer };
+                let other = if keep.addr() == peer.addr() {
+                    &racer
+                } else {
+                    &peer
+                };
                 swarm.give_back(other);
                 return Ok((bytes, Some(keep)));
             }

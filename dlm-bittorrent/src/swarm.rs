@@ -10,11 +10,11 @@ use std::sync::atomic::{AtomicU16, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
+use dlm_core::CancellationToken;
 use dlm_core::scheduler::{Availability, ConnId};
 use dlm_core::{ByteRange, RangeSet};
 use tokio::net::TcpListener;
 use tokio::sync::Notify;
-use dlm_core::CancellationToken;
 
 use crate::choker::{Candidate, Choker};
 use crate::peer::{PeerConnection, PeerHandle, PeerState, PieceCounts, Uploads};
@@ -165,9 +165,6 @@ impl Swarm {
                 Some(l.saturating_sub(len))
             });
         self.uploads.gained(index);
-        for p in self.pool().peers.values() {
-            p.state().wake.notify_one();
-        }
     }
 
     /// Bytes still missing, as announced.
@@ -206,10 +203,9 @@ impl Swarm {
         };
         let (tracker, resp) = tiers.announce(&self.request(event)).await?;
         tracing::debug!(%tracker, peers = resp.peers.len(), ?event, "announced");
-        let every = Duration::from_secs(u64::from(
-            resp.interval.max(resp.min_interval.unwrap_or(0)),
-        ))
-        .clamp(MIN_REANNOUNCE, MAX_REANNOUNCE);
+        let every =
+            Duration::from_secs(u64::from(resp.interval.max(resp.min_interval.unwrap_or(0))))
+                .clamp(MIN_REANNOUNCE, MAX_REANNOUNCE);
         Ok((resp.peers, every))
     }
 
@@ -261,7 +257,7 @@ impl Swarm {
             }));
         }
         let tried = candidates.len();
-        self.dial_all(candidates).await;
+        self.dial_first(candidates).await;
         if self.connected() == 0 {
             return Err(TorrentError::Tracker {
                 tracker: "(peers)".into(),
@@ -276,6 +272,7 @@ impl Swarm {
             tokio::spawn(self.clone().announce_loop(every));
         }
         tokio::spawn(self.clone().choke_loop());
+        tokio::spawn(self.clone().offer_loop());
         Ok(())
     }
 
@@ -310,18 +307,13 @@ impl Swarm {
         };
         let attempts = addrs.iter().map(|addr| async move {
             let state = Arc::new(PeerState::new(*addr, self.counts.clone()));
-            let r = async {
-                let mut c = PeerConnection::connect(
-                    state,
-                    self.uploads.clone(),
-                    self.metainfo.info_hash,
-                    self.peer_id,
-                    self.config.connect_timeout,
-                )
-                .await?;
-                c.wait_for_pieces(self.config.connect_timeout).await?;
-                Ok::<_, crate::peer::PeerError>(c)
-            }
+            let r = PeerConnection::connect(
+                state,
+                self.uploads.clone(),
+                self.metainfo.info_hash,
+                self.peer_id,
+                self.config.connect_timeout,
+            )
             .await;
             self.pool().dialing.remove(addr);
             match r {
@@ -332,9 +324,33 @@ impl Swarm {
         futures::future::join_all(attempts).await;
     }
 
+    /// Dials `addrs` in the background and returns once one peer that has
+    /// pieces is connected, or every attempt ended (bounded by the connect
+    /// timeout plus the wait for a bitfield).
+    async fn dial_first(self: &Arc<Self>, addrs: Vec<SocketAddr>) {
+        let swarm = self.clone();
+        let dialing = tokio::spawn(async move { swarm.dial_all(addrs).await });
+        let deadline = tokio::time::Instant::now() + self.config.connect_timeout * 2;
+        loop {
+            let has_pieces = self.peers().iter().any(|p| p.piece_count() > 0);
+            if has_pieces || tokio::time::Instant::now() >= deadline {
+                return;
+            }
+            if dialing.is_finished() && self.connected() == 0 {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
     /// Runs a handshaken connection and makes it available.
     fn adopt(&self, c: PeerConnection) {
         let addr = c.addr();
+        if c.remote().peer_id == self.peer_id {
+            // Ourselves, listed by the tracker: never again.
+            self.pool().banned.insert(addr);
+            return;
+        }
         let handle = PeerHandle::spawn(c);
         {
             let mut p = self.pool();
@@ -409,6 +425,34 @@ impl Swarm {
         }
     }
 
+    /// Offers delivered pieces once they read back from storage, while
+    /// some connected peer lacks pieces (seeds want nothing: no re-reads).
+    async fn offer_loop(self: Arc<Self>) {
+        let mut tick = tokio::time::interval(Duration::from_millis(250));
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let pieces = self.metainfo.piece_count();
+        loop {
+            tokio::select! {
+                () = self.stop.cancelled() => return,
+                _ = tick.tick() => {}
+            }
+            if !self.uploads.has_pending() {
+                continue;
+            }
+            let peers = self.peers();
+            if peers.iter().all(|p| p.piece_count() == pieces) {
+                continue;
+            }
+            let before = self.uploads.gained_since(0).1;
+            self.uploads.confirm_pending().await;
+            if self.uploads.gained_since(0).1 > before {
+                for p in &peers {
+                    p.wake.notify_one();
+                }
+            }
+        }
+    }
+
     async fn choke_loop(self: Arc<Self>) {
         let mut choker = Choker::new(self.config.upload_slots);
         let mut last: HashMap<SocketAddr, u64> = HashMap::new();
@@ -423,7 +467,11 @@ impl Swarm {
             let candidates: Vec<Candidate> = peers
                 .iter()
                 .map(|s| {
-                    let total = if seeding { s.uploaded() } else { s.downloaded() };
+                    let total = if seeding {
+                        s.uploaded()
+                    } else {
+                        s.downloaded()
+                    };
                     let before = last.get(&s.addr()).copied().unwrap_or(0);
                     Candidate {
                         addr: s.addr(),
@@ -437,7 +485,16 @@ impl Swarm {
                 unchoked = choker.round(&candidates);
                 last = peers
                     .iter()
-                    .map(|s| (s.addr(), if seeding { s.uploaded() } else { s.downloaded() }))
+                    .map(|s| {
+                        (
+                            s.addr(),
+                            if seeding {
+                                s.uploaded()
+                            } else {
+                                s.downloaded()
+                            },
+                        )
+                    })
                     .collect();
             }
             choker.fill(&candidates, &mut unchoked);

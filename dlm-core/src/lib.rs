@@ -42,16 +42,14 @@ pub use rate_limit::RateLimiter;
 pub use redact::redact_url;
 pub use registry::{Input, Options, Protocol, ProtocolRegistry, Target};
 pub use scheduler::{
-    AdaptiveScheduler, Assignment, Availability, ChunkMap, ConnId, ConnInfo, InFlight, DEFAULT_MIN_SPLIT_BYTES, Scheduler,
-    SequentialScheduler,
+    AdaptiveScheduler, Assignment, Availability, ChunkMap, ConnId, ConnInfo,
+    DEFAULT_MIN_SPLIT_BYTES, InFlight, Scheduler, SequentialScheduler,
 };
 pub use sink::{
     BoxSink, DEFAULT_REORDER_BYTES, FileSink, FileSpan, MemorySink, MultiFileSink, OrderedSink,
     Sink, SinkDyn,
 };
-pub use source::{
-    BodyStream, BoxSource, Capabilities, Context, Probe, Source, SourceDyn, Storage,
-};
+pub use source::{BodyStream, BoxSource, Capabilities, Context, Probe, Source, SourceDyn, Storage};
 pub use tree::{TreeDownload, TreeEvent, TreeHandle, TreeProgress, TreeSummary};
 pub use units::{BoxUnits, Units};
 

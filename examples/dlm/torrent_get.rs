@@ -12,13 +12,13 @@ use crate::args::GetArgs;
 /// The torrent `a.url` names, ready to download; `Ok(None)` when it names
 /// something else; `Err` with the exit code after printing why.
 pub(crate) async fn open(a: &GetArgs) -> Result<Option<Arc<TorrentSource>>, u8> {
-    let metainfo = if crate::torrent_info::is_torrent(Path::new(&a.url)) {
-        Metainfo::from_file(Path::new(&a.url))
-    } else if let Some(url) = is_torrent_url(&a.url) {
+    let metainfo = if let Some(url) = is_torrent_url(&a.url) {
         let client = crate::registry::http_config(&a.net)
             .map_err(crate::usage)
             .and_then(|c| dlm_http::HttpClient::new(c).map_err(|e| crate::fail(&e.into())))?;
         fetch_metainfo(&client, &url).await
+    } else if crate::torrent_info::is_torrent(Path::new(&a.url)) {
+        Metainfo::from_file(Path::new(&a.url))
     } else {
         return Ok(None);
     };

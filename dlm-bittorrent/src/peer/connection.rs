@@ -10,10 +10,10 @@ use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
+use dlm_core::CancellationToken;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::time::Instant;
-use dlm_core::CancellationToken;
 
 use super::upload::BlockError;
 use super::{Bitfield, PeerState, Uploads};
@@ -290,18 +290,10 @@ impl PeerConnection {
     /// Reads the next message, waiting at most `idle` for the peer, while
     /// serving its requests and applying the choker in between.
     async fn next(&mut self, idle: Duration) -> Result<Message, PeerError> {
-        let deadline = Instant::now() + idle;
-        loop {
-            if let Some(m) = self.decode()? {
-                return Ok(m);
-            }
-            self.service().await?;
-            let left = deadline.saturating_duration_since(Instant::now());
-            if left.is_zero() {
-                return Err(stalled(self.state.addr(), idle));
-            }
-            let wait = if self.requests.is_empty() { left } else { left.min(RETRY) };
-            self.fill(wait).await?;
+        let never = CancellationToken::new();
+        match self.next_or_cancel(idle, &never).await? {
+            Some(m) => Ok(m),
+            None => Err(stalled(self.state.addr(), idle)),
         }
     }
 
@@ -335,7 +327,9 @@ impl PeerConnection {
                 length,
             } => {
                 // BEP 3: requests from a choked peer are discarded.
-                if !self.choking && self.requests.len() < MAX_QUEUED_REQUESTS {
+                if self.choking || self.requests.len() >= MAX_QUEUED_REQUESTS {
+                    tracing::debug!(peer = %self.state.addr(), piece = index, choking = self.choking, "request discarded");
+                } else {
                     self.requests.push_back(Request {
                         index: *index,
                         begin: *begin,
@@ -379,6 +373,7 @@ impl PeerConnection {
         for index in gained {
             // No `have` for a piece the peer has: it cannot want it.
             if !self.state.has(index as usize) {
+                tracing::trace!(peer = %self.state.addr(), piece = index, "have");
                 self.send(&Message::Have(index)).await?;
             }
         }
@@ -394,11 +389,15 @@ impl PeerConnection {
                     .await?;
                     self.state.uploaded.fetch_add(n, Ordering::Relaxed);
                 }
-                Err(BlockError::Invalid) => {}
+                Err(BlockError::Invalid) => {
+                    tracing::debug!(peer = %self.state.addr(), piece = r.index, begin = r.begin, "request ignored: not a block we have");
+                }
                 Err(BlockError::NotYet) => {
                     r.tries += 1;
                     if r.tries < MAX_TRIES {
                         self.requests.push_front(r);
+                    } else {
+                        tracing::debug!(peer = %self.state.addr(), piece = r.index, "request dropped: piece unreadable");
                     }
                     break;
                 }
@@ -417,7 +416,14 @@ impl PeerConnection {
     /// where the task's `select!` drops it.
     pub(crate) async fn serve_turn(&mut self) -> Result<(), PeerError> {
         while let Some(m) = self.decode()? {
-            if let (Message::Piece { index, begin, block }, Some(a)) = (&m, self.ahead.as_mut())
+            if let (
+                Message::Piece {
+                    index,
+                    begin,
+                    block,
+                },
+                Some(a),
+            ) = (&m, self.ahead.as_mut())
                 && a.index == *index
             {
                 a.place(*begin, block);
@@ -583,26 +589,37 @@ impl PeerConnection {
         Ok(cur.data.freeze())
     }
 
-    /// The next message, or `None` once `cancel` fires.
+    /// The next message, or `None` once `cancel` fires; fails when the peer
+    /// sends nothing for `idle`. While waiting, our side goes on: requests
+    /// are served, `have`s sent and choke decisions applied as the swarm
+    /// wakes us, even while the peer chokes us and is silent.
     async fn next_or_cancel(
         &mut self,
         idle: Duration,
         cancel: &CancellationToken,
     ) -> Result<Option<Message>, PeerError> {
-        // Only the read inside `next` can be interrupted, never a write:
-        // `service` runs before the wait, and a cancel is seen on the next turn.
-        if let Some(m) = self.decode()? {
-            return Ok(Some(m));
-        }
-        self.service().await?;
-        tokio::select! {
-            r = self.fill(idle) => {
-                if !r? {
-                    return Err(stalled(self.state.addr(), idle));
-                }
-                Ok(self.decode()?)
+        let deadline = Instant::now() + idle;
+        let state = self.state.clone();
+        loop {
+            if let Some(m) = self.decode()? {
+                return Ok(Some(m));
             }
-            () = cancel.cancelled() => Ok(None),
+            // Only the read below can be interrupted, never a write.
+            self.service().await?;
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                return Err(stalled(state.addr(), idle));
+            }
+            let wait = if self.requests.is_empty() {
+                left
+            } else {
+                left.min(RETRY)
+            };
+            tokio::select! {
+                r = self.fill(wait) => { r?; }
+                () = state.wake.notified() => {}
+                () = cancel.cancelled() => return Ok(None),
+            }
         }
     }
 

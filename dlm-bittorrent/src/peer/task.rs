@@ -6,8 +6,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
-use tokio::sync::{mpsc, oneshot};
 use dlm_core::CancellationToken;
+use tokio::sync::{mpsc, oneshot};
 
 use super::{PeerConnection, PeerError, PeerState};
 

@@ -1,12 +1,13 @@
 //! `Uploads`: the pieces we serve to other peers (BEP 3 `request` →
 //! `piece`), read back from the download's storage.
 //!
-//! A piece counts as ours once the download delivered it (it passed its
-//! SHA-1 on the way in) or the storage held it at the start. The first
-//! time a piece is uploaded it is read whole and its SHA-1 checked again,
-//! so a piece the engine has not written yet, or storage that changed under
-//! us, is never sent; checked pieces stay in a small cache so the blocks of
-//! one piece cost one read.
+//! A piece the download delivers (it passed its SHA-1 on the way in) is
+//! *pending* until [`Uploads::confirm_pending`] reads it back from storage
+//! and checks its SHA-1 again: only then is it offered (`have`), so a peer
+//! never asks for a piece the engine has not written yet. Pieces the
+//! storage held at the start are offered at once. A piece is read whole
+//! when first uploaded (and checked again if it never was), and stays in a
+//! small cache so the blocks of one piece cost one read.
 
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
@@ -43,6 +44,8 @@ struct State {
     checked: Bitfield,
     /// Pieces gained while running, in order: connections send `have` for them.
     gained: Vec<u32>,
+    /// Pieces delivered by the download, not yet read back and offered.
+    pending: Vec<u32>,
     cache: VecDeque<(u32, Bytes)>,
     cached_bytes: u64,
 }
@@ -67,6 +70,7 @@ impl Uploads {
                 have: Bitfield::empty(pieces),
                 checked: Bitfield::empty(pieces),
                 gained: Vec::new(),
+                pending: Vec::new(),
                 cache: VecDeque::new(),
                 cached_bytes: 0,
             }),
@@ -95,14 +99,43 @@ impl Uploads {
         }
     }
 
-    /// The download delivered piece `index` (verified): offer it.
+    /// The download delivered piece `index` (verified): offer it once
+    /// [`Uploads::confirm_pending`] finds it in storage.
     pub fn gained(&self, index: u32) {
         let mut st = self.state();
         if !st.have.has(index as usize) {
-            st.have.set(index as usize);
-            st.gained.push(index);
-            self.gained_len.store(st.gained.len(), Ordering::Release);
+            st.pending.push(index);
         }
+    }
+
+    /// Whether delivered pieces wait to be read back.
+    pub fn has_pending(&self) -> bool {
+        !self.state().pending.is_empty()
+    }
+
+    /// Reads back the pieces delivered since the last call and offers those
+    /// whose SHA-1 checks out (the others stay pending: not written yet).
+    pub async fn confirm_pending(&self) {
+        let pending = std::mem::take(&mut self.state().pending);
+        let mut later = Vec::new();
+        for index in pending {
+            let len = self.metainfo.piece_len(index as usize);
+            match self.piece(index, len).await {
+                Ok(_) => {
+                    let mut st = self.state();
+                    if !st.have.has(index as usize) {
+                        st.have.set(index as usize);
+                        st.gained.push(index);
+                        self.gained_len.store(st.gained.len(), Ordering::Release);
+                    }
+                }
+                Err(_) => later.push(index),
+            }
+        }
+        if !later.is_empty() {
+            tracing::trace!(?later, "pieces not readable yet");
+        }
+        self.state().pending.extend(later);
     }
 
     /// Our pieces, for a `bitfield` message.
@@ -157,7 +190,8 @@ impl Uploads {
         }
         let piece = self.piece(index, piece_len).await?;
         self.limiter.acquire(u64::from(length)).await;
-        self.uploaded.fetch_add(u64::from(length), Ordering::Relaxed);
+        self.uploaded
+            .fetch_add(u64::from(length), Ordering::Relaxed);
         Ok(piece.slice(begin as usize..(begin + length) as usize))
     }
 
@@ -183,8 +217,13 @@ impl Uploads {
             return Err(BlockError::NotYet);
         }
         if !checked {
-            let sum = <[u8; 20]>::from(Sha1::digest(&data));
-            if sum != self.metainfo.pieces[index as usize] {
+            let want = self.metainfo.pieces[index as usize];
+            let bytes = data.clone();
+            let ok =
+                tokio::task::spawn_blocking(move || <[u8; 20]>::from(Sha1::digest(&bytes)) == want)
+                    .await
+                    .unwrap_or(false);
+            if !ok {
                 return Err(BlockError::NotYet);
             }
         }

@@ -204,10 +204,11 @@ impl Sink for FileSink {
             .await
             .map_err(|e| Error::new(ErrorKind::Io, format!("rename task failed: {e}")))?
             .map_err(|e| Error::io(format!("renaming to {}", self.path.display()), e))?;
-        self.file
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .take();
+        // The handle now names the finished file: keep it for reading back
+        // (a torrent seeds from it), but give up the writer's lock.
+        if let Some(f) = &*self.file.lock().unwrap_or_else(PoisonError::into_inner) {
+            let _ = rustix::fs::flock(&**f, rustix::fs::FlockOperation::Unlock);
+        }
         Ok(())
     }
 
@@ -232,8 +233,11 @@ mod tests {
         assert!(err.to_string().contains("another download"), "{err}");
         a.write_at(0, Bytes::from_static(b"abcd")).await.unwrap();
         a.commit().await.unwrap();
-        // Once committed the lock is gone with the file handle.
+        // Once committed the lock is gone, and the finished file reads back.
         assert_eq!(std::fs::read(&path).unwrap(), b"abcd");
+        assert_eq!(&a.read_at(1, 2).await.unwrap()[..], b"bc");
+        let c = FileSink::new(&path);
+        c.prepare(Some(4), &[]).await.unwrap();
     }
 
     #[tokio::test]
