@@ -47,7 +47,7 @@ impl Choker {
         let rotate = self.rounds.is_multiple_of(3);
         self.rounds += 1;
         let mut interested: Vec<&Candidate> = peers.iter().filter(|p| p.interested).collect();
-        interested.sort_by(|a, b| b.rate.cmp(&a.rate));
+        interested.sort_by_key(|p| std::cmp::Reverse(p.rate));
         let regular = self.slots.saturating_sub(1).max(1);
         let mut unchoked: HashSet<SocketAddr> =
             interested.iter().take(regular).map(|p| p.addr).collect();

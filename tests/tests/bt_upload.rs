@@ -23,7 +23,7 @@ fn a_libtorrent_leecher_gets_pieces_from_dlm_while_dlm_is_still_downloading() {
         return;
     };
     // A slow seeder, so dlm's download lasts a few seconds.
-    let Some(mut seeder) = LibtorrentPeer::start(
+    let Some(seeder) = LibtorrentPeer::start(
         LibtorrentOptions::default()
             .with_seed(&fx)
             .without_trackers()
@@ -33,7 +33,7 @@ fn a_libtorrent_leecher_gets_pieces_from_dlm_while_dlm_is_still_downloading() {
     };
     let port = free_port();
     let out = dir.path().join("dlm");
-    let mut dlm = std::process::Command::from(dlm_command());
+    let mut dlm = dlm_command();
     dlm.args([
         "get",
         fx.torrent_path.to_str().unwrap(),
