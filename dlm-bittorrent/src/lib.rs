@@ -1,4 +1,4 @@
-//! BitTorrent for dlm (work in progress: issue 6): metainfo parsing so far.
+#![doc = include_str!("../README.md")]
 #![deny(missing_docs)]
 #![forbid(unsafe_code)]
 

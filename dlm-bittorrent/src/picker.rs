@@ -6,9 +6,9 @@
 //! - **Rarest first** (BEP 3's recommendation, libtorrent's default): among
 //!   the pieces the connection's peer has and nobody is fetching, the ones
 //!   fewest connected peers have, ties broken at random. The chosen piece is
-//!   extended with the following equally rare pieces up to
-//!   [`EXTENT_BYTES`], so one peer's request pipeline runs across piece
-//!   boundaries (libtorrent's "piece extent affinity").
+//!   extended with the following equally rare pieces (up to
+//!   [`MAX_EXTENT_BYTES`]), so one peer's request pipeline runs across
+//!   piece boundaries (like libtorrent's "piece extent affinity").
 //! - **Sequential** (streaming): the first missing pieces in order.
 //! - **Endgame**: when every missing piece is being fetched, an idle
 //!   connection takes over the back half of the slowest-looking chunk
@@ -26,8 +26,15 @@ use dlm_core::{ByteRange, Scheduler};
 
 use crate::peer::PieceCounts;
 
-/// How many bytes of consecutive pieces one assignment covers at most.
-pub const EXTENT_BYTES: u64 = 4 << 20;
+/// One assignment covers consecutive pieces up to 1/32 of the torrent,
+/// between these bounds. A peer's request pipeline runs across the pieces
+/// of one assignment but drains between assignments, so on fast links
+/// longer runs are faster (measured on loopback: 4 MiB runs of 1 MiB
+/// pieces, 184 MiB/s; 32 MiB, see the README's table), while 1/32 keeps
+/// many runs for many peers on small torrents.
+pub const MIN_EXTENT_BYTES: u64 = 4 << 20;
+/// See [`MIN_EXTENT_BYTES`].
+pub const MAX_EXTENT_BYTES: u64 = 32 << 20;
 
 /// The torrent's piece picker.
 #[derive(Debug)]
@@ -93,9 +100,10 @@ impl PiecePicker {
     }
 
     /// `first` and the candidates right after it (`ok` says which), up to
-    /// [`EXTENT_BYTES`].
+    /// 1/32 of the torrent within [`MIN_EXTENT_BYTES`]..[`MAX_EXTENT_BYTES`].
     fn extent(&self, first: usize, cands: &[usize], ok: impl Fn(usize) -> bool) -> ByteRange {
-        let most = (EXTENT_BYTES / self.piece_length).max(1) as usize;
+        let bytes = (self.len / 32).clamp(MIN_EXTENT_BYTES, MAX_EXTENT_BYTES);
+        let most = (bytes / self.piece_length).max(1) as usize;
         let mut last = first;
         let at = cands.partition_point(|c| *c <= first);
         for c in &cands[at..] {
@@ -131,9 +139,20 @@ impl Scheduler for PiecePicker {
     fn next(&mut self, conn: &ConnInfo, map: &ChunkMap, _now: Instant) -> Option<Assignment> {
         let cands = self.candidates(&conn.availability, map);
         if cands.is_empty() {
-            let in_flight = !map.in_flight.is_empty();
-            self.endgame.store(in_flight, Ordering::Relaxed);
-            return self.split(conn, map);
+            if !map.unassigned().is_empty() || map.in_flight.is_empty() {
+                // Missing pieces this peer lacks: not endgame, just a poor peer.
+                return None;
+            }
+            let split = self.split(conn, map);
+            // Endgame proper: nothing left to split, every chunk is on its last pieces.
+            let pl = self.piece_length;
+            let last_pieces = map
+                .in_flight
+                .values()
+                .all(|f| f.end.saturating_sub(f.pos) <= 2 * pl);
+            self.endgame
+                .store(split.is_none() && last_pieces, Ordering::Relaxed);
+            return split;
         }
         self.endgame.store(false, Ordering::Relaxed);
         if let Some(first) = self
@@ -293,8 +312,19 @@ mod tests {
                 range: ByteRange::new(7 * PL, 12 * PL - 100),
             })
         );
-        assert!(p.endgame().load(Ordering::Relaxed));
+        assert!(!p.endgame().load(Ordering::Relaxed), "there was a tail to take");
         // A peer without those pieces cannot take them.
         assert_eq!(p.next(&conn(2, &[0]), &m, Instant::now()), None);
+        // Once every chunk is on its last pieces, endgame: the source races them.
+        m.in_flight.insert(
+            ConnId(1),
+            InFlight {
+                start: 0,
+                pos: 11 * PL,
+                end: 12 * PL - 100,
+            },
+        );
+        assert_eq!(p.next(&conn(0, &all), &m, Instant::now()), None);
+        assert!(p.endgame().load(Ordering::Relaxed));
     }
 }

@@ -444,6 +444,10 @@ impl Swarm {
                 continue;
             }
             let before = self.uploads.gained_since(0).1;
+            tracing::debug!(
+                lacking = ?peers.iter().filter(|p| p.piece_count() < pieces).map(|p| p.addr()).collect::<Vec<_>>(),
+                "offering pieces"
+            );
             self.uploads.confirm_pending().await;
             if self.uploads.gained_since(0).1 > before {
                 for p in &peers {

@@ -53,14 +53,40 @@ pub mod scheduler {
     //! has `Whole` availability, so the adaptive scheduler only has to choose
     //! between a free gap and splitting the largest chunk in flight.
     //!
-    //! BitTorrent fits the same trait: a peer connection's availability is its
-    //! bitfield mapped to byte ranges (`Ranges`), the source's
-    //! [`Capabilities::alignment`](crate::Capabilities::alignment) is the piece
-    //! length, and a rarest-first picker is another `Scheduler` that counts
-    //! availability from [`ChunkEvent`](crate::scheduler::ChunkEvent)s and
-    //! returns piece-aligned ranges; endgame is a `Split` of a nearly finished
-    //! piece. Verification units (pieces, blocks) are the protocol's business:
-    //! a range becomes done only after its unit verifies.
+    //! BitTorrent fits the same trait, with three hooks on
+    //! [`Source`](crate::Source):
+    //!
+    //! - **Connections bound to peers.** Every engine connection passes its
+    //!   [`ConnId`](crate::ConnId) in the [`Context`](crate::Context); the
+    //!   swarm binds one peer to it, and
+    //!   [`Source::availability`](crate::Source::availability) answers with
+    //!   that peer's bitfield mapped to byte ranges (`Ranges`), re-read on
+    //!   every request for work (a `have` grows it; a connection with no
+    //!   peer yet sees nothing and asks again 200 ms later). So the engine
+    //!   runs one connection per peer it may have (`max_peers`), and peers
+    //!   found after the probe (re-announces, incoming connections) are
+    //!   picked up by idle connections.
+    //! - **The protocol's own picker.**
+    //!   [`Source::scheduler`](crate::Source::scheduler) supplies a
+    //!   `Scheduler` when the caller set none: the torrent's rarest-first
+    //!   picker reads per-piece peer counts kept by the swarm (a shared
+    //!   counter array, no I/O) and returns piece-aligned runs of equally
+    //!   rare pieces; `sequential` switches it to in-order. Endgame is a
+    //!   `Split` of another chunk's tail, and the picker raises a flag that
+    //!   makes the source race an idle peer for the last pieces and cancel
+    //!   the loser's requests: a duplicate request is a protocol matter the
+    //!   engine does not need to know.
+    //! - **Storage for uploads.** [`Source::attach`](crate::Source::attach)
+    //!   hands over the sink and the ranges already done, and
+    //!   [`Source::finish`](crate::Source::finish) says when the download
+    //!   ended; the swarm reads verified pieces back to serve other peers
+    //!   while and after downloading (DESIGN: "upload reads back through the
+    //!   sink").
+    //!
+    //! Verification stays the protocol's business: the torrent source checks
+    //! each piece's SHA-1 before yielding a byte of it
+    //! ([`Capabilities::verifies`](crate::Capabilities)), so a range the
+    //! engine records as done is verified.
     //!
     //! Schedulers own no I/O and no clock (`now` is passed in), so they are
     //! tested deterministically, including property tests that replay random

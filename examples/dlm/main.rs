@@ -153,7 +153,8 @@ async fn get(a: GetArgs) -> u8 {
         Mode::Bar => {
             let b = progress::bar();
             tokio::spawn(progress::notices(notices, b.clone()));
-            tokio::spawn(progress::drive_bar(control.clone(), b.clone()));
+            let extra = torrent_get::swarm_line(torrent.clone());
+            tokio::spawn(progress::drive_bar(control.clone(), b.clone(), extra));
             bar = Some(b);
         }
         Mode::Quiet => {}

@@ -82,15 +82,20 @@ fn describe(stats: &Stats) -> String {
     )
 }
 
-/// Refreshes the bar from the download's stats until it ends.
-pub(crate) async fn drive_bar(control: DownloadControl, bar: ProgressBar) {
+/// Refreshes the bar from the download's stats until it ends; `extra`
+/// adds protocol detail to the message (a torrent's peers and upload rate).
+pub(crate) async fn drive_bar(
+    control: DownloadControl,
+    bar: ProgressBar,
+    mut extra: impl FnMut() -> String + Send + 'static,
+) {
     loop {
         let stats = control.stats();
         if let Some(total) = stats.total_bytes {
             bar.set_length(total);
         }
         bar.set_position(stats.downloaded_bytes);
-        bar.set_message(describe(&stats));
+        bar.set_message(format!("{}{}", describe(&stats), extra()));
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
 }

@@ -45,3 +45,24 @@ pub(crate) async fn after(torrent: &TorrentSource, a: &GetArgs, quiet: bool) {
         eprintln!("dlm: uploaded {} bytes", torrent.uploaded());
     }
 }
+
+/// For the progress bar: `, N peers, ↑ RATE/s` for a torrent (rate over
+/// the last refresh), nothing otherwise.
+pub(crate) fn swarm_line(torrent: Option<Arc<TorrentSource>>) -> impl FnMut() -> String + Send {
+    let mut last = (std::time::Instant::now(), 0u64);
+    move || {
+        let Some(t) = &torrent else {
+            return String::new();
+        };
+        let up = t.uploaded();
+        let now = std::time::Instant::now();
+        let secs = now.duration_since(last.0).as_secs_f64().max(0.001);
+        let rate = (up.saturating_sub(last.1) as f64 / secs) as u64;
+        last = (now, up);
+        format!(
+            ", {} peers, ↑ {}/s",
+            t.peers().len(),
+            indicatif::HumanBytes(rate)
+        )
+    }
+}
