@@ -33,6 +33,12 @@ const PIECE_ATTEMPTS: usize = 4;
 /// validator. `open` fetches the pieces covering a range from peers that
 /// have them; a piece whose SHA-1 does not match bans the peer that sent it
 /// and is fetched from another.
+///
+/// Each engine connection downloads from one peer, so give the download as
+/// many connections as [`TorrentConfig::max_peers`]
+/// (`DownloadOptions::with_connections`); the engine's default of 8 uses
+/// at most 8 peers at once. Peers connected meanwhile (re-announces,
+/// incoming connections) are picked up by connections without a peer.
 #[derive(Debug)]
 pub struct TorrentSource {
     metainfo: Arc<Metainfo>,
