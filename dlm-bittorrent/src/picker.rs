@@ -312,7 +312,10 @@ mod tests {
                 range: ByteRange::new(7 * PL, 12 * PL - 100),
             })
         );
-        assert!(!p.endgame().load(Ordering::Relaxed), "there was a tail to take");
+        assert!(
+            !p.endgame().load(Ordering::Relaxed),
+            "there was a tail to take"
+        );
         // A peer without those pieces cannot take them.
         assert_eq!(p.next(&conn(2, &[0]), &m, Instant::now()), None);
         // Once every chunk is on its last pieces, endgame: the source races them.
