@@ -47,11 +47,22 @@ impl Availability {
     pub fn servable_prefix(&self, r: ByteRange) -> Option<ByteRange> {
         match self {
             Self::Whole => (!r.is_empty()).then_some(r),
-            Self::Ranges(set) => set
-                .ranges()
-                .iter()
-                .find(|x| x.contains(r.start))
-                .map(|x| ByteRange::new(r.start, r.end.min(x.end))),
+            Self::Ranges(set) => {
+                let ranges = set.ranges();
+                let i = ranges.partition_point(|x| x.end <= r.start);
+                ranges
+                    .get(i)
+                    .filter(|x| x.contains(r.start))
+                    .map(|x| ByteRange::new(r.start, r.end.min(x.end)))
+            }
+        }
+    }
+
+    /// Whether this connection can serve every byte of `r`.
+    pub fn covers(&self, r: ByteRange) -> bool {
+        match self {
+            Self::Whole => true,
+            Self::Ranges(set) => set.contains_range(r),
         }
     }
 }
