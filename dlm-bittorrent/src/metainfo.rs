@@ -291,6 +291,22 @@ impl Metainfo {
         Self::from_bytes(&bytes)
     }
 
+    /// Whether `data` is piece `index`: its SHA-1 is the one the metainfo
+    /// lists (BEP 3); `false` for an index past the end. Large pieces are
+    /// hashed on a blocking thread so the runtime keeps serving peers.
+    pub async fn piece_matches(&self, index: usize, data: &bytes::Bytes) -> bool {
+        let Some(want) = self.pieces.get(index).copied() else {
+            return false;
+        };
+        if data.len() <= 256 << 10 {
+            return <[u8; 20]>::from(Sha1::digest(data)) == want;
+        }
+        let data = data.clone();
+        tokio::task::spawn_blocking(move || <[u8; 20]>::from(Sha1::digest(&data)) == want)
+            .await
+            .unwrap_or(false)
+    }
+
     /// Number of pieces.
     pub fn piece_count(&self) -> usize {
         self.pieces.len()

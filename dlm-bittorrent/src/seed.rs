@@ -8,7 +8,6 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use dlm_core::{FileSpan, MultiFileSink, Sink};
-use sha1::{Digest, Sha1};
 use tokio::net::TcpListener;
 
 use crate::peer::Bitfield;
@@ -66,7 +65,7 @@ impl Seeder {
             let start = i as u64 * metainfo.piece_length;
             let len = metainfo.piece_len(i) as u32;
             if let Ok(data) = storage.read_at(start, len).await
-                && <[u8; 20]>::from(Sha1::digest(&data)) == metainfo.pieces[i]
+                && metainfo.piece_matches(i, &data).await
             {
                 have.set(i);
             }

@@ -14,7 +14,6 @@ use dlm_core::{
     BodyStream, ByteRange, Capabilities, Context, Error, ErrorKind, FileSpan, Probe, ReadRange,
     Result, Source, Storage,
 };
-use sha1::{Digest, Sha1};
 use tokio::sync::OnceCell;
 
 use crate::peer::{Bitfield, PeerHandle, PeerState};
@@ -121,23 +120,10 @@ async fn attempt(
 ) -> Attempt {
     let len = m.piece_len(index) as u32;
     match peer.fetch(index as u32, len, next, idle, cancel).await {
-        Ok(bytes) if piece_ok(m, index, &bytes).await => Attempt::Good(bytes),
+        Ok(bytes) if m.piece_matches(index, &bytes).await => Attempt::Good(bytes),
         Ok(_) => Attempt::Bad,
         Err(e) => Attempt::Failed(e),
     }
-}
-
-/// SHA-1 of a piece against the metainfo, on a blocking thread for large
-/// pieces so the runtime keeps serving other peers.
-async fn piece_ok(m: &Metainfo, index: usize, bytes: &Bytes) -> bool {
-    let want = m.pieces[index];
-    if bytes.len() <= 256 << 10 {
-        return <[u8; 20]>::from(Sha1::digest(bytes)) == want;
-    }
-    let b = bytes.clone();
-    tokio::task::spawn_blocking(move || <[u8; 20]>::from(Sha1::digest(&b)) == want)
-        .await
-        .unwrap_or(false)
 }
 
 /// Settles what `peer` did with a piece: bans it for bad data.
@@ -243,7 +229,6 @@ async fn fetch_piece(
 }
 
 /// What [`fetch_piece`] needs besides the swarm.
-#[derive(Clone)]
 struct PieceRequest {
     index: usize,
     next: Option<usize>,
@@ -317,20 +302,23 @@ impl Source for TorrentSource {
                 })
                 .collect();
             // Pieces that touch no selected file are not fetched at all.
-            probe.skip = (0..m.piece_count())
-                .map(|p| {
-                    let start = p as u64 * m.piece_length;
-                    ByteRange::new(start, start + m.piece_len(p))
-                })
-                .filter(|piece| {
-                    !m.files.iter().enumerate().any(|(i, f)| {
-                        wanted(i)
-                            && ByteRange::new(f.offset, f.offset + f.length)
-                                .intersect(piece)
-                                .is_some_and(|x| !x.is_empty())
+            if selected.is_some() {
+                let wanted_bytes = dlm_core::RangeSet::from_ranges(
+                    m.files
+                        .iter()
+                        .enumerate()
+                        .filter(|(i, f)| wanted(*i) && f.length > 0)
+                        .map(|(_, f)| ByteRange::new(f.offset, f.offset + f.length)),
+                );
+                let unwanted = dlm_core::RangeSet::from_ranges(wanted_bytes.gaps(m.total_length));
+                probe.skip = (0..m.piece_count())
+                    .map(|p| {
+                        let start = p as u64 * m.piece_length;
+                        ByteRange::new(start, start + m.piece_len(p))
                     })
-                })
-                .collect();
+                    .filter(|piece| unwanted.contains_range(*piece))
+                    .collect();
+            }
         }
         Ok(probe)
     }

@@ -41,6 +41,9 @@ struct Pool {
     banned: HashSet<SocketAddr>,
     /// Peers we unchoke.
     unchoked: HashSet<SocketAddr>,
+    /// Each peer's pieces as byte ranges, with the piece count they were
+    /// built from.
+    ranges: HashMap<SocketAddr, (usize, RangeSet)>,
 }
 
 impl Pool {
@@ -56,6 +59,7 @@ impl Pool {
             self.peers.remove(&a);
             self.lent.remove(&a);
             self.unchoked.remove(&a);
+            self.ranges.remove(&a);
             self.bound.retain(|_, b| *b != a);
         }
     }
@@ -305,23 +309,33 @@ impl Swarm {
             p.dialing.extend(fresh.iter().copied());
             fresh
         };
-        let attempts = addrs.iter().map(|addr| async move {
-            let state = Arc::new(PeerState::new(*addr, self.counts.clone()));
-            let r = PeerConnection::connect(
-                state,
-                self.uploads.clone(),
-                self.metainfo.info_hash,
-                self.peer_id,
-                self.config.connect_timeout,
-            )
-            .await;
-            self.pool().dialing.remove(addr);
-            match r {
-                Ok(c) => self.adopt(c),
-                Err(e) => tracing::debug!(error = %e, "peer not usable"),
-            }
+        let attempts = addrs.iter().map(|addr| {
+            self.establish(*addr, |state| {
+                PeerConnection::connect(
+                    state,
+                    self.uploads.clone(),
+                    self.metainfo.info_hash,
+                    self.peer_id,
+                    self.config.connect_timeout,
+                )
+            })
         });
         futures::future::join_all(attempts).await;
+    }
+
+    /// Handshakes with `addr` (already marked as dialing) through
+    /// `handshake`, then adopts the connection or logs why not.
+    async fn establish<F, Fut>(&self, addr: SocketAddr, handshake: F)
+    where
+        F: FnOnce(Arc<PeerState>) -> Fut,
+        Fut: std::future::Future<Output = Result<PeerConnection, crate::peer::PeerError>>,
+    {
+        let r = handshake(Arc::new(PeerState::new(addr, self.counts.clone()))).await;
+        self.pool().dialing.remove(&addr);
+        match r {
+            Ok(c) => self.adopt(c),
+            Err(e) => tracing::debug!(%addr, error = %e, "peer not usable"),
+        }
     }
 
     /// Dials `addrs` in the background and returns once one peer that has
@@ -351,13 +365,12 @@ impl Swarm {
             self.pool().banned.insert(addr);
             return;
         }
-        let handle = PeerHandle::spawn(c);
         {
             let mut p = self.pool();
             if p.banned.contains(&addr) || p.peers.contains_key(&addr) {
                 return;
             }
-            p.peers.insert(addr, handle);
+            p.peers.insert(addr, PeerHandle::spawn(c));
         }
         self.returned.notify_waiters();
     }
@@ -388,21 +401,18 @@ impl Swarm {
             }
             let swarm = self.clone();
             tokio::spawn(async move {
-                let state = Arc::new(PeerState::new(addr, swarm.counts.clone()));
-                let r = PeerConnection::accept(
-                    stream,
-                    state,
-                    swarm.uploads.clone(),
-                    swarm.metainfo.info_hash,
-                    swarm.peer_id,
-                    swarm.config.connect_timeout,
-                )
-                .await;
-                swarm.pool().dialing.remove(&addr);
-                match r {
-                    Ok(c) => swarm.adopt(c),
-                    Err(e) => tracing::debug!(%addr, error = %e, "incoming peer refused"),
-                }
+                swarm
+                    .establish(addr, |state| {
+                        PeerConnection::accept(
+                            stream,
+                            state,
+                            swarm.uploads.clone(),
+                            swarm.metainfo.info_hash,
+                            swarm.peer_id,
+                            swarm.config.connect_timeout,
+                        )
+                    })
+                    .await;
             });
         }
     }
@@ -443,13 +453,13 @@ impl Swarm {
             if peers.iter().all(|p| p.piece_count() == pieces) {
                 continue;
             }
-            let before = self.uploads.gained_since(0).1;
+            let before = self.uploads.gained_len();
             tracing::debug!(
                 lacking = ?peers.iter().filter(|p| p.piece_count() < pieces).map(|p| p.addr()).collect::<Vec<_>>(),
                 "offering pieces"
             );
             self.uploads.confirm_pending().await;
-            if self.uploads.gained_since(0).1 > before {
+            if self.uploads.gained_len() > before {
                 for p in &peers {
                     p.wake.notify_one();
                 }
@@ -468,38 +478,30 @@ impl Swarm {
             }
             let seeding = self.uploads.is_seed();
             let peers = self.peers();
-            let candidates: Vec<Candidate> = peers
+            // Tit-for-tat counts what a peer gave us; a seed, what it took.
+            let totals: Vec<u64> = peers
                 .iter()
                 .map(|s| {
-                    let total = if seeding {
+                    if seeding {
                         s.uploaded()
                     } else {
                         s.downloaded()
-                    };
-                    let before = last.get(&s.addr()).copied().unwrap_or(0);
-                    Candidate {
-                        addr: s.addr(),
-                        interested: s.interested_in_us.load(Ordering::Relaxed),
-                        rate: total.saturating_sub(before),
                     }
+                })
+                .collect();
+            let candidates: Vec<Candidate> = peers
+                .iter()
+                .zip(&totals)
+                .map(|(s, total)| Candidate {
+                    addr: s.addr(),
+                    interested: s.interested_in_us.load(Ordering::Relaxed),
+                    rate: total.saturating_sub(last.get(&s.addr()).copied().unwrap_or(0)),
                 })
                 .collect();
             let mut unchoked = self.pool().unchoked.clone();
             if n.is_multiple_of(10) {
                 unchoked = choker.round(&candidates);
-                last = peers
-                    .iter()
-                    .map(|s| {
-                        (
-                            s.addr(),
-                            if seeding {
-                                s.uploaded()
-                            } else {
-                                s.downloaded()
-                            },
-                        )
-                    })
-                    .collect();
+                last = peers.iter().map(|s| s.addr()).zip(totals).collect();
             }
             choker.fill(&candidates, &mut unchoked);
             for s in &peers {
@@ -516,48 +518,33 @@ impl Swarm {
     /// ranges; binds an unbound peer (the one with most pieces) first. Empty
     /// while every peer is bound elsewhere.
     pub(crate) fn availability(&self, conn: ConnId) -> Availability {
-        let state = {
-            let mut p = self.pool();
-            p.prune();
-            let current = p.bound.get(&conn).and_then(|a| p.peers.get(a)).cloned();
-            match current {
-                Some(h) => Some(h.state().clone()),
-                None => {
-                    let taken: HashSet<SocketAddr> = p.bound.values().copied().collect();
-                    let best = p
-                        .peers
-                        .values()
-                        .filter(|h| !taken.contains(&h.addr()))
-                        .max_by_key(|h| h.state().piece_count())
-                        .cloned();
-                    best.map(|h| {
-                        p.bound.insert(conn, h.addr());
-                        h.state().clone()
-                    })
-                }
-            }
-        };
-        let Some(state) = state else {
+        let mut p = self.pool();
+        p.prune();
+        let bound = p.bound.get(&conn).and_then(|a| p.peers.get(a)).cloned();
+        let peer = bound.or_else(|| {
+            let taken: HashSet<SocketAddr> = p.bound.values().copied().collect();
+            let best = p
+                .peers
+                .values()
+                .filter(|h| !taken.contains(&h.addr()))
+                .max_by_key(|h| h.state().piece_count())
+                .cloned()?;
+            p.bound.insert(conn, best.addr());
+            Some(best)
+        });
+        let Some(peer) = peer else {
             return Availability::Ranges(RangeSet::new());
         };
-        let have = state.pieces();
-        let m = &self.metainfo;
-        let mut set = RangeSet::new();
-        let mut i = 0;
-        while i < have.len() {
-            if !have.has(i) {
-                i += 1;
-                continue;
+        // Rebuilt only when the peer's piece count changed (a `have`, its bitfield).
+        let count = peer.state().piece_count();
+        let set = match p.ranges.get(&peer.addr()) {
+            Some((n, set)) if *n == count => set.clone(),
+            _ => {
+                let set = piece_ranges(&peer.state().pieces(), &self.metainfo);
+                p.ranges.insert(peer.addr(), (count, set.clone()));
+                set
             }
-            let start = i;
-            while i < have.len() && have.has(i) {
-                i += 1;
-            }
-            set.insert(ByteRange::new(
-                start as u64 * m.piece_length,
-                ((i as u64) * m.piece_length).min(m.total_length),
-            ));
-        }
+        };
         Availability::Ranges(set)
     }
 
@@ -666,6 +653,27 @@ impl Swarm {
             h.state().close();
         }
     }
+}
+
+/// The byte ranges of the pieces in `have`.
+fn piece_ranges(have: &crate::peer::Bitfield, m: &Metainfo) -> RangeSet {
+    let mut set = RangeSet::new();
+    let mut i = 0;
+    while i < have.len() {
+        if !have.has(i) {
+            i += 1;
+            continue;
+        }
+        let start = i;
+        while i < have.len() && have.has(i) {
+            i += 1;
+        }
+        set.insert(ByteRange::new(
+            start as u64 * m.piece_length,
+            ((i as u64) * m.piece_length).min(m.total_length),
+        ));
+    }
+    set
 }
 
 /// Binds the listening port: `port`, else the next nine (as clients that

@@ -5,6 +5,8 @@
 pub struct Bitfield {
     bits: Vec<u8>,
     pieces: usize,
+    /// Bits set, kept so [`Bitfield::count`] is O(1): the swarm asks often.
+    set: usize,
 }
 
 impl Bitfield {
@@ -13,6 +15,7 @@ impl Bitfield {
         Self {
             bits: vec![0; pieces.div_ceil(8)],
             pieces,
+            set: 0,
         }
     }
 
@@ -29,6 +32,7 @@ impl Bitfield {
         Some(Self {
             bits: bytes.to_vec(),
             pieces,
+            set: bytes.iter().map(|b| b.count_ones() as usize).sum(),
         })
     }
 
@@ -39,8 +43,9 @@ impl Bitfield {
 
     /// Sets piece `i` (a `have`); out-of-range indexes are ignored.
     pub fn set(&mut self, i: usize) {
-        if i < self.pieces {
+        if i < self.pieces && !self.has(i) {
             self.bits[i / 8] |= 0x80 >> (i % 8);
+            self.set += 1;
         }
     }
 
@@ -53,7 +58,7 @@ impl Bitfield {
 
     /// Pieces set.
     pub fn count(&self) -> usize {
-        (0..self.pieces).filter(|i| self.has(*i)).count()
+        self.set
     }
 
     /// Number of pieces the set ranges over.
@@ -93,7 +98,11 @@ mod tests {
         assert!(Bitfield::from_bytes(&[0xff], 9).is_none(), "too short");
         let mut e = Bitfield::empty(9);
         e.set(8);
+        e.set(8);
         e.set(100);
         assert_eq!(e.as_bytes(), &[0, 0x80]);
+        assert_eq!(e.count(), 1, "a piece set twice counts once");
+        e.fill();
+        assert!(e.is_full() && e.count() == 9);
     }
 }

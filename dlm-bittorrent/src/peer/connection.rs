@@ -159,24 +159,18 @@ impl PeerConnection {
         timeout: Duration,
     ) -> Result<Self, PeerError> {
         let addr = state.addr();
-        let io = |source| PeerError::Io { addr, source };
-        let go = async {
-            let mut stream = TcpStream::connect(addr).await.map_err(io)?;
-            let _ = stream.set_nodelay(true);
-            stream
-                .write_all(&Handshake::ours(info_hash, peer_id).encode())
+        let started = Instant::now();
+        let dial = async {
+            TcpStream::connect(addr)
                 .await
-                .map_err(io)?;
-            let mut hs = [0u8; HANDSHAKE_LEN];
-            stream.read_exact(&mut hs).await.map_err(io)?;
-            let remote = Handshake::decode(&hs, Some(info_hash))
-                .map_err(|source| PeerError::Wire { addr, source })?;
-            Ok::<_, PeerError>((stream, remote))
+                .map_err(|source| PeerError::Io { addr, source })
         };
-        let (stream, remote) = tokio::time::timeout(timeout, go)
+        let stream = tokio::time::timeout(timeout, dial)
             .await
             .map_err(|_| stalled(addr, timeout))??;
-        Self::start(stream, remote, state, uploads).await
+        // One limit for connecting and handshaking together.
+        let left = timeout.saturating_sub(started.elapsed());
+        Self::handshake(stream, true, state, uploads, info_hash, peer_id, left).await
     }
 
     /// Answers a peer that connected to us: reads its handshake (which must
@@ -185,7 +179,21 @@ impl PeerConnection {
     /// # Errors
     /// As [`PeerConnection::connect`].
     pub async fn accept(
+        stream: TcpStream,
+        state: Arc<PeerState>,
+        uploads: Arc<Uploads>,
+        info_hash: InfoHash,
+        peer_id: PeerId,
+        timeout: Duration,
+    ) -> Result<Self, PeerError> {
+        Self::handshake(stream, false, state, uploads, info_hash, peer_id, timeout).await
+    }
+
+    /// Exchanges handshakes (BEP 3) within `timeout`: the side that
+    /// connected (`initiator`) sends first. Then sends our bitfield.
+    async fn handshake(
         mut stream: TcpStream,
+        initiator: bool,
         state: Arc<PeerState>,
         uploads: Arc<Uploads>,
         info_hash: InfoHash,
@@ -194,16 +202,19 @@ impl PeerConnection {
     ) -> Result<Self, PeerError> {
         let addr = state.addr();
         let io = |source| PeerError::Io { addr, source };
+        let ours = Handshake::ours(info_hash, peer_id).encode();
         let go = async {
             let _ = stream.set_nodelay(true);
+            if initiator {
+                stream.write_all(&ours).await.map_err(io)?;
+            }
             let mut hs = [0u8; HANDSHAKE_LEN];
             stream.read_exact(&mut hs).await.map_err(io)?;
             let remote = Handshake::decode(&hs, Some(info_hash))
                 .map_err(|source| PeerError::Wire { addr, source })?;
-            stream
-                .write_all(&Handshake::ours(info_hash, peer_id).encode())
-                .await
-                .map_err(io)?;
+            if !initiator {
+                stream.write_all(&ours).await.map_err(io)?;
+            }
             Ok::<_, PeerError>(remote)
         };
         let remote = tokio::time::timeout(timeout, go)
@@ -231,7 +242,7 @@ impl PeerConnection {
             ahead: None,
             outstanding: 0,
             requests: VecDeque::new(),
-            told: uploads.gained_since(0).1,
+            told: uploads.gained_len(),
             uploads,
             last_sent: Instant::now(),
             pipeline: START_PIPELINE,
@@ -644,15 +655,17 @@ impl PeerConnection {
         idle: Duration,
         cancel: &CancellationToken,
     ) -> Result<Option<Message>, PeerError> {
-        let deadline = Instant::now() + idle;
         let state = self.state.clone();
+        // Time spent waiting for the peer: serving its requests (which an
+        // upload limit may slow) does not count against it.
+        let mut quiet = Duration::ZERO;
         loop {
             if let Some(m) = self.decode()? {
                 return Ok(Some(m));
             }
             // Only the read below can be interrupted, never a write.
             self.service().await?;
-            let left = deadline.saturating_duration_since(Instant::now());
+            let left = idle.saturating_sub(quiet);
             if left.is_zero() {
                 return Err(stalled(state.addr(), idle));
             }
@@ -661,9 +674,16 @@ impl PeerConnection {
             } else {
                 left.min(RETRY)
             };
+            let waiting = Instant::now();
             tokio::select! {
-                r = self.fill(wait) => { r?; }
-                () = state.wake.notified() => {}
+                r = self.fill(wait) => {
+                    if r? {
+                        quiet = Duration::ZERO;
+                    } else {
+                        quiet += waiting.elapsed();
+                    }
+                }
+                () = state.wake.notified() => quiet += waiting.elapsed(),
                 () = cancel.cancelled() => return Ok(None),
             }
         }

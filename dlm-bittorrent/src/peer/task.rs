@@ -95,43 +95,32 @@ impl PeerHandle {
 
 async fn run(mut conn: PeerConnection, mut fetches: mpsc::Receiver<Fetch>) {
     let addr = conn.addr();
-    let end = loop {
+    loop {
         if conn.state().is_closed() {
             return; // banned or the swarm stopped
         }
         if let Err(e) = conn.serve_turn().await {
-            break e;
+            tracing::debug!(%addr, error = %e, "peer connection ended");
+            break;
         }
         tokio::select! {
             f = fetches.recv() => {
-                let Some(f) = f else { return conn.state().close() };
+                let Some(f) = f else { break };
                 let r = conn.fetch_piece_then(f.index, f.len, f.next, f.idle, &f.cancel).await;
-                let fatal = match &r {
-                    Err(e) if !e.keeps_connection() => Some(clone_error(e)),
-                    _ => None,
-                };
+                let fatal = matches!(&r, Err(e) if !e.keeps_connection());
+                if let Err(e) = &r && fatal {
+                    tracing::debug!(%addr, error = %e, "peer connection ended");
+                }
                 let _ = f.reply.send(r);
-                if let Some(e) = fatal {
-                    break e;
+                if fatal {
+                    break;
                 }
             }
-            r = conn.wait() => if let Err(e) = r { break e },
+            r = conn.wait() => if let Err(e) = r {
+                tracing::debug!(%addr, error = %e, "peer connection ended");
+                break;
+            },
         }
-    };
-    tracing::debug!(%addr, error = %end, "peer connection ended");
-    conn.state().close();
-}
-
-/// A summary of `e` for the log once the original went to the fetcher.
-fn clone_error(e: &PeerError) -> PeerError {
-    PeerError::Io {
-        addr: match e {
-            PeerError::Io { addr, .. }
-            | PeerError::Wire { addr, .. }
-            | PeerError::Stalled { addr, .. }
-            | PeerError::Missing { addr, .. }
-            | PeerError::Cancelled { addr } => *addr,
-        },
-        source: std::io::Error::other(e.to_string()),
     }
+    conn.state().close();
 }

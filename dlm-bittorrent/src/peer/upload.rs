@@ -15,7 +15,6 @@ use std::sync::{Arc, Mutex, MutexGuard, OnceLock, PoisonError};
 
 use bytes::Bytes;
 use dlm_core::{BoxSink, RateLimiter};
-use sha1::{Digest, Sha1};
 
 use super::Bitfield;
 use crate::Metainfo;
@@ -153,9 +152,14 @@ impl Uploads {
         self.state().have.is_full()
     }
 
+    /// Length of the log of pieces gained while running.
+    pub fn gained_len(&self) -> usize {
+        self.gained_len.load(Ordering::Acquire)
+    }
+
     /// Pieces gained since position `from` of the log, and the new position.
     pub fn gained_since(&self, from: usize) -> (Vec<u32>, usize) {
-        if self.gained_len.load(Ordering::Acquire) <= from {
+        if self.gained_len() <= from {
             return (Vec::new(), from);
         }
         let st = self.state();
@@ -216,16 +220,8 @@ impl Uploads {
         if data.len() as u64 != len {
             return Err(BlockError::NotYet);
         }
-        if !checked {
-            let want = self.metainfo.pieces[index as usize];
-            let bytes = data.clone();
-            let ok =
-                tokio::task::spawn_blocking(move || <[u8; 20]>::from(Sha1::digest(&bytes)) == want)
-                    .await
-                    .unwrap_or(false);
-            if !ok {
-                return Err(BlockError::NotYet);
-            }
+        if !checked && !self.metainfo.piece_matches(index as usize, &data).await {
+            return Err(BlockError::NotYet);
         }
         let mut st = self.state();
         st.checked.set(index as usize);
