@@ -1,7 +1,6 @@
 //! Fetching a `.torrent` from an `http(s)://` URL.
 
 use dlm_http::HttpClient;
-use futures::StreamExt;
 use http::{HeaderMap, Method};
 use url::Url;
 
@@ -29,15 +28,10 @@ pub async fn fetch_metainfo(client: &HttpClient, url: &Url) -> Result<Metainfo, 
     if !status.is_success() {
         return Err(err(format!("HTTP {status}"), status.is_server_error()));
     }
-    let mut body = Vec::new();
-    let mut stream = client.body_stream(resp.response.into_body());
-    while let Some(chunk) = stream.next().await {
-        let chunk = chunk.map_err(|e| err(e.to_string(), true))?;
-        if body.len() + chunk.len() > MAX_TORRENT_BYTES {
-            return Err(err(format!("larger than {MAX_TORRENT_BYTES} bytes"), false));
-        }
-        body.extend_from_slice(&chunk);
-    }
+    let body = client
+        .read_body(resp.response.into_body(), MAX_TORRENT_BYTES)
+        .await
+        .map_err(|e| err(e.to_string(), e.is_retryable()))?;
     Metainfo::from_bytes(&body)
 }
 

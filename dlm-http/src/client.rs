@@ -5,7 +5,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use base64::Engine as _;
-use bytes::Bytes;
+use bytes::{Bytes, BytesMut};
 use dlm_core::{BodyStream, redact_url};
 use futures::StreamExt;
 use http::header::{
@@ -302,6 +302,26 @@ impl HttpClient {
             }
             current = next;
         }
+    }
+
+    /// Reads a whole small body (a tracker reply, an error document, a
+    /// `.torrent`) of at most `max` bytes, with the idle timeout of
+    /// [`HttpClient::body_stream`].
+    ///
+    /// # Errors
+    /// [`HttpError::BodyTooLarge`] (not retryable) as soon as more than
+    /// `max` bytes arrive; the body stream's errors (retryable).
+    pub async fn read_body(&self, body: Incoming, max: usize) -> dlm_core::Result<Bytes> {
+        let mut stream = self.body_stream(body);
+        let mut out = BytesMut::new();
+        while let Some(chunk) = stream.next().await {
+            let chunk = chunk?;
+            if out.len() + chunk.len() > max {
+                return Err(HttpError::BodyTooLarge(max).into());
+            }
+            out.extend_from_slice(&chunk);
+        }
+        Ok(out.freeze())
     }
 
     /// Turns a response body into a stream of `Bytes` that fails with

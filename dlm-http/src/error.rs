@@ -77,6 +77,10 @@ pub enum HttpError {
     /// `~/.netrc` could not be read.
     #[error("netrc: {0}")]
     Netrc(String),
+    /// A body read whole ([`HttpClient::read_body`](crate::HttpClient::read_body))
+    /// is larger than its limit.
+    #[error("response body larger than {0} bytes")]
+    BodyTooLarge(usize),
 }
 
 impl HttpError {
@@ -94,9 +98,10 @@ impl HttpError {
             },
             Self::RangeIgnored { .. } => (ErrorKind::Unsupported, false),
             Self::Changed => (ErrorKind::RemoteChanged, false),
-            Self::ContentRange { .. } | Self::TooManyRedirects(_) | Self::BadRedirect { .. } => {
-                (ErrorKind::Protocol, false)
-            }
+            Self::ContentRange { .. }
+            | Self::TooManyRedirects(_)
+            | Self::BadRedirect { .. }
+            | Self::BodyTooLarge(_) => (ErrorKind::Protocol, false),
             Self::InvalidUrl(_) | Self::InvalidHeader(_) | Self::Tls(_) | Self::Netrc(_) => {
                 (ErrorKind::InvalidInput, false)
             }

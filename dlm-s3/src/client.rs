@@ -8,7 +8,6 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use dlm_http::{HttpClient, HttpResponse};
-use futures::StreamExt;
 use http::{HeaderMap, Method};
 use percent_encoding::utf8_percent_encode;
 use url::Url;
@@ -242,22 +241,14 @@ impl S3Client {
     /// # Errors
     /// [`S3Error::BadResponse`] when the body is larger; the body's errors.
     pub(crate) async fn read_body(&self, resp: HttpResponse, max: usize) -> Result<Bytes, S3Error> {
-        let mut stream = self.inner.http.body_stream(resp.response.into_body());
-        let mut body = Vec::new();
-        while let Some(chunk) = stream.next().await {
-            let chunk = chunk.map_err(|e| S3Error::BadResponse {
+        self.inner
+            .http
+            .read_body(resp.response.into_body(), max)
+            .await
+            .map_err(|e| S3Error::BadResponse {
                 resource: "response body".into(),
                 message: e.to_string(),
-            })?;
-            if body.len() + chunk.len() > max {
-                return Err(S3Error::BadResponse {
-                    resource: "response body".into(),
-                    message: format!("larger than {max} bytes"),
-                });
-            }
-            body.extend_from_slice(&chunk);
-        }
-        Ok(Bytes::from(body))
+            })
     }
 
     /// The error for a non-success response: its error document's `Code`

@@ -4,7 +4,6 @@
 
 use bytes::Bytes;
 use dlm_http::HttpClient;
-use futures::StreamExt;
 use http::HeaderMap;
 use reqsign_core::{Error as SignError, ErrorKind as SignErrorKind, FileRead, HttpSend};
 
@@ -47,24 +46,17 @@ impl HttpSend for DlmHttp {
             })?;
         let status = resp.status();
         let headers: HeaderMap = resp.headers().clone();
-        let mut stream = self.0.body_stream(resp.response.into_body());
-        let mut body = Vec::new();
-        while let Some(chunk) = stream.next().await {
-            let chunk = chunk.map_err(|e| {
+        let body = self
+            .0
+            .read_body(resp.response.into_body(), MAX_RESPONSE_BYTES)
+            .await
+            .map_err(|e| {
                 SignError::new(
                     SignErrorKind::Unexpected,
                     format!("credential response: {e}"),
                 )
             })?;
-            if body.len() + chunk.len() > MAX_RESPONSE_BYTES {
-                return Err(SignError::new(
-                    SignErrorKind::Unexpected,
-                    "credential response larger than 1 MiB",
-                ));
-            }
-            body.extend_from_slice(&chunk);
-        }
-        let mut out = http::Response::new(Bytes::from(body));
+        let mut out = http::Response::new(body);
         *out.status_mut() = status;
         *out.headers_mut() = headers;
         Ok(out)

@@ -1,6 +1,5 @@
 //! HTTP(S) trackers (BEP 3), through dlm-http's client.
 
-use futures::StreamExt;
 use http::{HeaderMap, Method};
 use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, percent_encode};
 use url::Url;
@@ -101,18 +100,11 @@ impl HttpTracker {
         if !status.is_success() {
             return Err(err(format!("HTTP {status}"), status.is_server_error()));
         }
-        let mut body = Vec::new();
-        let mut stream = self.client.body_stream(resp.response.into_body());
-        while let Some(chunk) = stream.next().await {
-            let chunk = chunk.map_err(|e| err(e.to_string(), true))?;
-            if body.len() + chunk.len() > MAX_RESPONSE_BYTES {
-                return Err(err(
-                    format!("reply larger than {MAX_RESPONSE_BYTES} bytes"),
-                    false,
-                ));
-            }
-            body.extend_from_slice(&chunk);
-        }
+        let body = self
+            .client
+            .read_body(resp.response.into_body(), MAX_RESPONSE_BYTES)
+            .await
+            .map_err(|e| err(e.to_string(), e.is_retryable()))?;
         parse_http_reply(&shown, &body)
     }
 }
