@@ -7,7 +7,7 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use bytes::Bytes;
-use dlm_http::{HttpClient, HttpResponse};
+use dlm_http::{HttpClient, HttpResponse, NetrcMode};
 use http::{HeaderMap, Method};
 use percent_encoding::utf8_percent_encode;
 use url::Url;
@@ -127,14 +127,15 @@ impl S3Client {
                 a
             }
         };
+        // Requests carry SigV4 signatures: a netrc login would replace their
+        // `Authorization` header, and must not reach the credential endpoints.
+        let http_config = config.http.clone().with_netrc(NetrcMode::Off);
         // S3 redirects must be re-signed for the new host: never followed blindly.
-        let http = HttpClient::new(config.http.clone().with_max_redirects(0))?;
+        let http = HttpClient::new(http_config.clone().with_max_redirects(0))?;
         // Credential lookups (instance metadata above all) must fail fast off
         // AWS instead of waiting out the download's connect timeout.
         let credential_http = HttpClient::new(
-            config
-                .http
-                .clone()
+            http_config
                 .with_connect_timeout(CREDENTIAL_CONNECT_TIMEOUT)
                 .with_idle_timeout(CREDENTIAL_IDLE_TIMEOUT),
         )?;

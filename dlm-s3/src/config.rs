@@ -61,7 +61,8 @@ pub struct S3Config {
     /// (tests use that to ignore the developer's own credentials).
     pub use_environment: bool,
     /// TLS, proxies and timeouts of the HTTP client (its redirect following
-    /// is turned off: S3 redirects are handled here, re-signed).
+    /// and netrc logins are turned off: S3 redirects are handled here,
+    /// re-signed, and requests are signed with SigV4).
     pub http: HttpConfig,
 }
 

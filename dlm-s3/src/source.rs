@@ -121,7 +121,7 @@ impl Source for S3Source {
             Ok(r) => r,
             Err(S3Error::Service {
                 status: 400 | 403, ..
-            }) => {
+            }) if method == Method::HEAD => {
                 // A HEAD error has no body: ask for one byte to learn the error's code
                 // (SignatureDoesNotMatch, AccessDenied) or the bucket's region, which
                 // re-targets the bucket; then HEAD once more.

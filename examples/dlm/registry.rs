@@ -59,7 +59,7 @@ pub(crate) fn ftp_config(net: &NetArgs) -> dlm_ftp::FtpConfig {
 /// The S3 configuration the flags describe (credentials from the environment).
 pub(crate) fn s3_config(net: &NetArgs) -> Result<dlm_s3::S3Config, String> {
     let mut c = dlm_s3::S3Config::default()
-        .with_http(http_config(net)?.with_netrc(NetrcMode::Off))
+        .with_http(http_config(net)?)
         .with_anonymous(net.no_sign_request);
     if let Some(e) = &net.endpoint_url {
         let url = url::Url::parse(e).map_err(|err| format!("--endpoint-url {e:?}: {err}"))?;
