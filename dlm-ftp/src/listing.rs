@@ -14,7 +14,7 @@ use url::Url;
 
 use crate::error::from_suppaftp;
 use crate::pool::SessionPool;
-use crate::source::{decode, remote_path, session_pool};
+use crate::source::{remote_path, session_pool};
 use crate::{FtpConfig, FtpError, FtpSource};
 
 /// Largest listing of one directory read, in bytes (about 500,000 entries).
@@ -49,7 +49,7 @@ impl FtpListing {
     /// not end in `/`; [`FtpError::Tls`] and [`FtpError::Netrc`] as for
     /// [`FtpSource::new`].
     pub fn new(url: Url, config: FtpConfig) -> Result<Self, FtpError> {
-        if !url.path().ends_with('/') {
+        if !is_directory_url(&url) {
             return Err(FtpError::InvalidUrl(format!(
                 "{}: a directory URL ends in /",
                 redact_url(&url)
@@ -210,15 +210,28 @@ impl Listing for FtpListing {
     }
 }
 
-/// A directory URL's path, decoded: used by the `ftp` protocol to tell files from trees.
+/// Whether `url` names a directory: its server path (see `remote_path`)
+/// is empty (the login directory, `ftp://host/` or `ftps://host`) or ends
+/// in `/`. The one test the protocol, listings and sources all use.
 pub(crate) fn is_directory_url(url: &Url) -> bool {
-    let path = decode(url.path());
+    let path = remote_path(url);
     path.is_empty() || path.ends_with('/')
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn directory_urls_are_told_apart_from_files() {
+        let dir = |u: &str| is_directory_url(&Url::parse(u).unwrap());
+        assert!(dir("ftp://h/") && dir("ftp://h/pub/") && dir("ftps://h"));
+        assert!(
+            dir("ftp://h/pub%2F"),
+            "an encoded slash ends the decoded path"
+        );
+        assert!(!dir("ftp://h/pub/file.iso") && !dir("ftps://h/a"));
+    }
 
     #[test]
     fn parses_unix_dos_and_mlsd_listings() {

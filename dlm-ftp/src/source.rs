@@ -90,14 +90,14 @@ impl FtpSource {
     /// [`FtpError::Tls`] when the CA file is unusable, [`FtpError::Netrc`]
     /// when the netrc file cannot be read.
     pub fn new(url: Url, config: FtpConfig) -> Result<Self, FtpError> {
-        let path = remote_path(&url);
-        if path.is_empty() || path.ends_with('/') {
+        if crate::listing::is_directory_url(&url) {
             return Err(FtpError::InvalidUrl(format!(
                 "{}: names a directory, not a file",
                 redact_url(&url)
             )));
         }
         let pool = session_pool(&url, &config)?;
+        let path = remote_path(&url);
         Ok(Self { url, path, pool })
     }
 
