@@ -233,11 +233,13 @@ mod tests {
         assert!(err.to_string().contains("another download"), "{err}");
         a.write_at(0, Bytes::from_static(b"abcd")).await.unwrap();
         a.commit().await.unwrap();
-        // Once committed the lock is gone, and the finished file reads back.
+        // Once committed the lock is gone, and the finished file reads back
+        // through the handle the sink keeps.
         assert_eq!(std::fs::read(&path).unwrap(), b"abcd");
         assert_eq!(&a.read_at(1, 2).await.unwrap()[..], b"bc");
-        let c = FileSink::new(&path);
-        c.prepare(Some(4), &[]).await.unwrap();
+        let other = std::fs::File::open(&path).unwrap();
+        rustix::fs::flock(&other, rustix::fs::FlockOperation::NonBlockingLockExclusive)
+            .expect("the committed file is no longer locked");
     }
 
     #[tokio::test]
