@@ -143,18 +143,9 @@ impl Download {
     /// Outside a tokio runtime.
     pub fn start(self) -> DownloadHandle {
         let custom_scheduler = self.scheduler.is_some();
-        let scheduler = self.scheduler.unwrap_or_else(|| {
-            if self.options.sequential {
-                Box::new(SequentialScheduler::default())
-            } else {
-                let mut s = AdaptiveScheduler::new(self.options.min_split_bytes)
-                    .with_connections(self.options.connections);
-                if let Some(cap) = self.options.max_chunk_bytes {
-                    s = s.with_max_chunk_bytes(cap);
-                }
-                Box::new(s)
-            }
-        });
+        let scheduler = self
+            .scheduler
+            .unwrap_or_else(|| default_scheduler(&self.options, None));
         let plan = Plan {
             map: ChunkMap::default(),
             scheduler,
@@ -194,6 +185,25 @@ impl Download {
         let task = tokio::spawn(engine.run());
         DownloadHandle::new(control_tx, shared, task)
     }
+}
+
+/// The scheduler a download uses when neither the caller nor the source
+/// gives one: sequential when asked for, else adaptive, its split points on
+/// multiples of `alignment` bytes.
+fn default_scheduler(
+    options: &DownloadOptions,
+    alignment: Option<std::num::NonZeroU64>,
+) -> Box<dyn Scheduler> {
+    if options.sequential {
+        return Box::new(SequentialScheduler::default());
+    }
+    let mut s = AdaptiveScheduler::new(options.min_split_bytes)
+        .with_connections(options.connections)
+        .with_alignment(alignment);
+    if let Some(cap) = options.max_chunk_bytes {
+        s = s.with_max_chunk_bytes(cap);
+    }
+    Box::new(s)
 }
 
 /// Why a transfer pass stopped early.
@@ -273,15 +283,12 @@ impl Engine {
         // Units need ranges: a whole-object stream cannot refetch one unit.
         self.shared
             .set_units(self.sources[0].units_dyn().filter(|_| ranged));
-        if !self.custom_scheduler
-            && let Some(own) = self.sources[0].scheduler_dyn(self.options.sequential)
-        {
-            self.shared.plan().scheduler = own;
+        if !self.custom_scheduler {
+            // The source's own picker (a swarm's), else the default aligned as the probe says.
+            self.shared.plan().scheduler = self.sources[0]
+                .scheduler_dyn(self.options.sequential)
+                .unwrap_or_else(|| default_scheduler(&self.options, probe.caps.alignment));
         }
-        self.shared
-            .plan()
-            .scheduler
-            .set_alignment(probe.caps.alignment);
         self.connection_cap = probe.caps.max_connections.map(std::num::NonZeroU32::get);
         let target = self.resolve_output(&probe)?;
         self.shared.emit(Event::Probed {

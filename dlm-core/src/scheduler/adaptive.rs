@@ -83,12 +83,6 @@ impl AdaptiveScheduler {
 }
 
 impl Scheduler for AdaptiveScheduler {
-    fn set_alignment(&mut self, bytes: Option<std::num::NonZeroU64>) {
-        if bytes.is_some() {
-            self.alignment = bytes.map_or(1, std::num::NonZeroU64::get);
-        }
-    }
-
     fn next(&mut self, conn: &ConnInfo, map: &ChunkMap, _now: Instant) -> Option<Assignment> {
         if let Some(r) = first_servable(conn, map) {
             let cap = self.chunk_cap(map.len);

@@ -199,13 +199,6 @@ pub trait Scheduler: Send + fmt::Debug {
     fn on_event(&mut self, event: &ChunkEvent, now: Instant) {
         let _ = (event, now);
     }
-
-    /// Ranges should start on multiples of `bytes` (a piece length), as the
-    /// source's probe said. Called before the first [`Scheduler::next`]; the
-    /// default ignores it.
-    fn set_alignment(&mut self, bytes: Option<std::num::NonZeroU64>) {
-        let _ = bytes;
-    }
 }
 
 impl<S: Scheduler + ?Sized> Scheduler for Box<S> {
