@@ -291,13 +291,8 @@ impl Runner {
             self.emit(TreeEvent::Skipped { path: shown });
             return;
         }
-        if let Some(parent) = local.parent()
-            && let Err(e) = tokio::fs::create_dir_all(parent).await
-        {
-            let e = Error::io(format!("create {}", parent.display()), e);
-            self.file_ended(shown, Err(e));
-            return;
-        }
+        // The file's directories are made by its sink (`FileSink` creates
+        // the parent), and a failure there is that file's error.
         let options = self
             .options
             .clone()
@@ -336,10 +331,13 @@ impl Runner {
 /// Whether `local` holds a finished download of `len` bytes: the final file
 /// exists with that length and has no resume state beside it.
 async fn is_complete(local: &Path, len: u64) -> bool {
-    let mut control = local.as_os_str().to_owned();
-    control.push(".part.dlm");
+    let control = crate::FileSink::control_path_for(local);
     match tokio::fs::metadata(local).await {
-        Ok(m) => m.is_file() && m.len() == len && !Path::new(&control).exists(),
+        Ok(m) => {
+            m.is_file()
+                && m.len() == len
+                && !tokio::fs::try_exists(&control).await.unwrap_or(false)
+        }
         Err(_) => false,
     }
 }
