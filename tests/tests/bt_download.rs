@@ -6,7 +6,9 @@
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use dlm_tests::bt::{LibtorrentOptions, LibtorrentPeer, TorrentSpec, Tracker};
+use dlm_tests::bt::{
+    Aria2Options, Aria2Seeder, LibtorrentOptions, LibtorrentPeer, TorrentSpec, Tracker,
+};
 use dlm_tests::dlm_command;
 
 const TEST_TIMEOUT: Duration = Duration::from_secs(120);
@@ -116,64 +118,6 @@ fn a_multi_file_torrent_from_a_peer_given_on_the_command_line() {
     assert!(leftovers.is_empty(), "{leftovers:?}");
 }
 
-/// A test-owned peer on a real socket that has every piece and answers
-/// every request with garbage: a fault no real client produces on purpose.
-fn corrupt_peer(info_hash: [u8; 20], pieces: usize) -> u16 {
-    use std::io::{Read, Write};
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    let port = listener.local_addr().unwrap().port();
-    std::thread::spawn(move || {
-        for stream in listener.incoming().take(8) {
-            let Ok(mut s) = stream else { return };
-            std::thread::spawn(move || {
-                let mut hs = [0u8; 68];
-                if s.read_exact(&mut hs).is_err() || hs[28..48] != info_hash {
-                    return;
-                }
-                let mut reply = vec![19u8];
-                reply.extend_from_slice(b"BitTorrent protocol");
-                reply.extend_from_slice(&[0; 8]);
-                reply.extend_from_slice(&info_hash);
-                reply.extend_from_slice(b"-XX0000-corruptpeer!");
-                let bits = pieces.div_ceil(8);
-                let mut bitfield = vec![0xffu8; bits];
-                let spare = bits * 8 - pieces;
-                if spare > 0 {
-                    bitfield[bits - 1] = 0xffu8 << spare;
-                }
-                reply.extend_from_slice(&(1 + bits as u32).to_be_bytes());
-                reply.push(5);
-                reply.extend_from_slice(&bitfield);
-                reply.extend_from_slice(&[0, 0, 0, 1, 1]); // unchoke
-                if s.write_all(&reply).is_err() {
-                    return;
-                }
-                loop {
-                    let mut len = [0u8; 4];
-                    if s.read_exact(&mut len).is_err() {
-                        return;
-                    }
-                    let mut msg = vec![0u8; u32::from_be_bytes(len) as usize];
-                    if s.read_exact(&mut msg).is_err() {
-                        return;
-                    }
-                    if msg.first() == Some(&6) && msg.len() == 13 {
-                        let length = u32::from_be_bytes(msg[9..13].try_into().unwrap());
-                        let mut out = (9 + length).to_be_bytes().to_vec();
-                        out.push(7);
-                        out.extend_from_slice(&msg[1..9]);
-                        out.extend(std::iter::repeat_n(0xa5u8, length as usize));
-                        if s.write_all(&out).is_err() {
-                            return;
-                        }
-                    }
-                }
-            });
-        }
-    });
-    port
-}
-
 #[test]
 fn a_peer_sending_corrupt_pieces_is_banned_and_a_good_peer_finishes() {
     let dir = tempfile::tempdir().unwrap();
@@ -184,17 +128,32 @@ fn a_peer_sending_corrupt_pieces_is_banned_and_a_good_peer_finishes() {
     else {
         return;
     };
+    // Throttled, so the download lasts long enough to ask the bad peer too.
     let Some(good) = LibtorrentPeer::start(
         LibtorrentOptions::default()
             .with_seed(&fx)
-            .without_trackers(),
+            .without_trackers()
+            .with_upload_limit(2 << 20),
     ) else {
         return;
     };
-    let bad = corrupt_peer(fx.info_hash, fx.num_pieces() as usize);
+    // A real client serving bad data: aria2c seeds, unverified, a copy of the
+    // file with one byte of every piece flipped.
+    let corrupt_dir = dir.path().join("corrupt");
+    std::fs::create_dir_all(&corrupt_dir).unwrap();
+    let mut bytes = std::fs::read(fx.file_path_in(&fx.data_dir, &fx.files[0])).unwrap();
+    for at in (0..bytes.len()).step_by(fx.piece_len as usize) {
+        bytes[at] ^= 0xff;
+    }
+    std::fs::write(fx.file_path_in(&corrupt_dir, &fx.files[0]), &bytes).unwrap();
+    let Some(bad_seeder) =
+        Aria2Seeder::start_from(&fx.torrent_path, &corrupt_dir, &Aria2Options::default())
+    else {
+        return;
+    };
     let out = dir.path().join("out");
     let torrent = fx.torrent_path.to_str().unwrap().to_string();
-    let bad = format!("127.0.0.1:{bad}");
+    let bad = bad_seeder.addr().to_string();
     let good = SocketAddr::V4(good.addr()).to_string();
     let result = run(async {
         tokio::process::Command::from(dlm_command())
@@ -230,7 +189,7 @@ fn a_killed_download_resumes_without_fetching_verified_pieces_again() {
         return;
     };
     // 8 MiB/s: the first run is killed about halfway.
-    let Some(seeder) = LibtorrentPeer::start(
+    let Some(mut seeder) = LibtorrentPeer::start(
         LibtorrentOptions::default()
             .with_seed(&fx)
             .without_trackers()
@@ -276,10 +235,17 @@ fn a_killed_download_resumes_without_fetching_verified_pieces_again() {
     // The seeder sent the file once, plus what was in flight or not yet saved at the kill (at most a
     // second of transfer at 8 MiB/s, minus what chunk completions saved): far less than a restart's
     // 8 MiB more.
+    // The status file trails by up to 0.2 s: wait until it shows at least the
+    // file once (which every run must have sent), then bound the excess.
+    let key = fx.info_hash_hex();
     let uploaded = seeder
-        .torrent(&fx.info_hash)
-        .map(|t| t.uploaded_bytes)
-        .unwrap_or_default();
+        .wait_until(Duration::from_secs(10), |s| {
+            s.torrents
+                .get(&key)
+                .is_some_and(|t| t.uploaded_bytes >= size)
+        })
+        .map(|s| s.torrents[&key].uploaded_bytes)
+        .expect("the seeder's status shows the whole file sent");
     eprintln!("resumed at {resumed_at:?}; the seeder uploaded {uploaded} bytes for {size}");
     assert!(
         uploaded <= size + (4 << 20),

@@ -24,7 +24,7 @@ fn aria2c_downloads_a_multi_file_torrent_from_dlm_alone() {
         return;
     };
     let out = dir.path().join("aria2");
-    dlm_tests::runtime::e2e(TEST_TIMEOUT, async {
+    let ran = dlm_tests::runtime::e2e(TEST_TIMEOUT, async {
         let mut seeder = tokio::process::Command::from(dlm_command())
             .args([
                 "seed",
@@ -62,12 +62,17 @@ fn aria2c_downloads_a_multi_file_torrent_from_dlm_alone() {
         })
         .await
         .unwrap();
-        let Some((status, log)) = status else { return };
+        let Some((status, log)) = status else {
+            return false; // aria2c is missing (skipped, outside CI)
+        };
         assert!(
             status.is_some_and(|s| s.success()),
             "aria2c: {status:?}\n{log}"
         );
         let _ = seeder.start_kill();
+        true
     });
-    fx.check_download(&out).unwrap();
+    if ran {
+        fx.check_download(&out).unwrap();
+    }
 }

@@ -71,7 +71,8 @@ fn a_libtorrent_leecher_gets_pieces_from_dlm_while_dlm_is_still_downloading() {
         .expect("the leecher got bytes from dlm");
     let seeder_sent = seeder
         .torrent(&fx.info_hash)
-        .map_or(0, |t| t.uploaded_bytes);
+        .expect("the seeder's status lists the torrent")
+        .uploaded_bytes;
     assert!(
         seeder_sent < fx.total_len,
         "dlm uploaded before it had everything (seeder had sent {seeder_sent} of {} bytes; leecher had {})",

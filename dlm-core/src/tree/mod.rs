@@ -334,9 +334,7 @@ async fn is_complete(local: &Path, len: u64) -> bool {
     let control = crate::FileSink::control_path_for(local);
     match tokio::fs::metadata(local).await {
         Ok(m) => {
-            m.is_file()
-                && m.len() == len
-                && !tokio::fs::try_exists(&control).await.unwrap_or(false)
+            m.is_file() && m.len() == len && !tokio::fs::try_exists(&control).await.unwrap_or(false)
         }
         Err(_) => false,
     }
