@@ -30,3 +30,21 @@ pub fn write_random_file(dir: &Path, name: &str, size_bytes: u64, seed: u64) -> 
     out.flush()?;
     Ok(hex::encode(hasher.finalize()))
 }
+
+/// Every file and directory below `dir`, depth first (directories after
+/// their contents).
+///
+/// # Panics
+///
+/// If a directory cannot be read.
+pub fn walk(dir: &Path) -> Vec<std::path::PathBuf> {
+    let mut out = Vec::new();
+    for e in std::fs::read_dir(dir).unwrap().flatten() {
+        let p = e.path();
+        if p.is_dir() {
+            out.extend(walk(&p));
+        }
+        out.push(p);
+    }
+    out
+}

@@ -59,7 +59,7 @@ pub use cli::{dlm_binary, dlm_command};
 pub use cut_proxy::{CutMode, CutProxy, CutProxyOptions};
 pub use digest::sha256_file;
 pub use dlmd::{DLMD_TOKEN, Dlmd, DlmdOptions, EventStream, SseEvent, dlmd_binary};
-pub use fixture::write_random_file;
+pub use fixture::{walk, write_random_file};
 pub use forward_proxy::{ForwardProxy, ProxyKind};
 pub use nginx::{Nginx, NginxOptions};
 pub use peer::{

@@ -75,9 +75,18 @@ async fn download_tree(config: FtpConfig, url: &str, out: &Path, connections: u3
 
 /// vsftpd logs one `OK LOGIN` line per session.
 fn logins(log: &Path) -> usize {
+    log_lines(log, "OK LOGIN")
+}
+
+/// vsftpd logs one `OK DOWNLOAD` line per transfer.
+fn downloads(log: &Path) -> usize {
+    log_lines(log, "OK DOWNLOAD")
+}
+
+fn log_lines(log: &Path, what: &str) -> usize {
     std::fs::read_to_string(log)
         .unwrap_or_default()
-        .matches("OK LOGIN")
+        .matches(what)
         .count()
 }
 
@@ -101,9 +110,24 @@ fn a_nested_tree_of_200_files_over_ftp_and_ftps_on_pooled_sessions() {
         );
 
         // A second run finds every file complete and downloads nothing.
+        // vsftpd writes its log line around its 226 reply: let the last ones land.
+        let mut transfers = downloads(&ftp.log_path("plain"));
+        for _ in 0..50 {
+            if transfers >= 200 {
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+            transfers = downloads(&ftp.log_path("plain"));
+        }
+        assert!(transfers >= 200, "vsftpd logged {transfers} downloads");
         let summary = download_tree(ftp_config(), &ftp.url("tree/"), &out, 4).await;
         assert!(summary.is_complete(), "{summary:?}");
         assert_eq!(summary.progress.files_done, 200);
+        assert_eq!(
+            downloads(&ftp.log_path("plain")),
+            transfers,
+            "nothing fetched again"
+        );
 
         // Explicit FTPS: pooled sessions keep resuming their own TLS session (require_ssl_reuse=YES).
         let out = dir.path().join("tls");
@@ -177,24 +201,12 @@ fn a_listing_with_escaping_names_is_refused_and_nothing_lands_outside() {
         assert_eq!(sha256_file(&out.join("sub/inner.bin")).unwrap(), inner);
     });
     // Nothing named evil anywhere: not beside the destination, not above it, not at /abs.
-    let found: Vec<_> = walk(dir.path())
+    let found: Vec<_> = dlm_tests::walk(dir.path())
         .into_iter()
         .filter(|p| p.to_string_lossy().contains("evil"))
         .collect();
     assert!(found.is_empty(), "{found:?}");
     assert!(!Path::new("/abs/evil").exists());
-}
-
-fn walk(dir: &Path) -> Vec<std::path::PathBuf> {
-    let mut out = Vec::new();
-    for e in std::fs::read_dir(dir).unwrap().flatten() {
-        let p = e.path();
-        if p.is_dir() {
-            out.extend(walk(&p));
-        }
-        out.push(p);
-    }
-    out
 }
 
 #[test]
