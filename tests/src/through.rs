@@ -71,3 +71,24 @@ pub async fn with_events(download: Download) -> (Result<Completed>, Vec<Event>) 
     let events = std::mem::take(&mut *seen.lock().unwrap_or_else(|e| e.into_inner()));
     (result, events)
 }
+
+/// Runs `download` and cancels it once its progress reaches `bytes`; returns
+/// its result (a `Cancelled` error when it was cancelled in time). Lagged
+/// events are skipped, never taken for the end.
+pub async fn cancel_after(download: Download, bytes: u64) -> Result<Completed> {
+    let mut rx = download.subscribe();
+    let handle = download.start();
+    let control = handle.control();
+    let waiter = tokio::spawn(handle.wait());
+    loop {
+        match rx.recv().await {
+            Ok(Event::Progress(s)) if s.downloaded_bytes >= bytes => {
+                control.cancel();
+                break;
+            }
+            Ok(_) | Err(RecvError::Lagged(_)) => continue,
+            Err(RecvError::Closed) => break,
+        }
+    }
+    waiter.await.expect("the download task ends")
+}

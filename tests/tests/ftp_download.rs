@@ -3,12 +3,11 @@
 //! (`require_ssl_reuse=YES`), errors mapped to kinds, and resume.
 
 use std::path::Path;
-use std::sync::Arc;
 use std::time::Duration;
 
 use dlm_core::{Download, DownloadOptions, ErrorKind, Event, ProtocolRegistry, Result};
 use dlm_ftp::{FtpConfig, NetrcMode};
-use dlm_tests::{Vsftpd, VsftpdOptions, sha256_file, write_random_file};
+use dlm_tests::{Vsftpd, VsftpdOptions, sha256_file, through, write_random_file};
 
 /// Bounds each test (a hang only; nothing here is about speed).
 const TEST_TIMEOUT: Duration = Duration::from_secs(90);
@@ -139,19 +138,7 @@ fn cancelled_ftp_download_resumes_from_its_control_file() {
             .with_max_chunk_bytes(Some(2 * MIB))
             .with_rate_limit(Some(4 * MIB));
         let first = download(ftp_config(), &ftp.url("r.bin"), &out, slow);
-        let mut events = first.subscribe();
-        let handle = first.start();
-        let control = handle.control();
-        let waiter = tokio::spawn(handle.wait());
-        while let Ok(ev) = events.recv().await {
-            if let Event::Progress(s) = ev
-                && s.downloaded_bytes >= 3 * MIB
-            {
-                control.cancel();
-                break;
-            }
-        }
-        let err = waiter.await.unwrap().unwrap_err();
+        let err = through::cancel_after(first, 3 * MIB).await.unwrap_err();
         assert_eq!(err.kind(), ErrorKind::Cancelled);
         assert!(dlm_core::FileSink::control_path_for(&out).exists());
 
@@ -161,19 +148,16 @@ fn cancelled_ftp_download_resumes_from_its_control_file() {
             &out,
             DownloadOptions::default(),
         );
-        let mut events = second.subscribe();
-        let resumed = Arc::new(std::sync::atomic::AtomicU64::new(0));
-        let seen = resumed.clone();
-        let watcher = tokio::spawn(async move {
-            while let Ok(ev) = events.recv().await {
-                if let Event::Started { resumed_bytes, .. } = ev {
-                    seen.store(resumed_bytes, std::sync::atomic::Ordering::SeqCst);
-                }
-            }
-        });
-        let done = second.start().wait().await.unwrap();
-        watcher.abort();
-        assert!(resumed.load(std::sync::atomic::Ordering::SeqCst) >= 3 * MIB - 512 * 1024);
+        let (done, events) = through::with_events(second).await;
+        let done = done.unwrap();
+        let resumed = events
+            .iter()
+            .find_map(|ev| match ev {
+                Event::Started { resumed_bytes, .. } => Some(*resumed_bytes),
+                _ => None,
+            })
+            .expect("a Started event");
+        assert!(resumed >= 3 * MIB - 512 * 1024, "resumed at {resumed}");
         assert!(
             done.fetched_bytes < size,
             "fetched {} of {size}",
@@ -195,19 +179,7 @@ fn a_file_replaced_between_runs_restarts_from_zero() {
             .with_max_chunk_bytes(Some(2 * MIB))
             .with_rate_limit(Some(4 * MIB));
         let first = download(ftp_config(), &ftp.url("c.bin"), &out, slow);
-        let mut events = first.subscribe();
-        let handle = first.start();
-        let control = handle.control();
-        let waiter = tokio::spawn(handle.wait());
-        while let Ok(ev) = events.recv().await {
-            if let Event::Progress(s) = ev
-                && s.downloaded_bytes >= 2 * MIB
-            {
-                control.cancel();
-                break;
-            }
-        }
-        let _ = waiter.await.unwrap();
+        let _ = through::cancel_after(first, 2 * MIB).await;
         // The server's file changes: another length (SIZE) and time (MDTM).
         std::thread::sleep(Duration::from_millis(1100));
         let sha = write_random_file(&ftp.root(), "c.bin", 9 * MIB + 1, 51).unwrap();
@@ -217,13 +189,14 @@ fn a_file_replaced_between_runs_restarts_from_zero() {
             &out,
             DownloadOptions::default(),
         );
-        let mut events = second.subscribe();
-        let done = second.start().wait().await.unwrap();
-        let mut restarted = false;
-        while let Ok(ev) = events.try_recv() {
-            restarted |= matches!(ev, Event::Restarted { .. });
-        }
-        assert!(restarted, "a changed SIZE/MDTM restarts the download");
+        let (done, events) = through::with_events(second).await;
+        let done = done.unwrap();
+        assert!(
+            events
+                .iter()
+                .any(|ev| matches!(ev, Event::Restarted { .. })),
+            "a changed SIZE/MDTM restarts the download"
+        );
         assert_eq!(done.bytes, 9 * MIB + 1);
         assert_eq!(sha256_file(&out).unwrap(), sha);
     });
@@ -249,16 +222,17 @@ fn a_server_allowing_two_sessions_lowers_the_connection_count() {
                 .with_connections(4)
                 .with_max_chunk_bytes(Some(2 * MIB)),
         );
-        let mut events = download.subscribe();
-        let done = download.start().wait().await.unwrap();
+        let (done, events) = through::with_events(download).await;
+        let done = done.unwrap();
         assert_eq!(done.bytes, size);
         assert_eq!(sha256_file(&out).unwrap(), sha);
-        let mut notices = Vec::new();
-        while let Ok(ev) = events.try_recv() {
-            if let Event::Notice { message } = ev {
-                notices.push(message);
-            }
-        }
+        let notices: Vec<&String> = events
+            .iter()
+            .filter_map(|ev| match ev {
+                Event::Notice { message } => Some(message),
+                _ => None,
+            })
+            .collect();
         assert!(
             notices.iter().any(|m| m.contains("going on with")),
             "the connection count went down: {notices:?}"
