@@ -70,8 +70,13 @@ impl Seeder {
                 have.set(i);
             }
         }
+        let missing: u64 = (0..metainfo.piece_count())
+            .filter(|i| !have.has(*i))
+            .map(|i| metainfo.piece_len(i))
+            .sum();
         let metainfo = Arc::new(metainfo);
         let swarm = Arc::new(Swarm::new(metainfo, config.with_listen_port(None)));
+        swarm.set_left(missing);
         swarm.uploads().attach(Arc::new(storage), &have, true);
         Ok(Self {
             swarm,
@@ -90,11 +95,22 @@ impl Seeder {
     }
 
     /// Accepts peers on `listener` until `until` resolves (a time limit, a
-    /// ratio reached, Ctrl-C), then closes every connection.
-    pub async fn serve(&self, listener: TcpListener, until: impl std::future::Future<Output = ()>) {
-        self.swarm.serve_incoming(listener);
+    /// ratio reached, Ctrl-C), then closes every connection. The torrent's
+    /// trackers hear `completed` at the start and `stopped` at the end
+    /// (BEP 3), with the bytes uploaded.
+    ///
+    /// # Errors
+    /// [`TorrentError::Tracker`] when the trackers' HTTP client cannot be
+    /// built; trackers that do not answer are only logged.
+    pub async fn serve(
+        &self,
+        listener: TcpListener,
+        until: impl std::future::Future<Output = ()>,
+    ) -> Result<(), TorrentError> {
+        self.swarm.seed(listener).await?;
         until.await;
-        self.swarm.abandon();
+        self.swarm.stop().await;
+        Ok(())
     }
 }
 

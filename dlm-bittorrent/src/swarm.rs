@@ -213,6 +213,40 @@ impl Swarm {
         Ok((resp.peers, every))
     }
 
+    /// Sets up the torrent's trackers (BEP 12 tiers) for announces.
+    ///
+    /// # Errors
+    /// [`TorrentError::Tracker`] when the HTTP client cannot be built.
+    async fn use_trackers(&self) -> Result<(), TorrentError> {
+        if self.metainfo.trackers.is_empty() {
+            return Ok(());
+        }
+        let client = dlm_http::HttpClient::new(self.config.http.clone()).map_err(|e| {
+            TorrentError::Tracker {
+                tracker: "(http client)".into(),
+                message: e.to_string(),
+                retryable: false,
+            }
+        })?;
+        *self.tiers.lock().await = Some(TrackerTiers::new(&self.metainfo.trackers, &client));
+        Ok(())
+    }
+
+    /// Serves peers that connect to `listener` as a seeder: tells the
+    /// trackers (`completed`, with what is left), then accepts peers under
+    /// the choker until [`Swarm::stop`].
+    ///
+    /// # Errors
+    /// As [`Swarm::use_trackers`]; a tracker that does not answer is only logged.
+    pub(crate) async fn seed(self: &Arc<Self>, listener: TcpListener) -> Result<(), TorrentError> {
+        self.serve_incoming(listener);
+        self.use_trackers().await?;
+        if let Err(e) = self.announce(Some(AnnounceEvent::Completed)).await {
+            tracing::warn!(error = %e, "announce failed");
+        }
+        Ok(())
+    }
+
     /// Joins the swarm: listens for peers (when configured), announces
     /// `started` to the trackers (BEP 3, 12), connects to their peers and
     /// the configured ones up to `max_peers`, then keeps re-announcing,
@@ -230,16 +264,7 @@ impl Swarm {
             self.port
                 .store(l.local_addr().map_or(0, |a| a.port()), Ordering::Relaxed);
         }
-        if !self.metainfo.trackers.is_empty() {
-            let client = dlm_http::HttpClient::new(self.config.http.clone()).map_err(|e| {
-                TorrentError::Tracker {
-                    tracker: "(http client)".into(),
-                    message: e.to_string(),
-                    retryable: false,
-                }
-            })?;
-            *self.tiers.lock().await = Some(TrackerTiers::new(&self.metainfo.trackers, &client));
-        }
+        self.use_trackers().await?;
         let mut candidates = self.config.peers.clone();
         let mut tracker_error = None;
         let mut every = MAX_REANNOUNCE;
@@ -280,9 +305,9 @@ impl Swarm {
         Ok(())
     }
 
-    /// Serves peers that connect to `listener` (a seeder without trackers
-    /// of its own), with the choker, until [`Swarm::abandon`].
-    pub(crate) fn serve_incoming(self: &Arc<Self>, listener: TcpListener) {
+    /// Serves peers that connect to `listener`, with the choker, until the
+    /// swarm stops.
+    fn serve_incoming(self: &Arc<Self>, listener: TcpListener) {
         if let Ok(a) = listener.local_addr() {
             self.port.store(a.port(), Ordering::Relaxed);
         }

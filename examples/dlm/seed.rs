@@ -1,11 +1,11 @@
-//! `dlm seed x.torrent -d DIR`: re-check the files, announce as a seeder,
-//! and serve peers until a time or ratio limit, or Ctrl-C.
+//! `dlm seed x.torrent -d DIR`: re-check the files, then serve peers (the
+//! seeder announces itself to the trackers) until a time or ratio limit, or
+//! Ctrl-C.
 
 use std::time::Duration;
 
 use dlm_bittorrent::Metainfo;
 use dlm_bittorrent::seed::{Seeder, listen};
-use dlm_bittorrent::tracker::{AnnounceEvent, AnnounceRequest, PeerId, TrackerTiers};
 
 use crate::args::SeedArgs;
 use crate::exit_code;
@@ -16,7 +16,6 @@ pub(crate) async fn run(a: SeedArgs) -> u8 {
         Err(e) => return crate::fail(&e.into()),
     };
     let total = metainfo.total_length;
-    let trackers = metainfo.trackers.clone();
     let info_hash = metainfo.info_hash;
     let pieces = metainfo.piece_count();
     let config = match crate::registry::torrent_config(&a.net) {
@@ -37,36 +36,9 @@ pub(crate) async fn run(a: SeedArgs) -> u8 {
         "dlm: seeding {} of {pieces} pieces of {info_hash}",
         seeder.pieces_verified()
     );
-    // Tell the trackers (BEP 3): a seeder has nothing left.
-    let client = crate::registry::http_config(&a.net)
-        .ok()
-        .and_then(|c| dlm_http::HttpClient::new(c).ok());
-    let mut tiers = client.map(|c| TrackerTiers::new(&trackers, &c));
-    let peer_id = PeerId::random();
-    let request = |event| AnnounceRequest {
-        info_hash,
-        peer_id,
-        port: bound.port(),
-        uploaded: 0,
-        downloaded: 0,
-        left: 0,
-        event: Some(event),
-        num_want: Some(0),
-        key: 0,
-    };
-    if let Some(t) = tiers.as_mut().filter(|t| !t.is_empty())
-        && let Err(e) = t.announce(&request(AnnounceEvent::Completed)).await
-    {
-        eprintln!("dlm: announce: {e}");
-    }
     let until = until_done(a.seed_time, a.seed_ratio, total, || seeder.uploaded());
-    seeder.serve(listener, until).await;
-    if let Some(t) = tiers.as_mut().filter(|t| !t.is_empty()) {
-        let _ = tokio::time::timeout(
-            Duration::from_secs(5),
-            t.announce(&request(AnnounceEvent::Stopped)),
-        )
-        .await;
+    if let Err(e) = seeder.serve(listener, until).await {
+        return crate::fail(&e.into());
     }
     eprintln!("dlm: uploaded {} bytes", seeder.uploaded());
     exit_code::SUCCESS
