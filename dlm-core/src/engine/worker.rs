@@ -76,19 +76,18 @@ impl Worker {
             // A shared budget is taken only with work in hand: a worker idling for a
             // chunk must not hold a connection another download could use.
             let permit = match &self.budget {
-                Some(budget) => tokio::select! {
-                    () = self.cancel.cancelled() => {
+                Some(budget) => {
+                    let permit = tokio::select! {
+                        () = self.cancel.cancelled() => None,
+                        p = budget.clone().acquire_owned() => p.ok(),
+                    };
+                    if permit.is_none() {
+                        // Stopped (or the budget closed) before fetching a byte.
                         self.give_back(range, &slot);
                         return WorkerExit::Stopped;
                     }
-                    p = budget.clone().acquire_owned() => match p {
-                        Ok(p) => Some(p),
-                        Err(_) => {
-                            self.give_back(range, &slot);
-                            return WorkerExit::Stopped;
-                        }
-                    },
-                },
+                    permit
+                }
                 None => None,
             };
             self.shared.emit(Event::ChunkStarted {
