@@ -133,17 +133,10 @@ async fn get(a: GetArgs) -> u8 {
     let handle = download.start();
     let control = handle.control();
 
-    // Ctrl-C and SIGTERM cancel with state saved; the same command resumes.
-    let interrupted = Arc::new(std::sync::atomic::AtomicBool::new(false));
-    {
+    let interrupted = {
         let control = control.clone();
-        let interrupted = interrupted.clone();
-        tokio::spawn(async move {
-            wait_for_signal().await;
-            interrupted.store(true, std::sync::atomic::Ordering::SeqCst);
-            control.cancel();
-        });
-    }
+        cancel_on_signal(move || control.cancel())
+    };
     let mut bar = None;
     let mut printer = None;
     match mode {
@@ -196,13 +189,33 @@ async fn get(a: GetArgs) -> u8 {
             if e.kind() == ErrorKind::Cancelled
                 && interrupted.load(std::sync::atomic::Ordering::SeqCst) =>
         {
-            if mode != Mode::Json {
-                eprintln!("dlm: interrupted; state saved, run the same command again to resume");
-            }
-            exit_code::INTERRUPTED
+            interrupted_exit(mode)
         }
         Err(e) => fail(&e),
     }
+}
+
+/// Ctrl-C and SIGTERM call `cancel` (downloads save their state, so the
+/// same command resumes); the flag says whether that happened.
+pub(crate) fn cancel_on_signal(
+    cancel: impl FnOnce() + Send + 'static,
+) -> Arc<std::sync::atomic::AtomicBool> {
+    let interrupted = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let flag = interrupted.clone();
+    tokio::spawn(async move {
+        wait_for_signal().await;
+        flag.store(true, std::sync::atomic::Ordering::SeqCst);
+        cancel();
+    });
+    interrupted
+}
+
+/// The exit after an interruption, with a word on resuming.
+pub(crate) fn interrupted_exit(mode: Mode) -> u8 {
+    if mode != Mode::Json {
+        eprintln!("dlm: interrupted; state saved, run the same command again to resume");
+    }
+    exit_code::INTERRUPTED
 }
 
 /// The options `get` takes from the command line for every file.

@@ -1,8 +1,7 @@
 //! `dlm get ftp://host/dir/`: every file of a listing into one directory.
 
 use std::path::PathBuf;
-use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::Ordering;
 
 use dlm_core::{BoxListing, DownloadOptions, ErrorKind, TreeDownload, TreeEvent};
 use indicatif::HumanBytes;
@@ -56,16 +55,10 @@ pub(crate) async fn get(
     let tree = TreeDownload::new(listing, dir.clone()).with_options(options);
     let events = tree.subscribe();
     let handle = tree.start();
-    let interrupted = Arc::new(AtomicBool::new(false));
-    {
-        let interrupted = interrupted.clone();
+    let interrupted = {
         let cancel = handle.cancellation();
-        tokio::spawn(async move {
-            crate::wait_for_signal().await;
-            interrupted.store(true, Ordering::SeqCst);
-            cancel.cancel();
-        });
-    }
+        crate::cancel_on_signal(move || cancel.cancel())
+    };
     let printer = tokio::spawn(show(events, mode));
     let result = handle.wait().await;
     let _ = tokio::time::timeout(std::time::Duration::from_secs(2), printer).await;
@@ -105,17 +98,10 @@ pub(crate) async fn get(
             }
         }
         Err(e) if e.kind() == ErrorKind::Cancelled && interrupted.load(Ordering::SeqCst) => {
-            interrupted_exit(mode)
+            crate::interrupted_exit(mode)
         }
         Err(e) => crate::fail(&e),
     }
-}
-
-fn interrupted_exit(mode: Mode) -> u8 {
-    if mode != Mode::Json {
-        eprintln!("dlm: interrupted; run the same command again to resume");
-    }
-    exit_code::INTERRUPTED
 }
 
 /// Shows tree events: JSON lines, or a byte bar with per-file problems above it.
