@@ -7,7 +7,7 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use dlm_tests::bt::{
-    Aria2Options, Aria2Seeder, LibtorrentOptions, LibtorrentPeer, TorrentSpec, Tracker,
+    Aria2Options, Aria2Seeder, LibtorrentOptions, LibtorrentPeer, NO_TRACKER, TorrentSpec, Tracker,
 };
 use dlm_tests::dlm_command;
 
@@ -17,15 +17,22 @@ fn run<T>(body: impl std::future::Future<Output = T>) -> T {
     dlm_tests::runtime::e2e(TEST_TIMEOUT, body)
 }
 
-async fn dlm_get(args: &[&str]) -> std::process::Output {
-    tokio::process::Command::from(dlm_command())
+/// Runs `dlm get ARGS --no-netrc --quiet` and asserts it succeeded (with
+/// its stderr in the message, prefixed by `what`).
+async fn dlm_get(what: &str, args: &[&str]) {
+    let out = tokio::process::Command::from(dlm_command())
         .arg("get")
         .args(args)
         .args(["--no-netrc", "--quiet"])
         .kill_on_drop(true)
         .output()
         .await
-        .unwrap()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{what}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 }
 
 #[test]
@@ -56,12 +63,7 @@ fn a_torrent_from_a_libtorrent_seed_found_through_opentracker_over_http_and_udp(
         );
         let out = dir.path().join(format!("out{i}"));
         let torrent = fx.torrent_path.to_str().unwrap().to_string();
-        let result = run(dlm_get(&[&torrent, "-d", out.to_str().unwrap()]));
-        assert!(
-            result.status.success(),
-            "{announce}: {}",
-            String::from_utf8_lossy(&result.stderr)
-        );
+        run(dlm_get(&announce, &[&torrent, "-d", out.to_str().unwrap()]));
         fx.check_download(&out)
             .unwrap_or_else(|e| panic!("{announce}: {e}"));
     }
@@ -79,34 +81,22 @@ fn a_multi_file_torrent_from_a_peer_given_on_the_command_line() {
             ("sub/d.bin", 1_234_567),
         ],
     )
-    .with_tracker("http://127.0.0.1:1/announce")
+    .with_tracker(NO_TRACKER)
     .with_piece_len_log2(17)
     .create(&dir.path().join("seed")) else {
         return;
     };
-    let Some(seeder) = LibtorrentPeer::start(
-        LibtorrentOptions::default()
-            .with_seed(&fx)
-            .without_trackers(),
-    ) else {
+    let Some(seeder) = LibtorrentPeer::start(LibtorrentOptions::seeding(&fx)) else {
         return;
     };
     let out = dir.path().join("out");
     let peer = SocketAddr::V4(seeder.addr()).to_string();
     let torrent = fx.torrent_path.to_str().unwrap().to_string();
     // The tracker on port 1 answers nothing: the given peer is enough.
-    let result = run(dlm_get(&[
-        &torrent,
-        "--peer",
-        &peer,
-        "-d",
-        out.to_str().unwrap(),
-    ]));
-    assert!(
-        result.status.success(),
-        "{}",
-        String::from_utf8_lossy(&result.stderr)
-    );
+    run(dlm_get(
+        "dlm get",
+        &[&torrent, "--peer", &peer, "-d", out.to_str().unwrap()],
+    ));
     fx.check_download(&out).unwrap();
     // No resume state or parts file is left behind.
     let leftovers: Vec<_> = std::fs::read_dir(&out)
@@ -122,19 +112,16 @@ fn a_multi_file_torrent_from_a_peer_given_on_the_command_line() {
 fn a_peer_sending_corrupt_pieces_is_banned_and_a_good_peer_finishes() {
     let dir = tempfile::tempdir().unwrap();
     let Some(fx) = TorrentSpec::single_file("guarded.bin", 6 << 20)
-        .with_tracker("http://127.0.0.1:1/announce")
+        .with_tracker(NO_TRACKER)
         .with_piece_len_log2(18)
         .create(&dir.path().join("seed"))
     else {
         return;
     };
     // Throttled, so the download lasts long enough to ask the bad peer too.
-    let Some(good) = LibtorrentPeer::start(
-        LibtorrentOptions::default()
-            .with_seed(&fx)
-            .without_trackers()
-            .with_upload_limit(2 << 20),
-    ) else {
+    let Some(good) =
+        LibtorrentPeer::start(LibtorrentOptions::seeding(&fx).with_upload_limit(2 << 20))
+    else {
         return;
     };
     // A real client serving bad data: aria2c seeds, unverified, a copy of the
@@ -182,19 +169,16 @@ fn a_killed_download_resumes_without_fetching_verified_pieces_again() {
     let dir = tempfile::tempdir().unwrap();
     let size: u64 = 16 << 20;
     let Some(fx) = TorrentSpec::single_file("resumed.bin", size)
-        .with_tracker("http://127.0.0.1:1/announce")
+        .with_tracker(NO_TRACKER)
         .with_piece_len_log2(18)
         .create(&dir.path().join("seed"))
     else {
         return;
     };
     // 8 MiB/s: the first run is killed about halfway.
-    let Some(mut seeder) = LibtorrentPeer::start(
-        LibtorrentOptions::default()
-            .with_seed(&fx)
-            .without_trackers()
-            .with_upload_limit(8 << 20),
-    ) else {
+    let Some(mut seeder) =
+        LibtorrentPeer::start(LibtorrentOptions::seeding(&fx).with_upload_limit(8 << 20))
+    else {
         return;
     };
     let out = dir.path().join("out");
@@ -285,12 +269,7 @@ fn two_seeders_libtorrent_and_transmission_both_serve_the_download() {
     );
     let out = dir.path().join("out");
     let torrent = fx.torrent_path.to_str().unwrap().to_string();
-    let result = run(dlm_get(&[&torrent, "-d", out.to_str().unwrap()]));
-    assert!(
-        result.status.success(),
-        "{}",
-        String::from_utf8_lossy(&result.stderr)
-    );
+    run(dlm_get("dlm get", &[&torrent, "-d", out.to_str().unwrap()]));
     fx.check_download(&out).unwrap();
     let from_lt = lt
         .torrent(&fx.info_hash)
@@ -315,17 +294,13 @@ fn a_file_selection_downloads_only_the_selected_files() {
         ("sub/d.bin", 700_003),
     ];
     let Some(fx) = TorrentSpec::multi_file("picked", &files)
-        .with_tracker("http://127.0.0.1:1/announce")
+        .with_tracker(NO_TRACKER)
         .with_piece_len_log2(16)
         .create(&dir.path().join("seed"))
     else {
         return;
     };
-    let Some(seeder) = LibtorrentPeer::start(
-        LibtorrentOptions::default()
-            .with_seed(&fx)
-            .without_trackers(),
-    ) else {
+    let Some(seeder) = LibtorrentPeer::start(LibtorrentOptions::seeding(&fx)) else {
         return;
     };
     let m = dlm_bittorrent::Metainfo::from_file(&fx.torrent_path).unwrap();
@@ -341,20 +316,18 @@ fn a_file_selection_downloads_only_the_selected_files() {
     let out = dir.path().join("out");
     let peer = SocketAddr::V4(seeder.addr()).to_string();
     let torrent = fx.torrent_path.to_str().unwrap().to_string();
-    let result = run(dlm_get(&[
-        &torrent,
-        "--peer",
-        &peer,
-        "--select-file",
-        &selection,
-        "-d",
-        out.to_str().unwrap(),
-    ]));
-    assert!(
-        result.status.success(),
-        "{}",
-        String::from_utf8_lossy(&result.stderr)
-    );
+    run(dlm_get(
+        "dlm get",
+        &[
+            &torrent,
+            "--peer",
+            &peer,
+            "--select-file",
+            &selection,
+            "-d",
+            out.to_str().unwrap(),
+        ],
+    ));
     for f in &fx.files {
         let got = fx.file_path_in(&out, f);
         let picked = got.ends_with("sub/deep/b.bin") || got.ends_with("c.txt");

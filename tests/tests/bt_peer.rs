@@ -7,7 +7,7 @@ use std::time::Duration;
 use dlm_bittorrent::Metainfo;
 use dlm_bittorrent::peer::{PeerConnection, PeerState, PieceCounts, Uploads};
 use dlm_bittorrent::tracker::PeerId;
-use dlm_tests::bt::{LibtorrentOptions, LibtorrentPeer, TorrentSpec};
+use dlm_tests::bt::{LibtorrentOptions, LibtorrentPeer, NO_TRACKER, TorrentSpec};
 use sha1::{Digest, Sha1};
 
 const TEST_TIMEOUT: Duration = Duration::from_secs(60);
@@ -21,17 +21,13 @@ fn run<T>(body: impl std::future::Future<Output = T>) -> T {
 fn every_piece_of_a_libtorrent_seed_arrives_and_verifies() {
     let dir = tempfile::tempdir().unwrap();
     let Some(fx) = TorrentSpec::single_file("seeded.bin", (4 << 20) + 12_345)
-        .with_tracker("http://127.0.0.1:1/announce")
+        .with_tracker(NO_TRACKER)
         .with_piece_len_log2(18)
         .create(dir.path())
     else {
         return;
     };
-    let Some(seeder) = LibtorrentPeer::start(
-        LibtorrentOptions::default()
-            .with_seed(&fx)
-            .without_trackers(),
-    ) else {
+    let Some(seeder) = LibtorrentPeer::start(LibtorrentOptions::seeding(&fx)) else {
         return;
     };
     let m = Metainfo::from_file(&fx.torrent_path).unwrap();

@@ -5,7 +5,7 @@
 use std::net::SocketAddrV4;
 use std::time::Duration;
 
-use dlm_tests::bt::{Aria2Leecher, Aria2Options, StaticTracker, TorrentSpec};
+use dlm_tests::bt::{Aria2Leecher, Aria2Options, NO_TRACKER, StaticTracker, TorrentSpec};
 use dlm_tests::dlm_command;
 use tokio::io::{AsyncBufReadExt, BufReader};
 
@@ -18,7 +18,7 @@ fn aria2c_downloads_a_multi_file_torrent_from_dlm_alone() {
         "served",
         &[("a.bin", 3_000_001), ("sub/b.bin", 2_500_000), ("c.txt", 5)],
     )
-    .with_tracker("http://127.0.0.1:1/announce")
+    .with_tracker(NO_TRACKER)
     .with_piece_len_log2(18)
     .create(&dir.path().join("data")) else {
         return;

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use dlm_bittorrent::tracker::{AnnounceEvent, AnnounceRequest, PeerId, TrackerTiers, UdpTiming};
 use dlm_bittorrent::{InfoHash, Metainfo};
-use dlm_tests::bt::{TorrentSpec, Tracker};
+use dlm_tests::bt::{NO_TRACKER, TorrentSpec, Tracker};
 
 const TEST_TIMEOUT: Duration = Duration::from_secs(60);
 
@@ -19,7 +19,7 @@ fn run<T>(body: impl std::future::Future<Output = T>) -> T {
 fn metainfo_from_mktorrent_matches_its_info_hash_and_layout() {
     let dir = tempfile::tempdir().unwrap();
     let specs = [
-        TorrentSpec::single_file("single.bin", 300_001).with_tracker("http://127.0.0.1:1/announce"),
+        TorrentSpec::single_file("single.bin", 300_001).with_tracker(NO_TRACKER),
         TorrentSpec::multi_file(
             "tree",
             &[("a.bin", 40_000), ("sub/dir/b.bin", 70_000), ("c.txt", 3)],

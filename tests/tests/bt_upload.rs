@@ -6,7 +6,7 @@
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use dlm_tests::bt::{LibtorrentOptions, LibtorrentPeer, TorrentSpec};
+use dlm_tests::bt::{LibtorrentOptions, LibtorrentPeer, NO_TRACKER, TorrentSpec};
 use dlm_tests::nginx::{Nginx, NginxOptions};
 use dlm_tests::{dlm_command, free_port};
 
@@ -16,19 +16,16 @@ const TEST_TIMEOUT: Duration = Duration::from_secs(150);
 fn a_libtorrent_leecher_gets_pieces_from_dlm_while_dlm_is_still_downloading() {
     let dir = tempfile::tempdir().unwrap();
     let Some(fx) = TorrentSpec::single_file("relay.bin", 8 << 20)
-        .with_tracker("http://127.0.0.1:1/announce")
+        .with_tracker(NO_TRACKER)
         .with_piece_len_log2(18)
         .create(&dir.path().join("seed"))
     else {
         return;
     };
     // A slow seeder, so dlm's download lasts a few seconds.
-    let Some(seeder) = LibtorrentPeer::start(
-        LibtorrentOptions::default()
-            .with_seed(&fx)
-            .without_trackers()
-            .with_upload_limit(1 << 20),
-    ) else {
+    let Some(seeder) =
+        LibtorrentPeer::start(LibtorrentOptions::seeding(&fx).with_upload_limit(1 << 20))
+    else {
         return;
     };
     let port = free_port();
@@ -93,7 +90,7 @@ fn a_libtorrent_leecher_gets_pieces_from_dlm_while_dlm_is_still_downloading() {
 fn a_torrent_named_by_an_http_url_downloads() {
     let dir = tempfile::tempdir().unwrap();
     let Some(fx) = TorrentSpec::multi_file("web", &[("a.bin", 700_000), ("d/b.bin", 300_001)])
-        .with_tracker("http://127.0.0.1:1/announce")
+        .with_tracker(NO_TRACKER)
         .with_piece_len_log2(16)
         .create(&dir.path().join("seed"))
     else {
@@ -103,11 +100,7 @@ fn a_torrent_named_by_an_http_url_downloads() {
         return;
     };
     std::fs::copy(&fx.torrent_path, nginx.www().join("web.torrent")).unwrap();
-    let Some(seeder) = LibtorrentPeer::start(
-        LibtorrentOptions::default()
-            .with_seed(&fx)
-            .without_trackers(),
-    ) else {
+    let Some(seeder) = LibtorrentPeer::start(LibtorrentOptions::seeding(&fx)) else {
         return;
     };
     let out = dir.path().join("out");

@@ -84,6 +84,12 @@ pub struct LibtorrentOptions {
 }
 
 impl LibtorrentOptions {
+    /// A seeder of `fixture` that announces nowhere: peers reach it by its
+    /// address (`--peer`, [`LibtorrentOptions::with_connect`]).
+    pub fn seeding(fixture: &TorrentFixture) -> Self {
+        Self::default().with_seed(fixture).without_trackers()
+    }
+
     /// Seeds `fixture` from its own data dir.
     pub fn with_seed(self, fixture: &TorrentFixture) -> Self {
         self.with_seed_from(&fixture.torrent_path, &fixture.data_dir)

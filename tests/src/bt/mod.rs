@@ -40,6 +40,10 @@
 //! * opentracker keeps a peer listed until it sends `stopped` or times out (~30 min): use a fresh tracker or
 //!   fresh payloads (new info-hashes) per test.
 
+/// An announce URL nothing answers (port 1 refuses connections): for
+/// torrents whose peers are given by address.
+pub const NO_TRACKER: &str = "http://127.0.0.1:1/announce";
+
 mod aria2;
 mod libtorrent;
 mod static_tracker;
