@@ -1,0 +1,290 @@
+//! The want table: which blocks are wanted, which peer was asked for each,
+//! and who said `DONT_HAVE`. Pure bookkeeping (no I/O): each call returns
+//! the wantlist entries to send, so the rules are unit-tested without a
+//! network.
+//!
+//! Rules: a new want goes as `WANT_BLOCK` (with `sendDontHave`) to the
+//! connected peer with the fewest wants in flight that has not refused it;
+//! a `DONT_HAVE` moves it to the next peer; a block fulfils every waiter and
+//! cancels the want at the other peers asked; a peer that disconnects hands
+//! its wants to others; a want no connected peer will serve waits for the
+//! next peer to connect.
+
+use std::collections::{HashMap, HashSet};
+
+use bytes::Bytes;
+use cid::Cid;
+use libp2p::PeerId;
+use tokio::sync::oneshot;
+
+use super::message::{Entry, WantType, cancel, want};
+
+/// Delivers a block, or why there is none.
+pub(crate) type Waiter = oneshot::Sender<Result<Bytes, String>>;
+
+/// Entries to send, by peer.
+pub(crate) type Sends = Vec<(PeerId, Entry)>;
+
+#[derive(Default)]
+struct Want {
+    waiters: Vec<Waiter>,
+    asked: Vec<PeerId>,
+    refused: HashSet<PeerId>,
+}
+
+/// The want table.
+#[derive(Default)]
+pub(crate) struct Wants {
+    wants: HashMap<Cid, Want>,
+    in_flight: HashMap<PeerId, usize>,
+}
+
+impl Wants {
+    /// Wants in the table.
+    #[cfg(test)]
+    pub(crate) fn len(&self) -> usize {
+        self.wants.len()
+    }
+
+    /// Connected peers.
+    pub(crate) fn peers(&self) -> usize {
+        self.in_flight.len()
+    }
+
+    /// The least-loaded connected peer not yet asked for `w` and not refused.
+    fn pick(&self, w: &Want) -> Option<PeerId> {
+        self.in_flight
+            .iter()
+            .filter(|(p, _)| !w.asked.contains(p) && !w.refused.contains(p))
+            .min_by_key(|(p, n)| (**n, p.to_bytes()))
+            .map(|(p, _)| *p)
+    }
+
+    fn ask(&mut self, cid: &Cid, sends: &mut Sends) -> bool {
+        let Some(w) = self.wants.get(cid) else {
+            return false;
+        };
+        let Some(peer) = self.pick(w) else {
+            return false;
+        };
+        if let Some(w) = self.wants.get_mut(cid) {
+            w.asked.push(peer);
+        }
+        *self.in_flight.entry(peer).or_default() += 1;
+        sends.push((peer, want(cid, WantType::Block)));
+        true
+    }
+
+    fn release(&mut self, peer: &PeerId) {
+        if let Some(n) = self.in_flight.get_mut(peer) {
+            *n = n.saturating_sub(1);
+        }
+    }
+
+    /// Adds a waiter for `cid`; a new want is sent to one peer.
+    pub(crate) fn want(&mut self, cid: Cid, waiter: Waiter) -> Sends {
+        let mut sends = Vec::new();
+        let fresh = !self.wants.contains_key(&cid);
+        self.wants.entry(cid).or_default().waiters.push(waiter);
+        if fresh {
+            self.ask(&cid, &mut sends);
+        }
+        sends
+    }
+
+    /// Whether `cid` is wanted and no connected peer is being asked for it.
+    pub(crate) fn stalled(&self, cid: &Cid) -> bool {
+        self.wants.get(cid).is_some_and(|w| w.asked.is_empty())
+    }
+
+    /// A block arrived from `peer`: waiters get it, other asked peers get a
+    /// cancel. Unwanted blocks are ignored (returns no sends).
+    pub(crate) fn received(&mut self, peer: PeerId, cid: &Cid, data: &Bytes) -> Sends {
+        let Some(w) = self.wants.remove(cid) else {
+            return Vec::new();
+        };
+        for tx in w.waiters {
+            let _ = tx.send(Ok(data.clone()));
+        }
+        let mut sends = Vec::new();
+        for p in w.asked {
+            self.release(&p);
+            if p != peer {
+                sends.push((p, cancel(cid)));
+            }
+        }
+        sends
+    }
+
+    /// `peer` said it does not have `cid`: ask the next peer. When no
+    /// connected peer is left to ask, the waiters are told so.
+    pub(crate) fn dont_have(&mut self, peer: PeerId, cid: &Cid) -> Sends {
+        let mut sends = Vec::new();
+        let Some(w) = self.wants.get_mut(cid) else {
+            return sends;
+        };
+        let was_asked = w.asked.contains(&peer);
+        w.asked.retain(|p| *p != peer);
+        w.refused.insert(peer);
+        if was_asked {
+            self.release(&peer);
+        }
+        let none_asked = self.wants.get(cid).is_some_and(|w| w.asked.is_empty());
+        if none_asked && !self.ask(cid, &mut sends) {
+            let refused = self.wants.get(cid).map_or(0, |w| w.refused.len());
+            if refused >= self.in_flight.len()
+                && let Some(w) = self.wants.remove(cid)
+            {
+                for tx in w.waiters {
+                    let _ = tx.send(Err(format!("all {refused} connected peers said DONT_HAVE")));
+                }
+            }
+        }
+        sends
+    }
+
+    /// Asks once more after a timeout: a peer not asked yet, or else every
+    /// connected peer that did not refuse (a lost message, a slow peer).
+    pub(crate) fn retry(&mut self, cid: &Cid) -> Sends {
+        let mut sends = Vec::new();
+        if self.ask(cid, &mut sends) {
+            return sends;
+        }
+        if let Some(w) = self.wants.get(cid) {
+            for p in &w.asked {
+                sends.push((*p, want(cid, WantType::Block)));
+            }
+        }
+        sends
+    }
+
+    /// Every waiter for `cid` gave up: forget it and cancel it at the peers
+    /// asked.
+    pub(crate) fn forget(&mut self, cid: &Cid) -> Sends {
+        let Some(w) = self.wants.get(cid) else {
+            return Vec::new();
+        };
+        if w.waiters.iter().any(|t| !t.is_closed()) {
+            return Vec::new();
+        }
+        let w = self.wants.remove(cid).unwrap_or_default();
+        let mut sends = Vec::new();
+        for p in w.asked {
+            self.release(&p);
+            sends.push((p, cancel(cid)));
+        }
+        sends
+    }
+
+    /// A peer can take wants now: it gets every want no peer is working on.
+    pub(crate) fn add_peer(&mut self, peer: PeerId) -> Sends {
+        self.in_flight.entry(peer).or_default();
+        let idle: Vec<Cid> = self
+            .wants
+            .iter()
+            .filter(|(_, w)| w.asked.is_empty() && !w.refused.contains(&peer))
+            .map(|(c, _)| *c)
+            .collect();
+        let mut sends = Vec::new();
+        for cid in idle {
+            self.ask(&cid, &mut sends);
+        }
+        sends
+    }
+
+    /// A peer went away: its wants go to others.
+    pub(crate) fn remove_peer(&mut self, peer: &PeerId) -> Sends {
+        self.in_flight.remove(peer);
+        let orphaned: Vec<Cid> = self
+            .wants
+            .iter_mut()
+            .filter_map(|(c, w)| {
+                let before = w.asked.len();
+                w.asked.retain(|p| p != peer);
+                (before != w.asked.len() && w.asked.is_empty()).then_some(*c)
+            })
+            .collect();
+        let mut sends = Vec::new();
+        for cid in orphaned {
+            self.ask(&cid, &mut sends);
+        }
+        sends
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn cid(n: u8) -> Cid {
+        use sha2::Digest;
+        let mh = multihash::Multihash::<64>::wrap(0x12, &sha2::Sha256::digest([n])).unwrap();
+        Cid::new_v1(0x55, mh)
+    }
+
+    #[test]
+    fn spreads_wants_and_moves_on_dont_have() {
+        let mut w = Wants::default();
+        let (a, b) = (PeerId::random(), PeerId::random());
+        assert!(w.add_peer(a).is_empty());
+        assert!(w.add_peer(b).is_empty());
+        let (tx1, _rx1) = oneshot::channel();
+        let (tx2, _rx2) = oneshot::channel();
+        let s1 = w.want(cid(1), tx1);
+        let s2 = w.want(cid(2), tx2);
+        assert_eq!(s1.len(), 1);
+        assert_eq!(s2.len(), 1);
+        assert_ne!(s1[0].0, s2[0].0, "two wants go to two peers");
+        let first = s1[0].0;
+        let next = w.dont_have(first, &cid(1));
+        assert_eq!(next.len(), 1);
+        assert_ne!(next[0].0, first);
+    }
+
+    #[tokio::test]
+    async fn fulfils_all_waiters_and_cancels_elsewhere() {
+        let mut w = Wants::default();
+        let (a, b) = (PeerId::random(), PeerId::random());
+        w.add_peer(a);
+        let (tx1, rx1) = oneshot::channel();
+        let (tx2, rx2) = oneshot::channel();
+        w.want(cid(1), tx1);
+        w.want(cid(1), tx2);
+        w.add_peer(b);
+        let again = w.retry(&cid(1));
+        assert_eq!(again[0].0, b);
+        let cancels = w.received(b, &cid(1), &Bytes::from_static(b"x"));
+        assert_eq!(cancels.len(), 1);
+        assert_eq!(cancels[0].0, a);
+        assert!(cancels[0].1.cancel);
+        assert_eq!(rx1.await.unwrap().unwrap(), Bytes::from_static(b"x"));
+        assert_eq!(rx2.await.unwrap().unwrap(), Bytes::from_static(b"x"));
+        assert_eq!(w.len(), 0);
+    }
+
+    #[tokio::test]
+    async fn fails_when_every_peer_refuses_and_waits_without_peers() {
+        let mut w = Wants::default();
+        let (tx, rx) = oneshot::channel();
+        assert!(w.want(cid(1), tx).is_empty(), "no peer yet");
+        assert!(w.stalled(&cid(1)));
+        let a = PeerId::random();
+        let sends = w.add_peer(a);
+        assert_eq!(sends.len(), 1, "a new peer takes the waiting want");
+        assert!(w.dont_have(a, &cid(1)).is_empty());
+        assert!(rx.await.unwrap().is_err());
+    }
+
+    #[test]
+    fn a_departing_peer_hands_over_its_wants() {
+        let mut w = Wants::default();
+        let (a, b) = (PeerId::random(), PeerId::random());
+        w.add_peer(a);
+        let (tx, _rx) = oneshot::channel();
+        w.want(cid(1), tx);
+        w.add_peer(b);
+        let sends = w.remove_peer(&a);
+        assert_eq!(sends.len(), 1);
+        assert_eq!(sends[0].0, b);
+    }
+}

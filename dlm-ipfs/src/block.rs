@@ -1,0 +1,194 @@
+//! Blocks and their verification: a block is accepted only when the hash of
+//! its bytes is the multihash its CID names (spec: multihash, CID).
+
+use bytes::Bytes;
+use cid::Cid;
+use sha2::Digest;
+
+use crate::IpfsError;
+
+/// The largest block dlm accepts, bytes (4 MiB). The bitswap spec bounds a
+/// block at 2 MiB and UnixFS chunkers write at most 1 MiB; gateways and
+/// peers sending more are refused before the bytes are hashed.
+pub const MAX_BLOCK_BYTES: usize = 4 << 20;
+
+/// Multicodec `raw` (0x55): the block is the bytes.
+pub const RAW: u64 = 0x55;
+/// Multicodec `dag-pb` (0x70): a protobuf node (UnixFS files, directories).
+pub const DAG_PB: u64 = 0x70;
+/// Multicodec `libp2p-key` (0x72): an IPNS name's public key.
+pub const LIBP2P_KEY: u64 = 0x72;
+
+/// Multihash `identity` (0x00): the "hash" is the data itself.
+pub const IDENTITY: u64 = 0x00;
+/// Multihash `sha2-256` (0x12).
+pub const SHA2_256: u64 = 0x12;
+/// Multihash `sha2-512` (0x13).
+pub const SHA2_512: u64 = 0x13;
+/// Multihash `blake3` (0x1e), any digest length (XOF).
+pub const BLAKE3: u64 = 0x1e;
+
+/// A block: a CID and bytes that hash to it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Block {
+    /// The block's CID.
+    pub cid: Cid,
+    /// The block's bytes (already checked against `cid`).
+    pub data: Bytes,
+}
+
+impl Block {
+    /// A block from `data`, checked against `cid`.
+    ///
+    /// # Errors
+    /// As [`verify`], with `from` naming where the bytes came from.
+    pub fn verified(cid: Cid, data: Bytes, from: &str) -> Result<Self, IpfsError> {
+        verify(&cid, &data, from)?;
+        Ok(Self { cid, data })
+    }
+}
+
+/// Checks that `data` hashes to the multihash in `cid`.
+///
+/// # Errors
+/// [`IpfsError::BlockTooLarge`] over [`MAX_BLOCK_BYTES`],
+/// [`IpfsError::UnsupportedHash`] for hash functions other than identity,
+/// sha2-256, sha2-512 and blake3, and [`IpfsError::HashMismatch`] (naming
+/// `from`) when the digest differs.
+pub fn verify(cid: &Cid, data: &[u8], from: &str) -> Result<(), IpfsError> {
+    if data.len() > MAX_BLOCK_BYTES {
+        return Err(IpfsError::BlockTooLarge {
+            cid: cid.to_string(),
+            max: MAX_BLOCK_BYTES,
+        });
+    }
+    let mh = cid.hash();
+    let want = mh.digest();
+    let ok = match mh.code() {
+        IDENTITY => want == data,
+        SHA2_256 => want.len() == 32 && sha2::Sha256::digest(data).as_slice() == want,
+        SHA2_512 => want.len() == 64 && sha2::Sha512::digest(data).as_slice() == want,
+        BLAKE3 => {
+            let mut out = vec![0u8; want.len()];
+            let mut h = blake3::Hasher::new();
+            h.update(data);
+            h.finalize_xof().fill(&mut out);
+            out == want
+        }
+        code => {
+            return Err(IpfsError::UnsupportedHash {
+                code,
+                cid: cid.to_string(),
+            });
+        }
+    };
+    if ok {
+        Ok(())
+    } else {
+        Err(IpfsError::HashMismatch {
+            cid: cid.to_string(),
+            from: from.to_string(),
+        })
+    }
+}
+
+/// The data of an identity-hashed CID, which carries its block inline.
+pub fn inline_data(cid: &Cid) -> Option<Bytes> {
+    (cid.hash().code() == IDENTITY).then(|| Bytes::copy_from_slice(cid.hash().digest()))
+}
+
+/// Parses a CID from text: CIDv0 (`Qm…`, base58btc) or CIDv1 in any
+/// multibase (`b…` base32 is the usual form, `z…` base58btc, `k…` base36).
+///
+/// # Errors
+/// [`IpfsError::InvalidCid`] for anything else (at most 512 characters are
+/// looked at).
+pub fn parse_cid(text: &str) -> Result<Cid, IpfsError> {
+    let bad = |reason: String| IpfsError::InvalidCid {
+        input: text.chars().take(100).collect(),
+        reason,
+    };
+    if text.is_empty() || text.len() > 512 {
+        return Err(bad("empty or over 512 characters".into()));
+    }
+    Cid::try_from(text).map_err(|e| bad(e.to_string()))
+}
+
+/// Parses a CID from its binary form, returning it and the bytes it took.
+///
+/// # Errors
+/// [`IpfsError::InvalidCid`].
+pub fn read_cid(bytes: &[u8]) -> Result<(Cid, usize), IpfsError> {
+    let mut cursor = std::io::Cursor::new(bytes);
+    let cid = Cid::read_bytes(&mut cursor).map_err(|e| IpfsError::InvalidCid {
+        input: hex_prefix(bytes),
+        reason: e.to_string(),
+    })?;
+    Ok((cid, cursor.position() as usize))
+}
+
+fn hex_prefix(bytes: &[u8]) -> String {
+    bytes
+        .iter()
+        .take(16)
+        .map(|b| format!("{b:02x}"))
+        .collect::<String>()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    // "hello world\n" as a raw CIDv1 block (sha2-256), as `ipfs add --raw-leaves --cid-version 1` names it.
+    const HELLO: &[u8] = b"hello world\n";
+
+    fn raw_cid(data: &[u8]) -> Cid {
+        let digest = sha2::Sha256::digest(data);
+        let mh = multihash::Multihash::<64>::wrap(SHA2_256, &digest).unwrap();
+        Cid::new_v1(RAW, mh)
+    }
+
+    #[test]
+    fn verifies_sha256_and_rejects_other_bytes() {
+        let cid = raw_cid(HELLO);
+        verify(&cid, HELLO, "test").unwrap();
+        let err = verify(&cid, b"hello world!", "gw").unwrap_err();
+        assert!(matches!(err, IpfsError::HashMismatch { .. }), "{err}");
+    }
+
+    #[test]
+    fn round_trips_text_forms() {
+        let cid = raw_cid(HELLO);
+        let text = cid.to_string();
+        assert!(text.starts_with("bafkrei"), "{text}");
+        assert_eq!(parse_cid(&text).unwrap(), cid);
+        let (back, used) = read_cid(&cid.to_bytes()).unwrap();
+        assert_eq!((back, used), (cid, cid.to_bytes().len()));
+    }
+
+    #[test]
+    fn parses_cidv0() {
+        // The empty UnixFS directory, a well-known CIDv0.
+        let cid = parse_cid("QmUNLLsPACCz1vLxQVkXqqLX5R1X345qqfHbsf67hvA3Nn").unwrap();
+        assert_eq!(cid.version(), cid::Version::V0);
+        assert_eq!(cid.codec(), DAG_PB);
+    }
+
+    #[test]
+    fn identity_and_blake3() {
+        let mh = multihash::Multihash::<64>::wrap(IDENTITY, b"tiny").unwrap();
+        let cid = Cid::new_v1(RAW, mh);
+        verify(&cid, b"tiny", "t").unwrap();
+        assert_eq!(inline_data(&cid).unwrap(), Bytes::from_static(b"tiny"));
+        let digest = blake3::hash(HELLO);
+        let mh = multihash::Multihash::<64>::wrap(BLAKE3, digest.as_bytes()).unwrap();
+        verify(&Cid::new_v1(RAW, mh), HELLO, "t").unwrap();
+    }
+
+    #[test]
+    fn rejects_bad_text() {
+        for s in ["", "Qm", "bafy!!", "zzzz", "not a cid"] {
+            assert!(parse_cid(s).is_err(), "{s}");
+        }
+    }
+}

@@ -1,0 +1,81 @@
+//! `IpfsConfig`: where blocks come from and how many are in flight.
+
+use dlm_http::HttpConfig;
+use libp2p::Multiaddr;
+use url::Url;
+
+/// Public trustless gateways used when the caller gives none (all serve
+/// `?format=raw` and `?format=car` per the trustless gateway spec). Tests
+/// never use them: they pass their own list or none.
+pub const DEFAULT_GATEWAYS: &[&str] = &[
+    "https://trustless-gateway.link",
+    "https://ipfs.io",
+    "https://dweb.link",
+];
+
+/// Blocks requested at once by one engine connection (default 32).
+pub const DEFAULT_WINDOW: usize = 32;
+
+/// How an IPFS download finds its blocks.
+#[non_exhaustive]
+#[derive(Clone, Debug)]
+pub struct IpfsConfig {
+    /// Trustless gateways (base URLs; `/ipfs/…` is appended).
+    pub gateways: Vec<Url>,
+    /// Bitswap peers to dial: multiaddrs ending in `/p2p/<peer id>`.
+    pub peers: Vec<Multiaddr>,
+    /// Whether to look up providers in the Kademlia DHT (`/ipfs/kad/1.0.0`)
+    /// through the public bootstrap peers and the given peers.
+    pub dht: bool,
+    /// The HTTP client settings for gateways (TLS, proxies, timeouts).
+    pub http: HttpConfig,
+    /// Blocks in flight per engine connection.
+    pub window: usize,
+}
+
+impl Default for IpfsConfig {
+    fn default() -> Self {
+        Self {
+            gateways: DEFAULT_GATEWAYS
+                .iter()
+                .filter_map(|g| Url::parse(g).ok())
+                .collect(),
+            peers: Vec::new(),
+            dht: false,
+            http: HttpConfig::default(),
+            window: DEFAULT_WINDOW,
+        }
+    }
+}
+
+impl IpfsConfig {
+    /// Replaces the gateway list (empty: bitswap only).
+    pub fn with_gateways(mut self, gateways: Vec<Url>) -> Self {
+        self.gateways = gateways;
+        self
+    }
+
+    /// Sets the bitswap peers.
+    pub fn with_peers(mut self, peers: Vec<Multiaddr>) -> Self {
+        self.peers = peers;
+        self
+    }
+
+    /// Enables or disables DHT provider lookups.
+    pub fn with_dht(mut self, dht: bool) -> Self {
+        self.dht = dht;
+        self
+    }
+
+    /// Sets the HTTP client settings used for gateways.
+    pub fn with_http(mut self, http: HttpConfig) -> Self {
+        self.http = http;
+        self
+    }
+
+    /// Sets the blocks in flight per engine connection (at least 1).
+    pub fn with_window(mut self, window: usize) -> Self {
+        self.window = window.max(1);
+        self
+    }
+}

@@ -1,0 +1,29 @@
+#![doc = include_str!("../README.md")]
+#![deny(missing_docs)]
+#![forbid(unsafe_code)]
+
+pub mod address;
+mod bitswap;
+pub mod block;
+mod blocks;
+pub mod car;
+mod config;
+pub mod dag_pb;
+mod directory;
+mod error;
+pub mod gateway;
+pub mod ipns;
+mod listing;
+mod protocol;
+mod reader;
+mod session;
+mod source;
+pub mod unixfs;
+
+pub use address::{IpfsAddress, Root};
+pub use block::{Block, MAX_BLOCK_BYTES};
+pub use config::{DEFAULT_GATEWAYS, DEFAULT_WINDOW, IpfsConfig};
+pub use error::IpfsError;
+pub use listing::IpfsListing;
+pub use protocol::{IpfsProtocol, register};
+pub use source::{IpfsSource, resolve_target};

@@ -1,0 +1,121 @@
+//! `IpfsListing`: a UnixFS directory (plain or HAMT-sharded) as a
+//! `dlm_core::Listing`, walked depth-first. Entry names that could escape
+//! the download directory (empty, `.`, `..`, holding `/`, `\` or NUL) are
+//! skipped with a warning; files become [`IpfsSource`]s sharing one session.
+
+use std::sync::Arc;
+
+use cid::Cid;
+use dlm_core::{Context, Entry, Listing, Result};
+use futures::stream::{self, BoxStream, StreamExt};
+
+use crate::address::IpfsAddress;
+use crate::directory::entries;
+use crate::session::{Resolved, Session};
+use crate::source::IpfsSource;
+use crate::unixfs::Node;
+
+/// Directory metadata fetched at once while listing.
+const LIST_WINDOW: usize = 16;
+
+/// A directory tree.
+#[derive(Debug)]
+pub struct IpfsListing {
+    session: Arc<Session>,
+    address: IpfsAddress,
+    root: Resolved,
+}
+
+impl IpfsListing {
+    pub(crate) fn new(session: Arc<Session>, address: IpfsAddress, root: Resolved) -> Self {
+        Self { session, address, root }
+    }
+}
+
+/// Whether a directory entry's name is safe to create below the
+/// destination.
+fn safe_name(name: &str) -> bool {
+    !(name.is_empty() || name == "." || name == ".." || name.contains(['/', '\\', '\0']))
+}
+
+struct Walk {
+    pending: Vec<(Vec<String>, Node)>,
+    ready: std::collections::VecDeque<Entry>,
+}
+
+impl Listing for IpfsListing {
+    fn identity(&self) -> String {
+        self.address.to_string()
+    }
+
+    fn entries<'a>(&'a self, _cx: &'a Context) -> BoxStream<'a, Result<Entry>> {
+        let walk = Walk {
+            pending: vec![(Vec::new(), self.root.node.clone())],
+            ready: Default::default(),
+        };
+        stream::unfold(walk, move |mut walk| async move {
+            loop {
+                if let Some(e) = walk.ready.pop_front() {
+                    return Some((Ok(e), walk));
+                }
+                let (path, node) = walk.pending.pop()?;
+                match self.expand(&path, &node).await {
+                    Ok((files, dirs)) => {
+                        walk.ready.extend(files);
+                        walk.pending.extend(dirs.into_iter().rev());
+                    }
+                    Err(e) => return Some((Err(e), walk)),
+                }
+            }
+        })
+        .boxed()
+    }
+}
+
+impl IpfsListing {
+    /// One directory's files (as entries) and subdirectories (to walk).
+    async fn expand(&self, path: &[String], node: &Node) -> Result<(Vec<Entry>, Vec<(Vec<String>, Node)>)> {
+        let blocks = self.session.any_blocks().await?;
+        let mut list = entries(blocks.as_ref(), node).await?;
+        list.sort_by(|a, b| a.0.cmp(&b.0));
+        let children: Vec<(String, Cid)> = list
+            .into_iter()
+            .filter(|(name, _)| {
+                let ok = safe_name(name);
+                if !ok {
+                    tracing::warn!(name = %name.escape_debug(), "skipping a directory entry with an unsafe name");
+                }
+                ok
+            })
+            .collect();
+        let fetched: Vec<_> = stream::iter(children)
+            .map(|(name, cid)| {
+                let blocks = blocks.clone();
+                async move {
+                    let data = blocks.get(&cid).await?;
+                    Ok::<_, crate::IpfsError>((name, cid, Node::decode(&cid, data)?))
+                }
+            })
+            .buffered(LIST_WINDOW)
+            .collect()
+            .await;
+        let mut files = Vec::new();
+        let mut dirs = Vec::new();
+        for item in fetched {
+            let (name, cid, child) = item?;
+            let mut child_path = path.to_vec();
+            child_path.push(name);
+            if child.is_directory() {
+                dirs.push((child_path, child));
+            } else if let Some(len) = child.file_size() {
+                let mut address = self.address.clone();
+                address.path.extend(child_path.iter().cloned());
+                let source = IpfsSource::with_session(self.session.clone(), address, Some(Resolved { cid, node: child }));
+                files.push(Entry::new(child_path, Some(len), Arc::new(source)));
+            } else {
+                tracing::warn!(path = %child_path.join("/"), "skipping a symlink");
+            }
+        }
+        Ok((files, dirs))
+    }
+}
