@@ -93,7 +93,9 @@ impl IpfsAddress {
             return true;
         }
         let root = s.split('/').next().unwrap_or_default();
-        (root.starts_with("Qm") && root.len() == 46 || root.starts_with("bafy") || root.starts_with("bafk"))
+        (root.starts_with("Qm") && root.len() == 46
+            || root.starts_with("bafy")
+            || root.starts_with("bafk"))
             && parse_cid(root).is_ok()
     }
 

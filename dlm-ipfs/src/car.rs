@@ -89,13 +89,17 @@ where
                     self.buf.advance(used);
                     break len;
                 }
-                Varint::Invalid => return Err(IpfsError::Car("bad section length varint".into()).into()),
+                Varint::Invalid => {
+                    return Err(IpfsError::Car("bad section length varint".into()).into());
+                }
                 Varint::Incomplete => {
                     if !self.fill().await? {
                         if self.buf.is_empty() {
                             return Ok(None);
                         }
-                        return Err(IpfsError::Car("stream ends inside a section length".into()).into());
+                        return Err(
+                            IpfsError::Car("stream ends inside a section length".into()).into()
+                        );
                     }
                 }
             }
@@ -254,12 +258,21 @@ pub(crate) mod tests {
     }
 
     /// Feeds `bytes` to a reader in pieces of `step` bytes.
-    pub(crate) fn chunks(bytes: Vec<u8>, step: usize) -> impl Stream<Item = dlm_core::Result<Bytes>> + Unpin {
-        let pieces: Vec<_> = bytes.chunks(step.max(1)).map(|c| Ok(Bytes::copy_from_slice(c))).collect();
+    pub(crate) fn chunks(
+        bytes: Vec<u8>,
+        step: usize,
+    ) -> impl Stream<Item = dlm_core::Result<Bytes>> + Unpin {
+        let pieces: Vec<_> = bytes
+            .chunks(step.max(1))
+            .map(|c| Ok(Bytes::copy_from_slice(c)))
+            .collect();
         futures::stream::iter(pieces)
     }
 
-    pub(crate) async fn read_all(bytes: Vec<u8>, step: usize) -> dlm_core::Result<(Vec<Cid>, Vec<(Cid, Bytes)>)> {
+    pub(crate) async fn read_all(
+        bytes: Vec<u8>,
+        step: usize,
+    ) -> dlm_core::Result<(Vec<Cid>, Vec<(Cid, Bytes)>)> {
         let mut r = CarReader::new(chunks(bytes, step)).await?;
         let mut blocks = Vec::new();
         while let Some(b) = r.next_block().await? {

@@ -79,3 +79,25 @@ impl IpfsConfig {
         self
     }
 }
+
+/// Parses a `--peer` multiaddr: it must name the peer (`/p2p/<peer id>`),
+/// e.g. `/ip4/127.0.0.1/tcp/4001/p2p/12D3KooW…`.
+///
+/// # Errors
+/// [`IpfsError::InvalidPeer`](crate::IpfsError::InvalidPeer).
+pub fn parse_peer(text: &str) -> Result<Multiaddr, crate::IpfsError> {
+    let bad = |reason: &str| crate::IpfsError::InvalidPeer {
+        input: text.chars().take(200).collect(),
+        reason: reason.into(),
+    };
+    let addr: Multiaddr = text
+        .parse()
+        .map_err(|e: libp2p::multiaddr::Error| bad(&e.to_string()))?;
+    if !addr
+        .iter()
+        .any(|p| matches!(p, libp2p::multiaddr::Protocol::P2p(_)))
+    {
+        return Err(bad("no /p2p/<peer id> at the end"));
+    }
+    Ok(addr)
+}

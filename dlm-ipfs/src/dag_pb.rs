@@ -66,7 +66,10 @@ impl DagPbNode {
         };
         let node = PbNode::decode(block).map_err(|e| bad(e.to_string()))?;
         if node.links.len() > MAX_LINKS {
-            return Err(bad(format!("{} links (limit {MAX_LINKS})", node.links.len())));
+            return Err(bad(format!(
+                "{} links (limit {MAX_LINKS})",
+                node.links.len()
+            )));
         }
         let mut links = Vec::with_capacity(node.links.len());
         for (i, l) in node.links.into_iter().enumerate() {
@@ -143,7 +146,10 @@ mod tests {
         let c = cid(DAG_PB, b"x");
         // A link (field 2) whose hash (field 1) is not a CID.
         let bad = Bytes::from_static(&[0x12, 0x03, 0x0a, 0x01, 0xff]);
-        assert!(matches!(DagPbNode::decode(&c, bad), Err(IpfsError::DagPb { .. })));
+        assert!(matches!(
+            DagPbNode::decode(&c, bad),
+            Err(IpfsError::DagPb { .. })
+        ));
         assert!(DagPbNode::decode(&c, Bytes::from_static(&[0xff, 0xff, 0xff])).is_err());
     }
 }

@@ -33,10 +33,14 @@ pub(crate) async fn resolve_path(
         walked.push_str(seg);
         let next = match &node {
             Node::Directory(links) => links.iter().find(|l| l.name == *seg).map(|l| l.cid),
-            Node::HamtShard { links, fanout } => hamt_find(blocks, links.clone(), *fanout, seg).await?,
+            Node::HamtShard { links, fanout } => {
+                hamt_find(blocks, links.clone(), *fanout, seg).await?
+            }
             _ => return Err(IpfsError::NotADirectory { path: walked }),
         };
-        cid = next.ok_or_else(|| IpfsError::NoSuchLink { path: walked.clone() })?;
+        cid = next.ok_or_else(|| IpfsError::NoSuchLink {
+            path: walked.clone(),
+        })?;
         node = Node::decode(&cid, blocks.get(&cid).await?)?;
     }
     Ok((cid, node))
@@ -47,11 +51,17 @@ pub(crate) async fn resolve_path(
 /// # Errors
 /// [`IpfsError::NotADirectory`] for other nodes, [`IpfsError::TooLarge`]
 /// over [`MAX_ENTRIES`]; the fetch and decode errors of shards.
-pub(crate) async fn entries(blocks: &dyn Blocks, node: &Node) -> Result<Vec<(String, Cid)>, IpfsError> {
+pub(crate) async fn entries(
+    blocks: &dyn Blocks,
+    node: &Node,
+) -> Result<Vec<(String, Cid)>, IpfsError> {
     match node {
         Node::Directory(links) => {
             if links.len() > MAX_ENTRIES {
-                return Err(IpfsError::TooLarge(format!("directory of {} entries", links.len())));
+                return Err(IpfsError::TooLarge(format!(
+                    "directory of {} entries",
+                    links.len()
+                )));
             }
             Ok(links.iter().map(|l| (l.name.clone(), l.cid)).collect())
         }
@@ -73,21 +83,28 @@ pub(crate) async fn entries(blocks: &dyn Blocks, node: &Node) -> Result<Vec<(Str
                     } else {
                         out.push((l.name[width..].to_string(), l.cid));
                         if out.len() > MAX_ENTRIES {
-                            return Err(IpfsError::TooLarge(format!("directory over {MAX_ENTRIES} entries")));
+                            return Err(IpfsError::TooLarge(format!(
+                                "directory over {MAX_ENTRIES} entries"
+                            )));
                         }
                     }
                 }
             }
             Ok(out)
         }
-        _ => Err(IpfsError::NotADirectory { path: String::new() }),
+        _ => Err(IpfsError::NotADirectory {
+            path: String::new(),
+        }),
     }
 }
 
 fn bad_label(l: &Link) -> IpfsError {
     IpfsError::UnixFs {
         cid: l.cid.to_string(),
-        reason: format!("HAMT link name {:?} is shorter than its bucket label", l.name),
+        reason: format!(
+            "HAMT link name {:?} is shorter than its bucket label",
+            l.name
+        ),
     }
 }
 

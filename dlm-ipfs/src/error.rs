@@ -38,7 +38,9 @@ pub enum IpfsError {
     },
     /// A codec other than raw and dag-pb where file or directory data was
     /// expected.
-    #[error("unsupported codec 0x{code:x} in {cid} (only raw and dag-pb UnixFS data can be downloaded)")]
+    #[error(
+        "unsupported codec 0x{code:x} in {cid} (only raw and dag-pb UnixFS data can be downloaded)"
+    )]
     UnsupportedCodec {
         /// The multicodec code.
         code: u64,

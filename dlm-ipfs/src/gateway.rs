@@ -13,9 +13,9 @@ use http::header::{ACCEPT, CONTENT_TYPE};
 use http::{HeaderMap, HeaderValue, Method};
 use url::Url;
 
+use crate::IpfsError;
 use crate::block::{MAX_BLOCK_BYTES, verify};
 use crate::car::CarReader;
-use crate::IpfsError;
 
 /// `Accept` for one raw block.
 pub const RAW_MEDIA_TYPE: &str = "application/vnd.ipld.raw";
@@ -113,7 +113,11 @@ impl Gateway {
         }
     }
 
-    async fn get(&self, url: &Url, accept: &'static str) -> Result<http::Response<hyper::body::Incoming>, IpfsError> {
+    async fn get(
+        &self,
+        url: &Url,
+        accept: &'static str,
+    ) -> Result<http::Response<hyper::body::Incoming>, IpfsError> {
         let mut headers = HeaderMap::new();
         headers.insert(ACCEPT, HeaderValue::from_static(accept));
         let resp = self
@@ -125,7 +129,11 @@ impl Gateway {
         if !status.is_success() {
             let not_found = matches!(status.as_u16(), 404 | 410);
             let retry = status.is_server_error() || status.as_u16() == 429;
-            return Err(self.error(format!("HTTP {status} for {}", url.path()), retry, not_found));
+            return Err(self.error(
+                format!("HTTP {status} for {}", url.path()),
+                retry,
+                not_found,
+            ));
         }
         Ok(resp.response)
     }
@@ -173,13 +181,19 @@ impl Gateway {
         scope: DagScope,
         entity_bytes: Option<(u64, u64)>,
     ) -> Result<CarReader<BodyStream>, dlm_core::Error> {
-        let mut query = vec![("format", "car".to_string()), ("dag-scope", scope.as_str().to_string())];
+        let mut query = vec![
+            ("format", "car".to_string()),
+            ("dag-scope", scope.as_str().to_string()),
+        ];
         if let Some((from, to)) = entity_bytes {
             query.push(("entity-bytes", format!("{from}:{to}")));
         }
         let url = self.url("ipfs", &cid.to_string(), &query)?;
         let resp = self.get(&url, CAR_MEDIA_TYPE).await?;
-        if let Some(ct) = resp.headers().get(CONTENT_TYPE).and_then(|v| v.to_str().ok())
+        if let Some(ct) = resp
+            .headers()
+            .get(CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
             && !ct.starts_with("application/vnd.ipld.car")
         {
             return Err(self

@@ -11,10 +11,10 @@ use libp2p::PeerId;
 use libp2p::identity::PublicKey;
 use prost::Message;
 
+use crate::IpfsError;
 use crate::address::{IpfsAddress, Root};
 use crate::block::{IDENTITY, LIBP2P_KEY, parse_cid};
 use crate::session::Session;
-use crate::IpfsError;
 
 /// Most names followed (an IPNS record or DNSLink pointing at another).
 const MAX_HOPS: usize = 8;
@@ -94,18 +94,24 @@ pub fn verify_record(name: &str, bytes: &[u8], now: SystemTime) -> Result<IpnsRe
         return Err(bad("record over 10 KiB".into()));
     }
     let peer = name_peer_id(name)?;
-    let entry = IpnsEntry::decode(bytes).map_err(|e| bad(format!("record does not decode: {e}")))?;
+    let entry =
+        IpnsEntry::decode(bytes).map_err(|e| bad(format!("record does not decode: {e}")))?;
     let (Some(data), Some(sig)) = (&entry.data, &entry.signature_v2) else {
-        return Err(bad("record has no V2 signature and data (V1-only records are refused)".into()));
+        return Err(bad(
+            "record has no V2 signature and data (V1-only records are refused)".into(),
+        ));
     };
     let key = match &entry.pub_key {
         Some(k) => PublicKey::try_decode_protobuf(k).map_err(|e| bad(format!("pubKey: {e}")))?,
         None => {
             let mh = peer.as_ref();
             if mh.code() != IDENTITY {
-                return Err(bad("the name's key is not inlined and the record has no pubKey".into()));
+                return Err(bad(
+                    "the name's key is not inlined and the record has no pubKey".into(),
+                ));
             }
-            PublicKey::try_decode_protobuf(mh.digest()).map_err(|e| bad(format!("name key: {e}")))?
+            PublicKey::try_decode_protobuf(mh.digest())
+                .map_err(|e| bad(format!("name key: {e}")))?
         }
     };
     if key.to_peer_id() != peer {
@@ -120,9 +126,10 @@ pub fn verify_record(name: &str, bytes: &[u8], now: SystemTime) -> Result<IpnsRe
     if fields.validity_type != 0 {
         return Err(bad(format!("validity type {}", fields.validity_type)));
     }
-    let text = std::str::from_utf8(&fields.validity).map_err(|_| bad("validity is not text".into()))?;
-    let valid_until =
-        humantime::parse_rfc3339_weak(text.trim_end_matches('Z')).map_err(|e| bad(format!("validity {text:?}: {e}")))?;
+    let text =
+        std::str::from_utf8(&fields.validity).map_err(|_| bad("validity is not text".into()))?;
+    let valid_until = humantime::parse_rfc3339_weak(text.trim_end_matches('Z'))
+        .map_err(|e| bad(format!("validity {text:?}: {e}")))?;
     if valid_until <= now {
         return Err(bad(format!("record expired at {text}")));
     }
@@ -136,7 +143,8 @@ pub fn verify_record(name: &str, bytes: &[u8], now: SystemTime) -> Result<IpnsRe
     {
         return Err(bad("V1 validity differs from the signed data".into()));
     }
-    let value = String::from_utf8(fields.value.to_vec()).map_err(|_| bad("value is not text".into()))?;
+    let value =
+        String::from_utf8(fields.value.to_vec()).map_err(|_| bad("value is not text".into()))?;
     Ok(IpnsRecord {
         value,
         sequence: fields.sequence,
@@ -308,9 +316,15 @@ mod tests {
         let validity = humantime::format_rfc3339_nanos(eol).to_string();
         let data = Value::Map(vec![
             (Value::Text("TTL".into()), Value::Integer(0.into())),
-            (Value::Text("Value".into()), Value::Bytes(value.as_bytes().to_vec())),
+            (
+                Value::Text("Value".into()),
+                Value::Bytes(value.as_bytes().to_vec()),
+            ),
             (Value::Text("Sequence".into()), Value::Integer(1.into())),
-            (Value::Text("Validity".into()), Value::Bytes(validity.as_bytes().to_vec())),
+            (
+                Value::Text("Validity".into()),
+                Value::Bytes(validity.as_bytes().to_vec()),
+            ),
             (Value::Text("ValidityType".into()), Value::Integer(0.into())),
         ]);
         let mut cbor = Vec::new();
@@ -350,7 +364,12 @@ mod tests {
         let name = key.public().to_peer_id().to_string();
         let now = SystemTime::now();
         let expired = record(&key, VALUE, now - Duration::from_secs(1));
-        assert!(verify_record(&name, &expired, now).unwrap_err().to_string().contains("expired"));
+        assert!(
+            verify_record(&name, &expired, now)
+                .unwrap_err()
+                .to_string()
+                .contains("expired")
+        );
         let other = Keypair::generate_ed25519();
         let foreign = record(&other, VALUE, now + Duration::from_secs(60));
         assert!(verify_record(&name, &foreign, now).is_err());
@@ -363,7 +382,10 @@ mod tests {
     #[test]
     fn dnslink_values() {
         assert_eq!(parse_dnslink("dnslink=/ipfs/bafy"), Some("/ipfs/bafy"));
-        assert_eq!(parse_dnslink("dnslink=/ipns/example.org"), Some("/ipns/example.org"));
+        assert_eq!(
+            parse_dnslink("dnslink=/ipns/example.org"),
+            Some("/ipns/example.org")
+        );
         assert_eq!(parse_dnslink("v=spf1 -all"), None);
         assert_eq!(parse_dnslink("dnslink=https://x"), None);
     }

@@ -28,7 +28,11 @@ pub struct IpfsListing {
 
 impl IpfsListing {
     pub(crate) fn new(session: Arc<Session>, address: IpfsAddress, root: Resolved) -> Self {
-        Self { session, address, root }
+        Self {
+            session,
+            address,
+            root,
+        }
     }
 }
 
@@ -74,7 +78,11 @@ impl Listing for IpfsListing {
 
 impl IpfsListing {
     /// One directory's files (as entries) and subdirectories (to walk).
-    async fn expand(&self, path: &[String], node: &Node) -> Result<(Vec<Entry>, Vec<(Vec<String>, Node)>)> {
+    async fn expand(
+        &self,
+        path: &[String],
+        node: &Node,
+    ) -> Result<(Vec<Entry>, Vec<(Vec<String>, Node)>)> {
         let blocks = self.session.any_blocks().await?;
         let mut list = entries(blocks.as_ref(), node).await?;
         list.sort_by(|a, b| a.0.cmp(&b.0));
@@ -110,7 +118,11 @@ impl IpfsListing {
             } else if let Some(len) = child.file_size() {
                 let mut address = self.address.clone();
                 address.path.extend(child_path.iter().cloned());
-                let source = IpfsSource::with_session(self.session.clone(), address, Some(Resolved { cid, node: child }));
+                let source = IpfsSource::with_session(
+                    self.session.clone(),
+                    address,
+                    Some(Resolved { cid, node: child }),
+                );
                 files.push(Entry::new(child_path, Some(len), Arc::new(source)));
             } else {
                 tracing::warn!(path = %child_path.join("/"), "skipping a symlink");

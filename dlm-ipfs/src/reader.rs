@@ -19,7 +19,11 @@ pub(crate) const MAX_DEPTH: usize = 32;
 
 enum Item {
     Bytes(Bytes),
-    Child { cid: cid::Cid, offset: u64, size: u64 },
+    Child {
+        cid: cid::Cid,
+        offset: u64,
+        size: u64,
+    },
 }
 
 enum Piece {
@@ -62,7 +66,12 @@ fn node_stream(
         }
     };
     if depth >= MAX_DEPTH {
-        return stream::once(async { Err(IpfsError::TooLarge(format!("file DAG deeper than {MAX_DEPTH}"))) }).boxed();
+        return stream::once(async {
+            Err(IpfsError::TooLarge(format!(
+                "file DAG deeper than {MAX_DEPTH}"
+            )))
+        })
+        .boxed();
     }
     let mut items = Vec::new();
     if let Some(b) = slice(&data, offset, range) {
@@ -102,8 +111,17 @@ fn node_stream(
                             });
                         }
                         Ok(match node {
-                            Node::Leaf(d) => Piece::Bytes(slice(&d, offset, range).unwrap_or_default()),
-                            other => Piece::Stream(node_stream(blocks, other, offset, range, window, depth + 1)),
+                            Node::Leaf(d) => {
+                                Piece::Bytes(slice(&d, offset, range).unwrap_or_default())
+                            }
+                            other => Piece::Stream(node_stream(
+                                blocks,
+                                other,
+                                offset,
+                                range,
+                                window,
+                                depth + 1,
+                            )),
                         })
                     }
                 }
@@ -167,24 +185,46 @@ mod tests {
         for leaves in [4, 4, 2] {
             let mut links = Vec::new();
             for _ in 0..leaves {
-                let leaf: Vec<u8> = (0..10).map(|i| counter.wrapping_mul(10).wrapping_add(i)).collect();
+                let leaf: Vec<u8> = (0..10)
+                    .map(|i| counter.wrapping_mul(10).wrapping_add(i))
+                    .collect();
                 counter += 1;
                 content.extend(&leaf);
                 let c = cid(RAW, &leaf);
                 blocks.insert(c, Bytes::from(leaf));
-                links.push(Link { cid: c, name: String::new(), tsize: Some(10) });
+                links.push(Link {
+                    cid: c,
+                    name: String::new(),
+                    tsize: Some(10),
+                });
             }
             let n = links.len() as u64;
-            let node = DagPbNode { links, data: Some(encode_file_data(b"", &vec![10; n as usize])) }.encode();
+            let node = DagPbNode {
+                links,
+                data: Some(encode_file_data(b"", &vec![10; n as usize])),
+            }
+            .encode();
             let c = cid(DAG_PB, &node);
             blocks.insert(c, node);
-            mids.push((Link { cid: c, name: String::new(), tsize: None }, n * 10));
+            mids.push((
+                Link {
+                    cid: c,
+                    name: String::new(),
+                    tsize: None,
+                },
+                n * 10,
+            ));
         }
-        let root = Node::File { data: Bytes::from_static(b"RR"), children: mids };
+        let root = Node::File {
+            data: Bytes::from_static(b"RR"),
+            children: mids,
+        };
         (content, root, Memory(blocks))
     }
 
-    async fn collect(s: BoxStream<'static, Result<Bytes, IpfsError>>) -> Result<Vec<u8>, IpfsError> {
+    async fn collect(
+        s: BoxStream<'static, Result<Bytes, IpfsError>>,
+    ) -> Result<Vec<u8>, IpfsError> {
         let mut out = Vec::new();
         let mut s = s;
         while let Some(b) = s.next().await {
@@ -198,12 +238,29 @@ mod tests {
         let (content, root, mem) = build();
         let blocks: Arc<dyn Blocks> = Arc::new(mem);
         let len = content.len() as u64;
-        for (start, end) in [(0, len), (0, 1), (1, 3), (5, 45), (41, 42), (len - 1, len), (12, 22)] {
+        for (start, end) in [
+            (0, len),
+            (0, 1),
+            (1, 3),
+            (5, 45),
+            (41, 42),
+            (len - 1, len),
+            (12, 22),
+        ] {
             for window in [1, 3, 16] {
-                let got = collect(read_range(blocks.clone(), root.clone(), ByteRange::new(start, end), window))
-                    .await
-                    .unwrap();
-                assert_eq!(got, content[start as usize..end as usize], "{start}..{end} window {window}");
+                let got = collect(read_range(
+                    blocks.clone(),
+                    root.clone(),
+                    ByteRange::new(start, end),
+                    window,
+                ))
+                .await
+                .unwrap();
+                assert_eq!(
+                    got,
+                    content[start as usize..end as usize],
+                    "{start}..{end} window {window}"
+                );
             }
         }
     }
@@ -211,10 +268,14 @@ mod tests {
     #[tokio::test]
     async fn a_child_of_the_wrong_size_is_refused() {
         let (_, root, mem) = build();
-        let Node::File { data, mut children } = root else { unreachable!() };
+        let Node::File { data, mut children } = root else {
+            unreachable!()
+        };
         children[0].1 = 39;
         let bad = Node::File { data, children };
-        let err = collect(read_range(Arc::new(mem), bad, ByteRange::new(0, 30), 4)).await.unwrap_err();
+        let err = collect(read_range(Arc::new(mem), bad, ByteRange::new(0, 30), 4))
+            .await
+            .unwrap_err();
         assert!(matches!(err, IpfsError::UnixFs { .. }), "{err}");
     }
 }

@@ -42,7 +42,10 @@ pub(crate) struct Session {
 impl std::fmt::Debug for Session {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Session")
-            .field("gateways", &self.gateways.iter().map(|g| g.name()).collect::<Vec<_>>())
+            .field(
+                "gateways",
+                &self.gateways.iter().map(|g| g.name()).collect::<Vec<_>>(),
+            )
             .field("peers", &self.config.peers)
             .field("dht", &self.config.dht)
             .finish()
@@ -142,7 +145,11 @@ impl Session {
             Provider::Bitswap(b) => b.clone(),
             Provider::Gateway(g) => {
                 let car = match g
-                    .car(file, DagScope::Entity, Some((range.start, range.end.saturating_sub(1))))
+                    .car(
+                        file,
+                        DagScope::Entity,
+                        Some((range.start, range.end.saturating_sub(1))),
+                    )
                     .await
                 {
                     Ok(car) => Some(car),

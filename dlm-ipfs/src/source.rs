@@ -7,7 +7,9 @@
 use std::num::NonZeroU64;
 use std::sync::Arc;
 
-use dlm_core::{BodyStream, ByteRange, Capabilities, Context, Probe, ReadRange, Result, Source, Target};
+use dlm_core::{
+    BodyStream, ByteRange, Capabilities, Context, Probe, ReadRange, Result, Source, Target,
+};
 use futures::StreamExt;
 
 use crate::address::IpfsAddress;
@@ -37,7 +39,11 @@ impl IpfsSource {
         Ok(Self::with_session(Session::new(config)?, address, None))
     }
 
-    pub(crate) fn with_session(session: Arc<Session>, address: IpfsAddress, resolved: Option<Resolved>) -> Self {
+    pub(crate) fn with_session(
+        session: Arc<Session>,
+        address: IpfsAddress,
+        resolved: Option<Resolved>,
+    ) -> Self {
         let cell = tokio::sync::OnceCell::new_with(resolved);
         Self {
             session,
@@ -131,7 +137,9 @@ pub async fn resolve_target(input: &str, config: IpfsConfig) -> Result<Target> {
     let session = Session::new(config)?;
     let resolved = session.resolve(&address).await?;
     if resolved.node.is_directory() {
-        Ok(Target::Listing(Arc::new(IpfsListing::new(session, address, resolved))))
+        Ok(Target::Listing(Arc::new(IpfsListing::new(
+            session, address, resolved,
+        ))))
     } else {
         Ok(Target::Source(Arc::new(IpfsSource::with_session(
             session,

@@ -119,7 +119,9 @@ impl Node {
                 if let Some(size) = pb.filesize
                     && size != total
                 {
-                    return Err(bad(format!("filesize {size} but data and blocksizes add up to {total}")));
+                    return Err(bad(format!(
+                        "filesize {size} but data and blocksizes add up to {total}"
+                    )));
                 }
                 Ok(Self::File {
                     data,

@@ -188,9 +188,19 @@ pub(crate) struct NetArgs {
     /// S3: send requests unsigned (public buckets).
     #[arg(long)]
     pub(crate) no_sign_request: bool,
-    /// BitTorrent: a peer to connect to besides the trackers' (host:port, repeatable).
-    #[arg(long = "peer", value_name = "ADDR")]
-    pub(crate) peers: Vec<std::net::SocketAddr>,
+    /// A peer to connect to (repeatable). BitTorrent: host:port, besides the trackers'. IPFS: a
+    /// multiaddr ending in /p2p/<peer id>, fetched from over bitswap.
+    #[arg(long = "peer", value_name = "ADDR", value_parser = parse_peer)]
+    pub(crate) peers: Vec<PeerArg>,
+    /// IPFS: a trustless gateway to fetch blocks from (repeatable; replaces the default public list).
+    #[arg(long = "gateway", value_name = "URL")]
+    pub(crate) gateways: Vec<url::Url>,
+    /// IPFS: use no gateway; blocks come over bitswap from --peer (and --dht) only.
+    #[arg(long, conflicts_with = "gateways")]
+    pub(crate) no_gateway: bool,
+    /// IPFS: look up providers in the public Kademlia DHT (through its bootstrap peers).
+    #[arg(long)]
+    pub(crate) dht: bool,
     /// BitTorrent: download only these files, by their 1-based number in `dlm info` (e.g. 1,3-5).
     #[arg(long, value_name = "LIST", value_parser = parse_file_list)]
     pub(crate) select_file: Option<FileList>,
@@ -340,5 +350,26 @@ mod tests {
         assert_eq!(parse_size("1000"), Ok(1000));
         assert!(parse_size("fast").is_err());
         assert!(parse_size("-1M").is_err());
+    }
+}
+
+/// A `--peer`: a BitTorrent peer's address or an IPFS peer's multiaddr.
+#[derive(Clone, Debug)]
+pub(crate) enum PeerArg {
+    /// `host:port`.
+    Torrent(std::net::SocketAddr),
+    /// `/ip4/…/tcp/…/p2p/…`.
+    Ipfs(dlm_ipfs::Multiaddr),
+}
+
+fn parse_peer(s: &str) -> Result<PeerArg, String> {
+    if s.starts_with('/') {
+        dlm_ipfs::parse_peer(s)
+            .map(PeerArg::Ipfs)
+            .map_err(|e| e.to_string())
+    } else {
+        s.parse()
+            .map(PeerArg::Torrent)
+            .map_err(|e| format!("{s:?} is neither host:port nor a multiaddr: {e}"))
     }
 }

@@ -27,10 +27,10 @@ use std::sync::Arc;
 use clap::Parser;
 use dlm_core::{
     Checksum, Context, Download, DownloadOptions, Error, ErrorKind, Input, Options, OrderedSink,
-    Output, Probe, Target,
+    Output, Probe, ProtocolRegistry, Target,
 };
 
-use crate::args::{Cli, Command, GetArgs, InfoArgs};
+use crate::args::{Cli, Command, GetArgs, InfoArgs, NetArgs};
 use crate::progress::Mode;
 
 fn main() -> ExitCode {
@@ -85,7 +85,7 @@ async fn get(a: GetArgs) -> u8 {
     };
     let source: dlm_core::BoxSource = match &torrent {
         Some(t) => t.clone(),
-        None => match registry.target(&Input::parse(&a.url), &options) {
+        None => match target(&registry, &a.url, &a.net).await {
             Ok(Target::Source(s)) => s,
             Ok(Target::Listing(listing)) => {
                 return tree::get(&a, listing, base_options(&a), progress_mode(&a, false)).await;
@@ -310,6 +310,9 @@ async fn info(a: InfoArgs) -> u8 {
     {
         return torrent_info::print(path, a.json);
     }
+    if is_ipfs(&registry, &input) {
+        return ipfs_info(&a).await;
+    }
     let source = match registry.target(&input, &Options::new()) {
         Ok(Target::Source(s)) => s,
         Ok(Target::Listing(listing)) => return tree::info(listing, a.json).await,
@@ -328,6 +331,65 @@ async fn info(a: InfoArgs) -> u8 {
         print_probe(&source.identity_dyn(), &probe);
     }
     exit_code::SUCCESS
+}
+
+/// Whether `input` is for dlm-ipfs (`ipfs://`, `ipns://`, a bare CID).
+fn is_ipfs(registry: &ProtocolRegistry, input: &Input) -> bool {
+    registry.resolve(input).is_ok_and(|p| p.name() == "ipfs")
+}
+
+/// What `url` names. IPFS inputs are resolved first (a CID alone does not
+/// say whether it is a file or a directory); others by the registry.
+async fn target(registry: &ProtocolRegistry, url: &str, net: &NetArgs) -> Result<Target, Error> {
+    let input = Input::parse(url);
+    if is_ipfs(registry, &input) {
+        let config =
+            registry::ipfs_config(net).map_err(|e| Error::new(ErrorKind::InvalidInput, e))?;
+        return dlm_ipfs::resolve_target(url, config).await;
+    }
+    registry.target(&input, &Options::new())
+}
+
+/// `dlm info` for IPFS: the CID, codec, hash, DAG shape and size; for a
+/// directory, its listing too.
+async fn ipfs_info(a: &InfoArgs) -> u8 {
+    let config = match registry::ipfs_config(&a.net) {
+        Ok(c) => c,
+        Err(e) => return usage(e),
+    };
+    let info = match dlm_ipfs::inspect(&a.url, config.clone()).await {
+        Ok(i) => i,
+        Err(e) => return fail(&e),
+    };
+    if a.json && !info.directory {
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&info).unwrap_or_default()
+        );
+        return exit_code::SUCCESS;
+    }
+    if !a.json {
+        println!("address:        {}", info.address);
+        println!(
+            "cid:            {} (CIDv{}, {}, {})",
+            info.cid, info.cid_version, info.codec, info.hash
+        );
+        println!("dag:            {}", info.shape);
+        if let Some(size) = info.size {
+            println!(
+                "length:         {size} bytes ({})",
+                indicatif::HumanBytes(size)
+            );
+        }
+    }
+    if !info.directory {
+        return exit_code::SUCCESS;
+    }
+    match dlm_ipfs::resolve_target(&a.url, config).await {
+        Ok(Target::Listing(listing)) => tree::info(listing, a.json).await,
+        Ok(Target::Source(_)) => exit_code::SUCCESS,
+        Err(e) => fail(&e),
+    }
 }
 
 fn print_probe(identity: &str, p: &Probe) {

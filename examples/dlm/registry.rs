@@ -6,7 +6,7 @@ use std::time::Duration;
 use dlm_core::ProtocolRegistry;
 use dlm_http::{HttpConfig, NetrcMode};
 
-use crate::args::NetArgs;
+use crate::args::{NetArgs, PeerArg};
 
 /// The HTTP configuration the flags describe.
 pub(crate) fn http_config(net: &NetArgs) -> Result<HttpConfig, String> {
@@ -83,7 +83,9 @@ pub(crate) fn torrent_config(net: &NetArgs) -> Result<dlm_bittorrent::TorrentCon
         .with_listen_port((!net.no_listen).then_some(net.listen_port))
         .with_upload_limit(net.upload_limit);
     for p in &net.peers {
-        c = c.with_peer(*p);
+        if let PeerArg::Torrent(a) = p {
+            c = c.with_peer(*a);
+        }
     }
     Ok(c)
 }
@@ -96,5 +98,30 @@ pub(crate) fn default_registry(net: &NetArgs) -> Result<ProtocolRegistry, String
     dlm_s3::register_with(&mut registry, s3_config(net)?).map_err(|e| e.to_string())?;
     dlm_bittorrent::register_with(&mut registry, torrent_config(net)?)
         .map_err(|e| e.to_string())?;
+    dlm_ipfs::register(&mut registry, ipfs_config(net)?).map_err(|e| e.to_string())?;
     Ok(registry)
+}
+
+/// The IPFS configuration the flags describe: `--gateway`s (else the
+/// default public list, or none with `--no-gateway`), `--peer` multiaddrs,
+/// `--dht`.
+pub(crate) fn ipfs_config(net: &NetArgs) -> Result<dlm_ipfs::IpfsConfig, String> {
+    let mut c = dlm_ipfs::IpfsConfig::default()
+        .with_http(http_config(net)?)
+        .with_dht(net.dht)
+        .with_peers(
+            net.peers
+                .iter()
+                .filter_map(|p| match p {
+                    PeerArg::Ipfs(m) => Some(m.clone()),
+                    PeerArg::Torrent(_) => None,
+                })
+                .collect(),
+        );
+    if net.no_gateway {
+        c = c.with_gateways(Vec::new());
+    } else if !net.gateways.is_empty() {
+        c = c.with_gateways(net.gateways.clone());
+    }
+    Ok(c)
 }

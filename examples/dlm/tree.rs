@@ -22,6 +22,12 @@ fn destination(a: &GetArgs, listing: &BoxListing) -> PathBuf {
     let last = url::Url::parse(&identity).ok().and_then(|u| {
         u.path_segments()
             .and_then(|mut s| s.rfind(|p| !p.is_empty()).map(str::to_string))
+            // `ipfs://CID` names its directory by the CID, as ipget does.
+            .or_else(|| {
+                matches!(u.scheme(), "ipfs" | "ipns")
+                    .then(|| u.host_str().map(str::to_string))
+                    .flatten()
+            })
     });
     let name = last
         .map(|l| {

@@ -142,6 +142,9 @@ async fn run(args: Args) -> Result<(), String> {
     dlm_http::register(&mut registry).map_err(|e| e.to_string())?;
     dlm_ftp::register(&mut registry).map_err(|e| e.to_string())?;
     dlm_s3::register(&mut registry).map_err(|e| e.to_string())?;
+    // Files by CID over the default public gateways; directories are refused at probe time.
+    dlm_ipfs::register(&mut registry, dlm_ipfs::IpfsConfig::default())
+        .map_err(|e| e.to_string())?;
     let manager = Manager::new(
         store,
         registry,

@@ -89,7 +89,10 @@ impl Message {
     /// A message carrying `entries`.
     pub(crate) fn wants(entries: Vec<Entry>) -> Self {
         Self {
-            wantlist: Some(Wantlist { entries, full: false }),
+            wantlist: Some(Wantlist {
+                entries,
+                full: false,
+            }),
             ..Self::default()
         }
     }
@@ -198,7 +201,14 @@ pub(crate) fn prefix_of(cid: &Cid) -> Vec<u8> {
         }
     }
     let mut out = Vec::new();
-    push(&mut out, if cid.version() == cid::Version::V0 { 0 } else { 1 });
+    push(
+        &mut out,
+        if cid.version() == cid::Version::V0 {
+            0
+        } else {
+            1
+        },
+    );
     push(&mut out, cid.codec());
     push(&mut out, cid.hash().code());
     push(&mut out, u64::from(cid.hash().size()));

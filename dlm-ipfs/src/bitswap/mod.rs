@@ -74,7 +74,9 @@ pub(crate) struct Bitswap {
 
 impl std::fmt::Debug for Bitswap {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Bitswap").field("peer_id", &self.peer_id).finish_non_exhaustive()
+        f.debug_struct("Bitswap")
+            .field("peer_id", &self.peer_id)
+            .finish_non_exhaustive()
     }
 }
 
@@ -114,7 +116,10 @@ impl Bitswap {
             rx: Some(rx),
         };
         if self.shared.dht && self.shared.wants().stalled(cid) {
-            let _ = self.shared.commands.send(node::Command::FindProviders(*cid));
+            let _ = self
+                .shared
+                .commands
+                .send(node::Command::FindProviders(*cid));
         }
         for _ in 0..=MAX_RETRIES {
             let Some(rx) = pending.rx.as_mut() else { break };
@@ -127,7 +132,10 @@ impl Bitswap {
                     tracing::debug!(%cid, asked = sends.len(), "bitswap want timed out; asking again");
                     self.shared.send(sends);
                     if self.shared.dht && self.shared.wants().stalled(cid) {
-                        let _ = self.shared.commands.send(node::Command::FindProviders(*cid));
+                        let _ = self
+                            .shared
+                            .commands
+                            .send(node::Command::FindProviders(*cid));
                     }
                 }
             }

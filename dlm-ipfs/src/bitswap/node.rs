@@ -188,7 +188,11 @@ async fn run(
 }
 
 fn peer_gone(shared: &Shared, peer: &PeerId) {
-    shared.outboxes.lock().unwrap_or_else(std::sync::PoisonError::into_inner).remove(peer);
+    shared
+        .outboxes
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+        .remove(peer);
     let sends = shared.wants().remove_peer(peer);
     shared.send(sends);
 }
@@ -276,4 +280,3 @@ async fn read_stream(shared: Arc<Shared>, peer: PeerId, stream: libp2p::Stream) 
         shared.send(sends);
     }
 }
-

@@ -12,7 +12,9 @@ use crate::IpfsError;
 pub(crate) const MAX_MESSAGE_BYTES: usize = 8 << 20;
 
 /// Reads one message; `None` when the stream ends between messages.
-pub(crate) async fn read_message<R: AsyncRead + Unpin>(r: &mut R) -> Result<Option<Message>, IpfsError> {
+pub(crate) async fn read_message<R: AsyncRead + Unpin>(
+    r: &mut R,
+) -> Result<Option<Message>, IpfsError> {
     let io = |e: std::io::Error| IpfsError::Bitswap(format!("read: {e}"));
     let mut len = 0u64;
     for i in 0..10 {
@@ -31,7 +33,9 @@ pub(crate) async fn read_message<R: AsyncRead + Unpin>(r: &mut R) -> Result<Opti
         }
     }
     if len as usize > MAX_MESSAGE_BYTES {
-        return Err(IpfsError::Bitswap(format!("message of {len} bytes (limit {MAX_MESSAGE_BYTES})")));
+        return Err(IpfsError::Bitswap(format!(
+            "message of {len} bytes (limit {MAX_MESSAGE_BYTES})"
+        )));
     }
     let mut buf = vec![0u8; len as usize];
     r.read_exact(&mut buf).await.map_err(io)?;
@@ -39,7 +43,10 @@ pub(crate) async fn read_message<R: AsyncRead + Unpin>(r: &mut R) -> Result<Opti
 }
 
 /// Writes one message and flushes.
-pub(crate) async fn write_message<W: AsyncWrite + Unpin>(w: &mut W, m: &Message) -> Result<(), IpfsError> {
+pub(crate) async fn write_message<W: AsyncWrite + Unpin>(
+    w: &mut W,
+    m: &Message,
+) -> Result<(), IpfsError> {
     let body = m.encode_bytes();
     let mut out = Vec::with_capacity(body.len() + 10);
     let mut v = body.len() as u64;
