@@ -4,9 +4,10 @@
 //! auth, chunked bodies, rate limits), Python's `http.server` (a server that ignores Range), vsftpd and pure-ftpd
 //! (FTP, FTPS, anonymous, local and virtual users), pyftpdlib with injected faults (dropped data connections,
 //! hostile listings), s3s-fs (S3 with real SigV4 checking; boto3 for presigned URLs and uploads), BitTorrent
-//! peers ([`bt`]: opentracker, libtorrent, Transmission, aria2c, torrents made by mktorrent), and a
-//! test-owned TCP proxy that cuts connections after a set number of bytes. Each peer gets a free port and its own
-//! temp dir, and is stopped by PID when its handle is dropped.
+//! peers ([`bt`]: opentracker, libtorrent, Transmission, aria2c, torrents made by mktorrent), IPFS peers
+//! ([`ipfs`]: a Helia node with trustless gateways, Kubo as a bitswap peer), and a test-owned TCP proxy that cuts
+//! connections after a set number of bytes. Each peer gets a free port and its own temp dir, and is stopped by PID
+//! when its handle is dropped.
 //!
 //! A peer program that is not installed makes its `start` return `None` after printing
 //! `skipping: <name> not installed` to stderr, so the test can return early. Under `DLM_REQUIRE_PEERS=1` (CI) it
@@ -38,6 +39,7 @@ pub mod dlmd;
 pub mod fixture;
 pub mod forward_proxy;
 pub mod http1;
+pub mod ipfs;
 pub mod nginx;
 pub mod peer;
 pub mod pure_ftpd;
@@ -61,6 +63,7 @@ pub use digest::sha256_file;
 pub use dlmd::{DLMD_TOKEN, Dlmd, DlmdOptions, EventStream, SseEvent, dlmd_binary};
 pub use fixture::{walk, write_random_file};
 pub use forward_proxy::{ForwardProxy, ProxyKind};
+pub use ipfs::{AddSpec, HeliaConfig, HeliaNode, KuboNode};
 pub use nginx::{Nginx, NginxOptions};
 pub use peer::{
     ChildGuard, free_port, free_ports, missing_peer, require_peers, wait_for_port, which,
