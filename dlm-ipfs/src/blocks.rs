@@ -36,40 +36,101 @@ impl Blocks for GatewayBlocks {
     }
 }
 
-/// Most bytes of blocks read ahead of need from a CAR and kept for later.
+/// Most bytes of blocks read from a CAR ahead of need.
 const STASH_LIMIT: usize = 64 << 20;
 
 /// Blocks read from one CAR response (an `entity-bytes` request for a
-/// range), in the order the gateway sends them. A block that is not in the
-/// CAR (the gateway ignored the scope, or the response ended early) is
-/// asked for alone with `?format=raw`.
+/// range). A task reads the CAR as fast as the blocks are taken (at most
+/// [`STASH_LIMIT`] ahead), checks each against its CID and files it by CID;
+/// gets take from there, in any order. A block the CAR does not hold (the
+/// gateway ignored the scope, or the response ended early) is asked for
+/// alone with `?format=raw`. The task, not the gets, drives the response:
+/// a get that holds the reader while its caller stops polling it (a
+/// prefetch in a `buffered` stream) would otherwise stall every other get.
 pub(crate) struct CarBlocks {
     gateway: Arc<Gateway>,
-    car: tokio::sync::Mutex<Option<CarReader<BodyStream>>>,
-    stash: Mutex<(HashMap<Cid, Bytes>, usize)>,
+    shared: Arc<CarShared>,
+    task: Option<tokio::task::JoinHandle<()>>,
+}
+
+#[derive(Default)]
+struct CarShared {
+    state: Mutex<CarState>,
+    changed: tokio::sync::Notify,
+}
+
+#[derive(Default)]
+struct CarState {
+    blocks: HashMap<Cid, Bytes>,
+    bytes: usize,
+    /// The CAR ended, failed, or sent a bad block.
+    done: bool,
+    /// A block that did not match its CID.
+    bad: Option<Cid>,
+}
+
+impl CarShared {
+    fn state(&self) -> std::sync::MutexGuard<'_, CarState> {
+        self.state.lock().unwrap_or_else(PoisonError::into_inner)
+    }
 }
 
 impl CarBlocks {
     pub(crate) fn new(gateway: Arc<Gateway>, car: Option<CarReader<BodyStream>>) -> Self {
-        Self {
-            gateway,
-            car: tokio::sync::Mutex::new(car),
-            stash: Mutex::new((HashMap::new(), 0)),
+        let shared = Arc::new(CarShared::default());
+        let task = match car {
+            Some(car) => Some(tokio::spawn(read_car(gateway.clone(), shared.clone(), car))),
+            None => {
+                shared.state().done = true;
+                None
+            }
+        };
+        Self { gateway, shared, task }
+    }
+}
+
+impl Drop for CarBlocks {
+    fn drop(&mut self) {
+        if let Some(t) = &self.task {
+            t.abort();
         }
     }
+}
 
-    fn take_stashed(&self, cid: &Cid) -> Option<Bytes> {
-        let mut s = self.stash.lock().unwrap_or_else(PoisonError::into_inner);
-        let b = s.0.remove(cid)?;
-        s.1 -= b.len();
-        Some(b)
-    }
-
-    fn stash(&self, cid: Cid, data: Bytes) {
-        let mut s = self.stash.lock().unwrap_or_else(PoisonError::into_inner);
-        if s.1 + data.len() <= STASH_LIMIT {
-            s.1 += data.len();
-            s.0.insert(cid, data);
+async fn read_car(gateway: Arc<Gateway>, shared: Arc<CarShared>, mut car: CarReader<BodyStream>) {
+    loop {
+        loop {
+            let room = shared.changed.notified();
+            tokio::pin!(room);
+            room.as_mut().enable();
+            if shared.state().bytes <= STASH_LIMIT {
+                break;
+            }
+            room.await;
+        }
+        let next = car.next_block().await;
+        let mut state = shared.state();
+        match next {
+            Ok(Some((cid, data))) => {
+                if gateway.check(&cid, &data).is_err() {
+                    state.bad = Some(cid);
+                    state.done = true;
+                } else {
+                    state.bytes += data.len();
+                    state.blocks.insert(cid, data);
+                }
+            }
+            Ok(None) => state.done = true,
+            Err(e) => {
+                tracing::debug!(gateway = %gateway.name(), error = %e, "CAR stream failed; asking for the rest one by one");
+                state.done = true;
+            }
+        }
+        let done = state.done;
+        drop(state);
+        shared.changed.notify_waiters();
+        if done {
+            return;
         }
     }
 }
@@ -80,31 +141,30 @@ impl Blocks for CarBlocks {
             if let Some(d) = inline_data(cid) {
                 return Ok(d);
             }
-            if let Some(b) = self.take_stashed(cid) {
-                return Ok(b);
-            }
-            let mut car = self.car.lock().await;
-            // Another get may have stashed it while this one waited.
-            if let Some(b) = self.take_stashed(cid) {
-                return Ok(b);
-            }
-            while let Some(reader) = car.as_mut() {
-                match reader.next_block().await {
-                    Ok(Some((got, data))) => {
-                        self.gateway.check(&got, &data)?;
-                        if got == *cid {
-                            return Ok(data);
-                        }
-                        self.stash(got, data);
+            loop {
+                let changed = self.shared.changed.notified();
+                tokio::pin!(changed);
+                changed.as_mut().enable();
+                {
+                    let mut state = self.shared.state();
+                    if let Some(b) = state.blocks.remove(cid) {
+                        state.bytes -= b.len();
+                        drop(state);
+                        self.shared.changed.notify_waiters();
+                        return Ok(b);
                     }
-                    Ok(None) => *car = None,
-                    Err(e) => {
-                        tracing::debug!(gateway = %self.gateway.name(), error = %e, "CAR stream failed; asking for blocks one by one");
-                        *car = None;
+                    if let Some(bad) = state.bad {
+                        return Err(IpfsError::HashMismatch {
+                            cid: bad.to_string(),
+                            from: self.gateway.name(),
+                        });
+                    }
+                    if state.done || state.bytes > STASH_LIMIT {
+                        break;
                     }
                 }
+                changed.await;
             }
-            drop(car);
             self.gateway.block(cid).await
         })
     }

@@ -69,7 +69,7 @@ pub(super) fn spawn(
         .with_tcp(
             libp2p::tcp::Config::default().nodelay(true),
             libp2p::noise::Config::new,
-            libp2p::yamux::Config::default,
+            yamux_config,
         )
         .map_err(|e| fail(e.to_string()))?
         .with_dns()
@@ -127,6 +127,18 @@ pub(super) fn spawn(
     }
     tasks.push(tokio::spawn(run(swarm, control, shared, commands)));
     Ok((peer_id, TaskGuard(tasks)))
+}
+
+/// yamux with at most 2,048 streams. rust-yamux lets a stream's receive
+/// window grow to its connection window (1 GiB) divided by the stream limit
+/// (512 by default: 2 MiB), but refuses frames over 1 MiB, and js-libp2p
+/// (Helia) fills the whole window in one frame: with the default, Helia's
+/// first 2 MiB frame closes the connection (`FrameTooLarge`). 2,048 streams
+/// keep windows at 512 KiB.
+fn yamux_config() -> libp2p::yamux::Config {
+    let mut c = libp2p::yamux::Config::default();
+    c.set_max_num_streams(2048);
+    c
 }
 
 /// The peer id at the end of a multiaddr (`/p2p/…`).
