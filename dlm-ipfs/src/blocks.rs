@@ -85,7 +85,11 @@ impl CarBlocks {
                 None
             }
         };
-        Self { gateway, shared, task }
+        Self {
+            gateway,
+            shared,
+            task,
+        }
     }
 }
 
@@ -191,6 +195,63 @@ impl Blocks for AnyBlocks {
                     reason: e.to_string(),
                 }),
             }
+        })
+    }
+}
+
+/// Small dag-pb blocks (a file's internal nodes, directories) kept for the
+/// session, so the connections that each walk down from the file's root do
+/// not ask the network for the same nodes again: some peers (Helia) do not
+/// answer a repeated want for a block they already sent until it is asked
+/// again.
+#[derive(Default)]
+pub(crate) struct NodeCache(Mutex<(HashMap<Cid, Bytes>, usize)>);
+
+/// Largest block kept by [`NodeCache`], bytes: a node of 1,024 links.
+const CACHED_BLOCK_MAX: usize = 64 * 1024;
+
+/// Most bytes [`NodeCache`] holds.
+const CACHE_LIMIT: usize = 32 << 20;
+
+impl NodeCache {
+    fn get(&self, cid: &Cid) -> Option<Bytes> {
+        self.0
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .0
+            .get(cid)
+            .cloned()
+    }
+
+    fn put(&self, cid: Cid, data: &Bytes) {
+        if cid.codec() != crate::block::DAG_PB || data.len() > CACHED_BLOCK_MAX {
+            return;
+        }
+        let mut c = self.0.lock().unwrap_or_else(PoisonError::into_inner);
+        if c.1 + data.len() > CACHE_LIMIT {
+            c.0.clear();
+            c.1 = 0;
+        }
+        c.1 += data.len();
+        c.0.insert(cid, data.clone());
+    }
+}
+
+/// Blocks through a [`NodeCache`].
+pub(crate) struct Cached {
+    pub(crate) inner: Arc<dyn Blocks>,
+    pub(crate) cache: Arc<NodeCache>,
+}
+
+impl Blocks for Cached {
+    fn get<'a>(&'a self, cid: &'a Cid) -> BoxFuture<'a, Result<Bytes, IpfsError>> {
+        Box::pin(async move {
+            if let Some(b) = self.cache.get(cid) {
+                return Ok(b);
+            }
+            let b = self.inner.get(cid).await?;
+            self.cache.put(*cid, &b);
+            Ok(b)
         })
     }
 }

@@ -12,7 +12,7 @@ use dlm_http::HttpClient;
 
 use crate::address::{IpfsAddress, Root};
 use crate::bitswap::Bitswap;
-use crate::blocks::{AnyBlocks, Blocks, CarBlocks, GatewayBlocks};
+use crate::blocks::{AnyBlocks, Blocks, Cached, CarBlocks, GatewayBlocks, NodeCache};
 use crate::directory::resolve_path;
 use crate::gateway::{DagScope, Gateway};
 use crate::unixfs::Node;
@@ -37,6 +37,7 @@ pub(crate) struct Session {
     pub(crate) config: IpfsConfig,
     pub(crate) gateways: Vec<Arc<Gateway>>,
     bitswap: tokio::sync::OnceCell<Option<Arc<Bitswap>>>,
+    nodes: Arc<NodeCache>,
 }
 
 impl std::fmt::Debug for Session {
@@ -72,6 +73,7 @@ impl Session {
             config,
             gateways,
             bitswap: tokio::sync::OnceCell::new(),
+            nodes: Arc::default(),
         }))
     }
 
@@ -110,7 +112,7 @@ impl Session {
         if providers.is_empty() {
             return Err(IpfsError::NoSources);
         }
-        Ok(Arc::new(AnyBlocks(
+        let any: Arc<dyn Blocks> = Arc::new(AnyBlocks(
             providers
                 .into_iter()
                 .map(|p| -> Arc<dyn Blocks> {
@@ -120,7 +122,15 @@ impl Session {
                     }
                 })
                 .collect(),
-        )))
+        ));
+        Ok(self.cached(any))
+    }
+
+    fn cached(&self, inner: Arc<dyn Blocks>) -> Arc<dyn Blocks> {
+        Arc::new(Cached {
+            inner,
+            cache: self.nodes.clone(),
+        })
     }
 
     /// The blocks for one engine connection's `range` of the file `file`:
@@ -141,7 +151,7 @@ impl Session {
             });
         }
         let pick = conn.map_or(0, |c| c.0 as usize) % providers.len();
-        Ok(match &providers[pick] {
+        let blocks: Arc<dyn Blocks> = match &providers[pick] {
             Provider::Bitswap(b) => b.clone(),
             Provider::Gateway(g) => {
                 let car = match g
@@ -160,7 +170,8 @@ impl Session {
                 };
                 Arc::new(CarBlocks::new(g.clone(), car))
             }
-        })
+        };
+        Ok(self.cached(blocks))
     }
 
     /// Resolves `address`: IPNS names and DNSLink to a CID, then the path.

@@ -32,11 +32,11 @@ use wants::{Sends, Wants};
 
 /// How long a want waits for an answer before it is asked again (another
 /// peer, or the same ones).
-const RETRY_AFTER: Duration = Duration::from_secs(5);
+const RETRY_AFTER: Duration = Duration::from_secs(2);
 
 /// How many times a want is asked again before the get fails (with a
 /// retryable error: the engine tries the range again later).
-const MAX_RETRIES: u32 = 12;
+const MAX_RETRIES: u32 = 30;
 
 /// State shared by the swarm task, the stream tasks and callers.
 struct Shared {
@@ -159,8 +159,7 @@ struct Pending<'a> {
 impl Drop for Pending<'_> {
     fn drop(&mut self) {
         drop(self.rx.take());
-        let sends = self.shared.wants().forget(&self.cid);
-        self.shared.send(sends);
+        self.shared.wants().forget(&self.cid);
     }
 }
 

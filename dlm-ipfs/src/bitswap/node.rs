@@ -129,15 +129,19 @@ pub(super) fn spawn(
     Ok((peer_id, TaskGuard(tasks)))
 }
 
-/// yamux with at most 2,048 streams. rust-yamux lets a stream's receive
-/// window grow to its connection window (1 GiB) divided by the stream limit
-/// (512 by default: 2 MiB), but refuses frames over 1 MiB, and js-libp2p
-/// (Helia) fills the whole window in one frame: with the default, Helia's
-/// first 2 MiB frame closes the connection (`FrameTooLarge`). 2,048 streams
-/// keep windows at 512 KiB.
+/// Streams per connection, chosen so no stream's receive window can pass
+/// 1 MiB. rust-yamux grows a stream's window (from 256 KiB) out of what its
+/// 1 GiB connection window has left after reserving 256 KiB per allowed
+/// stream, but refuses frames over 1 MiB; js-libp2p (Helia) fills a whole
+/// window in one frame, so with the defaults (512 streams) its first 2 MiB
+/// frame closes the connection (`FrameTooLarge`). 4,093 × 256 KiB leaves
+/// 768 KiB to grow into: one stream reaches 1 MiB, the rest stay at 256 KiB.
+/// libp2p-yamux exposes only the stream limit, hence this arithmetic.
+const YAMUX_MAX_STREAMS: usize = 4093;
+
 fn yamux_config() -> libp2p::yamux::Config {
     let mut c = libp2p::yamux::Config::default();
-    c.set_max_num_streams(2048);
+    c.set_max_num_streams(YAMUX_MAX_STREAMS);
     c
 }
 
@@ -245,6 +249,7 @@ async fn write_stream(mut control: libp2p_stream::Control, shared: Arc<Shared>, 
                 Err(_) => break,
             }
         }
+        tracing::trace!(%peer, entries = entries.len(), "bitswap message out");
         if let Err(e) = write_message(&mut stream, &Message::wants(entries)).await {
             tracing::debug!(%peer, error = %e, "bitswap stream write failed");
             break;
@@ -266,6 +271,7 @@ async fn read_stream(shared: Arc<Shared>, peer: PeerId, stream: libp2p::Stream) 
                 return;
             }
         };
+        tracing::trace!(%peer, blocks = m.payload.len(), presences = m.block_presences.len(), "bitswap message in");
         let mut sends = Vec::new();
         {
             let mut wants = shared.wants();

@@ -32,11 +32,26 @@ struct Want {
     refused: HashSet<PeerId>,
 }
 
+/// Wants forgotten recently whose blocks are still kept if they arrive.
+const FORGOTTEN_KEPT: usize = 256;
+
+/// Most bytes of recently received blocks kept for a repeated want.
+const RECENT_BYTES: usize = 32 << 20;
+
 /// The want table.
 #[derive(Default)]
 pub(crate) struct Wants {
     wants: HashMap<Cid, Want>,
     in_flight: HashMap<PeerId, usize>,
+    /// Wants dropped by [`Wants::forget`], oldest first.
+    forgotten: std::collections::VecDeque<Cid>,
+    /// Blocks received lately (for wants, current or forgotten), kept for
+    /// a repeated want: peers (Helia) do not send a block again for a while
+    /// after sending it, and a range cut short may have dropped it unread.
+    late: HashMap<Cid, Bytes>,
+    /// `late`'s blocks, oldest first, and their total size.
+    late_order: std::collections::VecDeque<Cid>,
+    late_bytes: usize,
 }
 
 impl Wants {
@@ -83,6 +98,10 @@ impl Wants {
 
     /// Adds a waiter for `cid`; a new want is sent to one peer.
     pub(crate) fn want(&mut self, cid: Cid, waiter: Waiter) -> Sends {
+        if let Some(data) = self.late.get(&cid) {
+            let _ = waiter.send(Ok(data.clone()));
+            return Vec::new();
+        }
         let mut sends = Vec::new();
         let fresh = !self.wants.contains_key(&cid);
         self.wants.entry(cid).or_default().waiters.push(waiter);
@@ -101,8 +120,12 @@ impl Wants {
     /// cancel. Unwanted blocks are ignored (returns no sends).
     pub(crate) fn received(&mut self, peer: PeerId, cid: &Cid, data: &Bytes) -> Sends {
         let Some(w) = self.wants.remove(cid) else {
+            if self.forgotten.contains(cid) {
+                self.keep(*cid, data);
+            }
             return Vec::new();
         };
+        self.keep(*cid, data);
         for tx in w.waiters {
             let _ = tx.send(Ok(data.clone()));
         }
@@ -158,22 +181,45 @@ impl Wants {
         sends
     }
 
-    /// Every waiter for `cid` gave up: forget it and cancel it at the peers
-    /// asked.
-    pub(crate) fn forget(&mut self, cid: &Cid) -> Sends {
+    /// Every waiter for `cid` gave up (a range was cut short or
+    /// cancelled). The want is dropped from the table but not cancelled at
+    /// the peers asked: the range is usually taken over by another
+    /// connection that wants the same blocks at once, and peers (Helia)
+    /// answer neither a `CANCEL` crossing that new `WANT_BLOCK` nor a want
+    /// repeated for a block they sent lately. So the block of one of the
+    /// last [`FORGOTTEN_KEPT`] forgotten wants is kept when it arrives, and
+    /// handed to the next want for it.
+    pub(crate) fn forget(&mut self, cid: &Cid) {
         let Some(w) = self.wants.get(cid) else {
-            return Vec::new();
+            return;
         };
         if w.waiters.iter().any(|t| !t.is_closed()) {
-            return Vec::new();
+            return;
         }
         let w = self.wants.remove(cid).unwrap_or_default();
-        let mut sends = Vec::new();
         for p in w.asked {
             self.release(&p);
-            sends.push((p, cancel(cid)));
         }
-        sends
+        if self.forgotten.len() >= FORGOTTEN_KEPT {
+            self.forgotten.pop_front();
+        }
+        self.forgotten.push_back(*cid);
+    }
+
+    /// Keeps a received block for a repeated want, within [`RECENT_BYTES`].
+    fn keep(&mut self, cid: Cid, data: &Bytes) {
+        if self.late.insert(cid, data.clone()).is_none() {
+            self.late_order.push_back(cid);
+            self.late_bytes += data.len();
+        }
+        while self.late_bytes > RECENT_BYTES {
+            let Some(old) = self.late_order.pop_front() else {
+                break;
+            };
+            if let Some(b) = self.late.remove(&old) {
+                self.late_bytes -= b.len();
+            }
+        }
     }
 
     /// A peer can take wants now: it gets every want no peer is working on.
@@ -273,6 +319,31 @@ mod tests {
         assert_eq!(sends.len(), 1, "a new peer takes the waiting want");
         assert!(w.dont_have(a, &cid(1)).is_empty());
         assert!(rx.await.unwrap().is_err());
+    }
+
+    #[tokio::test]
+    async fn a_forgotten_want_keeps_its_late_block_for_the_next_want() {
+        let mut w = Wants::default();
+        let a = PeerId::random();
+        w.add_peer(a);
+        let (tx, rx) = oneshot::channel();
+        w.want(cid(1), tx);
+        drop(rx);
+        w.forget(&cid(1));
+        assert!(
+            w.received(a, &cid(1), &Bytes::from_static(b"late"))
+                .is_empty()
+        );
+        let (tx, rx) = oneshot::channel();
+        assert!(
+            w.want(cid(1), tx).is_empty(),
+            "answered without asking again"
+        );
+        assert_eq!(rx.await.unwrap().unwrap(), Bytes::from_static(b"late"));
+        // A block nobody wanted is not kept.
+        w.received(a, &cid(2), &Bytes::from_static(b"x"));
+        let (tx, _rx) = oneshot::channel();
+        assert_eq!(w.want(cid(2), tx).len(), 1);
     }
 
     #[test]
