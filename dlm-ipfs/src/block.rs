@@ -92,6 +92,15 @@ pub fn verify(cid: &Cid, data: &[u8], from: &str) -> Result<(), IpfsError> {
     }
 }
 
+/// The CIDv1 of `data` as a raw block hashed with sha2-256 (`bafkrei…`),
+/// as UnixFS writers name raw leaves.
+pub fn raw_cid(data: &[u8]) -> Cid {
+    let digest = sha2::Sha256::digest(data);
+    // A 32-byte digest always fits a 64-byte multihash.
+    let mh = multihash::Multihash::<64>::wrap(SHA2_256, &digest).unwrap_or_default();
+    Cid::new_v1(RAW, mh)
+}
+
 /// The data of an identity-hashed CID, which carries its block inline.
 pub fn inline_data(cid: &Cid) -> Option<Bytes> {
     (cid.hash().code() == IDENTITY).then(|| Bytes::copy_from_slice(cid.hash().digest()))

@@ -124,6 +124,13 @@ pub enum IpfsError {
         /// Why the last source failed.
         reason: String,
     },
+    /// Every gateway was dropped for sending blocks that do not match their
+    /// CIDs, and no peer is configured.
+    #[error("no source left for {cid}: every gateway sent blocks that do not match their CIDs")]
+    SourcesDropped {
+        /// The CID being fetched.
+        cid: String,
+    },
     /// A bad IPNS name or record (spec: IPNS record validation).
     #[error("IPNS {name}: {reason}")]
     Ipns {
@@ -174,6 +181,7 @@ impl IpfsError {
             }
             Self::IsADirectory { .. } => (ErrorKind::Unsupported, false),
             Self::HashMismatch { .. } => (ErrorKind::Integrity, true),
+            Self::SourcesDropped { .. } => (ErrorKind::Integrity, false),
             Self::NoSuchLink { .. } | Self::NotADirectory { .. } => (ErrorKind::NotFound, false),
             Self::Gateway {
                 retryable,

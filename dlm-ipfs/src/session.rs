@@ -145,9 +145,8 @@ impl Session {
     ) -> Result<Arc<dyn Blocks>, IpfsError> {
         let providers = self.providers().await?;
         if providers.is_empty() {
-            return Err(IpfsError::Unavailable {
+            return Err(IpfsError::SourcesDropped {
                 cid: file.to_string(),
-                reason: "every gateway was dropped and no peer is configured".into(),
             });
         }
         let pick = conn.map_or(0, |c| c.0 as usize) % providers.len();
