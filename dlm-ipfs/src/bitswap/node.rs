@@ -288,10 +288,13 @@ async fn read_stream(shared: Arc<Shared>, peer: PeerId, stream: libp2p::Stream) 
                 }
             }
             for p in m.block_presences {
-                if p.r#type == PresenceType::DontHave as i32
-                    && let Ok((cid, _)) = crate::block::read_cid(&p.cid)
-                {
+                let Ok((cid, _)) = crate::block::read_cid(&p.cid) else {
+                    continue;
+                };
+                if p.r#type == PresenceType::DontHave as i32 {
                     sends.extend(wants.dont_have(peer, &cid));
+                } else {
+                    sends.extend(wants.have(peer, &cid));
                 }
             }
         }

@@ -30,7 +30,14 @@ struct Want {
     waiters: Vec<Waiter>,
     asked: Vec<PeerId>,
     refused: HashSet<PeerId>,
+    /// Peers that said `HAVE`.
+    haves: HashSet<PeerId>,
+    /// Peers sent a `WANT_HAVE`.
+    probed: HashSet<PeerId>,
 }
+
+/// Most peers sent a `WANT_HAVE` for one block at a time.
+const HAVE_FANOUT: usize = 8;
 
 /// Wants forgotten recently whose blocks are still kept if they arrive.
 const FORGOTTEN_KEPT: usize = 256;
@@ -66,13 +73,49 @@ impl Wants {
         self.in_flight.len()
     }
 
-    /// The least-loaded connected peer not yet asked for `w` and not refused.
+    /// The connected peer to send `WANT_BLOCK` for `w`: one that said
+    /// `HAVE` first, then the least loaded; never one already asked or that
+    /// refused.
     fn pick(&self, w: &Want) -> Option<PeerId> {
         self.in_flight
             .iter()
             .filter(|(p, _)| !w.asked.contains(p) && !w.refused.contains(p))
-            .min_by_key(|(p, n)| (**n, p.to_bytes()))
+            .min_by_key(|(p, n)| (!w.haves.contains(*p), **n, p.to_bytes()))
             .map(|(p, _)| *p)
+    }
+
+    /// Sends `WANT_HAVE` (with `sendDontHave`) for `cid` to up to
+    /// [`HAVE_FANOUT`] connected peers not asked, probed or refused yet, to
+    /// learn who has it.
+    fn probe(&mut self, cid: &Cid, sends: &mut Sends) {
+        let Some(w) = self.wants.get_mut(cid) else {
+            return;
+        };
+        let fresh: Vec<PeerId> = self
+            .in_flight
+            .keys()
+            .filter(|p| !w.asked.contains(p) && !w.refused.contains(p) && !w.probed.contains(p))
+            .take(HAVE_FANOUT)
+            .copied()
+            .collect();
+        for p in fresh {
+            w.probed.insert(p);
+            sends.push((p, want(cid, WantType::Have)));
+        }
+    }
+
+    /// `peer` said `HAVE` for `cid`: remembered for picking, and asked for
+    /// the block at once when no peer is being asked.
+    pub(crate) fn have(&mut self, peer: PeerId, cid: &Cid) -> Sends {
+        let mut sends = Vec::new();
+        let Some(w) = self.wants.get_mut(cid) else {
+            return sends;
+        };
+        w.haves.insert(peer);
+        if w.asked.is_empty() {
+            self.ask(cid, &mut sends);
+        }
+        sends
     }
 
     fn ask(&mut self, cid: &Cid, sends: &mut Sends) -> bool {
@@ -153,7 +196,9 @@ impl Wants {
             self.release(&peer);
         }
         let none_asked = self.wants.get(cid).is_some_and(|w| w.asked.is_empty());
-        if none_asked && !self.ask(cid, &mut sends) {
+        if none_asked && self.ask(cid, &mut sends) {
+            self.probe(cid, &mut sends);
+        } else if none_asked {
             let refused = self.wants.get(cid).map_or(0, |w| w.refused.len());
             if refused >= self.in_flight.len()
                 && let Some(w) = self.wants.remove(cid)
@@ -166,11 +211,14 @@ impl Wants {
         sends
     }
 
-    /// Asks once more after a timeout: a peer not asked yet, or else every
-    /// connected peer that did not refuse (a lost message, a slow peer).
+    /// Asks once more after a timeout: `WANT_HAVE` to peers not asked yet,
+    /// and `WANT_BLOCK` to the best peer not asked yet, or else again to the
+    /// peers asked (a lost message, a slow peer).
     pub(crate) fn retry(&mut self, cid: &Cid) -> Sends {
         let mut sends = Vec::new();
-        if self.ask(cid, &mut sends) {
+        let asked = self.ask(cid, &mut sends);
+        self.probe(cid, &mut sends);
+        if asked {
             return sends;
         }
         if let Some(w) = self.wants.get(cid) {
@@ -344,6 +392,59 @@ mod tests {
         w.received(a, &cid(2), &Bytes::from_static(b"x"));
         let (tx, _rx) = oneshot::channel();
         assert_eq!(w.want(cid(2), tx).len(), 1);
+    }
+
+    #[test]
+    fn dont_have_probes_the_others_and_have_steers_the_next_ask() {
+        let mut w = Wants::default();
+        let peers: Vec<PeerId> = (0..4).map(|_| PeerId::random()).collect();
+        for p in &peers {
+            w.add_peer(*p);
+        }
+        let (tx, _rx) = oneshot::channel();
+        let first = w.want(cid(1), tx);
+        assert_eq!(
+            first.len(),
+            1,
+            "one WANT_BLOCK, no broadcast while the first peer may have it"
+        );
+        let asked = first[0].0;
+        let next = w.dont_have(asked, &cid(1));
+        let haves = next
+            .iter()
+            .filter(|(_, e)| e.want_type == WantType::Have as i32)
+            .count();
+        let blocks = next
+            .iter()
+            .filter(|(_, e)| e.want_type == WantType::Block as i32)
+            .count();
+        assert_eq!(
+            (haves, blocks),
+            (2, 1),
+            "WANT_BLOCK to one of the other three, WANT_HAVE to the rest"
+        );
+        let second = next
+            .iter()
+            .find(|(_, e)| e.want_type == WantType::Block as i32)
+            .unwrap()
+            .0;
+        let holder = *peers
+            .iter()
+            .find(|p| **p != asked && **p != second)
+            .unwrap();
+        assert!(
+            w.have(holder, &cid(1)).is_empty(),
+            "a peer is still being asked"
+        );
+        let third = w.dont_have(second, &cid(1));
+        assert_eq!(
+            third
+                .iter()
+                .find(|(_, e)| e.want_type == WantType::Block as i32)
+                .unwrap()
+                .0,
+            holder
+        );
     }
 
     #[test]
