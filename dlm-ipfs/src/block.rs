@@ -64,25 +64,11 @@ pub fn verify(cid: &Cid, data: &[u8], from: &str) -> Result<(), IpfsError> {
     }
     let mh = cid.hash();
     let want = mh.digest();
-    let ok = match mh.code() {
-        IDENTITY => want == data,
-        SHA2_256 => want.len() == 32 && sha2::Sha256::digest(data).as_slice() == want,
-        SHA2_512 => want.len() == 64 && sha2::Sha512::digest(data).as_slice() == want,
-        BLAKE3 => {
-            let mut out = vec![0u8; want.len()];
-            let mut h = blake3::Hasher::new();
-            h.update(data);
-            h.finalize_xof().fill(&mut out);
-            out == want
-        }
-        code => {
-            return Err(IpfsError::UnsupportedHash {
-                code,
-                cid: cid.to_string(),
-            });
-        }
-    };
-    if ok {
+    let got = digest(mh.code(), data, want.len()).ok_or_else(|| IpfsError::UnsupportedHash {
+        code: mh.code(),
+        cid: cid.to_string(),
+    })?;
+    if got.as_deref() == Some(want) {
         Ok(())
     } else {
         Err(IpfsError::HashMismatch {
@@ -92,13 +78,45 @@ pub fn verify(cid: &Cid, data: &[u8], from: &str) -> Result<(), IpfsError> {
     }
 }
 
-/// The CIDv1 of `data` as a raw block hashed with sha2-256 (`bafkrei…`),
-/// as UnixFS writers name raw leaves.
-pub fn raw_cid(data: &[u8]) -> Cid {
+/// The `len`-byte digest of `data` under multihash function `code`:
+/// `None` for a function dlm cannot compute, `Some(None)` when `len` is not
+/// a length that function gives (sha2 digests may be truncated, blake3's
+/// may be up to 64 bytes, identity's is the data itself).
+pub(crate) fn digest(code: u64, data: &[u8], len: usize) -> Option<Option<Vec<u8>>> {
+    let full = match code {
+        IDENTITY => data.to_vec(),
+        SHA2_256 => sha2::Sha256::digest(data).to_vec(),
+        SHA2_512 => sha2::Sha512::digest(data).to_vec(),
+        BLAKE3 => {
+            let mut out = vec![0u8; len.min(64)];
+            let mut h = blake3::Hasher::new();
+            h.update(data);
+            h.finalize_xof().fill(&mut out);
+            out
+        }
+        _ => return None,
+    };
+    let fits = if code == IDENTITY {
+        len == full.len()
+    } else {
+        len > 0 && len <= full.len()
+    };
+    Some(fits.then(|| full[..len].to_vec()))
+}
+
+/// The CIDv1 of `data` as a `codec` block hashed with sha2-256: `raw_cid`
+/// for raw leaves, and dag-pb nodes' CIDs in tests and tools.
+pub fn sha256_cid(codec: u64, data: &[u8]) -> Cid {
     let digest = sha2::Sha256::digest(data);
     // A 32-byte digest always fits a 64-byte multihash.
     let mh = multihash::Multihash::<64>::wrap(SHA2_256, &digest).unwrap_or_default();
-    Cid::new_v1(RAW, mh)
+    Cid::new_v1(codec, mh)
+}
+
+/// The CIDv1 of `data` as a raw block hashed with sha2-256 (`bafkrei…`),
+/// as UnixFS writers name raw leaves.
+pub fn raw_cid(data: &[u8]) -> Cid {
+    sha256_cid(RAW, data)
 }
 
 /// The data of an identity-hashed CID, which carries its block inline.
@@ -130,18 +148,10 @@ pub fn parse_cid(text: &str) -> Result<Cid, IpfsError> {
 pub fn read_cid(bytes: &[u8]) -> Result<(Cid, usize), IpfsError> {
     let mut cursor = std::io::Cursor::new(bytes);
     let cid = Cid::read_bytes(&mut cursor).map_err(|e| IpfsError::InvalidCid {
-        input: hex_prefix(bytes),
+        input: hex::encode(&bytes[..bytes.len().min(16)]),
         reason: e.to_string(),
     })?;
     Ok((cid, cursor.position() as usize))
-}
-
-fn hex_prefix(bytes: &[u8]) -> String {
-    bytes
-        .iter()
-        .take(16)
-        .map(|b| format!("{b:02x}"))
-        .collect::<String>()
 }
 
 #[cfg(test)]
@@ -150,12 +160,6 @@ mod tests {
 
     // "hello world\n" as a raw CIDv1 block (sha2-256), as `ipfs add --raw-leaves --cid-version 1` names it.
     const HELLO: &[u8] = b"hello world\n";
-
-    fn raw_cid(data: &[u8]) -> Cid {
-        let digest = sha2::Sha256::digest(data);
-        let mh = multihash::Multihash::<64>::wrap(SHA2_256, &digest).unwrap();
-        Cid::new_v1(RAW, mh)
-    }
 
     #[test]
     fn verifies_sha256_and_rejects_other_bytes() {

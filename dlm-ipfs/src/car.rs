@@ -84,15 +84,16 @@ where
     /// end of stream.
     async fn section(&mut self, max: usize) -> dlm_core::Result<Option<Bytes>> {
         let len = loop {
-            match read_varint(&self.buf) {
-                Varint::Value(len, used) => {
+            match unsigned_varint::decode::u64(&self.buf) {
+                Ok((len, rest)) => {
+                    let used = self.buf.len() - rest.len();
                     self.buf.advance(used);
                     break len;
                 }
-                Varint::Invalid => {
+                Err(e) if !matches!(e, unsigned_varint::decode::Error::Insufficient) => {
                     return Err(IpfsError::Car("bad section length varint".into()).into());
                 }
-                Varint::Incomplete => {
+                Err(_) => {
                     if !self.fill().await? {
                         if self.buf.is_empty() {
                             return Ok(None);
@@ -136,28 +137,6 @@ where
             }
         }
     }
-}
-
-enum Varint {
-    Value(u64, usize),
-    Incomplete,
-    Invalid,
-}
-
-/// An unsigned LEB128 varint (multiformats unsigned-varint: at most 9
-/// bytes, minimal encoding not enforced).
-fn read_varint(buf: &[u8]) -> Varint {
-    let mut value = 0u64;
-    for (i, &b) in buf.iter().enumerate() {
-        if i >= 9 {
-            return Varint::Invalid;
-        }
-        value |= u64::from(b & 0x7f) << (7 * i);
-        if b & 0x80 == 0 {
-            return Varint::Value(value, i + 1);
-        }
-    }
-    Varint::Incomplete
 }
 
 /// Parses the dag-cbor header map `{"roots": [CID…], "version": 1}`.
@@ -239,22 +218,15 @@ pub(crate) mod tests {
         out
     }
 
-    fn push_varint(out: &mut Vec<u8>, mut v: u64) {
-        loop {
-            let b = (v & 0x7f) as u8;
-            v >>= 7;
-            if v == 0 {
-                out.push(b);
-                return;
-            }
-            out.push(b | 0x80);
-        }
+    fn push_varint(out: &mut Vec<u8>, v: u64) {
+        out.extend_from_slice(unsigned_varint::encode::u64(
+            v,
+            &mut unsigned_varint::encode::u64_buffer(),
+        ));
     }
 
     fn raw(data: &'static [u8]) -> (Cid, Bytes) {
-        use sha2::Digest;
-        let mh = multihash::Multihash::<64>::wrap(0x12, &sha2::Sha256::digest(data)).unwrap();
-        (Cid::new_v1(0x55, mh), Bytes::from_static(data))
+        (crate::block::raw_cid(data), Bytes::from_static(data))
     }
 
     /// Feeds `bytes` to a reader in pieces of `step` bytes.

@@ -95,10 +95,10 @@ impl DagPbNode {
         })
     }
 
-    /// Encodes the node (links in the given order, as the spec's canonical
-    /// form requires them sorted by name for directories). Used by tests and
-    /// tools that build DAGs.
-    pub fn encode(&self) -> Bytes {
+    /// Encodes the node (links in the given order), for tests that build
+    /// DAGs.
+    #[cfg(test)]
+    pub(crate) fn encode(&self) -> Bytes {
         let node = PbNode {
             data: self.data.clone(),
             links: self
@@ -118,13 +118,8 @@ impl DagPbNode {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::block::sha256_cid as cid;
     use crate::block::{DAG_PB, RAW};
-
-    fn cid(codec: u64, data: &[u8]) -> Cid {
-        use sha2::Digest;
-        let mh = multihash::Multihash::<64>::wrap(0x12, &sha2::Sha256::digest(data)).unwrap();
-        Cid::new_v1(codec, mh)
-    }
 
     #[test]
     fn round_trips() {

@@ -53,6 +53,8 @@ impl DagScope {
 #[derive(Debug)]
 pub struct Gateway {
     base: Url,
+    /// `base` without credentials, for messages.
+    name: String,
     client: HttpClient,
     dropped: AtomicBool,
 }
@@ -67,6 +69,7 @@ impl Gateway {
             base.set_path(&p);
         }
         Self {
+            name: dlm_core::redact_url(&base),
             base,
             client,
             dropped: AtomicBool::new(false),
@@ -74,8 +77,8 @@ impl Gateway {
     }
 
     /// The base URL, as given (without credentials).
-    pub fn name(&self) -> String {
-        dlm_core::redact_url(&self.base)
+    pub fn name(&self) -> &str {
+        &self.name
     }
 
     /// Whether this gateway was dropped (it sent a bad block).
@@ -106,7 +109,7 @@ impl Gateway {
 
     fn error(&self, message: String, retryable: bool, not_found: bool) -> IpfsError {
         IpfsError::Gateway {
-            gateway: self.name(),
+            gateway: self.name.clone(),
             message,
             retryable,
             not_found,
@@ -161,7 +164,7 @@ impl Gateway {
     /// # Errors
     /// As [`verify`].
     pub fn check(&self, cid: &Cid, data: &[u8]) -> Result<(), IpfsError> {
-        verify(cid, data, &self.name()).inspect_err(|e| {
+        verify(cid, data, &self.name).inspect_err(|e| {
             if matches!(e, IpfsError::HashMismatch { .. }) {
                 self.drop_gateway(&e.to_string());
             }

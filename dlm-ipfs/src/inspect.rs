@@ -6,7 +6,7 @@ use cid::Cid;
 use crate::IpfsConfig;
 use crate::address::IpfsAddress;
 use crate::block::{BLAKE3, DAG_PB, IDENTITY, RAW, SHA2_256, SHA2_512};
-use crate::session::Session;
+use dlm_core::Target;
 
 /// A resolved address, described.
 #[non_exhaustive]
@@ -48,15 +48,15 @@ fn hash_name(code: u64) -> String {
     }
 }
 
-/// Resolves `input` and describes what it names.
+/// Resolves `input` and describes what it names, with the target to list
+/// or download it (one resolution, one session).
 ///
 /// # Errors
 /// As [`IpfsAddress::parse`] and the resolution.
-pub async fn inspect(input: &str, config: IpfsConfig) -> dlm_core::Result<Inspection> {
-    let address = IpfsAddress::parse(input)?;
-    let session = Session::new(config)?;
-    let r = session.resolve(&address).await?;
-    Ok(describe(&address, &r.cid, &r.node))
+pub async fn inspect(input: &str, config: IpfsConfig) -> dlm_core::Result<(Inspection, Target)> {
+    let (session, address, r) = crate::source::resolve(input, config).await?;
+    let info = describe(&address, &r.cid, &r.node);
+    Ok((info, crate::source::target(session, address, r)))
 }
 
 fn describe(address: &IpfsAddress, cid: &Cid, node: &crate::unixfs::Node) -> Inspection {

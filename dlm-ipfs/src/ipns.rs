@@ -85,6 +85,23 @@ pub fn is_key_name(name: &str) -> bool {
 /// # Errors
 /// [`IpfsError::Ipns`] (not retryable) for each failed check.
 pub fn verify_record(name: &str, bytes: &[u8], now: SystemTime) -> Result<IpnsRecord, IpfsError> {
+    let record = verify_signed(name, bytes)?;
+    if record.valid_until <= now {
+        return Err(IpfsError::Ipns {
+            name: name.to_string(),
+            reason: format!(
+                "record expired at {}",
+                humantime::format_rfc3339(record.valid_until)
+            ),
+            retryable: false,
+        });
+    }
+    Ok(record)
+}
+
+/// Every check of [`verify_record`] but the expiry: what a gateway can get
+/// wrong only by lying (a caching gateway may hold an expired record).
+fn verify_signed(name: &str, bytes: &[u8]) -> Result<IpnsRecord, IpfsError> {
     let bad = |reason: String| IpfsError::Ipns {
         name: name.to_string(),
         reason,
@@ -130,9 +147,6 @@ pub fn verify_record(name: &str, bytes: &[u8], now: SystemTime) -> Result<IpnsRe
         std::str::from_utf8(&fields.validity).map_err(|_| bad("validity is not text".into()))?;
     let valid_until = humantime::parse_rfc3339_weak(text.trim_end_matches('Z'))
         .map_err(|e| bad(format!("validity {text:?}: {e}")))?;
-    if valid_until <= now {
-        return Err(bad(format!("record expired at {text}")));
-    }
     if let Some(v1) = &entry.value
         && *v1 != fields.value
     {
@@ -231,14 +245,8 @@ async fn dnslink(domain: &str) -> Result<String, IpfsError> {
 /// Where a name points, after following IPNS records and DNSLink.
 #[derive(Clone, Debug)]
 pub(crate) struct Target {
-    root: Cid,
+    pub(crate) root: Cid,
     pub(crate) path: Vec<String>,
-}
-
-impl Target {
-    pub(crate) fn root_cid(&self) -> Cid {
-        self.root
-    }
 }
 
 /// Resolves an IPNS name or DNSLink domain to a CID and path.
@@ -275,30 +283,57 @@ pub(crate) async fn resolve(session: &Session, name: &str) -> Result<Target, Ipf
 
 /// The first record for `name` from the live gateways that verifies.
 async fn fetch_record(session: &Session, name: &str) -> Result<IpnsRecord, IpfsError> {
+    let live: Vec<_> = session
+        .gateways
+        .iter()
+        .filter(|g| !g.is_dropped())
+        .collect();
+    let answers = futures::future::join_all(live.iter().map(|g| g.ipns_record(name))).await;
+    let now = SystemTime::now();
+    let mut best: Option<IpnsRecord> = None;
     let mut last = IpfsError::Ipns {
         name: name.to_string(),
         reason: "no gateway configured to fetch the record from".into(),
         retryable: false,
     };
-    for g in session.gateways.iter().filter(|g| !g.is_dropped()) {
-        match g.ipns_record(name).await {
-            Ok(bytes) => match verify_record(name, &bytes, SystemTime::now()) {
-                Ok(r) => return Ok(r),
-                Err(e) => {
-                    g.drop_gateway(&e.to_string());
-                    last = e;
-                }
-            },
+    for (g, answer) in live.iter().zip(answers) {
+        let bytes = match answer {
+            Ok(b) => b,
             Err(e) => {
                 last = IpfsError::Ipns {
                     name: name.to_string(),
                     reason: e.to_string(),
                     retryable: e.is_retryable(),
+                };
+                continue;
+            }
+        };
+        match verify_signed(name, &bytes) {
+            // The newest valid record wins: a stale cache must not roll the
+            // name back.
+            Ok(r) if r.valid_until > now => {
+                if best.as_ref().is_none_or(|b| r.sequence > b.sequence) {
+                    best = Some(r);
                 }
+            }
+            Ok(r) => {
+                last = IpfsError::Ipns {
+                    name: name.to_string(),
+                    reason: format!(
+                        "{} sent a record that expired at {}",
+                        g.name(),
+                        humantime::format_rfc3339(r.valid_until)
+                    ),
+                    retryable: false,
+                }
+            }
+            Err(e) => {
+                g.drop_gateway(&e.to_string());
+                last = e;
             }
         }
     }
-    Err(last)
+    best.ok_or(last)
 }
 
 #[cfg(test)]

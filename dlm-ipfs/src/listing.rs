@@ -1,7 +1,8 @@
 //! `IpfsListing`: a UnixFS directory (plain or HAMT-sharded) as a
-//! `dlm_core::Listing`, walked depth-first. Entry names that could escape
-//! the download directory (empty, `.`, `..`, holding `/`, `\` or NUL) are
-//! skipped with a warning; files become [`IpfsSource`]s sharing one session.
+//! `dlm_core::Listing`, walked depth-first; files become [`IpfsSource`]s
+//! sharing one session. A name that is not one safe path component
+//! (`dlm_core::safe_file_name`) is not entered or fetched: it is listed as
+//! it is, for the tree download to refuse and report.
 
 use std::sync::Arc;
 
@@ -34,12 +35,6 @@ impl IpfsListing {
             root,
         }
     }
-}
-
-/// Whether a directory entry's name is safe to create below the
-/// destination.
-fn safe_name(name: &str) -> bool {
-    !(name.is_empty() || name == "." || name == ".." || name.contains(['/', '\\', '\0']))
 }
 
 struct Walk {
@@ -86,16 +81,18 @@ impl IpfsListing {
         let blocks = self.session.any_blocks().await?;
         let mut list = entries(blocks.as_ref(), node).await?;
         list.sort_by(|a, b| a.0.cmp(&b.0));
-        let children: Vec<(String, Cid)> = list
+        let mut files = Vec::new();
+        let (children, unsafe_names): (Vec<(String, Cid)>, Vec<_>) = list
             .into_iter()
-            .filter(|(name, _)| {
-                let ok = safe_name(name);
-                if !ok {
-                    tracing::warn!(name = %name.escape_debug(), "skipping a directory entry with an unsafe name");
-                }
-                ok
-            })
-            .collect();
+            .partition(|(name, _)| dlm_core::safe_file_name(name).as_deref() == Some(name));
+        for (name, _) in unsafe_names {
+            let child_path = [path, &[name]].concat();
+            files.push(Entry::new(
+                child_path.clone(),
+                None,
+                self.source(&child_path, None),
+            ));
+        }
         let fetched: Vec<_> = stream::iter(children)
             .map(|(name, cid)| {
                 let blocks = blocks.clone();
@@ -107,7 +104,6 @@ impl IpfsListing {
             .buffered(LIST_WINDOW)
             .collect()
             .await;
-        let mut files = Vec::new();
         let mut dirs = Vec::new();
         for item in fetched {
             let (name, cid, child) = item?;
@@ -116,18 +112,23 @@ impl IpfsListing {
             if child.is_directory() {
                 dirs.push((child_path, child));
             } else if let Some(len) = child.file_size() {
-                let mut address = self.address.clone();
-                address.path.extend(child_path.iter().cloned());
-                let source = IpfsSource::with_session(
-                    self.session.clone(),
-                    address,
-                    Some(Resolved { cid, node: child }),
-                );
-                files.push(Entry::new(child_path, Some(len), Arc::new(source)));
+                let source = self.source(&child_path, Some(Resolved { cid, node: child }));
+                files.push(Entry::new(child_path, Some(len), source));
             } else {
                 tracing::warn!(path = %child_path.join("/"), "skipping a symlink");
             }
         }
         Ok((files, dirs))
+    }
+
+    /// A source for the entry at `path` below the listed directory.
+    fn source(&self, path: &[String], resolved: Option<Resolved>) -> dlm_core::BoxSource {
+        let mut address = self.address.clone();
+        address.path.extend(path.iter().cloned());
+        Arc::new(IpfsSource::with_session(
+            self.session.clone(),
+            address,
+            resolved,
+        ))
     }
 }

@@ -150,9 +150,9 @@ mod tests {
 
     use cid::Cid;
     use futures::future::BoxFuture;
-    use sha2::Digest;
 
     use super::*;
+    use crate::block::sha256_cid as cid;
     use crate::block::{DAG_PB, RAW};
     use crate::dag_pb::{DagPbNode, Link};
     use crate::unixfs::encode_file_data;
@@ -168,11 +168,6 @@ mod tests {
                 })
             })
         }
-    }
-
-    fn cid(codec: u64, data: &[u8]) -> Cid {
-        let mh = multihash::Multihash::<64>::wrap(0x12, &sha2::Sha256::digest(data)).unwrap();
-        Cid::new_v1(codec, mh)
     }
 
     /// A two-level file: root (with 2 bytes of its own) → 3 internal nodes →

@@ -182,7 +182,7 @@ impl Session {
             Root::Cid(c) => (*c, Vec::new()),
             Root::Ipns(name) => {
                 let target = ipns::resolve(self, name).await?;
-                (target.root_cid(), target.path)
+                (target.root, target.path)
             }
         };
         path.extend(address.path.iter().cloned());

@@ -119,6 +119,11 @@ impl Source for IpfsSource {
         let r = self.resolved().await?;
         let len = r.node.file_size().unwrap_or(0);
         let range = ByteRange::new(range.start().min(len), range.end().unwrap_or(len).min(len));
+        if let Node::Leaf(data) = &r.node {
+            // A one-block file is already here, verified when it was resolved.
+            let part = data.slice(range.start as usize..range.end as usize);
+            return Ok(futures::stream::iter([Ok(part)]).boxed());
+        }
         let blocks = self.session.range_blocks(cx.conn, &r.cid, range).await?;
         let stream = read_range(blocks, r.node.clone(), range, self.session.config.window);
         Ok(stream.map(|r| r.map_err(dlm_core::Error::from)).boxed())
@@ -133,18 +138,30 @@ impl Source for IpfsSource {
 /// # Errors
 /// As [`IpfsAddress::parse`] and the resolution (IPNS, path, fetches).
 pub async fn resolve_target(input: &str, config: IpfsConfig) -> Result<Target> {
+    let (session, address, resolved) = resolve(input, config).await?;
+    Ok(target(session, address, resolved))
+}
+
+/// Parses `input` and resolves it on a new session.
+pub(crate) async fn resolve(
+    input: &str,
+    config: IpfsConfig,
+) -> Result<(Arc<Session>, IpfsAddress, Resolved)> {
     let address = IpfsAddress::parse(input)?;
     let session = Session::new(config)?;
     let resolved = session.resolve(&address).await?;
+    Ok((session, address, resolved))
+}
+
+/// What a resolved address names: a listing for a directory, else a source.
+pub(crate) fn target(session: Arc<Session>, address: IpfsAddress, resolved: Resolved) -> Target {
     if resolved.node.is_directory() {
-        Ok(Target::Listing(Arc::new(IpfsListing::new(
-            session, address, resolved,
-        ))))
+        Target::Listing(Arc::new(IpfsListing::new(session, address, resolved)))
     } else {
-        Ok(Target::Source(Arc::new(IpfsSource::with_session(
+        Target::Source(Arc::new(IpfsSource::with_session(
             session,
             address,
             Some(resolved),
-        ))))
+        )))
     }
 }

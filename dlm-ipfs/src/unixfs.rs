@@ -180,8 +180,9 @@ impl Node {
     }
 }
 
-/// Builds the UnixFS `Data` bytes of a file node (for tests and tools).
-pub fn encode_file_data(data: &[u8], blocksizes: &[u64]) -> Bytes {
+/// Builds the UnixFS `Data` bytes of a file node (for tests).
+#[cfg(test)]
+pub(crate) fn encode_file_data(data: &[u8], blocksizes: &[u64]) -> Bytes {
     let pb = PbData {
         r#type: Some(TYPE_FILE),
         data: (!data.is_empty()).then(|| Bytes::copy_from_slice(data)),
@@ -193,24 +194,10 @@ pub fn encode_file_data(data: &[u8], blocksizes: &[u64]) -> Bytes {
     Bytes::from(pb.encode_to_vec())
 }
 
-/// Builds the UnixFS `Data` bytes of a plain directory (for tests and tools).
-pub fn encode_directory_data() -> Bytes {
-    let pb = PbData {
-        r#type: Some(TYPE_DIRECTORY),
-        ..PbData::default()
-    };
-    Bytes::from(pb.encode_to_vec())
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn cid(codec: u64, data: &[u8]) -> Cid {
-        use sha2::Digest;
-        let mh = multihash::Multihash::<64>::wrap(0x12, &sha2::Sha256::digest(data)).unwrap();
-        Cid::new_v1(codec, mh)
-    }
+    use crate::block::sha256_cid as cid;
 
     #[test]
     fn file_with_children() {

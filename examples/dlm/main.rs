@@ -357,7 +357,7 @@ async fn ipfs_info(a: &InfoArgs) -> u8 {
         Ok(c) => c,
         Err(e) => return usage(e),
     };
-    let info = match dlm_ipfs::inspect(&a.url, config.clone()).await {
+    let (info, target) = match dlm_ipfs::inspect(&a.url, config).await {
         Ok(i) => i,
         Err(e) => return fail(&e),
     };
@@ -382,13 +382,9 @@ async fn ipfs_info(a: &InfoArgs) -> u8 {
             );
         }
     }
-    if !info.directory {
-        return exit_code::SUCCESS;
-    }
-    match dlm_ipfs::resolve_target(&a.url, config).await {
-        Ok(Target::Listing(listing)) => tree::info(listing, a.json).await,
-        Ok(Target::Source(_)) => exit_code::SUCCESS,
-        Err(e) => fail(&e),
+    match target {
+        Target::Listing(listing) => tree::info(listing, a.json).await,
+        _ => exit_code::SUCCESS,
     }
 }
 

@@ -6,7 +6,7 @@ use cid::Cid;
 use prost::Message as _;
 
 use crate::IpfsError;
-use crate::block::{BLAKE3, IDENTITY, SHA2_256, SHA2_512};
+use crate::block::digest;
 
 /// A want's type (bitswap 1.2.0).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, prost::Enumeration)]
@@ -97,10 +97,6 @@ impl Message {
         }
     }
 
-    pub(crate) fn encode_bytes(&self) -> Vec<u8> {
-        self.encode_to_vec()
-    }
-
     pub(crate) fn decode_bytes(bytes: Bytes) -> Result<Self, IpfsError> {
         Self::decode(bytes).map_err(|e| IpfsError::Bitswap(format!("message does not decode: {e}")))
     }
@@ -128,19 +124,6 @@ pub(crate) fn cancel(cid: &Cid) -> Entry {
     }
 }
 
-fn varint(buf: &mut &[u8]) -> Option<u64> {
-    let mut v = 0u64;
-    for i in 0..9 {
-        let (&b, rest) = buf.split_first()?;
-        *buf = rest;
-        v |= u64::from(b & 0x7f) << (7 * i);
-        if b & 0x80 == 0 {
-            return Some(v);
-        }
-    }
-    None
-}
-
 /// The CID of `data` under `prefix` (version, codec, multihash code and
 /// digest length, each a varint): the block is hashed here, so the CID
 /// always matches the bytes; whether it is a wanted one is the caller's
@@ -150,35 +133,20 @@ fn varint(buf: &mut &[u8]) -> Option<u64> {
 /// [`IpfsError::Bitswap`] for a malformed prefix;
 /// [`IpfsError::UnsupportedHash`] for other hash functions.
 pub(crate) fn cid_of(prefix: &[u8], data: &[u8]) -> Result<Cid, IpfsError> {
-    use sha2::Digest;
     let bad = || IpfsError::Bitswap("malformed CID prefix".into());
-    let mut p = prefix;
-    let version = varint(&mut p).ok_or_else(bad)?;
-    let codec = varint(&mut p).ok_or_else(bad)?;
-    let code = varint(&mut p).ok_or_else(bad)?;
-    let len = varint(&mut p).ok_or_else(bad)? as usize;
-    let full: Vec<u8> = match code {
-        SHA2_256 => sha2::Sha256::digest(data).to_vec(),
-        SHA2_512 => sha2::Sha512::digest(data).to_vec(),
-        IDENTITY => data.to_vec(),
-        BLAKE3 => {
-            let mut out = vec![0u8; len.min(64)];
-            let mut h = blake3::Hasher::new();
-            h.update(data);
-            h.finalize_xof().fill(&mut out);
-            out
-        }
-        code => {
-            return Err(IpfsError::UnsupportedHash {
-                code,
-                cid: "(bitswap prefix)".into(),
-            });
-        }
-    };
-    if len > full.len() || len == 0 && code != IDENTITY {
-        return Err(bad());
+    let mut fields = [0u64; 4];
+    let mut rest = prefix;
+    for f in &mut fields {
+        (*f, rest) = unsigned_varint::decode::u64(rest).map_err(|_| bad())?;
     }
-    let mh = multihash::Multihash::<64>::wrap(code, &full[..len]).map_err(|_| bad())?;
+    let [version, codec, code, len] = fields;
+    let digest = digest(code, data, len as usize)
+        .ok_or(IpfsError::UnsupportedHash {
+            code,
+            cid: "(bitswap prefix)".into(),
+        })?
+        .ok_or_else(bad)?;
+    let mh = multihash::Multihash::<64>::wrap(code, &digest).map_err(|_| bad())?;
     match version {
         0 => Cid::new_v0(mh).map_err(|_| bad()),
         1 => Ok(Cid::new_v1(codec, mh)),
@@ -189,29 +157,24 @@ pub(crate) fn cid_of(prefix: &[u8], data: &[u8]) -> Result<Cid, IpfsError> {
 /// The prefix of `cid` (for tests that play the remote side).
 #[cfg(test)]
 pub(crate) fn prefix_of(cid: &Cid) -> Vec<u8> {
-    fn push(out: &mut Vec<u8>, mut v: u64) {
-        loop {
-            let b = (v & 0x7f) as u8;
-            v >>= 7;
-            if v == 0 {
-                out.push(b);
-                return;
-            }
-            out.push(b | 0x80);
-        }
-    }
+    let version = if cid.version() == cid::Version::V0 {
+        0
+    } else {
+        1
+    };
+    let fields = [
+        version,
+        cid.codec(),
+        cid.hash().code(),
+        u64::from(cid.hash().size()),
+    ];
     let mut out = Vec::new();
-    push(
-        &mut out,
-        if cid.version() == cid::Version::V0 {
-            0
-        } else {
-            1
-        },
-    );
-    push(&mut out, cid.codec());
-    push(&mut out, cid.hash().code());
-    push(&mut out, u64::from(cid.hash().size()));
+    for f in fields {
+        out.extend_from_slice(unsigned_varint::encode::u64(
+            f,
+            &mut unsigned_varint::encode::u64_buffer(),
+        ));
+    }
     out
 }
 
@@ -223,8 +186,7 @@ mod tests {
     #[test]
     fn prefixes_name_blocks() {
         let data = b"block bytes";
-        let mh = multihash::Multihash::<64>::wrap(SHA2_256, &sha2::Sha256::digest(data)).unwrap();
-        use sha2::Digest;
+        let mh = *crate::block::raw_cid(data).hash();
         for cid in [Cid::new_v1(RAW, mh), Cid::new_v0(mh).unwrap()] {
             assert_eq!(cid_of(&prefix_of(&cid), data).unwrap(), cid);
         }
@@ -242,7 +204,7 @@ mod tests {
             want_type: WantType::Have as i32,
             send_dont_have: true,
         }]);
-        let back = Message::decode_bytes(Bytes::from(m.encode_bytes())).unwrap();
+        let back = Message::decode_bytes(Bytes::from(m.encode_to_vec())).unwrap();
         assert_eq!(back, m);
         assert!(Message::decode_bytes(Bytes::from_static(&[0x0a, 0xff])).is_err());
     }

@@ -24,7 +24,6 @@ use futures::future::BoxFuture;
 use libp2p::PeerId;
 use tokio::sync::{mpsc, oneshot};
 
-use crate::block::inline_data;
 use crate::blocks::Blocks;
 use crate::{IpfsConfig, IpfsError};
 use message::Entry;
@@ -41,7 +40,11 @@ const MAX_RETRIES: u32 = 30;
 /// State shared by the swarm task, the stream tasks and callers.
 struct Shared {
     wants: Mutex<Wants>,
-    outboxes: Mutex<HashMap<PeerId, mpsc::UnboundedSender<Entry>>>,
+    /// Each connected peer's outbound stream writer: its number (so a
+    /// writer that ends late cannot remove its successor) and its queue.
+    outboxes: Mutex<HashMap<PeerId, (u64, mpsc::UnboundedSender<Entry>)>>,
+    /// The last writer number handed out.
+    writers: std::sync::atomic::AtomicU64,
     commands: mpsc::UnboundedSender<node::Command>,
     dht: bool,
 }
@@ -58,7 +61,7 @@ impl Shared {
         }
         let outboxes = self.outboxes.lock().unwrap_or_else(PoisonError::into_inner);
         for (peer, entry) in sends {
-            if let Some(tx) = outboxes.get(&peer) {
+            if let Some((_, tx)) = outboxes.get(&peer) {
                 let _ = tx.send(entry);
             }
         }
@@ -68,15 +71,12 @@ impl Shared {
 /// A running bitswap client. Dropping it stops its libp2p node.
 pub(crate) struct Bitswap {
     shared: Arc<Shared>,
-    peer_id: PeerId,
     _task: node::TaskGuard,
 }
 
 impl std::fmt::Debug for Bitswap {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Bitswap")
-            .field("peer_id", &self.peer_id)
-            .finish_non_exhaustive()
+        f.debug_struct("Bitswap").finish_non_exhaustive()
     }
 }
 
@@ -90,13 +90,13 @@ impl Bitswap {
         let shared = Arc::new(Shared {
             wants: Mutex::new(Wants::default()),
             outboxes: Mutex::new(HashMap::new()),
+            writers: Default::default(),
             commands,
             dht: config.dht,
         });
-        let (peer_id, task) = node::spawn(config, shared.clone(), rx)?;
+        let task = node::spawn(config, shared.clone(), rx)?;
         Ok(Self {
             shared,
-            peer_id,
             _task: task,
         })
     }
@@ -165,11 +165,6 @@ impl Drop for Pending<'_> {
 
 impl Blocks for Bitswap {
     fn get<'a>(&'a self, cid: &'a Cid) -> BoxFuture<'a, Result<Bytes, IpfsError>> {
-        Box::pin(async move {
-            if let Some(d) = inline_data(cid) {
-                return Ok(d);
-            }
-            self.fetch(cid).await
-        })
+        Box::pin(self.fetch(cid))
     }
 }

@@ -1,7 +1,8 @@
 //! The libp2p node behind [`Bitswap`](super::Bitswap): the swarm task,
 //! the per-peer outbound stream writers and the inbound stream readers.
 
-use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::sync::{Arc, PoisonError};
 use std::time::Duration;
 
 use cid::Cid;
@@ -56,12 +57,13 @@ impl Drop for TaskGuard {
     }
 }
 
-/// Builds the swarm, dials the configured peers and spawns its tasks.
+/// Builds the swarm (a new identity, logged), dials the configured peers
+/// and spawns its tasks.
 pub(super) fn spawn(
     config: &IpfsConfig,
     shared: Arc<Shared>,
     commands: mpsc::UnboundedReceiver<Command>,
-) -> Result<(PeerId, TaskGuard), IpfsError> {
+) -> Result<TaskGuard, IpfsError> {
     let fail = |e: String| IpfsError::Bitswap(format!("starting the libp2p node: {e}"));
     let dht = config.dht;
     let mut swarm = libp2p::SwarmBuilder::with_new_identity()
@@ -93,7 +95,6 @@ pub(super) fn spawn(
         .map_err(|e| fail(e.to_string()))?
         .with_swarm_config(|c| c.with_idle_connection_timeout(Duration::from_secs(120)))
         .build();
-    let peer_id = *swarm.local_peer_id();
     let mut control = swarm.behaviour().stream.new_control();
     let mut tasks = Vec::new();
     for protocol in PROTOCOLS {
@@ -126,7 +127,7 @@ pub(super) fn spawn(
         let _ = kad.bootstrap();
     }
     tasks.push(tokio::spawn(run(swarm, control, shared, commands)));
-    Ok((peer_id, TaskGuard(tasks)))
+    Ok(TaskGuard(tasks))
 }
 
 /// Streams per connection, chosen so no stream's receive window can pass
@@ -207,7 +208,7 @@ fn peer_gone(shared: &Shared, peer: &PeerId) {
     shared
         .outboxes
         .lock()
-        .unwrap_or_else(std::sync::PoisonError::into_inner)
+        .unwrap_or_else(PoisonError::into_inner)
         .remove(peer);
     let sends = shared.wants().remove_peer(peer);
     shared.send(sends);
@@ -219,26 +220,17 @@ const MAX_ENTRIES_PER_MESSAGE: usize = 1024;
 /// Opens our outbound bitswap stream to `peer` and writes the wantlist
 /// entries queued for it, batching what is queued into one message.
 async fn write_stream(mut control: libp2p_stream::Control, shared: Arc<Shared>, peer: PeerId) {
-    let mut stream = None;
-    for protocol in PROTOCOLS {
-        match control.open_stream(peer, protocol.clone()).await {
-            Ok(s) => {
-                stream = Some(s);
-                break;
-            }
-            Err(e) => tracing::debug!(%peer, %protocol, error = %e, "bitswap stream refused"),
-        }
-    }
-    let Some(mut stream) = stream else {
+    let Some(mut stream) = open_stream(&mut control, peer).await else {
         tracing::debug!(%peer, "peer speaks no bitswap; not used for blocks");
         return;
     };
     let (tx, mut rx) = mpsc::unbounded_channel::<Entry>();
+    let me = shared.writers.fetch_add(1, Ordering::Relaxed) + 1;
     shared
         .outboxes
         .lock()
-        .unwrap_or_else(std::sync::PoisonError::into_inner)
-        .insert(peer, tx);
+        .unwrap_or_else(PoisonError::into_inner)
+        .insert(peer, (me, tx));
     let sends = shared.wants().add_peer(peer);
     shared.send(sends);
     while let Some(first) = rx.recv().await {
@@ -250,12 +242,41 @@ async fn write_stream(mut control: libp2p_stream::Control, shared: Arc<Shared>, 
             }
         }
         tracing::trace!(%peer, entries = entries.len(), "bitswap message out");
-        if let Err(e) = write_message(&mut stream, &Message::wants(entries)).await {
-            tracing::debug!(%peer, error = %e, "bitswap stream write failed");
-            break;
+        let message = Message::wants(entries);
+        if let Err(e) = write_message(&mut stream, &message).await {
+            // The connection may still be up (only the stream failed): one
+            // new stream, and the message again; else the peer is let go.
+            tracing::debug!(%peer, error = %e, "bitswap stream write failed; opening another");
+            let Some(s) = open_stream(&mut control, peer).await else {
+                break;
+            };
+            stream = s;
+            if write_message(&mut stream, &message).await.is_err() {
+                break;
+            }
         }
     }
-    peer_gone(&shared, &peer);
+    let mut outboxes = shared
+        .outboxes
+        .lock()
+        .unwrap_or_else(PoisonError::into_inner);
+    if outboxes.get(&peer).is_some_and(|(n, _)| *n == me) {
+        outboxes.remove(&peer);
+        drop(outboxes);
+        let sends = shared.wants().remove_peer(&peer);
+        shared.send(sends);
+    }
+}
+
+/// Our outbound bitswap stream to `peer`, in the newest protocol it speaks.
+async fn open_stream(control: &mut libp2p_stream::Control, peer: PeerId) -> Option<libp2p::Stream> {
+    for protocol in PROTOCOLS {
+        match control.open_stream(peer, protocol.clone()).await {
+            Ok(s) => return Some(s),
+            Err(e) => tracing::debug!(%peer, %protocol, error = %e, "bitswap stream refused"),
+        }
+    }
+    None
 }
 
 /// Reads a stream the peer opened: blocks and presences for our wants.
@@ -272,20 +293,26 @@ async fn read_stream(shared: Arc<Shared>, peer: PeerId, stream: libp2p::Stream) 
             }
         };
         tracing::trace!(%peer, blocks = m.payload.len(), presences = m.block_presences.len(), "bitswap message in");
+        // Hashed before the want table is locked: every stream and caller
+        // shares that lock.
+        let mut blocks = Vec::with_capacity(m.payload.len() + m.blocks.len());
+        for b in m.payload {
+            match cid_of(&b.prefix, &b.data) {
+                Ok(cid) => blocks.push((cid, b.data)),
+                Err(e) => tracing::debug!(%peer, error = %e, "unusable bitswap block"),
+            }
+        }
+        for data in m.blocks {
+            // Bitswap 1.0.0 blocks are CIDv0: dag-pb, sha2-256.
+            if let Ok(cid) = cid_of(&[0, DAG_PB as u8, SHA2_256 as u8, 32], &data) {
+                blocks.push((cid, data));
+            }
+        }
         let mut sends = Vec::new();
         {
             let mut wants = shared.wants();
-            for b in m.payload {
-                match cid_of(&b.prefix, &b.data) {
-                    Ok(cid) => sends.extend(wants.received(peer, &cid, &b.data)),
-                    Err(e) => tracing::debug!(%peer, error = %e, "unusable bitswap block"),
-                }
-            }
-            for data in m.blocks {
-                // Bitswap 1.0.0 blocks are CIDv0: dag-pb, sha2-256.
-                if let Ok(cid) = cid_of(&[0, DAG_PB as u8, SHA2_256 as u8, 32], &data) {
-                    sends.extend(wants.received(peer, &cid, &data));
-                }
+            for (cid, data) in &blocks {
+                sends.extend(wants.received(peer, cid, data));
             }
             for p in m.block_presences {
                 let Ok((cid, _)) = crate::block::read_cid(&p.cid) else {

@@ -80,7 +80,7 @@ impl Wants {
         self.in_flight
             .iter()
             .filter(|(p, _)| !w.asked.contains(p) && !w.refused.contains(p))
-            .min_by_key(|(p, n)| (!w.haves.contains(*p), **n, p.to_bytes()))
+            .min_by_key(|(p, n)| (!w.haves.contains(*p), **n, **p))
             .map(|(p, _)| *p)
     }
 
@@ -256,7 +256,13 @@ impl Wants {
 
     /// Keeps a received block for a repeated want, within [`RECENT_BYTES`].
     fn keep(&mut self, cid: Cid, data: &Bytes) {
-        if self.late.insert(cid, data.clone()).is_none() {
+        // A copy: `data` is a slice of its message buffer (several blocks,
+        // up to 8 MiB), which keeping the slice would keep whole.
+        if self
+            .late
+            .insert(cid, Bytes::copy_from_slice(data))
+            .is_none()
+        {
             self.late_order.push_back(cid);
             self.late_bytes += data.len();
         }
@@ -311,9 +317,7 @@ mod tests {
     use super::*;
 
     fn cid(n: u8) -> Cid {
-        use sha2::Digest;
-        let mh = multihash::Multihash::<64>::wrap(0x12, &sha2::Sha256::digest([n])).unwrap();
-        Cid::new_v1(0x55, mh)
+        crate::block::raw_cid(&[n])
     }
 
     #[test]

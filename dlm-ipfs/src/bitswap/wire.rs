@@ -15,53 +15,40 @@ pub(crate) const MAX_MESSAGE_BYTES: usize = 8 << 20;
 pub(crate) async fn read_message<R: AsyncRead + Unpin>(
     r: &mut R,
 ) -> Result<Option<Message>, IpfsError> {
-    let io = |e: std::io::Error| IpfsError::Bitswap(format!("read: {e}"));
-    let mut len = 0u64;
-    for i in 0..10 {
-        let mut b = [0u8; 1];
-        match r.read(&mut b).await.map_err(io)? {
-            0 if i == 0 => return Ok(None),
-            0 => return Err(IpfsError::Bitswap("stream ends inside a length".into())),
-            _ => {}
-        }
-        if i == 9 {
-            return Err(IpfsError::Bitswap("length varint too long".into()));
-        }
-        len |= u64::from(b[0] & 0x7f) << (7 * i);
-        if b[0] & 0x80 == 0 {
-            break;
-        }
-    }
-    if len as usize > MAX_MESSAGE_BYTES {
+    use unsigned_varint::io::ReadError;
+    let len = match unsigned_varint::aio::read_usize(&mut *r).await {
+        Ok(len) => len,
+        Err(ReadError::Io(e)) if e.kind() == std::io::ErrorKind::UnexpectedEof => return Ok(None),
+        Err(e) => return Err(IpfsError::Bitswap(format!("read: message length: {e}"))),
+    };
+    if len > MAX_MESSAGE_BYTES {
         return Err(IpfsError::Bitswap(format!(
             "message of {len} bytes (limit {MAX_MESSAGE_BYTES})"
         )));
     }
-    let mut buf = vec![0u8; len as usize];
-    r.read_exact(&mut buf).await.map_err(io)?;
+    // Grown as bytes arrive, so an announced length costs nothing until sent.
+    let mut buf = Vec::new();
+    r.take(len as u64)
+        .read_to_end(&mut buf)
+        .await
+        .map_err(|e| IpfsError::Bitswap(format!("read: {e}")))?;
+    if buf.len() < len {
+        return Err(IpfsError::Bitswap("stream ends inside a message".into()));
+    }
     Message::decode_bytes(Bytes::from(buf)).map(Some)
 }
 
-/// Writes one message and flushes.
+/// Writes one message (protobuf length-delimited: the bitswap framing) and
+/// flushes.
 pub(crate) async fn write_message<W: AsyncWrite + Unpin>(
     w: &mut W,
     m: &Message,
 ) -> Result<(), IpfsError> {
-    let body = m.encode_bytes();
-    let mut out = Vec::with_capacity(body.len() + 10);
-    let mut v = body.len() as u64;
-    loop {
-        let b = (v & 0x7f) as u8;
-        v >>= 7;
-        if v == 0 {
-            out.push(b);
-            break;
-        }
-        out.push(b | 0x80);
-    }
-    out.extend(body);
+    use prost::Message as _;
     let io = |e: std::io::Error| IpfsError::Bitswap(format!("write: {e}"));
-    w.write_all(&out).await.map_err(io)?;
+    w.write_all(&m.encode_length_delimited_to_vec())
+        .await
+        .map_err(io)?;
     w.flush().await.map_err(io)
 }
 
