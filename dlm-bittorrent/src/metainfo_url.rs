@@ -1,7 +1,7 @@
 //! Fetching a `.torrent` from an `http(s)://` URL.
 
 use dlm_http::HttpClient;
-use http::{HeaderMap, Method};
+use http::HeaderMap;
 use url::Url;
 
 use crate::{MAX_TORRENT_BYTES, Metainfo, TorrentError};
@@ -11,7 +11,8 @@ use crate::{MAX_TORRENT_BYTES, Metainfo, TorrentError};
 ///
 /// # Errors
 /// [`TorrentError::Fetch`] when the request fails or the status is not
-/// 2xx (retryable for connection failures and 5xx); as
+/// 2xx (retryable as dlm-http classifies it: connection failures but not
+/// refused certificates, 408/429/5xx); as
 /// [`Metainfo::from_bytes`] for what arrives.
 pub async fn fetch_metainfo(client: &HttpClient, url: &Url) -> Result<Metainfo, TorrentError> {
     let shown = dlm_core::redact_url(url);
@@ -20,16 +21,8 @@ pub async fn fetch_metainfo(client: &HttpClient, url: &Url) -> Result<Metainfo, 
         message,
         retryable,
     };
-    let resp = client
-        .send(Method::GET, url, &HeaderMap::new())
-        .await
-        .map_err(|e| err(e.to_string(), true))?;
-    let status = resp.status();
-    if !status.is_success() {
-        return Err(err(format!("HTTP {status}"), status.is_server_error()));
-    }
     let body = client
-        .read_body(resp.response.into_body(), MAX_TORRENT_BYTES)
+        .get_bytes(url, &HeaderMap::new(), MAX_TORRENT_BYTES)
         .await
         .map_err(|e| err(e.to_string(), e.is_retryable()))?;
     Metainfo::from_bytes(&body)

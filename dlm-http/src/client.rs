@@ -304,6 +304,44 @@ impl HttpClient {
         }
     }
 
+    /// A `GET` of `url` whose status must be 2xx: the response, or the
+    /// failure as the engine classifies HTTP failures (a refused TLS
+    /// certificate and bad URLs are not retried; 408, 429 and 5xx are, after
+    /// `Retry-After` when given; 404/410 are not-found; 401/403 auth).
+    ///
+    /// # Errors
+    /// As [`HttpClient::send`], and [`HttpError::Status`] for other statuses;
+    /// all converted into `dlm_core::Error`.
+    pub async fn get(&self, url: &Url, headers: &HeaderMap) -> dlm_core::Result<HttpResponse> {
+        let resp = self.send(Method::GET, url, headers).await?;
+        let status = resp.status();
+        if !status.is_success() {
+            return Err(HttpError::Status {
+                status: status.as_u16(),
+                url: redact_url(&resp.url),
+                retry_after: crate::headers::retry_after(resp.headers()),
+            }
+            .into());
+        }
+        Ok(resp)
+    }
+
+    /// [`HttpClient::get`] and [`HttpClient::read_body`]: a whole small
+    /// body (a `.torrent`, a tracker reply, a block, a record) of at most
+    /// `max` bytes.
+    ///
+    /// # Errors
+    /// As those two.
+    pub async fn get_bytes(
+        &self,
+        url: &Url,
+        headers: &HeaderMap,
+        max: usize,
+    ) -> dlm_core::Result<Bytes> {
+        let resp = self.get(url, headers).await?;
+        self.read_body(resp.response.into_body(), max).await
+    }
+
     /// Reads a whole small body (a tracker reply, an error document, a
     /// `.torrent`) of at most `max` bytes, with the idle timeout of
     /// [`HttpClient::body_stream`].

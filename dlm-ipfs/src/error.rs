@@ -100,7 +100,8 @@ pub enum IpfsError {
         /// The address.
         path: String,
     },
-    /// A gateway answered with an error, or the request failed.
+    /// A gateway answered something unusable (not a CAR where one was
+    /// asked for), or its URL cannot be built.
     #[error("gateway {gateway}: {message}")]
     Gateway {
         /// The gateway's base URL.
@@ -109,8 +110,15 @@ pub enum IpfsError {
         message: String,
         /// Whether asking again (or another source) may help.
         retryable: bool,
-        /// Whether the gateway said the content is not there (404/410).
-        not_found: bool,
+    },
+    /// A gateway request failed or got an error status, classified by
+    /// dlm-http (404/410 not-found, 401/403 auth, 429/5xx retryable, …).
+    #[error("gateway {gateway}: {source}")]
+    Http {
+        /// The gateway's base URL.
+        gateway: String,
+        /// dlm-http's error.
+        source: dlm_core::Error,
     },
     /// A bitswap failure (no peer answered, a stream failed).
     #[error("bitswap: {0}")]
@@ -183,17 +191,8 @@ impl IpfsError {
             Self::HashMismatch { .. } => (ErrorKind::Integrity, true),
             Self::SourcesDropped { .. } => (ErrorKind::Integrity, false),
             Self::NoSuchLink { .. } | Self::NotADirectory { .. } => (ErrorKind::NotFound, false),
-            Self::Gateway {
-                retryable,
-                not_found,
-                ..
-            } => {
-                if *not_found {
-                    (ErrorKind::NotFound, *retryable)
-                } else {
-                    (ErrorKind::Network, *retryable)
-                }
-            }
+            Self::Gateway { retryable, .. } => (ErrorKind::Network, *retryable),
+            Self::Http { source, .. } => (source.kind(), source.is_retryable()),
             Self::Bitswap(_) => (ErrorKind::Network, true),
             Self::Unavailable { .. } => (ErrorKind::NotFound, false),
             Self::Ipns { retryable, .. } => {
@@ -217,6 +216,10 @@ impl IpfsError {
 impl From<IpfsError> for Error {
     fn from(e: IpfsError) -> Self {
         let (kind, retry) = e.classify();
+        if let IpfsError::Http { source, .. } = e {
+            // dlm-http's error as it is: its kind, retry flag and Retry-After.
+            return source;
+        }
         let err = Error::new(kind, e.to_string()).with_source(e);
         if retry { err.retryable() } else { err }
     }

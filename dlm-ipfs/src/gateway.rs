@@ -10,7 +10,7 @@ use cid::Cid;
 use dlm_core::BodyStream;
 use dlm_http::HttpClient;
 use http::header::{ACCEPT, CONTENT_TYPE};
-use http::{HeaderMap, HeaderValue, Method};
+use http::{HeaderMap, HeaderValue};
 use url::Url;
 
 use crate::IpfsError;
@@ -97,7 +97,7 @@ impl Gateway {
         let mut url = self
             .base
             .join(&format!("{namespace}/{root}"))
-            .map_err(|e| self.error(e.to_string(), false, false))?;
+            .map_err(|e| self.error(e.to_string(), false))?;
         {
             let mut q = url.query_pairs_mut();
             for (k, v) in query {
@@ -107,54 +107,40 @@ impl Gateway {
         Ok(url)
     }
 
-    fn error(&self, message: String, retryable: bool, not_found: bool) -> IpfsError {
+    fn error(&self, message: String, retryable: bool) -> IpfsError {
         IpfsError::Gateway {
             gateway: self.name.clone(),
             message,
             retryable,
-            not_found,
         }
     }
 
-    async fn get(
-        &self,
-        url: &Url,
-        accept: &'static str,
-    ) -> Result<http::Response<hyper::body::Incoming>, IpfsError> {
-        let mut headers = HeaderMap::new();
-        headers.insert(ACCEPT, HeaderValue::from_static(accept));
-        let resp = self
-            .client
-            .send(Method::GET, url, &headers)
-            .await
-            .map_err(|e| self.error(e.to_string(), true, false))?;
-        let status = resp.status();
-        if !status.is_success() {
-            let not_found = matches!(status.as_u16(), 404 | 410);
-            let retry = status.is_server_error() || status.as_u16() == 429;
-            return Err(self.error(
-                format!("HTTP {status} for {}", url.path()),
-                retry,
-                not_found,
-            ));
+    fn http_error(&self, source: dlm_core::Error) -> IpfsError {
+        IpfsError::Http {
+            gateway: self.name.clone(),
+            source,
         }
-        Ok(resp.response)
+    }
+
+    fn accept(media_type: &'static str) -> HeaderMap {
+        let mut headers = HeaderMap::new();
+        headers.insert(ACCEPT, HeaderValue::from_static(media_type));
+        headers
     }
 
     /// One block by CID (`GET /ipfs/{cid}?format=raw`), verified.
     ///
     /// # Errors
-    /// [`IpfsError::Gateway`] for failed requests and error statuses (404 and
+    /// [`IpfsError::Http`] for failed requests and error statuses (404 and
     /// 410 as not-found); [`IpfsError::HashMismatch`] (and the gateway is
     /// dropped) when the bytes do not hash to `cid`.
     pub async fn block(&self, cid: &Cid) -> Result<Bytes, IpfsError> {
         let url = self.url("ipfs", &cid.to_string(), &[("format", "raw".into())])?;
-        let resp = self.get(&url, RAW_MEDIA_TYPE).await?;
         let body = self
             .client
-            .read_body(resp.into_body(), MAX_BLOCK_BYTES)
+            .get_bytes(&url, &Self::accept(RAW_MEDIA_TYPE), MAX_BLOCK_BYTES)
             .await
-            .map_err(|e| self.error(e.to_string(), e.is_retryable(), false))?;
+            .map_err(|e| self.http_error(e))?;
         self.check(cid, &body)?;
         Ok(body)
     }
@@ -192,7 +178,12 @@ impl Gateway {
             query.push(("entity-bytes", format!("{from}:{to}")));
         }
         let url = self.url("ipfs", &cid.to_string(), &query)?;
-        let resp = self.get(&url, CAR_MEDIA_TYPE).await?;
+        let resp = self
+            .client
+            .get(&url, &Self::accept(CAR_MEDIA_TYPE))
+            .await
+            .map_err(|e| self.http_error(e))?
+            .response;
         if let Some(ct) = resp
             .headers()
             .get(CONTENT_TYPE)
@@ -200,7 +191,7 @@ impl Gateway {
             && !ct.starts_with("application/vnd.ipld.car")
         {
             return Err(self
-                .error(format!("answered a CAR request with {ct:?}"), false, false)
+                .error(format!("answered a CAR request with {ct:?}"), false)
                 .into());
         }
         let stream = self.client.body_stream(resp.into_body());
@@ -214,10 +205,13 @@ impl Gateway {
     /// As [`Gateway::block`] for the request.
     pub async fn ipns_record(&self, name: &str) -> Result<Bytes, IpfsError> {
         let url = self.url("ipns", name, &[("format", "ipns-record".into())])?;
-        let resp = self.get(&url, IPNS_RECORD_MEDIA_TYPE).await?;
         self.client
-            .read_body(resp.into_body(), MAX_IPNS_RECORD_BYTES)
+            .get_bytes(
+                &url,
+                &Self::accept(IPNS_RECORD_MEDIA_TYPE),
+                MAX_IPNS_RECORD_BYTES,
+            )
             .await
-            .map_err(|e| self.error(e.to_string(), e.is_retryable(), false))
+            .map_err(|e| self.http_error(e))
     }
 }

@@ -1,6 +1,6 @@
 //! HTTP(S) trackers (BEP 3), through dlm-http's client.
 
-use http::{HeaderMap, Method};
+use http::HeaderMap;
 use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, percent_encode};
 use url::Url;
 
@@ -82,7 +82,8 @@ impl HttpTracker {
     /// Announces once.
     ///
     /// # Errors
-    /// [`TorrentError::Tracker`]: HTTP failures and 5xx are retryable; a
+    /// [`TorrentError::Tracker`]: retryable as dlm-http classifies HTTP
+    /// failures (connection failures, 408/429/5xx); a
     /// `failure reason`, another status or a malformed reply are not.
     pub async fn announce(&self, req: &AnnounceRequest) -> Result<AnnounceResponse, TorrentError> {
         let shown = self.display_url();
@@ -91,18 +92,13 @@ impl HttpTracker {
             message,
             retryable,
         };
-        let resp = self
-            .client
-            .send(Method::GET, &self.announce_url(req), &HeaderMap::new())
-            .await
-            .map_err(|e| err(e.to_string(), true))?;
-        let status = resp.status();
-        if !status.is_success() {
-            return Err(err(format!("HTTP {status}"), status.is_server_error()));
-        }
         let body = self
             .client
-            .read_body(resp.response.into_body(), MAX_RESPONSE_BYTES)
+            .get_bytes(
+                &self.announce_url(req),
+                &HeaderMap::new(),
+                MAX_RESPONSE_BYTES,
+            )
             .await
             .map_err(|e| err(e.to_string(), e.is_retryable()))?;
         parse_http_reply(&shown, &body)
