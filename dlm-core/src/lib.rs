@@ -24,7 +24,6 @@ mod source;
 #[cfg(test)]
 mod test_source;
 mod tree;
-mod units;
 
 pub use backoff::Backoff;
 pub use control_file::{CONTROL_FILE_VERSION, ControlFile, MAX_CONTROL_FILE_BYTES, SourceIdentity};
@@ -51,7 +50,6 @@ pub use sink::{
 };
 pub use source::{BodyStream, BoxSource, Capabilities, Context, Probe, Source, SourceDyn, Storage};
 pub use tree::{TreeDownload, TreeEvent, TreeHandle, TreeProgress, TreeSummary};
-pub use units::{BoxUnits, Units};
 
 /// Re-exported so sources can build [`Context`]s and callers can cancel.
 pub use tokio_util::sync::CancellationToken;

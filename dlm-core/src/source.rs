@@ -171,13 +171,6 @@ pub trait Source: Send + Sync + fmt::Debug + 'static {
         range: ReadRange,
     ) -> impl Future<Output = Result<BodyStream>> + Send;
 
-    /// The source's verification units, known after [`Source::probe`]
-    /// (BitTorrent pieces with their SHA-1s). `None`, the default: bytes are
-    /// done when written, and the whole download is checked at the end.
-    fn units(&self) -> Option<crate::BoxUnits> {
-        None
-    }
-
     /// What engine connection `conn` can serve now. The default,
     /// [`Availability::Whole`], fits a server; a swarm answers with the
     /// pieces of the peer bound to `conn` (empty while none is bound: the
@@ -236,8 +229,6 @@ pub trait SourceDyn: Send + Sync + fmt::Debug {
         cx: &'a Context,
         range: ReadRange,
     ) -> BoxFuture<'a, Result<BodyStream>>;
-    /// See [`Source::units`].
-    fn units_dyn(&self) -> Option<crate::BoxUnits>;
     /// See [`Source::availability`].
     fn availability_dyn(&self, conn: ConnId) -> Availability;
     /// See [`Source::scheduler`].
@@ -261,9 +252,6 @@ impl<T: Source> SourceDyn for T {
         range: ReadRange,
     ) -> BoxFuture<'a, Result<BodyStream>> {
         Box::pin(self.open(cx, range))
-    }
-    fn units_dyn(&self) -> Option<crate::BoxUnits> {
-        self.units()
     }
     fn availability_dyn(&self, conn: ConnId) -> Availability {
         self.availability(conn)

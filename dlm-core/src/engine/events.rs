@@ -163,14 +163,6 @@ pub enum Event {
         /// The chunk (as it ended after any splits).
         range: ByteRange,
     },
-    /// A verification unit (a piece, a block) failed its hash: it is fetched
-    /// again, and the connection that completed it gets an integrity error.
-    UnitRejected {
-        /// The connection that completed the unit.
-        conn: ConnId,
-        /// The unit.
-        range: ByteRange,
-    },
     /// A chunk failed; its unfetched bytes go back to the pool.
     ChunkFailed {
         /// The connection.

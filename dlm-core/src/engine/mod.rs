@@ -158,7 +158,6 @@ impl Download {
                     ..SourceStats::default()
                 })
                 .collect(),
-            checking: RangeSet::new(),
         };
         let shared = Arc::new(Shared::new(
             plan,
@@ -280,9 +279,6 @@ impl Engine {
         self.set_state(DownloadState::Probing);
         let probe = self.probe_sources().await?;
         let ranged = probe.caps.ranges && probe.len.is_some();
-        // Units need ranges: a whole-object stream cannot refetch one unit.
-        self.shared
-            .set_units(self.sources[0].units_dyn().filter(|_| ranged));
         if !self.custom_scheduler {
             // The source's own picker (a swarm's), else the default aligned as the probe says.
             self.shared.plan().scheduler = self.sources[0]
@@ -576,7 +572,6 @@ impl Engine {
             let mut plan = self.shared.plan();
             plan.map = ChunkMap::new(len, done);
             plan.slots.clear();
-            plan.checking = RangeSet::new();
         }
         self.shared.prefix.send_replace((prefix, false));
         self.shared.hashed.store(0, Ordering::Release);

@@ -9,7 +9,7 @@ use tokio::sync::{Notify, broadcast, watch};
 
 use super::events::{Event, SourceStats, Stats};
 use crate::scheduler::{Assignment, ChunkEvent, ChunkMap, ConnId, ConnInfo, InFlight, Scheduler};
-use crate::{BoxUnits, ByteRange, RateLimiter};
+use crate::{ByteRange, RateLimiter};
 
 /// A chunk's live bounds, read by its worker on every frame.
 #[derive(Debug)]
@@ -27,8 +27,6 @@ pub(crate) struct Plan {
     pub(crate) scheduler: Box<dyn Scheduler>,
     pub(crate) slots: HashMap<ConnId, Arc<Slot>>,
     pub(crate) sources: Vec<SourceStats>,
-    /// Complete units being verified (claimed by one worker each).
-    pub(crate) checking: crate::RangeSet,
 }
 
 impl Plan {
@@ -109,8 +107,6 @@ pub(crate) struct Shared {
     pub(crate) global_limiter: Option<Arc<RateLimiter>>,
     pub(crate) events: broadcast::Sender<Event>,
     pub(crate) stats: Mutex<Stats>,
-    /// The primary source's verification units (set after probing).
-    units: Mutex<Option<BoxUnits>>,
 }
 
 impl Shared {
@@ -132,7 +128,6 @@ impl Shared {
             global_limiter,
             events,
             stats: Mutex::new(Stats::default()),
-            units: Mutex::new(None),
         }
     }
 
@@ -142,58 +137,6 @@ impl Shared {
 
     pub(crate) fn stats(&self) -> MutexGuard<'_, Stats> {
         self.stats.lock().unwrap_or_else(PoisonError::into_inner)
-    }
-
-    /// The source's verification units, once probed.
-    pub(crate) fn set_units(&self, units: Option<BoxUnits>) {
-        *self.units.lock().unwrap_or_else(PoisonError::into_inner) = units;
-    }
-
-    fn units(&self) -> Option<BoxUnits> {
-        self.units
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .clone()
-    }
-
-    /// Records `r` as written. Without units it is done at once; with units
-    /// it is unverified, and the units it completes are returned, claimed
-    /// for checking by the caller ([`Shared::unit_checked`]).
-    pub(crate) fn mark_written(&self, r: ByteRange) -> Vec<(ByteRange, BoxUnits)> {
-        let Some(units) = self.units() else {
-            self.mark_done(r);
-            return Vec::new();
-        };
-        let mut plan = self.plan();
-        plan.map.unverified.insert(r);
-        let len = plan.map.len;
-        let mut ready = Vec::new();
-        for u in crate::units::overlapping(units.as_ref(), r, len) {
-            let claimed = plan
-                .checking
-                .ranges()
-                .iter()
-                .any(|c| c.intersect(&u).is_some());
-            if !claimed && plan.map.unverified.contains_range(u) {
-                plan.checking.insert(u);
-                ready.push((u, units.clone()));
-            }
-        }
-        ready
-    }
-
-    /// Ends the check of `unit`: done when `ok`, else missing again.
-    pub(crate) fn unit_checked(&self, unit: ByteRange, ok: bool) {
-        {
-            let mut plan = self.plan();
-            plan.checking.remove(unit);
-            plan.map.unverified.remove(unit);
-        }
-        if ok {
-            self.mark_done(unit);
-        } else {
-            self.changed.notify_waiters();
-        }
     }
 
     /// Records `r` as done and publishes the new contiguous prefix.

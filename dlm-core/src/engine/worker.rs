@@ -347,50 +347,7 @@ impl Worker {
             .map_err(FetchError::Sink)?;
         self.source_stat(|s| s.received_bytes += r.len());
         *pos = r.end;
-        // Every claimed unit must be settled, even after one fails.
-        let mut first_err = None;
-        for (unit, units) in self.shared.mark_written(r) {
-            if let Err(e) = self.check_unit(unit, units).await {
-                first_err.get_or_insert(e);
-            }
-        }
-        first_err.map_or(Ok(()), Err)
-    }
-
-    /// Reads a complete unit back from the sink and verifies it: done, or
-    /// missing again with an integrity error for this chunk.
-    async fn check_unit(&self, unit: ByteRange, units: crate::BoxUnits) -> Result<(), FetchError> {
-        let Ok(len) = u32::try_from(unit.len()) else {
-            self.shared.unit_checked(unit, false);
-            return Err(FetchError::Source(Error::new(
-                ErrorKind::Protocol,
-                format!("a verification unit of {} bytes is too large", unit.len()),
-            )));
-        };
-        let data = match self.sink.read_at_dyn(unit.start, len).await {
-            Ok(d) => d,
-            Err(e) => {
-                self.shared.unit_checked(unit, false);
-                return Err(FetchError::Sink(e));
-            }
-        };
-        let ok = tokio::task::spawn_blocking(move || units.verify(unit, &data))
-            .await
-            .unwrap_or(false);
-        self.shared.unit_checked(unit, ok);
-        if ok {
-            return Ok(());
-        }
-        self.shared.emit(Event::UnitRejected {
-            conn: self.conn,
-            range: unit,
-        });
-        Err(FetchError::Source(
-            Error::new(
-                ErrorKind::Integrity,
-                format!("bytes {}..{} failed verification", unit.start, unit.end),
-            )
-            .retryable(),
-        ))
+        self.shared.mark_done(r);
+        Ok(())
     }
 }

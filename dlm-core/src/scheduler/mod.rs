@@ -100,11 +100,8 @@ impl InFlight {
 pub struct ChunkMap {
     /// Length of the byte space in bytes.
     pub len: u64,
-    /// Bytes written to the sink (and verified, where the source has units).
+    /// Bytes written to the sink (and verified, where the source verifies).
     pub done: RangeSet,
-    /// Bytes written but not yet verified (sources with units): not missing,
-    /// not done.
-    pub unverified: RangeSet,
     /// The chunk each busy connection is fetching.
     pub in_flight: BTreeMap<ConnId, InFlight>,
 }
@@ -115,7 +112,6 @@ impl ChunkMap {
         Self {
             len,
             done,
-            unverified: RangeSet::new(),
             in_flight: BTreeMap::new(),
         }
     }
@@ -125,9 +121,6 @@ impl ChunkMap {
     /// either done or received and about to be written by its connection.
     pub fn unassigned(&self) -> Vec<ByteRange> {
         let mut covered = self.done.clone();
-        for r in self.unverified.ranges() {
-            covered.insert(*r);
-        }
         for f in self.in_flight.values() {
             covered.insert(ByteRange::new(f.start, f.end));
         }
