@@ -59,7 +59,9 @@ impl PiecePicker {
             sequential,
             started: BTreeSet::new(),
             endgame: Arc::new(AtomicBool::new(false)),
-            rng: fastrand::Rng::with_seed(0x5eed),
+            // Seeded per picker: clients that broke ties alike would all want
+            // the same pieces first.
+            rng: fastrand::Rng::new(),
         }
     }
 

@@ -21,6 +21,9 @@ use crate::peer::{PeerConnection, PeerHandle, PeerState, PieceCounts, Uploads};
 use crate::tracker::{AnnounceEvent, AnnounceRequest, PeerId, TrackerTiers};
 use crate::{Metainfo, TorrentConfig, TorrentError};
 
+/// The longest wait for the `completed` and `stopped` announces.
+const ANNOUNCE_AT_END: Duration = Duration::from_secs(5);
+
 /// Re-announce at most this often, whatever the tracker says.
 const MIN_REANNOUNCE: Duration = Duration::from_secs(30);
 
@@ -56,12 +59,19 @@ impl Pool {
             .map(|(a, _)| *a)
             .collect();
         for a in gone {
-            self.peers.remove(&a);
-            self.lent.remove(&a);
-            self.unchoked.remove(&a);
-            self.ranges.remove(&a);
-            self.bound.retain(|_, b| *b != a);
+            self.forget(a);
         }
+    }
+
+    /// Drops everything kept about the peer at `a`, closing its connection.
+    fn forget(&mut self, a: SocketAddr) {
+        if let Some(h) = self.peers.remove(&a) {
+            h.state().close();
+        }
+        self.lent.remove(&a);
+        self.unchoked.remove(&a);
+        self.ranges.remove(&a);
+        self.bound.retain(|_, b| *b != a);
     }
 
     fn idle_with(&self, piece: usize) -> impl Iterator<Item = &PeerHandle> {
@@ -634,11 +644,7 @@ impl Swarm {
     pub(crate) fn ban(&self, addr: SocketAddr) {
         let mut p = self.pool();
         p.banned.insert(addr);
-        if let Some(h) = p.peers.remove(&addr) {
-            h.state().close();
-        }
-        p.lent.remove(&addr);
-        p.bound.retain(|_, a| *a != addr);
+        p.forget(addr);
     }
 
     /// The download ended: announces `completed` when it did complete.
@@ -646,14 +652,23 @@ impl Swarm {
     pub(crate) async fn finished(&self, complete: bool) {
         if complete {
             self.left.store(0, Ordering::Relaxed);
-            if let Err(e) = self.announce(Some(AnnounceEvent::Completed)).await {
-                tracing::debug!(error = %e, "completed announce failed");
+            // Bounded like `stopped`: the download is done, and a dead
+            // tracker must not hold up its completion.
+            match tokio::time::timeout(
+                ANNOUNCE_AT_END,
+                self.announce(Some(AnnounceEvent::Completed)),
+            )
+            .await
+            {
+                Ok(Err(e)) => tracing::debug!(error = %e, "completed announce failed"),
+                Err(_) => tracing::debug!("completed announce timed out"),
+                Ok(Ok(_)) => {}
             }
         }
     }
 
     /// Leaves the swarm: stops the background tasks, drops every peer and
-    /// announces `stopped` (at most 5 s).
+    /// announces `stopped` (at most [`ANNOUNCE_AT_END`]).
     pub(crate) async fn stop(&self) {
         if self.stop.is_cancelled() {
             return;
@@ -664,7 +679,7 @@ impl Swarm {
             h.state().close();
         }
         let _ = tokio::time::timeout(
-            Duration::from_secs(5),
+            ANNOUNCE_AT_END,
             self.announce(Some(AnnounceEvent::Stopped)),
         )
         .await;

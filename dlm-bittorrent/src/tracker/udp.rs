@@ -20,12 +20,15 @@ const ACTION_ERROR: u32 = 3;
 /// Largest datagram read.
 const MAX_DATAGRAM: usize = 64 << 10;
 
-/// Retransmission timing. BEP 15: wait 15 · 2^n seconds, n from 0 to 8.
+/// Retransmission timing: wait `base` · 2^n, n from 0 to `max_retries`.
+/// BEP 15 says 15 s and n up to 8, over two hours for one dead tracker;
+/// dlm stops at n = 2 (15 + 30 + 60 s per message), as clients such as
+/// libtorrent bound their retries, and moves on to the next tracker.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct UdpTiming {
     /// The first wait (BEP 15: 15 s).
     pub base: Duration,
-    /// The largest n (BEP 15: 8, i.e. 3840 s for the last wait).
+    /// The largest n (BEP 15: 8, i.e. 3840 s for the last wait; dlm: 2).
     pub max_retries: u32,
 }
 
@@ -33,7 +36,7 @@ impl Default for UdpTiming {
     fn default() -> Self {
         Self {
             base: Duration::from_secs(15),
-            max_retries: 8,
+            max_retries: 2,
         }
     }
 }
@@ -46,7 +49,7 @@ pub struct UdpTracker {
 }
 
 impl UdpTracker {
-    /// A tracker at `url` with BEP 15's timing.
+    /// A tracker at `url` with [`UdpTiming::default`].
     ///
     /// # Errors
     /// [`TorrentError::Tracker`] when the URL has no host or port.
