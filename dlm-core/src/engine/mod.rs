@@ -11,6 +11,8 @@ mod events;
 mod handle;
 mod options;
 mod shared;
+#[cfg(test)]
+mod skip_tests;
 mod verify;
 mod worker;
 
@@ -177,6 +179,7 @@ impl Download {
             started: Instant::now(),
             rate_samples: VecDeque::new(),
             durable: RangeSet::new(),
+            skip: RangeSet::new(),
             last_data_sync: Instant::now(),
             connection_cap: None,
             custom_scheduler,
@@ -236,6 +239,9 @@ struct Engine {
     rate_samples: VecDeque<(Instant, u64)>,
     /// Done ranges as of the last data sync: what survives a power loss.
     durable: RangeSet,
+    /// Ranges the probe said not to fetch ([`Probe::skip`]): done for planning,
+    /// never saved as done (a resume with another file selection must fetch them).
+    skip: RangeSet,
     last_data_sync: Instant,
     /// The most connections the primary accepts, from its probe.
     connection_cap: Option<u32>,
@@ -309,7 +315,8 @@ impl Engine {
         };
         let mut done = self.load_resume_state(&target, &identity, ranged).await?;
         let present = done.clone();
-        for r in &probe.skip {
+        self.skip = RangeSet::from_ranges(probe.skip.iter().copied());
+        for r in self.skip.ranges() {
             done.insert(*r);
         }
         let mut algorithms = self.algorithms(&probe);
@@ -352,7 +359,8 @@ impl Engine {
                     identity.validator = probe.validator();
                     // The new object may publish another digest (a new ETag's MD5).
                     algorithms = self.algorithms(&probe);
-                    done = RangeSet::from_ranges(probe.skip.iter().copied());
+                    self.skip = RangeSet::from_ranges(probe.skip.iter().copied());
+                    done = self.skip.clone();
                     target.sink.reset_dyn().await?;
                     target.sink.prepare_dyn(probe.len, &algorithms).await?;
                 }
@@ -788,7 +796,10 @@ impl Engine {
         if self.shared.plan().map.is_complete() {
             return Ok(());
         }
-        let done = self.shared.plan().map.done.clone();
+        let mut done = self.shared.plan().map.done.clone();
+        for r in self.skip.ranges() {
+            done.remove(*r);
+        }
         if self.options.sync_data
             && (durable_now || self.last_data_sync.elapsed() >= self.options.data_sync_interval)
         {
