@@ -299,12 +299,9 @@ async fn fetch_record(session: &Session, name: &str) -> Result<IpnsRecord, IpfsE
     for (g, answer) in live.iter().zip(answers) {
         let bytes = match answer {
             Ok(b) => b,
+            // The gateway's own error: a 404 stays not-found, a 503 retryable.
             Err(e) => {
-                last = IpfsError::Ipns {
-                    name: name.to_string(),
-                    reason: e.to_string(),
-                    retryable: e.is_retryable(),
-                };
+                last = e;
                 continue;
             }
         };

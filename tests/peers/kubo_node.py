@@ -38,7 +38,6 @@ import importlib.util
 import json
 import os
 import signal
-import socket
 import sys
 import threading
 import time
@@ -96,12 +95,6 @@ def take_string(ffi, lib, ptr):
     return text
 
 
-def free_port():
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def configure(repo, port):
     """Rewrites the repo's config for a loopback-only node with no HTTP endpoints and no routing."""
     path = Path(repo) / "config"
@@ -144,7 +137,8 @@ def start_node(ffi, lib, repo, port):
     Path(repo).mkdir(parents=True, exist_ok=True)
     if lib.CreateRepo(repo_c) < 0 or not (Path(repo) / "config").exists():
         raise RuntimeError(f"CreateRepo({repo}) failed")
-    configure(repo, port if port else free_port())
+    # Port 0 binds a free port at once (no window for another process to take it); GetNodeMultiAddrs reports it.
+    configure(repo, port)
     if lib.RunNode(repo_c) < 0:
         raise RuntimeError(f"RunNode({repo}) failed (see stderr)")
     peer_id = take_string(ffi, lib, lib.GetNodeID(repo_c))

@@ -109,3 +109,88 @@ fn build_example(name: &str) {
         "`cargo build --example {name} -p dlm-examples` failed ({status})"
     );
 }
+
+/// One `dlm … --json` run, as resume tests see it.
+#[derive(Debug)]
+pub struct JsonRun {
+    /// `resumed_bytes` of its `started` event (0 when it never started).
+    pub resumed_bytes: u64,
+    /// Its `completed` event, when it completed.
+    pub completed: Option<serde_json::Value>,
+    /// How it ended (killed runs end by SIGKILL).
+    pub status: std::process::ExitStatus,
+    /// What it wrote on stderr.
+    pub stderr: String,
+}
+
+/// Runs `dlm` with `args` (which must include `--json`) and SIGKILLs it as soon as a `progress` event reports at
+/// least `kill_at` bytes downloaded (`u64::MAX`: never).
+///
+/// # Panics
+/// When `dlm` cannot be started or writes a line that is not JSON.
+pub async fn dlm_json_run<S: AsRef<std::ffi::OsStr>>(args: &[S], kill_at: u64) -> JsonRun {
+    use tokio::io::{AsyncBufReadExt, AsyncReadExt, BufReader};
+    let mut child = tokio::process::Command::from(dlm_command())
+        .args(args)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("spawn dlm");
+    let mut stderr = child.stderr.take().expect("piped stderr");
+    let stderr = tokio::spawn(async move {
+        let mut s = String::new();
+        let _ = stderr.read_to_string(&mut s).await;
+        s
+    });
+    let mut lines = BufReader::new(child.stdout.take().expect("piped stdout")).lines();
+    let mut resumed_bytes = 0;
+    let mut completed = None;
+    while let Some(line) = lines.next_line().await.expect("read dlm's stdout") {
+        let ev: serde_json::Value =
+            serde_json::from_str(&line).unwrap_or_else(|e| panic!("not JSON ({e}): {line:?}"));
+        match ev["type"].as_str() {
+            Some("started") => resumed_bytes = ev["resumed_bytes"].as_u64().unwrap_or(0),
+            Some("progress") if ev["downloaded_bytes"].as_u64().unwrap_or(0) >= kill_at => {
+                child.start_kill().expect("SIGKILL dlm");
+                break;
+            }
+            Some("completed") => completed = Some(ev),
+            _ => {}
+        }
+    }
+    let status = child.wait().await.expect("wait for dlm");
+    JsonRun {
+        resumed_bytes,
+        completed,
+        status,
+        stderr: stderr.await.unwrap_or_default(),
+    }
+}
+
+/// Runs `dlm` with `args` once per kill point (SIGKILLed past that many bytes, see [`dlm_json_run`]), then once
+/// more to the end, and returns every run's `resumed_bytes` and the last run's `completed` event.
+///
+/// # Panics
+/// When the last run fails or does not report `completed`.
+pub async fn dlm_kill_and_resume<S: AsRef<std::ffi::OsStr>>(
+    args: &[S],
+    kill_points: &[u64],
+) -> (Vec<u64>, serde_json::Value) {
+    let mut resumed = Vec::new();
+    for &kill_at in kill_points {
+        resumed.push(dlm_json_run(args, kill_at).await.resumed_bytes);
+    }
+    let last = dlm_json_run(args, u64::MAX).await;
+    resumed.push(last.resumed_bytes);
+    assert!(
+        last.status.success(),
+        "last run: {}: {}",
+        last.status,
+        last.stderr
+    );
+    let completed = last
+        .completed
+        .unwrap_or_else(|| panic!("the last run reported no completion: {}", last.stderr));
+    (resumed, completed)
+}

@@ -57,7 +57,7 @@ pub use bt::{
     LtPeerStats, LtStatus, LtTorrentStatus, ScrapeCounts, StaticTracker, TorrentFixture,
     TorrentSpec, Tracker, TransmissionSeeder,
 };
-pub use cli::{dlm_binary, dlm_command};
+pub use cli::{JsonRun, dlm_binary, dlm_command, dlm_json_run, dlm_kill_and_resume};
 pub use cut_proxy::{CutMode, CutProxy, CutProxyOptions};
 pub use digest::sha256_file;
 pub use dlmd::{DLMD_TOKEN, Dlmd, DlmdOptions, EventStream, SseEvent, dlmd_binary};

@@ -9,7 +9,7 @@ use std::time::Duration;
 use dlm_tests::bt::{
     Aria2Options, Aria2Seeder, LibtorrentOptions, LibtorrentPeer, NO_TRACKER, TorrentSpec, Tracker,
 };
-use dlm_tests::dlm_command;
+use dlm_tests::{dlm_command, dlm_kill_and_resume};
 
 const TEST_TIMEOUT: Duration = Duration::from_secs(120);
 
@@ -165,7 +165,6 @@ fn a_peer_sending_corrupt_pieces_is_banned_and_a_good_peer_finishes() {
 
 #[test]
 fn a_killed_download_resumes_without_fetching_verified_pieces_again() {
-    use tokio::io::{AsyncBufReadExt, BufReader};
     let dir = tempfile::tempdir().unwrap();
     let size: u64 = 16 << 20;
     let Some(fx) = TorrentSpec::single_file("resumed.bin", size)
@@ -184,35 +183,16 @@ fn a_killed_download_resumes_without_fetching_verified_pieces_again() {
     let out = dir.path().join("out");
     let torrent = fx.torrent_path.to_str().unwrap().to_string();
     let peer = SocketAddr::V4(seeder.addr()).to_string();
-    let mut resumed_at = Vec::new();
-    run(async {
-        for kill_at in [size / 2, u64::MAX] {
-            let mut child = tokio::process::Command::from(dlm_command())
-                .args(["get", &torrent, "--peer", &peer, "--json", "-d"])
-                .arg(&out)
-                .stdout(std::process::Stdio::piped())
-                .stderr(std::process::Stdio::null())
-                .kill_on_drop(true)
-                .spawn()
-                .unwrap();
-            let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
-            while let Some(line) = lines.next_line().await.unwrap() {
-                let ev: serde_json::Value = serde_json::from_str(&line).unwrap();
-                match ev["type"].as_str() {
-                    Some("started") => resumed_at.push(ev["resumed_bytes"].as_u64().unwrap_or(0)),
-                    Some("progress") if ev["downloaded_bytes"].as_u64().unwrap_or(0) >= kill_at => {
-                        child.start_kill().unwrap();
-                        break;
-                    }
-                    _ => {}
-                }
-            }
-            let status = child.wait().await.unwrap();
-            if kill_at == u64::MAX {
-                assert!(status.success(), "{status}");
-            }
-        }
-    });
+    let args = [
+        "get",
+        &torrent,
+        "--peer",
+        &peer,
+        "--json",
+        "-d",
+        out.to_str().unwrap(),
+    ];
+    let (resumed_at, _) = run(dlm_kill_and_resume(&args, &[size / 2]));
     fx.check_download(&out).unwrap();
     assert_eq!(resumed_at[0], 0);
     assert!(resumed_at[1] >= size / 4, "resumed at {resumed_at:?}");
@@ -252,7 +232,7 @@ fn two_seeders_libtorrent_and_transmission_both_serve_the_download() {
     };
     tracker.allow(&fx.info_hash_hex());
     // libtorrent is throttled so that Transmission, slow to unchoke (3-8 s), gets its share.
-    let Some(lt) = LibtorrentPeer::start(
+    let Some(mut lt) = LibtorrentPeer::start(
         LibtorrentOptions::default()
             .with_seed(&fx)
             .with_upload_limit(1 << 20),
@@ -271,11 +251,20 @@ fn two_seeders_libtorrent_and_transmission_both_serve_the_download() {
     let torrent = fx.torrent_path.to_str().unwrap().to_string();
     run(dlm_get("dlm get", &[&torrent, "-d", out.to_str().unwrap()]));
     fx.check_download(&out).unwrap();
+    // Both counters lag (libtorrent's status file by up to 0.2 s, Transmission's uploadedEver by about 1 s):
+    // poll them.
+    let key = fx.info_hash_hex();
     let from_lt = lt
-        .torrent(&fx.info_hash)
-        .map(|t| t.uploaded_bytes)
-        .unwrap_or_default();
-    let from_tr = tr.uploaded_bytes(&fx.info_hash);
+        .wait_until(Duration::from_secs(10), |s| {
+            s.torrents.get(&key).is_some_and(|t| t.uploaded_bytes > 0)
+        })
+        .map_or(0, |s| s.torrents[&key].uploaded_bytes);
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    let mut from_tr = tr.uploaded_bytes(&fx.info_hash);
+    while from_tr == 0 && std::time::Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(200));
+        from_tr = tr.uploaded_bytes(&fx.info_hash);
+    }
     eprintln!("libtorrent sent {from_lt} bytes, Transmission {from_tr}");
     assert!(
         from_lt > 0 && from_tr > 0,

@@ -8,17 +8,14 @@
 
 use std::collections::BTreeMap;
 use std::path::Path;
-use std::process::Stdio;
 use std::time::Duration;
 
 use dlm_core::{Input, Options, ProtocolRegistry, Target, TreeDownload, TreeSummary};
 use dlm_ftp::{FtpConfig, NetrcMode};
 use dlm_tests::{
-    PureFtpd, PyFtpd, PyFtpdOptions, Vsftpd, VsftpdOptions, dlm_command, sha256_file,
-    write_random_file,
+    PureFtpd, PyFtpd, PyFtpdOptions, Vsftpd, VsftpdOptions, dlm_command, dlm_kill_and_resume,
+    sha256_file, write_random_file,
 };
-use serde_json::Value;
-use tokio::io::{AsyncBufReadExt, BufReader};
 
 const TEST_TIMEOUT: Duration = Duration::from_secs(120);
 const MIB: u64 = 1 << 20;
@@ -269,52 +266,30 @@ fn dlm_get_over_ftp_resumes_after_sigkill() {
     let sha = write_random_file(&ftp.root(), "k.bin", size, 77).unwrap();
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("k.bin");
-    run(async {
-        let mut resumed = Vec::new();
-        // Killed twice (past 1/4 and past 3/4; at 8 MiB/s each run lasts over a second, so it saves its
-        // state at least once), then left to finish.
-        for kill_at in [size / 4, size * 3 / 4, u64::MAX] {
-            let mut child = tokio::process::Command::from(dlm_command())
-                .args([
-                    "get",
-                    &ftp.url("k.bin"),
-                    "--no-netrc",
-                    "--json",
-                    "-c",
-                    "4",
-                    "--limit-rate",
-                    "8M",
-                    "-o",
-                ])
-                .arg(&out)
-                .stdout(Stdio::piped())
-                .stderr(Stdio::null())
-                .kill_on_drop(true)
-                .spawn()
-                .unwrap();
-            let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
-            let mut completed = None;
-            while let Some(line) = lines.next_line().await.unwrap() {
-                let ev: Value = serde_json::from_str(&line).unwrap();
-                match ev["type"].as_str() {
-                    Some("started") => resumed.push(ev["resumed_bytes"].as_u64().unwrap_or(0)),
-                    Some("progress") if ev["downloaded_bytes"].as_u64().unwrap_or(0) >= kill_at => {
-                        child.start_kill().unwrap();
-                        break;
-                    }
-                    Some("completed") => completed = Some(ev),
-                    _ => {}
-                }
-            }
-            let status = child.wait().await.unwrap();
-            if kill_at == u64::MAX {
-                assert!(status.success(), "last run: {status}");
-                assert!(completed.is_some());
-            }
-        }
-        eprintln!("resumed at {resumed:?} of {size} bytes");
-        assert_eq!(resumed[0], 0);
-        assert!(resumed[1] > 0 && resumed[2] > resumed[1], "{resumed:?}");
-        assert_eq!(sha256_file(&out).unwrap(), sha);
-    });
+    let args = [
+        "get",
+        &ftp.url("k.bin"),
+        "--no-netrc",
+        "--json",
+        "-c",
+        "4",
+        "--limit-rate",
+        "8M",
+        "-o",
+        out.to_str().unwrap(),
+    ];
+    // Killed twice (past 1/4 and past 3/4; at 8 MiB/s each run lasts over a second, so it saves its state at
+    // least once), then left to finish.
+    let (resumed, completed) = run(dlm_kill_and_resume(&args, &[size / 4, size * 3 / 4]));
+    eprintln!("resumed at {resumed:?} of {size} bytes");
+    assert_eq!(resumed[0], 0);
+    assert!(resumed[1] > 0 && resumed[2] > resumed[1], "{resumed:?}");
+    // The last run fetched what was missing (plus at most what was in flight at the last kill).
+    let fetched = completed["fetched_bytes"].as_u64().unwrap();
+    assert!(
+        fetched <= size - resumed[2] + 8 * MIB,
+        "fetched {fetched} after resuming at {}",
+        resumed[2]
+    );
+    assert_eq!(sha256_file(&out).unwrap(), sha);
 }

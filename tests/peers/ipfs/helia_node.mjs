@@ -8,7 +8,8 @@
 //     "listen": 0,                        libp2p TCP port on 127.0.0.1 (0: any free port)
 //     "gateways": [{"port": 0}, {"port": 0, "corrupt": ["<cid>", ...]}],
 //                                         one trustless gateway per entry; "corrupt" blocks are served with
-//                                         their last byte flipped (raw and inside CARs), matched by multihash
+//                                         their last byte flipped (raw and inside CARs), matched by multihash;
+//                                         "corruptIpns": true serves the IPNS record with its last byte flipped
 //     "add": [{"path": "/abs/file-or-dir", "cidVersion": 1, "rawLeaves": true, "chunkSize": 262144,
 //              "layout": "balanced" | "trickle", "maxChildren": 174, "layerRepeat": 4,
 //              "shardSplitThresholdBytes": 262144, "shardFanoutBits": 8,
@@ -530,7 +531,7 @@ function makeGateway (helia, gatewayConfig, ipns, log) {
       Vary: 'Accept'
     })
     if (head) return res.end()
-    res.end(ipns.record)
+    res.end(gatewayConfig.corruptIpns === true ? flipLastByte(ipns.record) : ipns.record)
   }
 
   function ipnsMatches (name) {

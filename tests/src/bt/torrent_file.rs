@@ -6,7 +6,7 @@
 
 use std::fmt::Write as _;
 use std::fs;
-use std::io::{self, Write as _};
+use std::io;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
@@ -298,31 +298,17 @@ pub fn percent_encode_bytes(bytes: &[u8]) -> String {
     out
 }
 
-/// The v1 info-hash of a `.torrent`: the SHA-1 (by coreutils' `sha1sum`) of the exact bytes of the top-level
-/// `info` value, found by walking the bencode.
+/// The v1 info-hash of a `.torrent`: the SHA-1 of the exact bytes of the top-level `info` value, found by
+/// walking the bencode here (independently of dlm's parser).
 ///
 /// # Errors
 ///
-/// If the bytes are not a bencoded dictionary with an `info` key, or `sha1sum` cannot be run.
+/// If the bytes are not a bencoded dictionary with an `info` key.
 pub fn info_hash_of(torrent: &[u8]) -> io::Result<[u8; 20]> {
+    use sha1::Digest;
     let span = info_span(torrent)
         .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, format!("bencode: {e}")))?;
-    let mut child = Command::new("sha1sum")
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .spawn()?;
-    child
-        .stdin
-        .take()
-        .expect("piped stdin")
-        .write_all(&torrent[span.0..span.1])?;
-    let out = child.wait_with_output()?;
-    let text = String::from_utf8_lossy(&out.stdout);
-    let digest = text.split_whitespace().next().unwrap_or_default();
-    let mut hash = [0u8; 20];
-    hex::decode_to_slice(digest, &mut hash)
-        .map_err(|e| io::Error::other(format!("sha1sum printed {text:?}: {e}")))?;
-    Ok(hash)
+    Ok(sha1::Sha1::digest(&torrent[span.0..span.1]).into())
 }
 
 /// The byte span `[start, end)` of the top-level dictionary's `info` value.

@@ -53,8 +53,18 @@ impl HeliaConfig {
         cids: impl IntoIterator<Item = S>,
     ) -> Self {
         self.gateways.push(GatewayConfig {
-            port: 0,
             corrupt: cids.into_iter().map(Into::into).collect(),
+            ..GatewayConfig::default()
+        });
+        self
+    }
+
+    /// Adds a gateway that serves the IPNS record (see [`HeliaConfig::with_ipns`]) with its last byte flipped,
+    /// so its signature no longer verifies, on a free port.
+    pub fn with_tampering_ipns_gateway(mut self) -> Self {
+        self.gateways.push(GatewayConfig {
+            corrupt_ipns: true,
+            ..GatewayConfig::default()
         });
         self
     }
@@ -80,6 +90,9 @@ pub struct GatewayConfig {
     /// CIDs of blocks this gateway serves with their last byte flipped; empty (the default) for none.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub corrupt: Vec<String>,
+    /// Whether this gateway serves the IPNS record with its last byte flipped.
+    #[serde(rename = "corruptIpns", skip_serializing_if = "std::ops::Not::not")]
+    pub corrupt_ipns: bool,
 }
 
 /// The DAG shape of an added file (ipfs-unixfs-importer's layouts).
