@@ -678,11 +678,8 @@ impl Swarm {
         for h in peers {
             h.state().close();
         }
-        let _ = tokio::time::timeout(
-            ANNOUNCE_AT_END,
-            self.announce(Some(AnnounceEvent::Stopped)),
-        )
-        .await;
+        let _ = tokio::time::timeout(ANNOUNCE_AT_END, self.announce(Some(AnnounceEvent::Stopped)))
+            .await;
     }
 
     /// Stops the background tasks and closes every connection without

@@ -28,14 +28,11 @@ const START_TIMEOUT: Duration = Duration::from_secs(15);
 ///
 /// # Defaults
 ///
-/// The torrent's own trackers, DHT off, no integrity check of existing data, every file, no extra arguments.
+/// The torrent's own trackers, DHT off.
 #[derive(Clone, Debug, Default)]
 pub struct Aria2Options {
     only_tracker: Option<String>,
     dht: bool,
-    check_integrity: bool,
-    select_file: Option<String>,
-    extra: Vec<String>,
 }
 
 impl Aria2Options {
@@ -50,25 +47,6 @@ impl Aria2Options {
     /// needed for UDP trackers.
     pub fn with_dht(mut self, dht: bool) -> Self {
         self.dht = dht;
-        self
-    }
-
-    /// Hash-checks existing data first (`-V`): a leecher then resumes from what is on disk; a seeder checks its
-    /// data before seeding (by default it seeds unverified: `--bt-seed-unverified=true`).
-    pub fn with_check_integrity(mut self, check: bool) -> Self {
-        self.check_integrity = check;
-        self
-    }
-
-    /// Downloads only these files (`--select-file=1,3-4`, 1-based in the torrent's order).
-    pub fn with_select_file(mut self, spec: &str) -> Self {
-        self.select_file = Some(spec.to_owned());
-        self
-    }
-
-    /// Appends a raw aria2c argument (e.g. `--max-upload-limit=1M`).
-    pub fn with_arg(mut self, arg: &str) -> Self {
-        self.extra.push(arg.to_owned());
         self
     }
 }
@@ -124,22 +102,17 @@ impl Aria2Process {
                 .arg("--bt-exclude-tracker=*")
                 .arg(format!("--bt-tracker={url}"));
         }
-        if options.check_integrity {
-            command.arg("--check-integrity=true");
-        }
-        if let Some(spec) = &options.select_file {
-            command.arg(format!("--select-file={spec}"));
-        }
         if seed {
-            // Seeds until stopped; the data is trusted unless -V was asked for.
-            command.args(["--seed-ratio=0.0", "--seed-time=1440"]);
-            if !options.check_integrity {
-                command.arg("--bt-seed-unverified=true");
-            }
+            // Seeds until stopped; the data is trusted as it is.
+            command.args([
+                "--seed-ratio=0.0",
+                "--seed-time=1440",
+                "--bt-seed-unverified=true",
+            ]);
         } else {
             command.arg("--seed-time=0");
         }
-        command.args(&options.extra).arg(torrent);
+        command.arg(torrent);
         let child = command
             .stdin(Stdio::null())
             .stdout(fs::File::create(dir.path().join("stdout")).expect("create stdout"))

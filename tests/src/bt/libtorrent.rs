@@ -66,21 +66,16 @@ pub fn libtorrent_python() -> Option<PathBuf> {
 /// # Defaults
 ///
 /// Nothing to seed or leech, any free port, announce to the torrents' trackers, no rate limits, TCP only,
-/// plaintext outgoing connections, no peer log, runs until stopped, libtorrent's 8 unchoke slots.
+/// plaintext outgoing connections, runs until stopped, libtorrent's 8 unchoke slots.
 #[derive(Clone, Debug, Default)]
 pub struct LibtorrentOptions {
     seeds: Vec<(PathBuf, PathBuf)>,
     leeches: Vec<(PathBuf, PathBuf)>,
     connect: Vec<SocketAddr>,
-    port: Option<u16>,
     upload_limit_bytes_per_sec: u64,
     download_limit_bytes_per_sec: u64,
     no_announce: bool,
-    utp: bool,
-    encrypted_outgoing: bool,
-    peer_log: bool,
     exit_when_complete: bool,
-    unchoke_slots: Option<u32>,
 }
 
 impl LibtorrentOptions {
@@ -114,12 +109,6 @@ impl LibtorrentOptions {
         self
     }
 
-    /// Listens on this port instead of a free one the script picks.
-    pub fn with_port(mut self, port: u16) -> Self {
-        self.port = Some(port);
-        self
-    }
-
     /// Session upload limit in bytes per second (0: unlimited); applies to loopback peers.
     pub fn with_upload_limit(mut self, bytes_per_sec: u64) -> Self {
         self.upload_limit_bytes_per_sec = bytes_per_sec;
@@ -139,36 +128,9 @@ impl LibtorrentOptions {
         self
     }
 
-    /// Also uses uTP (off by default: libtorrent tries uTP first, and a peer without it costs a 3 s timeout).
-    pub fn with_utp(mut self, utp: bool) -> Self {
-        self.utp = utp;
-        self
-    }
-
-    /// Opens outgoing connections as libtorrent does by default: an MSE/PE handshake (BEP 8 draft) first, and
-    /// after a peer that does not speak MSE closes, a plaintext reconnect about 1 s later. Off by default: outgoing
-    /// connections start with the plain BitTorrent handshake. Incoming connections may use either.
-    pub fn with_outgoing_encryption(mut self, encrypted: bool) -> Self {
-        self.encrypted_outgoing = encrypted;
-        self
-    }
-
-    /// Writes libtorrent's per-peer protocol log (every message sent and received, why a peer was dropped) to
-    /// [`LibtorrentPeer::log`].
-    pub fn with_peer_log(mut self, peer_log: bool) -> Self {
-        self.peer_log = peer_log;
-        self
-    }
-
     /// Exits (status 0) once every leeched torrent is complete; see [`LibtorrentPeer::wait_exit`].
     pub fn with_exit_when_complete(mut self, exit: bool) -> Self {
         self.exit_when_complete = exit;
-        self
-    }
-
-    /// libtorrent's `unchoke_slots_limit` (default 8; -1 as `u32::MAX` is not supported here).
-    pub fn with_unchoke_slots(mut self, slots: u32) -> Self {
-        self.unchoke_slots = Some(slots);
         self
     }
 }
@@ -207,7 +169,7 @@ impl LibtorrentPeer {
             .arg("--status")
             .arg(dir.path().join("status.json"))
             .arg("--port")
-            .arg(options.port.unwrap_or(0).to_string());
+            .arg("0");
         for (torrent, data) in &options.seeds {
             command.arg("--seed").arg(torrent).arg(data);
         }
@@ -224,17 +186,11 @@ impl LibtorrentPeer {
             .arg(options.download_limit_bytes_per_sec.to_string());
         for (on, flag) in [
             (options.no_announce, "--no-announce"),
-            (options.utp, "--utp"),
-            (options.encrypted_outgoing, "--encrypted-outgoing"),
-            (options.peer_log, "--peer-log"),
             (options.exit_when_complete, "--exit-when-complete"),
         ] {
             if on {
                 command.arg(flag);
             }
-        }
-        if let Some(slots) = options.unchoke_slots {
-            command.arg("--unchoke-slots").arg(slots.to_string());
         }
         let mut child = command
             .stdin(Stdio::piped())
@@ -344,16 +300,6 @@ impl LibtorrentPeer {
         self.command(&format!("connect {peer}"));
     }
 
-    /// Changes the session upload limit (bytes per second, 0: unlimited).
-    pub fn set_upload_limit(&mut self, bytes_per_sec: u64) {
-        self.command(&format!("upload-limit {bytes_per_sec}"));
-    }
-
-    /// Changes the session download limit (bytes per second, 0: unlimited).
-    pub fn set_download_limit(&mut self, bytes_per_sec: u64) {
-        self.command(&format!("download-limit {bytes_per_sec}"));
-    }
-
     /// Pauses every torrent (libtorrent closes their peer connections).
     pub fn pause(&mut self) {
         self.command("pause");
@@ -364,11 +310,6 @@ impl LibtorrentPeer {
         self.command("resume");
     }
 
-    /// Announces every torrent to its trackers now.
-    pub fn reannounce(&mut self) {
-        self.command("reannounce");
-    }
-
     fn command(&mut self, line: &str) {
         let stdin = self.stdin.as_mut().expect("lt_peer.py stdin");
         writeln!(stdin, "{line}")
@@ -376,8 +317,7 @@ impl LibtorrentPeer {
             .unwrap_or_else(|e| panic!("send {line:?} to lt_peer.py: {e}"));
     }
 
-    /// libtorrent's alert log: tracker, connect and error alerts, and with
-    /// [`LibtorrentOptions::with_peer_log`] every peer message.
+    /// libtorrent's alert log: tracker, connect and error alerts.
     pub fn log(&self) -> String {
         fs::read_to_string(self.dir.path().join("lt.log")).unwrap_or_default()
     }

@@ -74,11 +74,6 @@ impl StaticTracker {
         format!("http://127.0.0.1:{}/announce", self.port)
     }
 
-    /// Replaces the peer list given to later announces.
-    pub fn set_peers(&self, peers: &[SocketAddrV4]) {
-        self.shared.lock().expect("lock").peers = peers.to_vec();
-    }
-
     /// The request targets received so far (`/announce?info_hash=…&port=…&event=started…`), oldest first.
     pub fn requests(&self) -> Vec<String> {
         self.shared.lock().expect("lock").requests.clone()

@@ -19,17 +19,15 @@ use crate::peer::{missing_peer, which};
 ///
 /// # Defaults
 ///
-/// No trackers, no web seeds, 256 KiB pieces (`piece_len_log2 = 18`, mktorrent's default), seed 1, not private.
+/// No trackers, 256 KiB pieces (`piece_len_log2 = 18`, mktorrent's default), seed 1.
 #[derive(Clone, Debug)]
 pub struct TorrentSpec {
     name: String,
     files: Vec<(String, u64)>,
     single: bool,
     tiers: Vec<Vec<String>>,
-    web_seeds: Vec<String>,
     piece_len_log2: u8,
     seed: u64,
-    private: bool,
 }
 
 impl TorrentSpec {
@@ -52,10 +50,8 @@ impl TorrentSpec {
             files,
             single,
             tiers: Vec::new(),
-            web_seeds: Vec::new(),
             piece_len_log2: 18,
             seed: 1,
-            private: false,
         }
     }
 
@@ -70,12 +66,6 @@ impl TorrentSpec {
     pub fn with_tier(mut self, urls: &[&str]) -> Self {
         self.tiers
             .push(urls.iter().map(|u| (*u).to_owned()).collect());
-        self
-    }
-
-    /// Adds a web seed (BEP 19 `url-list`, mktorrent's `-w`).
-    pub fn with_web_seed(mut self, url: &str) -> Self {
-        self.web_seeds.push(url.to_owned());
         self
     }
 
@@ -96,12 +86,6 @@ impl TorrentSpec {
     /// The content seed: file `i` (in the order given) is written with seed `seed + i`.
     pub fn with_seed(mut self, seed: u64) -> Self {
         self.seed = seed;
-        self
-    }
-
-    /// Sets the `private` flag (BEP 27).
-    pub fn with_private(mut self) -> Self {
-        self.private = true;
         self
     }
 
@@ -144,12 +128,6 @@ impl TorrentSpec {
         command.arg("-l").arg(self.piece_len_log2.to_string());
         for tier in &self.tiers {
             command.arg("-a").arg(tier.join(","));
-        }
-        for url in &self.web_seeds {
-            command.arg("-w").arg(url);
-        }
-        if self.private {
-            command.arg("-p");
         }
         command
             .arg("-n")

@@ -74,12 +74,6 @@ impl HeliaConfig {
         self.ipns = ipns;
         self
     }
-
-    /// Listens for libp2p on this port instead of a free one.
-    pub fn with_listen_port(mut self, port: u16) -> Self {
-        self.listen = port;
-        self
-    }
 }
 
 /// One trustless gateway of a [`HeliaNode`].
@@ -171,18 +165,6 @@ impl AddSpec {
         self
     }
 
-    /// Sets the CID version (0 or 1).
-    pub fn with_cid_version(mut self, version: u8) -> Self {
-        self.cid_version = version;
-        self
-    }
-
-    /// Raw leaves (`true`) or dag-pb UnixFS leaves (`false`).
-    pub fn with_raw_leaves(mut self, raw: bool) -> Self {
-        self.raw_leaves = raw;
-        self
-    }
-
     /// Chunk size in bytes.
     pub fn with_chunk_size(mut self, bytes: u32) -> Self {
         self.chunk_size = bytes;
@@ -195,21 +177,9 @@ impl AddSpec {
         self
     }
 
-    /// Maximum links per internal node.
-    pub fn with_max_children(mut self, n: u32) -> Self {
-        self.max_children = Some(n);
-        self
-    }
-
     /// HAMT threshold for directories, in bytes of links (1 shards every directory).
     pub fn with_shard_split_threshold_bytes(mut self, bytes: u64) -> Self {
         self.shard_split_threshold_bytes = Some(bytes);
-        self
-    }
-
-    /// Wraps the entry in a directory.
-    pub fn with_wrap(mut self, wrap: bool) -> Self {
-        self.wrap = wrap;
         self
     }
 }
