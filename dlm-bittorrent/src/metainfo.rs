@@ -9,6 +9,8 @@ use std::path::PathBuf;
 use serde::Deserialize;
 use sha1::{Digest, Sha1};
 
+use dlm_core::ByteRange;
+
 use crate::TorrentError;
 use crate::bencode;
 
@@ -314,9 +316,31 @@ impl Metainfo {
 
     /// Length of piece `index` in bytes (the last may be shorter).
     pub fn piece_len(&self, index: usize) -> u64 {
-        let start = index as u64 * self.piece_length;
-        self.piece_length
-            .min(self.total_length.saturating_sub(start))
+        self.piece_range(index).len()
+    }
+
+    /// The files as spans of the byte space, `wanted(i)` telling whether
+    /// file `i` (0-based, metainfo order) is to be downloaded.
+    pub fn file_spans(&self, wanted: impl Fn(usize) -> bool) -> Vec<dlm_core::FileSpan> {
+        self.files
+            .iter()
+            .enumerate()
+            .map(|(i, f)| dlm_core::FileSpan {
+                path: f.path.clone(),
+                offset: f.offset,
+                len: f.length,
+                wanted: wanted(i),
+            })
+            .collect()
+    }
+
+    /// The bytes of piece `index` in the torrent's byte space (its files
+    /// concatenated, BEP 3).
+    pub fn piece_range(&self, index: usize) -> ByteRange {
+        let start = (index as u64)
+            .saturating_mul(self.piece_length)
+            .min(self.total_length);
+        ByteRange::new(start, (start + self.piece_length).min(self.total_length))
     }
 }
 

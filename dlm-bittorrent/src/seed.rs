@@ -7,7 +7,7 @@
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use dlm_core::{FileSpan, MultiFileSink, Sink};
+use dlm_core::{MultiFileSink, Sink};
 use tokio::net::TcpListener;
 
 use crate::peer::Bitfield;
@@ -40,16 +40,7 @@ impl Seeder {
         dir: PathBuf,
         config: TorrentConfig,
     ) -> Result<Self, TorrentError> {
-        let spans: Vec<FileSpan> = metainfo
-            .files
-            .iter()
-            .map(|f| FileSpan {
-                path: f.path.clone(),
-                offset: f.offset,
-                len: f.length,
-                wanted: true,
-            })
-            .collect();
+        let spans = metainfo.file_spans(|_| true);
         for f in &spans {
             if !dir.join(&f.path).is_file() {
                 return Err(io(
@@ -62,9 +53,8 @@ impl Seeder {
             .map_err(|e| TorrentError::InvalidTorrent(e.to_string()))?;
         let mut have = Bitfield::empty(metainfo.piece_count());
         for i in 0..metainfo.piece_count() {
-            let start = i as u64 * metainfo.piece_length;
-            let len = metainfo.piece_len(i) as u32;
-            if let Ok(data) = storage.read_at(start, len).await
+            let piece = metainfo.piece_range(i);
+            if let Ok(data) = storage.read_at(piece.start, piece.len() as u32).await
                 && metainfo.piece_matches(i, &data).await
             {
                 have.set(i);

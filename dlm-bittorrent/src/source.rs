@@ -11,8 +11,8 @@ use bytes::Bytes;
 use dlm_core::CancellationToken;
 use dlm_core::scheduler::{Availability, ConnId, Scheduler};
 use dlm_core::{
-    BodyStream, ByteRange, Capabilities, Context, Error, ErrorKind, FileSpan, Probe, ReadRange,
-    Result, Source, Storage,
+    BodyStream, ByteRange, Capabilities, Context, Error, ErrorKind, Probe, ReadRange, Result,
+    Source, Storage,
 };
 use tokio::sync::OnceCell;
 
@@ -290,17 +290,7 @@ impl Source for TorrentSource {
                 .first()
                 .is_some_and(|f| f.path != std::path::Path::new(&m.name));
         if multi {
-            probe.files = m
-                .files
-                .iter()
-                .enumerate()
-                .map(|(i, f)| FileSpan {
-                    path: f.path.clone(),
-                    offset: f.offset,
-                    len: f.length,
-                    wanted: wanted(i),
-                })
-                .collect();
+            probe.files = m.file_spans(wanted);
             // Pieces that touch no selected file are not fetched at all.
             if selected.is_some() {
                 let wanted_bytes = dlm_core::RangeSet::from_ranges(
@@ -312,10 +302,7 @@ impl Source for TorrentSource {
                 );
                 let unwanted = dlm_core::RangeSet::from_ranges(wanted_bytes.gaps(m.total_length));
                 probe.skip = (0..m.piece_count())
-                    .map(|p| {
-                        let start = p as u64 * m.piece_length;
-                        ByteRange::new(start, start + m.piece_len(p))
-                    })
+                    .map(|p| m.piece_range(p))
                     .filter(|piece| unwanted.contains_range(*piece))
                     .collect();
             }
@@ -343,7 +330,7 @@ impl Source for TorrentSource {
             let endgame = endgame.clone();
             async move {
                 let (index, mut held) = state?;
-                let piece_start = index as u64 * m.piece_length;
+                let piece_start = m.piece_range(index).start;
                 if piece_start >= end {
                     return None;
                 }
@@ -389,9 +376,7 @@ impl Source for TorrentSource {
         let m = &self.metainfo;
         let mut have = Bitfield::empty(m.piece_count());
         for i in 0..m.piece_count() {
-            let start = i as u64 * m.piece_length;
-            let piece = ByteRange::new(start, start + m.piece_len(i));
-            if storage.done.contains_range(piece) {
+            if storage.done.contains_range(m.piece_range(i)) {
                 have.set(i);
             }
         }

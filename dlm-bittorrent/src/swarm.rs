@@ -706,8 +706,8 @@ fn piece_ranges(have: &crate::peer::Bitfield, m: &Metainfo) -> RangeSet {
             i += 1;
         }
         set.insert(ByteRange::new(
-            start as u64 * m.piece_length,
-            ((i as u64) * m.piece_length).min(m.total_length),
+            m.piece_range(start).start,
+            m.piece_range(i - 1).end,
         ));
     }
     set

@@ -212,7 +212,7 @@ impl Uploads {
             st.checked.has(index as usize)
         };
         let storage = self.storage.get().ok_or(BlockError::NotYet)?;
-        let at = u64::from(index) * self.metainfo.piece_length;
+        let at = self.metainfo.piece_range(index as usize).start;
         let data = storage
             .read_at_dyn(at, len as u32)
             .await
