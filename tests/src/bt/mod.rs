@@ -22,8 +22,8 @@
 //!   protocol or the fast extension from the other side; `HAVE_ALL`/`HAVE_NONE` are sent only when both set
 //!   the fast bit, a `BITFIELD` (or nothing, when empty) otherwise.
 //! * libtorrent and aria2c open outgoing connections with an MSE/PE handshake; when a plaintext-only peer closes
-//!   it, they reconnect in plaintext about 1 s later. [`LibtorrentPeer`] opens them in plaintext unless
-//!   [`LibtorrentOptions::with_outgoing_encryption`]; aria2c has no switch for it.
+//!   it, they reconnect in plaintext about 1 s later. [`LibtorrentPeer`] opens them in plaintext (`lt_peer.py`
+//!   `--encrypted-outgoing` turns the handshake on); aria2c has no switch for it.
 //! * libtorrent drops all but one connection per IP unless `allow_multiple_connections_per_ip` is set
 //!   (`lt_peer.py` sets it). Seeding, it answers a handshake at once with its extension handshake, `HAVE_ALL`
 //!   and `UNCHOKE`, before the peer says it is interested. Requests longer than 16 KiB get `REJECT` (with BEP 6)
