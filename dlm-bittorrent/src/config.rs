@@ -12,15 +12,18 @@ use std::time::Duration;
 /// 6890, else any); 4 upload slots (3 by tit-for-tat, 1 optimistic, BEP 3);
 /// no upload limit.
 #[non_exhaustive]
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]
+#[serde(default)]
 pub struct TorrentConfig {
     /// Peers to connect to besides the trackers' (`--peer host:port`).
     pub peers: Vec<SocketAddr>,
     /// Most peers connected at once.
     pub max_peers: usize,
     /// Limit for connecting and handshaking with a peer.
+    #[serde(with = "dlm_core::config::duration")]
     pub connect_timeout: Duration,
     /// A peer that sends nothing for this long is dropped.
+    #[serde(with = "dlm_core::config::duration")]
     pub idle_timeout: Duration,
     /// The TCP port to accept peers on (all interfaces), announced to the
     /// trackers: this one or the next nine, else any free one; `Some(0)`:

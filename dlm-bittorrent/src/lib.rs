@@ -23,5 +23,5 @@ pub use metainfo::{
     InfoHash, MAX_FILES, MAX_PIECE_LENGTH, MAX_TORRENT_BYTES, Metainfo, TorrentFile,
 };
 pub use metainfo_url::{fetch_metainfo, is_torrent_url};
-pub use protocol::{TorrentProtocol, register, register_with};
+pub use protocol::{MEDIA_TYPE, SECTION, TorrentProtocol, register, register_with};
 pub use source::TorrentSource;

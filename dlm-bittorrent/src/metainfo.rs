@@ -345,6 +345,32 @@ impl Metainfo {
 }
 
 #[cfg(test)]
+impl Metainfo {
+    /// A one-file torrent of `total_length` bytes in pieces of
+    /// `piece_length`, with zeroed hashes, for unit tests of piece maths.
+    pub(crate) fn for_tests(piece_length: u64, total_length: u64) -> Self {
+        Self {
+            info_hash: InfoHash([0; 20]),
+            name: "t".into(),
+            piece_length,
+            pieces: vec![[0; 20]; total_length.div_ceil(piece_length) as usize],
+            files: vec![TorrentFile {
+                path: PathBuf::from("t"),
+                length: total_length,
+                offset: 0,
+            }],
+            total_length,
+            private: false,
+            trackers: Vec::new(),
+            url_list: Vec::new(),
+            creation_date: None,
+            created_by: None,
+            comment: None,
+        }
+    }
+}
+
+#[cfg(test)]
 mod tests {
     use proptest::prelude::*;
 

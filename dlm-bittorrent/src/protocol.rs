@@ -1,12 +1,21 @@
-//! `TorrentProtocol`: claims `.torrent` files for a `ProtocolRegistry`.
+//! `TorrentProtocol`: claims `.torrent` files and URLs for a `ProtocolRegistry`.
 
 use std::sync::Arc;
 
-use dlm_core::{BoxSource, Error, ErrorKind, Input, Options, Protocol, ProtocolRegistry, Result};
+use dlm_core::{Error, ErrorKind, Input, Protocol, ProtocolRegistry, Resolve, Result, Target};
 
-use crate::{Metainfo, TorrentConfig, TorrentSource};
+use crate::{Metainfo, TorrentConfig, TorrentSource, fetch_metainfo, is_torrent_url};
 
-/// The BitTorrent backend: a local `.torrent` file (by extension).
+/// The media type of a `.torrent` (BEP 3 names none; trackers and aria2 use this one).
+pub const MEDIA_TYPE: &str = "application/x-bittorrent";
+
+/// The options section of this protocol: `bittorrent.max_peers=80`,
+/// `bittorrent.selected=[0,2]` (the fields of [`TorrentConfig`]).
+pub const SECTION: &str = "bittorrent";
+
+/// The BitTorrent backend: a local `.torrent` file (by extension), an
+/// `http(s)://…/x.torrent` URL, or any HTTP URL served as
+/// `application/x-bittorrent` (handed over by the HTTP protocol).
 #[derive(Debug, Clone, Default)]
 pub struct TorrentProtocol {
     config: TorrentConfig,
@@ -29,18 +38,46 @@ impl Protocol for TorrentProtocol {
     }
 
     fn claims(&self, input: &Input) -> bool {
-        matches!(input, Input::File(p) if p.extension().is_some_and(|e| e.eq_ignore_ascii_case("torrent")))
+        match input {
+            Input::File(p) => p
+                .extension()
+                .is_some_and(|e| e.eq_ignore_ascii_case("torrent")),
+            Input::Url(u) => is_torrent_url(u.as_str()).is_some(),
+            _ => false,
+        }
     }
 
-    fn source(&self, input: &Input, _options: &Options) -> Result<BoxSource> {
-        let Input::File(path) = input else {
-            return Err(Error::new(
-                ErrorKind::InvalidInput,
-                format!("{input} is not a .torrent file"),
-            ));
+    fn media_types(&self) -> &'static [&'static str] {
+        &[MEDIA_TYPE]
+    }
+
+    /// Reads the `.torrent` (from disk, or over HTTP with the configured
+    /// client, at most [`MAX_TORRENT_BYTES`](crate::MAX_TORRENT_BYTES)) and
+    /// makes its [`TorrentSource`]. Joins no swarm yet.
+    /// The `bittorrent.*` options ([`TorrentConfig`]'s fields:
+    /// `bittorrent.max_peers`, `bittorrent.selected=[0,2]`, …) apply to this
+    /// input only.
+    async fn resolve(&self, input: &Input, cx: &Resolve<'_>) -> Result<Target> {
+        let config = dlm_core::config::apply_options(&self.config, SECTION, cx.options)?;
+        let metainfo = match input {
+            Input::File(path) => {
+                let path = path.clone();
+                tokio::task::spawn_blocking(move || Metainfo::from_file(&path))
+                    .await
+                    .map_err(|e| Error::new(ErrorKind::Io, format!("reading task failed: {e}")))??
+            }
+            Input::Url(url) if matches!(url.scheme(), "http" | "https") => {
+                let client = dlm_http::HttpClient::new(config.http.clone())?;
+                fetch_metainfo(&client, url).await?
+            }
+            _ => {
+                return Err(Error::new(
+                    ErrorKind::InvalidInput,
+                    format!("{input} is not a .torrent file or URL"),
+                ));
+            }
         };
-        let m = Metainfo::from_file(path)?;
-        Ok(Arc::new(TorrentSource::new(m, self.config.clone())))
+        Ok(Target::Source(Arc::new(TorrentSource::new(metainfo, config))))
     }
 }
 

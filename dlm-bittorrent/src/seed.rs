@@ -67,7 +67,9 @@ impl Seeder {
         let metainfo = Arc::new(metainfo);
         let swarm = Arc::new(Swarm::new(metainfo, config.with_listen_port(None)));
         swarm.set_left(missing);
-        swarm.uploads().attach(Arc::new(storage), &have, true);
+        swarm
+            .uploads()
+            .attach(dlm_core::StoredBytes::new(Arc::new(storage)), &have);
         Ok(Self {
             swarm,
             verified: have.count(),

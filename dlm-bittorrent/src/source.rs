@@ -12,7 +12,7 @@ use dlm_core::CancellationToken;
 use dlm_core::scheduler::{Availability, ConnId, Scheduler};
 use dlm_core::{
     BodyStream, ByteRange, Capabilities, Context, Error, ErrorKind, Probe, ReadRange, Result,
-    Source, Storage,
+    Description, Source, Storage, SwarmStats,
 };
 use tokio::sync::OnceCell;
 
@@ -382,7 +382,64 @@ impl Source for TorrentSource {
         }
         let wanted_left = m.total_length.saturating_sub(storage.done.total_len());
         self.swarm.set_left(wanted_left);
-        self.swarm.uploads().attach(storage.sink, &have, false);
+        self.swarm.uploads().attach(storage.reader, &have);
+    }
+
+    fn describe(&self) -> Option<Description> {
+        let m = &self.metainfo;
+        let mut f = vec![
+            ("name".to_string(), m.name.clone()),
+            ("info-hash".to_string(), m.info_hash.to_hex()),
+            (
+                "pieces".to_string(),
+                format!("{} × {} bytes", m.piece_count(), m.piece_length),
+            ),
+            (
+                "private".to_string(),
+                if m.private { "yes" } else { "no" }.to_string(),
+            ),
+        ];
+        for (i, tier) in m.trackers.iter().enumerate() {
+            f.push((format!("tracker tier {i}"), tier.join(", ")));
+        }
+        for u in &m.url_list {
+            f.push(("web seed".to_string(), u.clone()));
+        }
+        if let Some(t) = m.creation_date {
+            f.push(("created".to_string(), format!("{t} (Unix time)")));
+        }
+        if let Some(c) = &m.created_by {
+            f.push(("created by".to_string(), c.clone()));
+        }
+        if let Some(c) = &m.comment {
+            f.push(("comment".to_string(), c.clone()));
+        }
+        let selected = self.swarm.selected();
+        let files = m.file_spans(|i| selected.is_none_or(|s| s.contains(&i)));
+        Some(
+            Description::new(f)
+                .with_len(Some(m.total_length))
+                .with_files(files),
+        )
+    }
+
+    fn stored(&self, range: ByteRange) {
+        self.swarm.stored(range);
+    }
+
+    fn swarm(&self) -> Option<SwarmStats> {
+        let peers = self.swarm.peers();
+        let total = self.metainfo.piece_count();
+        let seeds = peers.iter().filter(|p| p.piece_count() == total).count();
+        Some(
+            SwarmStats::new(peers.len() as u32, self.uploaded())
+                .with_seeds(seeds as u32)
+                .with_pieces(
+                    self.swarm.verified(),
+                    self.swarm.uploads().have_count() as u64,
+                    Some(total as u64),
+                ),
+        )
     }
 
     async fn finish(&self, complete: bool) {

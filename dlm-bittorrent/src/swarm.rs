@@ -97,6 +97,8 @@ pub(crate) struct Swarm {
     port: AtomicU16,
     /// Verified payload bytes received this session.
     downloaded: AtomicU64,
+    /// Pieces received and verified.
+    verified: AtomicU64,
     /// Bytes still missing, for announces.
     left: AtomicU64,
     tiers: tokio::sync::Mutex<Option<TrackerTiers>>,
@@ -118,6 +120,7 @@ impl Swarm {
             stop: CancellationToken::new(),
             port: AtomicU16::new(0),
             downloaded: AtomicU64::new(0),
+            verified: AtomicU64::new(0),
             tiers: tokio::sync::Mutex::new(None),
         }
     }
@@ -178,7 +181,26 @@ impl Swarm {
             .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |l| {
                 Some(l.saturating_sub(len))
             });
-        self.uploads.gained(index);
+        self.verified.fetch_add(1, Ordering::Relaxed);
+        let _ = index;
+    }
+
+    /// The engine stored `range` of delivered bytes: pieces it completes are
+    /// offered to every peer (`have`, BEP 3).
+    pub(crate) fn stored(&self, range: dlm_core::ByteRange) {
+        let completed = self.uploads.stored(range);
+        if completed.is_empty() {
+            return;
+        }
+        tracing::trace!(?completed, "offering pieces");
+        for p in self.pool().peers.values() {
+            p.state().wake.notify_one();
+        }
+    }
+
+    /// Pieces received and verified since the swarm started.
+    pub(crate) fn verified(&self) -> u64 {
+        self.verified.load(Ordering::Relaxed)
     }
 
     /// Bytes still missing, as announced.
@@ -311,7 +333,6 @@ impl Swarm {
             tokio::spawn(self.clone().announce_loop(every));
         }
         tokio::spawn(self.clone().choke_loop());
-        tokio::spawn(self.clone().offer_loop());
         Ok(())
     }
 
@@ -466,38 +487,6 @@ impl Swarm {
                     }
                 }
                 Err(e) => tracing::debug!(error = %e, "re-announce failed"),
-            }
-        }
-    }
-
-    /// Offers delivered pieces once they read back from storage, while
-    /// some connected peer lacks pieces (seeds want nothing: no re-reads).
-    async fn offer_loop(self: Arc<Self>) {
-        let mut tick = tokio::time::interval(Duration::from_millis(250));
-        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        let pieces = self.metainfo.piece_count();
-        loop {
-            tokio::select! {
-                () = self.stop.cancelled() => return,
-                _ = tick.tick() => {}
-            }
-            if !self.uploads.has_pending() {
-                continue;
-            }
-            let peers = self.peers();
-            if peers.iter().all(|p| p.piece_count() == pieces) {
-                continue;
-            }
-            let before = self.uploads.gained_len();
-            tracing::debug!(
-                lacking = ?peers.iter().filter(|p| p.piece_count() < pieces).map(|p| p.addr()).collect::<Vec<_>>(),
-                "offering pieces"
-            );
-            self.uploads.confirm_pending().await;
-            if self.uploads.gained_len() > before {
-                for p in &peers {
-                    p.wake.notify_one();
-                }
             }
         }
     }

@@ -5,6 +5,7 @@
 #![doc(test(attr(deny(warnings))))]
 
 mod backoff;
+pub mod config;
 mod control_file;
 mod digest;
 pub mod docs;
@@ -30,7 +31,7 @@ pub use control_file::{CONTROL_FILE_VERSION, ControlFile, MAX_CONTROL_FILE_BYTES
 pub use digest::{Checksum, DigestAlgorithm, MultiHasher};
 pub use engine::{
     Completed, Download, DownloadControl, DownloadHandle, DownloadOptions, DownloadState, Event,
-    Output, SourceStats, Stats,
+    Output, SeedEnd, SeedPolicy, SourceStats, Stats,
 };
 pub use error::{Error, ErrorKind, Result};
 pub use file_name::{safe_file_name, safe_relative_path, stays_inside};
@@ -39,7 +40,7 @@ pub use range::{ByteRange, ReadRange};
 pub use range_set::RangeSet;
 pub use rate_limit::RateLimiter;
 pub use redact::redact_url;
-pub use registry::{Input, Options, Protocol, ProtocolRegistry, Target};
+pub use registry::{Input, Options, Protocol, ProtocolDyn, ProtocolRegistry, Resolve, Target};
 pub use scheduler::{
     AdaptiveScheduler, Assignment, Availability, ChunkMap, ConnId, ConnInfo,
     DEFAULT_MIN_SPLIT_BYTES, InFlight, Scheduler, SequentialScheduler,
@@ -48,7 +49,10 @@ pub use sink::{
     BoxSink, DEFAULT_REORDER_BYTES, FileSink, FileSpan, MemorySink, MultiFileSink, OrderedSink,
     Sink, SinkDyn,
 };
-pub use source::{BodyStream, BoxSource, Capabilities, Context, Probe, Source, SourceDyn, Storage};
+pub use source::{
+    BodyStream, BoxSource, Capabilities, Context, Description, Probe, Source, SourceDyn, Storage,
+    StoredBytes, SwarmStats,
+};
 pub use tree::{TreeDownload, TreeEvent, TreeHandle, TreeProgress, TreeSummary};
 
 /// Re-exported so sources can build [`Context`]s and callers can cancel.

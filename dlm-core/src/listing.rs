@@ -53,6 +53,12 @@ pub trait Listing: Send + Sync + fmt::Debug + 'static {
     /// tree download reports it and reads on; a listing that cannot go on
     /// at all ends its stream after the error.
     fn entries<'a>(&'a self, cx: &'a Context) -> BoxStream<'a, Result<Entry>>;
+
+    /// Facts about the collection known without more I/O, as label/value
+    /// pairs for `dlm info` (`("cid", "…")`). The default: none.
+    fn describe(&self) -> Vec<(String, String)> {
+        Vec::new()
+    }
 }
 
 /// A shared, type-erased [`Listing`].

@@ -1,10 +1,18 @@
-//! Protocols and the registry that picks one for an input.
+//! Protocols and the registry that turns any input into something to download.
+//!
+//! Resolution is owned by each protocol and may need the network: a bare CID
+//! may name a file or a directory, an `https://…` URL may serve a torrent, a
+//! magnet link needs its metadata. So [`Protocol::resolve`] is async and the
+//! embedding never special-cases a protocol: it calls
+//! [`ProtocolRegistry::target`] and downloads what comes back.
 
 use std::collections::BTreeMap;
 use std::fmt;
+use std::future::Future;
 use std::path::PathBuf;
 use std::sync::Arc;
 
+use futures::future::BoxFuture;
 use url::Url;
 
 use crate::{BoxListing, BoxSource, Error, ErrorKind, Result};
@@ -47,6 +55,16 @@ impl Input {
             _ => None,
         }
     }
+
+    /// The input as the user would type it again: the URL (credentials
+    /// included: not for display), the path, or the text.
+    pub fn as_text(&self) -> String {
+        match self {
+            Self::Url(u) => u.as_str().to_string(),
+            Self::File(p) => p.display().to_string(),
+            Self::Text(t) => t.clone(),
+        }
+    }
 }
 
 impl fmt::Display for Input {
@@ -60,9 +78,10 @@ impl fmt::Display for Input {
     }
 }
 
-/// Protocol-neutral per-download settings passed to [`Protocol::source`], as
-/// `protocol.key = value` strings (the CLI's `-o http.header=…`). Each
-/// protocol documents and validates its own keys.
+/// Per-download settings for one input, as `protocol.key = value` strings
+/// (the CLI's `-O http.header=…`, a `dlmd` job's `options`). Each protocol
+/// documents and validates its own keys; a key of another protocol is
+/// ignored by the protocols it does not name.
 #[non_exhaustive]
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Options {
@@ -95,10 +114,94 @@ impl Options {
     pub fn get(&self, key: &str) -> Option<&str> {
         self.get_all(key).last()
     }
+
+    /// The pairs whose key starts with `prefix.`, with the prefix removed
+    /// (`"bittorrent"` → `("max_peers", "50")`).
+    pub fn section<'a>(&'a self, prefix: &str) -> impl Iterator<Item = (&'a str, &'a str)> + 'a {
+        let dotted = format!("{prefix}.");
+        self.pairs.iter().filter_map(move |(k, v)| {
+            k.strip_prefix(dotted.as_str())
+                .map(|rest| (rest, v.as_str()))
+        })
+    }
 }
 
-/// A protocol backend. Cheap and synchronous: I/O starts in
-/// [`Source::probe`](crate::Source::probe).
+/// What an input resolves to: one byte space, or a collection of files.
+#[derive(Debug)]
+pub enum Target {
+    /// One byte space (a file, a torrent's files in order): download it with
+    /// [`Download`](crate::Download).
+    Source(BoxSource),
+    /// Many files: download them with [`TreeDownload`](crate::TreeDownload).
+    Listing(BoxListing),
+}
+
+impl Target {
+    /// A short identity of what was resolved, without credentials.
+    pub fn identity(&self) -> String {
+        match self {
+            Self::Source(s) => s.identity_dyn(),
+            Self::Listing(l) => l.identity(),
+        }
+    }
+}
+
+/// What a protocol gets besides the input when it resolves one: the
+/// per-download options and a way to hand the input to another protocol
+/// (an HTTP URL that turns out to serve a torrent).
+#[derive(Clone, Copy, Debug)]
+pub struct Resolve<'a> {
+    /// Per-download options (`protocol.key = value`).
+    pub options: &'a Options,
+    registry: &'a ProtocolRegistry,
+    /// The protocol resolving now: never handed its own input back.
+    current: &'static str,
+}
+
+impl<'a> Resolve<'a> {
+    /// Whether some other registered protocol takes content of media type
+    /// `content_type` (parameters and case ignored), so that a protocol
+    /// serving arbitrary bytes should look at what it serves before
+    /// resolving to a plain source.
+    pub fn has_media_handlers(&self) -> bool {
+        self.registry
+            .protocols
+            .iter()
+            .any(|p| p.name_dyn() != self.current && !p.media_types_dyn().is_empty())
+    }
+
+    /// Resolves `input` with the protocol that registered `content_type`
+    /// ([`Protocol::media_types`]); `None` when no other protocol takes it.
+    ///
+    /// # Errors
+    /// As that protocol's [`Protocol::resolve`].
+    pub async fn hand_off(&self, content_type: &str, input: &Input) -> Option<Result<Target>> {
+        let essence = content_type
+            .split(';')
+            .next()
+            .unwrap_or_default()
+            .trim()
+            .to_ascii_lowercase();
+        let protocol = self.registry.protocols.iter().find(|p| {
+            p.name_dyn() != self.current
+                && p.media_types_dyn()
+                    .iter()
+                    .any(|m| m.eq_ignore_ascii_case(&essence))
+        })?;
+        let cx = Resolve {
+            current: protocol.name_dyn(),
+            ..*self
+        };
+        tracing::debug!(protocol = protocol.name_dyn(), %essence, "handing off by media type");
+        Some(protocol.resolve_dyn(input, &cx).await)
+    }
+}
+
+/// A protocol backend: cheap, synchronous registration; asynchronous
+/// resolution of inputs.
+///
+/// Implementors write `async fn resolve`; the registry holds protocols as
+/// [`ProtocolDyn`] through the blanket twin.
 pub trait Protocol: Send + Sync + fmt::Debug + 'static {
     /// A short name: `"http"`, `"ftp"`, `"bittorrent"`.
     fn name(&self) -> &'static str;
@@ -106,55 +209,94 @@ pub trait Protocol: Send + Sync + fmt::Debug + 'static {
     /// URL schemes served, lower-case: `["http", "https"]`.
     fn schemes(&self) -> &'static [&'static str];
 
-    /// Whether this protocol handles a scheme-less input (a `.torrent` file,
-    /// a bare CID). The default claims nothing.
+    /// Whether this protocol takes `input` although it is no URL of its
+    /// schemes: a scheme-less input (a `.torrent` path, a bare CID) or a URL
+    /// of another protocol's scheme that is recognisably this protocol's
+    /// (`https://host/x.torrent`). Checked before the scheme's owner. The
+    /// default claims nothing.
     fn claims(&self, input: &Input) -> bool {
         let _ = input;
         false
     }
 
-    /// A source for `input`.
-    ///
-    /// # Errors
-    /// [`ErrorKind::InvalidInput`] when the input or an option is malformed.
-    fn source(&self, input: &Input, options: &Options) -> Result<BoxSource>;
-
-    /// Whether `input` names a collection of files (`ftp://host/dir/`,
-    /// `s3://bucket/prefix/`) rather than one. The default: never.
-    fn is_listing(&self, input: &Input) -> bool {
-        let _ = input;
-        false
+    /// Media types (`Content-Type` essences, lower-case) this protocol takes
+    /// over when another protocol finds them behind a URL
+    /// (`application/x-bittorrent`). The default: none.
+    fn media_types(&self) -> &'static [&'static str] {
+        &[]
     }
 
-    /// A listing for an input that [`Protocol::is_listing`] accepts.
+    /// Turns `input` into a source or a listing. May use the network (a
+    /// `.torrent` fetched by URL, an IPFS path walked to its CID); fetches no
+    /// payload.
     ///
     /// # Errors
-    /// [`ErrorKind::Unsupported`] by default; [`ErrorKind::InvalidInput`]
-    /// when the input or an option is malformed.
-    fn listing(&self, input: &Input, options: &Options) -> Result<BoxListing> {
-        let _ = options;
-        Err(Error::new(
-            ErrorKind::Unsupported,
-            format!("{} cannot list {input}", self.name()),
-        ))
+    /// [`ErrorKind::InvalidInput`] when the input or an option is malformed;
+    /// network and protocol errors of the look-ups it makes.
+    ///
+    /// # Cancel safety
+    /// Dropping the future abandons the look-ups.
+    fn resolve(
+        &self,
+        input: &Input,
+        cx: &Resolve<'_>,
+    ) -> impl Future<Output = Result<Target>> + Send;
+}
+
+/// Object-safe twin of [`Protocol`], implemented for every `Protocol`; never
+/// implement it by hand.
+#[allow(
+    missing_docs,
+    reason = "each method mirrors the documented Protocol method of the same name"
+)]
+pub trait ProtocolDyn: Send + Sync + fmt::Debug {
+    fn name_dyn(&self) -> &'static str;
+    fn schemes_dyn(&self) -> &'static [&'static str];
+    fn claims_dyn(&self, input: &Input) -> bool;
+    fn media_types_dyn(&self) -> &'static [&'static str];
+    fn resolve_dyn<'a>(
+        &'a self,
+        input: &'a Input,
+        cx: &'a Resolve<'a>,
+    ) -> BoxFuture<'a, Result<Target>>;
+}
+
+impl<T: Protocol> ProtocolDyn for T {
+    fn name_dyn(&self) -> &'static str {
+        self.name()
+    }
+    fn schemes_dyn(&self) -> &'static [&'static str] {
+        self.schemes()
+    }
+    fn claims_dyn(&self, input: &Input) -> bool {
+        self.claims(input)
+    }
+    fn media_types_dyn(&self) -> &'static [&'static str] {
+        self.media_types()
+    }
+    fn resolve_dyn<'a>(
+        &'a self,
+        input: &'a Input,
+        cx: &'a Resolve<'a>,
+    ) -> BoxFuture<'a, Result<Target>> {
+        Box::pin(self.resolve(input, cx))
     }
 }
 
-/// What an input resolves to: one file's bytes, or a collection of files.
-#[derive(Debug)]
-pub enum Target {
-    /// One file: download it with [`Download`](crate::Download).
-    Source(BoxSource),
-    /// Many files: download them with [`TreeDownload`](crate::TreeDownload).
-    Listing(BoxListing),
-}
-
-/// Maps URL schemes and input kinds to protocols. An instance, no globals:
-/// each protocol crate exposes `register(&mut ProtocolRegistry)`.
+/// Maps URL schemes, input kinds and media types to protocols. An instance,
+/// no globals: each protocol crate exposes `register(&mut ProtocolRegistry)`.
+///
+/// # Examples
+/// ```
+/// use dlm_core::{ErrorKind, Input, ProtocolRegistry};
+/// let registry = ProtocolRegistry::new();
+/// let err = registry.protocol(&Input::parse("gopher://h/x")).unwrap_err();
+/// assert_eq!(err.kind(), ErrorKind::Unsupported);
+/// ```
 #[derive(Default)]
 pub struct ProtocolRegistry {
-    by_scheme: BTreeMap<String, Arc<dyn Protocol>>,
-    protocols: Vec<Arc<dyn Protocol>>,
+    by_scheme: BTreeMap<String, Arc<dyn ProtocolDyn>>,
+    protocols: Vec<Arc<dyn ProtocolDyn>>,
 }
 
 impl fmt::Debug for ProtocolRegistry {
@@ -174,20 +316,30 @@ impl ProtocolRegistry {
     /// Adds a protocol under each of its schemes (lower-cased).
     ///
     /// # Errors
-    /// [`ErrorKind::InvalidInput`] when a scheme is already registered; nothing
-    /// is added then.
+    /// [`ErrorKind::InvalidInput`] when a scheme or the name is already
+    /// registered; nothing is added then.
     pub fn register(&mut self, protocol: impl Protocol) -> Result<()> {
-        let protocol: Arc<dyn Protocol> = Arc::new(protocol);
-        for s in protocol.schemes() {
+        let protocol: Arc<dyn ProtocolDyn> = Arc::new(protocol);
+        if self
+            .protocols
+            .iter()
+            .any(|p| p.name_dyn() == protocol.name_dyn())
+        {
+            return Err(Error::new(
+                ErrorKind::InvalidInput,
+                format!("protocol {:?} is already registered", protocol.name_dyn()),
+            ));
+        }
+        for s in protocol.schemes_dyn() {
             let s = s.to_ascii_lowercase();
             if let Some(old) = self.by_scheme.get(&s) {
                 return Err(Error::new(
                     ErrorKind::InvalidInput,
-                    format!("scheme {s:?} is already registered by {}", old.name()),
+                    format!("scheme {s:?} is already registered by {}", old.name_dyn()),
                 ));
             }
         }
-        for s in protocol.schemes() {
+        for s in protocol.schemes_dyn() {
             self.by_scheme
                 .insert(s.to_ascii_lowercase(), protocol.clone());
         }
@@ -195,17 +347,18 @@ impl ProtocolRegistry {
         Ok(())
     }
 
-    /// The protocol for `input`: by URL scheme, else the first that claims it.
+    /// The protocol for `input`: the first that [claims](Protocol::claims)
+    /// it, else the owner of its URL scheme. No I/O.
     ///
     /// # Errors
     /// [`ErrorKind::Unsupported`] naming the registered schemes when none fits.
-    pub fn resolve(&self, input: &Input) -> Result<Arc<dyn Protocol>> {
+    pub fn protocol(&self, input: &Input) -> Result<Arc<dyn ProtocolDyn>> {
+        if let Some(p) = self.protocols.iter().find(|p| p.claims_dyn(input)) {
+            return Ok(p.clone());
+        }
         if let Some(scheme) = input.scheme()
             && let Some(p) = self.by_scheme.get(&scheme.to_ascii_lowercase())
         {
-            return Ok(p.clone());
-        }
-        if let Some(p) = self.protocols.iter().find(|p| p.claims(input)) {
             return Ok(p.clone());
         }
         let known = self.schemes().collect::<Vec<_>>().join(", ");
@@ -222,26 +375,37 @@ impl ProtocolRegistry {
         ))
     }
 
-    /// Resolves `input` and asks the protocol for a source.
+    /// Resolves `input` into a source or a listing with its protocol
+    /// ([`ProtocolRegistry::protocol`], then [`Protocol::resolve`]), which may
+    /// hand it on to another protocol by media type.
     ///
     /// # Errors
-    /// As [`ProtocolRegistry::resolve`] and [`Protocol::source`].
-    pub fn source(&self, input: &Input, options: &Options) -> Result<BoxSource> {
-        self.resolve(input)?.source(input, options)
+    /// As [`ProtocolRegistry::protocol`] and [`Protocol::resolve`].
+    ///
+    /// # Cancel safety
+    /// Dropping the future abandons the look-ups.
+    pub async fn target(&self, input: &Input, options: &Options) -> Result<Target> {
+        let protocol = self.protocol(input)?;
+        let cx = Resolve {
+            options,
+            registry: self,
+            current: protocol.name_dyn(),
+        };
+        protocol.resolve_dyn(input, &cx).await
     }
 
-    /// Resolves `input` to a single source or, when the protocol says the
-    /// input names a collection ([`Protocol::is_listing`]), to a listing.
+    /// Resolves `input` to a single byte space (a mirror, a file).
     ///
     /// # Errors
-    /// As [`ProtocolRegistry::resolve`], [`Protocol::source`] and
-    /// [`Protocol::listing`].
-    pub fn target(&self, input: &Input, options: &Options) -> Result<Target> {
-        let protocol = self.resolve(input)?;
-        if protocol.is_listing(input) {
-            Ok(Target::Listing(protocol.listing(input, options)?))
-        } else {
-            Ok(Target::Source(protocol.source(input, options)?))
+    /// As [`ProtocolRegistry::target`]; [`ErrorKind::InvalidInput`] when the
+    /// input names a collection of files.
+    pub async fn source(&self, input: &Input, options: &Options) -> Result<BoxSource> {
+        match self.target(input, options).await? {
+            Target::Source(s) => Ok(s),
+            Target::Listing(l) => Err(Error::new(
+                ErrorKind::InvalidInput,
+                format!("{} names a collection of files, not one", l.identity()),
+            )),
         }
     }
 
@@ -249,11 +413,17 @@ impl ProtocolRegistry {
     pub fn schemes(&self) -> impl Iterator<Item = &str> + '_ {
         self.by_scheme.keys().map(String::as_str)
     }
+
+    /// The registered protocols' names, in registration order.
+    pub fn names(&self) -> impl Iterator<Item = &'static str> + '_ {
+        self.protocols.iter().map(|p| p.name_dyn())
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::test_source::Fixed;
 
     #[derive(Debug)]
     struct Fake;
@@ -267,40 +437,92 @@ mod tests {
         fn claims(&self, input: &Input) -> bool {
             matches!(input, Input::Text(t) if t.starts_with("fk"))
         }
-        fn source(&self, _: &Input, _: &Options) -> Result<BoxSource> {
+        async fn resolve(&self, input: &Input, cx: &Resolve<'_>) -> Result<Target> {
+            // Serves "fk…" text as bytes whose media type another protocol takes.
+            if let Some(t) = cx.hand_off("application/x-other; q=1", input).await {
+                return t;
+            }
             Err(Error::new(ErrorKind::Unsupported, "fake"))
         }
     }
 
-    #[test]
-    fn resolves_by_scheme_and_claims() {
+    #[derive(Debug)]
+    struct Other;
+    impl Protocol for Other {
+        fn name(&self) -> &'static str {
+            "other"
+        }
+        fn schemes(&self) -> &'static [&'static str] {
+            &[]
+        }
+        fn claims(&self, input: &Input) -> bool {
+            matches!(input, Input::Url(u) if u.path().ends_with(".other"))
+        }
+        fn media_types(&self) -> &'static [&'static str] {
+            &["application/x-other"]
+        }
+        async fn resolve(&self, _: &Input, _: &Resolve<'_>) -> Result<Target> {
+            Ok(Target::Source(Arc::new(Fixed(bytes::Bytes::from_static(b"abc")))))
+        }
+    }
+
+    #[tokio::test]
+    async fn resolves_by_claim_scheme_and_media_type() {
         let mut r = ProtocolRegistry::new();
         r.register(Fake).unwrap();
         assert!(r.register(Fake).is_err());
         assert_eq!(r.schemes().collect::<Vec<_>>(), vec!["fake", "fakes"]);
         assert_eq!(
-            r.resolve(&Input::parse("FAKE://x/y")).unwrap().name(),
+            r.protocol(&Input::parse("FAKE://x/y")).unwrap().name_dyn(),
             "fake"
         );
-        assert_eq!(r.resolve(&Input::parse("fk123")).unwrap().name(), "fake");
-        let err = r.resolve(&Input::parse("gopher://x")).unwrap_err();
+        assert_eq!(
+            r.protocol(&Input::parse("fk123")).unwrap().name_dyn(),
+            "fake"
+        );
+        let err = r.protocol(&Input::parse("gopher://x")).unwrap_err();
         assert_eq!(err.kind(), ErrorKind::Unsupported);
         assert!(
             err.to_string().contains("registered schemes: fake, fakes"),
             "{err}"
         );
+        // Nobody takes the media type yet.
+        let err = r
+            .target(&Input::parse("fk1"), &Options::new())
+            .await
+            .unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::Unsupported);
+
+        r.register(Other).unwrap();
+        // A claim wins over the scheme's owner.
+        assert_eq!(
+            r.protocol(&Input::parse("fake://h/a.other"))
+                .unwrap()
+                .name_dyn(),
+            "other"
+        );
+        // The scheme's owner hands the input on by media type.
+        let t = r.target(&Input::parse("fk1"), &Options::new()).await;
+        assert!(matches!(t, Ok(Target::Source(_))), "{t:?}");
+        assert_eq!(r.names().collect::<Vec<_>>(), vec!["fake", "other"]);
+
         let err = ProtocolRegistry::new()
-            .resolve(&Input::parse("nothing"))
+            .protocol(&Input::parse("nothing"))
             .unwrap_err();
         assert!(err.to_string().contains("none"));
     }
 
     #[test]
-    fn options_repeat() {
+    fn options_repeat_and_sections() {
         let o = Options::new()
             .with("http.header", "A: 1")
-            .with("http.header", "B: 2");
+            .with("http.header", "B: 2")
+            .with("bittorrent.max_peers", "5");
         assert_eq!(o.get_all("http.header").count(), 2);
         assert_eq!(o.get("http.header"), Some("B: 2"));
+        assert_eq!(
+            o.section("bittorrent").collect::<Vec<_>>(),
+            vec![("max_peers", "5")]
+        );
     }
 }

@@ -12,7 +12,7 @@ use futures::stream::BoxStream;
 use tokio_util::sync::CancellationToken;
 
 use crate::scheduler::{Availability, ConnId, Scheduler};
-use crate::{BoxSink, Checksum, RangeSet, ReadRange, Result};
+use crate::{BoxSink, ByteRange, Checksum, RangeSet, ReadRange, Result};
 
 /// The bytes of one [`Source::open`] call, in order, as they arrive.
 pub type BodyStream = BoxStream<'static, Result<Bytes>>;
@@ -190,11 +190,37 @@ pub trait Source: Send + Sync + fmt::Debug + 'static {
         None
     }
 
-    /// Hands the source the download's storage once it is prepared, before
-    /// any fetch: the sink (to read verified bytes back, e.g. to upload them
-    /// to other peers) and the ranges already done. The default ignores it.
+    /// Hands the source a read-only view of the download's storage once it
+    /// is prepared, before any fetch: the bytes already done (verified) and
+    /// a reader for them (to upload them to other peers). The default
+    /// ignores it.
     fn attach(&self, storage: Storage) {
         let _ = storage;
+    }
+
+    /// Called by the engine each time the bytes of `range` (delivered by this
+    /// source earlier) have been written to storage and can be read back
+    /// with [`StoredBytes::read_at`]. Ranges arrive in write order, not byte
+    /// order, and may split a delivered frame in several parts; they never
+    /// repeat. A swarm offers the pieces they complete to its peers. The
+    /// default ignores them.
+    fn stored(&self, range: ByteRange) {
+        let _ = range;
+    }
+
+    /// The swarm around this source, for sources with peers (BitTorrent,
+    /// bitswap): connected peers, bytes uploaded, pieces verified. `None`,
+    /// the default, for servers. Cheap: called on every stats refresh.
+    fn swarm(&self) -> Option<SwarmStats> {
+        None
+    }
+
+    /// What resolution learned about the byte space, when the source knows
+    /// it without more I/O (a torrent's metainfo, an IPFS file whose root
+    /// was fetched to resolve it): `dlm info` shows it instead of probing.
+    /// `None`, the default: probe to learn.
+    fn describe(&self) -> Option<Description> {
+        None
     }
 
     /// Called once when the download ends: `complete` when every byte
@@ -206,14 +232,116 @@ pub trait Source: Send + Sync + fmt::Debug + 'static {
     }
 }
 
-/// A download's storage as handed to [`Source::attach`].
+/// What [`Source::describe`] knows of a byte space without I/O.
+#[non_exhaustive]
+#[derive(Clone, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Description {
+    /// Protocol facts as label/value pairs, in display order
+    /// (`("info-hash", "…")`, `("cid", "…")`).
+    pub fields: Vec<(String, String)>,
+    /// Length of the byte space in bytes, when known.
+    pub len: Option<u64>,
+    /// The files of a byte space made of several (a torrent's), contiguous
+    /// from 0 with sanitised relative paths; `wanted` marks the selection.
+    pub files: Vec<crate::FileSpan>,
+}
+
+impl Description {
+    /// A description with these fields.
+    pub fn new(fields: Vec<(String, String)>) -> Self {
+        Self {
+            fields,
+            ..Self::default()
+        }
+    }
+
+    /// Sets [`Description::len`].
+    pub fn with_len(mut self, len: Option<u64>) -> Self {
+        self.len = len;
+        self
+    }
+
+    /// Sets [`Description::files`].
+    pub fn with_files(mut self, files: Vec<crate::FileSpan>) -> Self {
+        self.files = files;
+        self
+    }
+}
+
+/// A download's storage as handed to [`Source::attach`]: read access only.
+/// Writing, syncing and committing stay the engine's.
 #[derive(Clone, Debug)]
 pub struct Storage {
-    /// Where the download writes; [`Sink::read_at`](crate::Sink::read_at) reads back.
-    pub sink: BoxSink,
-    /// Bytes already done (verified) when the transfer starts; bytes the
-    /// source delivers later are written shortly after it yields them.
+    /// Reads back bytes already written.
+    pub reader: StoredBytes,
+    /// Bytes already done (verified) when the transfer starts. Bytes the
+    /// source delivers later are reported by [`Source::stored`] once written.
     pub done: RangeSet,
+}
+
+/// Read-only access to a download's stored bytes (its sink's
+/// [`read_at`](crate::Sink::read_at)).
+#[derive(Clone, Debug)]
+pub struct StoredBytes(BoxSink);
+
+impl StoredBytes {
+    /// A reader over `sink`.
+    pub fn new(sink: BoxSink) -> Self {
+        Self(sink)
+    }
+
+    /// Reads `len` bytes at `offset` of the byte space.
+    ///
+    /// # Errors
+    /// As [`Sink::read_at`](crate::Sink::read_at): [`ErrorKind::Unsupported`](crate::ErrorKind::Unsupported)
+    /// for sinks that cannot read back, [`ErrorKind::Io`](crate::ErrorKind::Io).
+    pub async fn read_at(&self, offset: u64, len: u32) -> Result<Bytes> {
+        self.0.read_at_dyn(offset, len).await
+    }
+}
+
+/// A swarm's counters, as [`Source::swarm`] reports them.
+#[non_exhaustive]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct SwarmStats {
+    /// Peers connected now.
+    pub peers: u32,
+    /// Of those, peers that have every piece.
+    pub seeds: u32,
+    /// Payload bytes uploaded to peers since the source was created.
+    pub uploaded_bytes: u64,
+    /// Pieces (BitTorrent) or blocks (IPFS) received and verified against
+    /// their hash since the source was created.
+    pub verified_pieces: u64,
+    /// Pieces verified and held, resumed ones included.
+    pub pieces_have: u64,
+    /// Pieces in the byte space, when the source counts pieces.
+    pub pieces_total: Option<u64>,
+}
+
+impl SwarmStats {
+    /// Counters with `peers` connected peers and `uploaded_bytes` uploaded.
+    pub fn new(peers: u32, uploaded_bytes: u64) -> Self {
+        Self {
+            peers,
+            uploaded_bytes,
+            ..Self::default()
+        }
+    }
+
+    /// Sets the piece counts: verified this session, held, in total.
+    pub fn with_pieces(mut self, verified: u64, have: u64, total: Option<u64>) -> Self {
+        self.verified_pieces = verified;
+        self.pieces_have = have;
+        self.pieces_total = total;
+        self
+    }
+
+    /// Sets [`SwarmStats::seeds`].
+    pub fn with_seeds(mut self, seeds: u32) -> Self {
+        self.seeds = seeds;
+        self
+    }
 }
 
 /// Object-safe twin of [`Source`], implemented for every `Source`; never
@@ -235,6 +363,12 @@ pub trait SourceDyn: Send + Sync + fmt::Debug {
     fn scheduler_dyn(&self, sequential: bool) -> Option<Box<dyn Scheduler>>;
     /// See [`Source::attach`].
     fn attach_dyn(&self, storage: Storage);
+    /// See [`Source::stored`].
+    fn stored_dyn(&self, range: ByteRange);
+    /// See [`Source::swarm`].
+    fn swarm_dyn(&self) -> Option<SwarmStats>;
+    /// See [`Source::describe`].
+    fn describe_dyn(&self) -> Option<Description>;
     /// See [`Source::finish`].
     fn finish_dyn(&self, complete: bool) -> BoxFuture<'_, ()>;
 }
@@ -261,6 +395,15 @@ impl<T: Source> SourceDyn for T {
     }
     fn attach_dyn(&self, storage: Storage) {
         self.attach(storage)
+    }
+    fn stored_dyn(&self, range: ByteRange) {
+        self.stored(range)
+    }
+    fn swarm_dyn(&self) -> Option<SwarmStats> {
+        self.swarm()
+    }
+    fn describe_dyn(&self) -> Option<Description> {
+        self.describe()
     }
     fn finish_dyn(&self, complete: bool) -> BoxFuture<'_, ()> {
         Box::pin(self.finish(complete))

@@ -33,8 +33,10 @@ pub struct FtpConfig {
     /// (then anonymous when netrc has no entry either).
     pub netrc: NetrcMode,
     /// Limit for connecting and logging in.
+    #[serde(with = "dlm_core::config::duration")]
     pub connect_timeout: Duration,
     /// Limit for waiting on the next data bytes.
+    #[serde(with = "dlm_core::config::duration")]
     pub idle_timeout: Duration,
 }
 

@@ -17,5 +17,5 @@ mod tls;
 pub use config::{FtpConfig, NetrcMode};
 pub use error::FtpError;
 pub use listing::{FtpListing, MAX_DEPTH, MAX_ENTRIES, MAX_LISTING_BYTES};
-pub use protocol::{FtpProtocol, SCHEMES, register, register_with};
+pub use protocol::{FtpProtocol, SCHEMES, SECTION, register, register_with};
 pub use source::FtpSource;

@@ -2,15 +2,17 @@
 
 use std::sync::Arc;
 
-use dlm_core::{
-    BoxListing, BoxSource, Error, ErrorKind, Input, Options, Protocol, ProtocolRegistry, Result,
-};
+use dlm_core::{Error, ErrorKind, Input, Protocol, ProtocolRegistry, Resolve, Result, Target};
 
 use crate::listing::is_directory_url;
 use crate::{FtpConfig, FtpListing, FtpSource};
 
 /// URL schemes served by this crate.
 pub const SCHEMES: &[&str] = &["ftp", "ftps"];
+
+/// The options section of this protocol: `ftp.active=true`, `ftp.max_connections=4`
+/// (the fields of [`FtpConfig`]).
+pub const SECTION: &str = "ftp";
 
 /// The FTP protocol backend.
 #[derive(Clone, Debug, Default)]
@@ -34,29 +36,22 @@ impl Protocol for FtpProtocol {
         SCHEMES
     }
 
-    fn source(&self, input: &Input, _options: &Options) -> Result<BoxSource> {
+    /// `ftp://host/dir/` (a path ending in `/`, or none) names a directory
+    /// tree; any other path one file. No I/O.
+    /// The `ftp.*` options ([`FtpConfig`]'s fields) apply to this input only.
+    async fn resolve(&self, input: &Input, cx: &Resolve<'_>) -> Result<Target> {
+        let config = dlm_core::config::apply_options(&self.config, SECTION, cx.options)?;
         let Input::Url(url) = input else {
             return Err(Error::new(
                 ErrorKind::InvalidInput,
                 format!("{input} is not an ftp URL"),
             ));
         };
-        Ok(Arc::new(FtpSource::new(url.clone(), self.config.clone())?))
-    }
-
-    /// `ftp://host/dir/`: a path ending in `/` (or none) names a directory.
-    fn is_listing(&self, input: &Input) -> bool {
-        matches!(input, Input::Url(url) if is_directory_url(url))
-    }
-
-    fn listing(&self, input: &Input, _options: &Options) -> Result<BoxListing> {
-        let Input::Url(url) = input else {
-            return Err(Error::new(
-                ErrorKind::InvalidInput,
-                format!("{input} is not an ftp URL"),
-            ));
-        };
-        Ok(Arc::new(FtpListing::new(url.clone(), self.config.clone())?))
+        Ok(if is_directory_url(url) {
+            Target::Listing(Arc::new(FtpListing::new(url.clone(), config)?))
+        } else {
+            Target::Source(Arc::new(FtpSource::new(url.clone(), config)?))
+        })
     }
 }
 
@@ -80,16 +75,19 @@ pub fn register(registry: &mut ProtocolRegistry) -> Result<()> {
 mod tests {
     use super::*;
 
-    #[test]
-    fn registers_ftp_and_checks_urls() {
+    #[tokio::test]
+    async fn registers_ftp_and_checks_urls() {
+        use dlm_core::Options;
         let mut r = ProtocolRegistry::new();
         register(&mut r).unwrap();
         let s = r
             .source(&Input::parse("ftp://u:secret@h/dir/f.bin"), &Options::new())
+            .await
             .unwrap();
         assert_eq!(s.identity_dyn(), "ftp://h/dir/f.bin");
         let e = r
             .source(&Input::parse("ftp://h/dir/"), &Options::new())
+            .await
             .unwrap_err();
         assert_eq!(e.kind(), ErrorKind::InvalidInput);
     }

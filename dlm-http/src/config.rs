@@ -24,8 +24,10 @@ pub struct HttpConfig {
     /// Extra request headers, `(name, value)`, sent on every request.
     pub headers: Vec<(String, String)>,
     /// Limit for TCP connect plus TLS handshake.
+    #[serde(with = "dlm_core::config::duration")]
     pub connect_timeout: Duration,
     /// Limit for waiting on response headers or on the next body bytes.
+    #[serde(with = "dlm_core::config::duration")]
     pub idle_timeout: Duration,
     /// Redirects followed at most (0: a redirect response is returned as it is).
     pub max_redirects: u32,

@@ -17,5 +17,5 @@ mod tls;
 pub use client::{HttpClient, HttpResponse};
 pub use config::{HttpConfig, NetrcMode};
 pub use error::HttpError;
-pub use protocol::{HttpProtocol, OPTION_HEADER, SCHEMES, register, register_with};
+pub use protocol::{HttpProtocol, OPTION_HEADER, SCHEMES, SECTION, register, register_with};
 pub use source::HttpSource;

@@ -2,7 +2,9 @@
 
 use std::sync::Arc;
 
-use dlm_core::{BoxSource, Error, ErrorKind, Input, Options, Protocol, ProtocolRegistry, Result};
+use dlm_core::{
+    Context, Error, ErrorKind, Input, Options, Protocol, ProtocolRegistry, Resolve, Result, Target,
+};
 use http::HeaderMap;
 use http::header::{HeaderName, HeaderValue};
 
@@ -10,6 +12,10 @@ use crate::{HttpClient, HttpConfig, HttpError, HttpSource};
 
 /// URL schemes served by this crate.
 pub const SCHEMES: &[&str] = &["http", "https"];
+
+/// The options section of this protocol: `http.idle_timeout=2m` and the other
+/// fields of [`HttpConfig`], plus [`OPTION_HEADER`].
+pub const SECTION: &str = "http";
 
 /// Per-download option key: an extra request header, `"Name: value"`; repeatable.
 pub const OPTION_HEADER: &str = "http.header";
@@ -65,7 +71,50 @@ impl Protocol for HttpProtocol {
         SCHEMES
     }
 
-    fn source(&self, input: &Input, options: &Options) -> Result<BoxSource> {
+    /// An [`HttpSource`] for the URL, with the `http.header` options as
+    /// extra request headers. When another registered protocol takes media
+    /// types ([`Protocol::media_types`]), the URL is probed first (the
+    /// engine reuses that probe) and handed to that protocol if its
+    /// `Content-Type` is one of them (`application/x-bittorrent`).
+    async fn resolve(&self, input: &Input, cx: &Resolve<'_>) -> Result<Target> {
+        let source = Arc::new(match self.client_for(cx.options)? {
+            Some(client) => HttpProtocol::with_client(client).source(input, cx.options)?,
+            None => self.source(input, cx.options)?,
+        });
+        if cx.has_media_handlers() {
+            let probe = source.probe_early(&Context::new()).await?;
+            if let Some(ct) = &probe.content_type
+                && let Some(target) = cx.hand_off(ct, input).await
+            {
+                return target;
+            }
+        }
+        Ok(Target::Source(source))
+    }
+}
+
+impl HttpProtocol {
+    /// A client of its own when `options` change [`HttpConfig`] fields
+    /// (`http.idle_timeout=…`); `None` to share this protocol's.
+    fn client_for(&self, options: &Options) -> Result<Option<HttpClient>> {
+        let mut fields = Options::new();
+        for (k, v) in options.section(SECTION) {
+            if format!("{SECTION}.{k}") != OPTION_HEADER {
+                fields = fields.with(format!("{SECTION}.{k}"), v);
+            }
+        }
+        if fields.pairs.is_empty() {
+            return Ok(None);
+        }
+        let config = dlm_core::config::apply_options(self.client.config(), SECTION, &fields)?;
+        Ok(Some(HttpClient::new(config)?))
+    }
+
+    /// The source for `input` with `options`, unprobed.
+    ///
+    /// # Errors
+    /// [`ErrorKind::InvalidInput`] for a non-HTTP input or a malformed header option.
+    pub fn source(&self, input: &Input, options: &Options) -> Result<HttpSource> {
         let Input::Url(url) = input else {
             return Err(Error::new(
                 ErrorKind::InvalidInput,
@@ -77,11 +126,7 @@ impl Protocol for HttpProtocol {
             let (k, v) = parse_header(line)?;
             headers.append(k, v);
         }
-        Ok(Arc::new(HttpSource::new(
-            self.client.clone(),
-            url.clone(),
-            headers,
-        )?))
+        Ok(HttpSource::new(self.client.clone(), url.clone(), headers)?)
     }
 }
 
@@ -123,10 +168,12 @@ mod tests {
         assert!(register(&mut r).is_err());
         let src = r
             .source(&Input::parse("https://example.org/x.iso"), &Options::new())
+            .await
             .unwrap();
         assert_eq!(src.identity_dyn(), "https://example.org/x.iso");
         let err = r
             .source(&Input::parse("ftp://example.org/x"), &Options::new())
+            .await
             .unwrap_err();
         assert_eq!(err.kind(), ErrorKind::Unsupported);
     }

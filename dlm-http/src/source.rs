@@ -1,6 +1,7 @@
 //! `HttpSource`: one HTTP(S) resource, probed once and read by ranges.
 
 use std::sync::{Mutex, PoisonError};
+use std::time::{Duration, Instant};
 
 use dlm_core::{
     BodyStream, ByteRange, Capabilities, Context, Error, Probe, ReadRange, Result, Source,
@@ -35,7 +36,14 @@ pub struct HttpSource {
     url: Url,
     headers: HeaderMap,
     probed: Mutex<Probed>,
+    /// A probe made before the download started (to learn the media type
+    /// while resolving), answered once by the next [`Source::probe`] if it is
+    /// fresh, so resolving costs no extra round trip.
+    early: Mutex<Option<(Instant, Probe)>>,
 }
+
+/// How long an early probe stands in for the engine's.
+const EARLY_PROBE_FRESH: Duration = Duration::from_secs(30);
 
 impl HttpSource {
     /// A source for `url` using `client`, with `headers` added to each request.
@@ -51,7 +59,21 @@ impl HttpSource {
             url,
             headers,
             probed: Mutex::new(Probed::default()),
+            early: Mutex::new(None),
         })
+    }
+
+    /// Probes now and keeps the answer for the engine's first
+    /// [`Source::probe`] (within 30 s): what resolution uses to learn the
+    /// media type behind the URL.
+    ///
+    /// # Errors
+    /// As [`Source::probe`].
+    pub async fn probe_early(&self, cx: &Context) -> Result<Probe> {
+        let probe = self.fetch_probe(cx).await?;
+        *self.early.lock().unwrap_or_else(PoisonError::into_inner) =
+            Some((Instant::now(), probe.clone()));
+        Ok(probe)
     }
 
     fn probed(&self) -> Probed {
@@ -94,7 +116,28 @@ impl Source for HttpSource {
         redact_url(&self.url)
     }
 
-    async fn probe(&self, _cx: &Context) -> Result<Probe> {
+    async fn probe(&self, cx: &Context) -> Result<Probe> {
+        let early = self
+            .early
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .take();
+        if let Some((at, probe)) = early
+            && at.elapsed() < EARLY_PROBE_FRESH
+        {
+            return Ok(probe);
+        }
+        self.fetch_probe(cx).await
+    }
+
+    async fn open(&self, _cx: &Context, range: ReadRange) -> Result<BodyStream> {
+        self.open_range(range).await
+    }
+}
+
+impl HttpSource {
+    /// One `GET` with `Range: bytes=0-0`: see the type's docs.
+    async fn fetch_probe(&self, _cx: &Context) -> Result<Probe> {
         let mut h = self.headers.clone();
         h.insert(RANGE, HeaderValue::from_static("bytes=0-0"));
         let resp = self.client.send(Method::GET, &self.url, &h).await?;
@@ -154,7 +197,7 @@ impl Source for HttpSource {
         Ok(probe)
     }
 
-    async fn open(&self, _cx: &Context, range: ReadRange) -> Result<BodyStream> {
+    async fn open_range(&self, range: ReadRange) -> Result<BodyStream> {
         let probed = self.probed();
         let url = probed.url.as_ref().unwrap_or(&self.url);
         let mut h = self.headers.clone();

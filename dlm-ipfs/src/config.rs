@@ -18,11 +18,13 @@ pub const DEFAULT_WINDOW: usize = 32;
 
 /// How an IPFS download finds its blocks.
 #[non_exhaustive]
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]
+#[serde(default)]
 pub struct IpfsConfig {
     /// Trustless gateways (base URLs; `/ipfs/…` is appended).
     pub gateways: Vec<Url>,
     /// Bitswap peers to dial: multiaddrs ending in `/p2p/<peer id>`.
+    #[serde(with = "multiaddrs")]
     pub peers: Vec<Multiaddr>,
     /// Whether to look up providers in the Kademlia DHT (`/ipfs/kad/1.0.0`)
     /// through the public bootstrap peers and the given peers.
@@ -100,4 +102,26 @@ pub fn parse_peer(text: &str) -> Result<Multiaddr, crate::IpfsError> {
         return Err(bad("no /p2p/<peer id> at the end"));
     }
     Ok(addr)
+}
+
+/// `peers` as a list of multiaddr strings.
+mod multiaddrs {
+    use libp2p::Multiaddr;
+    use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+    pub(super) fn serialize<S: Serializer>(v: &[Multiaddr], s: S) -> Result<S::Ok, S::Error> {
+        v.iter()
+            .map(ToString::to_string)
+            .collect::<Vec<_>>()
+            .serialize(s)
+    }
+
+    pub(super) fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<Multiaddr>, D::Error> {
+        Vec::<String>::deserialize(d)?
+            .iter()
+            .map(|a| {
+                crate::parse_peer(a).map_err(|e| serde::de::Error::custom(e.to_string()))
+            })
+            .collect()
+    }
 }

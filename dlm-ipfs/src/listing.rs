@@ -47,6 +47,10 @@ impl Listing for IpfsListing {
         self.address.to_string()
     }
 
+    fn describe(&self) -> Vec<(String, String)> {
+        crate::inspect::fields(&self.address, &self.root.cid, &self.root.node)
+    }
+
     fn entries<'a>(&'a self, _cx: &'a Context) -> BoxStream<'a, Result<Entry>> {
         let walk = Walk {
             pending: vec![(Vec::new(), self.root.node.clone())],

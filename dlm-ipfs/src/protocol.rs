@@ -1,12 +1,14 @@
 //! Registration with the `ProtocolRegistry`: `ipfs://`, `ipns://`, and
 //! scheme-less CIDs and `/ipfs/…`, `/ipns/…` paths.
 
-use std::sync::Arc;
-
-use dlm_core::{BoxSource, Input, Options, Protocol, ProtocolRegistry, Result};
+use dlm_core::{Input, Protocol, ProtocolRegistry, Resolve, Result, Target};
 
 use crate::address::IpfsAddress;
-use crate::{IpfsConfig, IpfsSource};
+use crate::IpfsConfig;
+
+/// The options section of this protocol: `ipfs.gateways=…`, `ipfs.dht=true`
+/// (the fields of [`IpfsConfig`]).
+pub const SECTION: &str = "ipfs";
 
 /// The IPFS protocol.
 #[derive(Debug, Default)]
@@ -42,10 +44,14 @@ impl Protocol for IpfsProtocol {
         matches!(input, Input::Text(t) if IpfsAddress::looks_like(t))
     }
 
-    fn source(&self, input: &Input, _options: &Options) -> Result<BoxSource> {
+    /// Fetches the root of the address (through IPNS and the path, if any)
+    /// to learn whether it names a file or a directory.
+    /// The `ipfs.*` options ([`IpfsConfig`]'s fields: `ipfs.gateways`,
+    /// `ipfs.peers`, `ipfs.dht`) apply to this input only.
+    async fn resolve(&self, input: &Input, cx: &Resolve<'_>) -> Result<Target> {
+        let config = dlm_core::config::apply_options(&self.config, SECTION, cx.options)?;
         let t = text(input).unwrap_or_else(|| input.to_string());
-        let address = IpfsAddress::parse(&t)?;
-        Ok(Arc::new(IpfsSource::new(address, self.config.clone())?))
+        crate::resolve_target(&t, config).await
     }
 }
 

@@ -8,7 +8,8 @@ use std::num::NonZeroU64;
 use std::sync::Arc;
 
 use dlm_core::{
-    BodyStream, ByteRange, Capabilities, Context, Probe, ReadRange, Result, Source, Target,
+    BodyStream, ByteRange, Capabilities, Context, Description, Probe, ReadRange, Result, Source,
+    Target,
 };
 use futures::StreamExt;
 
@@ -115,6 +116,14 @@ impl Source for IpfsSource {
         Ok(probe)
     }
 
+    fn describe(&self) -> Option<Description> {
+        let r = self.resolved.get()?;
+        Some(
+            Description::new(crate::inspect::fields(&self.address, &r.cid, &r.node))
+                .with_len(r.node.file_size()),
+        )
+    }
+
     async fn open(&self, cx: &Context, range: ReadRange) -> Result<BodyStream> {
         let r = self.resolved().await?;
         let len = r.node.file_size().unwrap_or(0);
@@ -131,9 +140,9 @@ impl Source for IpfsSource {
 }
 
 /// Resolves an IPFS input to what it names: one file ([`Target::Source`])
-/// or a directory tree ([`Target::Listing`]). Unlike
-/// [`ProtocolRegistry::target`](dlm_core::ProtocolRegistry::target), this
-/// fetches the root (a CID alone does not say whether it is a directory).
+/// or a directory tree ([`Target::Listing`]), fetching the root (a CID
+/// alone does not say whether it is a directory). What
+/// [`IpfsProtocol`](crate::IpfsProtocol) does for the registry.
 ///
 /// # Errors
 /// As [`IpfsAddress::parse`] and the resolution (IPNS, path, fetches).

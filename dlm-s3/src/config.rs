@@ -6,7 +6,7 @@ use dlm_http::HttpConfig;
 use url::Url;
 
 /// An access key pair given explicitly (highest precedence).
-#[derive(Clone, PartialEq, Eq)]
+#[derive(Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct StaticCredentials {
     /// Access key id (`AKIA…`); shown in `Debug` only as its first 4 characters.
     pub access_key_id: String,
@@ -38,7 +38,8 @@ impl fmt::Debug for StaticCredentials {
 /// addressing; path-style addressing for a custom endpoint; requests signed
 /// with SigV4; HTTP settings from [`HttpConfig::default`] (TLS verified).
 #[non_exhaustive]
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]
+#[serde(default)]
 pub struct S3Config {
     /// Explicit credentials; when set, nothing else is looked up.
     pub credentials: Option<StaticCredentials>,

@@ -20,5 +20,5 @@ pub use client::{DEFAULT_REGION, S3Client};
 pub use config::{S3Config, StaticCredentials};
 pub use error::{MAX_ERROR_BODY_BYTES, S3Error};
 pub use listing::{MAX_LIST_PAGE_BYTES, S3Listing};
-pub use protocol::{S3Protocol, SCHEMES, register, register_with};
+pub use protocol::{S3Protocol, SCHEMES, SECTION, register, register_with};
 pub use source::{PREFETCH_MAX_BYTES, S3Source};

@@ -2,14 +2,16 @@
 
 use std::sync::{Arc, OnceLock};
 
-use dlm_core::{
-    BoxListing, BoxSource, Error, ErrorKind, Input, Options, Protocol, ProtocolRegistry, Result,
-};
+use dlm_core::{Error, ErrorKind, Input, Protocol, ProtocolRegistry, Resolve, Result, Target};
 
 use crate::{S3Client, S3Config, S3Listing, S3Location, S3Source};
 
 /// URL schemes served by this crate.
 pub const SCHEMES: &[&str] = &["s3"];
+
+/// The options section of this protocol: `s3.endpoint_url=…`, `s3.region=…`
+/// (the fields of [`S3Config`]).
+pub const SECTION: &str = "s3";
 
 /// The S3 backend: one [`S3Client`] (one connection pool, one credential
 /// cache) for every object it serves, made on first use.
@@ -56,19 +58,26 @@ impl Protocol for S3Protocol {
         SCHEMES
     }
 
-    fn source(&self, input: &Input, _options: &Options) -> Result<BoxSource> {
+    /// `s3://bucket/key` is one object; `s3://bucket/prefix/` (or
+    /// `s3://bucket`) every object under the prefix. No I/O.
+    /// `s3.*` options ([`S3Config`]'s fields: `s3.endpoint_url`, `s3.region`,
+    /// …) make a client for this input only.
+    async fn resolve(&self, input: &Input, cx: &Resolve<'_>) -> Result<Target> {
         let location = Self::location(input)?;
-        Ok(Arc::new(S3Source::new(self.client()?, location)?))
-    }
-
-    /// `s3://bucket/prefix/` (or `s3://bucket`): every object under the prefix.
-    fn is_listing(&self, input: &Input) -> bool {
-        Self::location(input).is_ok_and(|l| l.is_prefix())
-    }
-
-    fn listing(&self, input: &Input, _options: &Options) -> Result<BoxListing> {
-        let location = Self::location(input)?;
-        Ok(Arc::new(S3Listing::new(self.client()?, location)?))
+        let client = if cx.options.section(SECTION).next().is_some() {
+            S3Client::new(dlm_core::config::apply_options(
+                &self.config,
+                SECTION,
+                cx.options,
+            )?)?
+        } else {
+            self.client()?
+        };
+        Ok(if location.is_prefix() {
+            Target::Listing(Arc::new(S3Listing::new(client, location)?))
+        } else {
+            Target::Source(Arc::new(S3Source::new(client, location)?))
+        })
     }
 }
 

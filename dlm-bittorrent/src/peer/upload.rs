@@ -1,20 +1,20 @@
 //! `Uploads`: the pieces we serve to other peers (BEP 3 `request` →
 //! `piece`), read back from the download's storage.
 //!
-//! A piece the download delivers (it passed its SHA-1 on the way in) is
-//! *pending* until [`Uploads::confirm_pending`] reads it back from storage
-//! and checks its SHA-1 again: only then is it offered (`have`), so a peer
-//! never asks for a piece the engine has not written yet. Pieces the
-//! storage held at the start are offered at once. A piece is read whole
-//! when first uploaded (and checked again if it never was), and stays in a
-//! small cache so the blocks of one piece cost one read.
+//! The engine tells the source which byte ranges it has written
+//! ([`Uploads::stored`]); a piece counts as ours once all its bytes are
+//! stored, and the swarm then sends `have` for it. Every such byte passed
+//! the piece's SHA-1 on the way in (and resumed pieces were verified when
+//! first downloaded), so nothing is hashed twice. A piece is read whole when
+//! first uploaded and stays in a small cache so the blocks of one piece cost
+//! one read.
 
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock, PoisonError};
 
 use bytes::Bytes;
-use dlm_core::{BoxSink, RateLimiter};
+use dlm_core::{ByteRange, RangeSet, RateLimiter, StoredBytes};
 
 use super::Bitfield;
 use crate::Metainfo;
@@ -27,7 +27,7 @@ const CACHE_BYTES: u64 = 32 << 20;
 #[derive(Debug)]
 pub struct Uploads {
     metainfo: Arc<Metainfo>,
-    storage: OnceLock<BoxSink>,
+    storage: OnceLock<StoredBytes>,
     state: Mutex<State>,
     limiter: RateLimiter,
     uploaded: AtomicU64,
@@ -39,12 +39,10 @@ pub struct Uploads {
 struct State {
     /// Pieces we have.
     have: Bitfield,
-    /// Pieces read back and found correct.
-    checked: Bitfield,
     /// Pieces gained while running, in order: connections send `have` for them.
     gained: Vec<u32>,
-    /// Pieces delivered by the download, not yet read back and offered.
-    pending: Vec<u32>,
+    /// Bytes stored of pieces not yet complete.
+    partial: RangeSet,
     cache: VecDeque<(u32, Bytes)>,
     cached_bytes: u64,
 }
@@ -67,9 +65,8 @@ impl Uploads {
             storage: OnceLock::new(),
             state: Mutex::new(State {
                 have: Bitfield::empty(pieces),
-                checked: Bitfield::empty(pieces),
                 gained: Vec::new(),
-                pending: Vec::new(),
+                partial: RangeSet::new(),
                 cache: VecDeque::new(),
                 cached_bytes: 0,
             }),
@@ -83,58 +80,45 @@ impl Uploads {
         self.state.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
-    /// Where pieces are read from, with the pieces it already holds
-    /// (`checked`: already verified, e.g. by a re-check). A second call is ignored.
-    pub fn attach(&self, storage: BoxSink, have: &Bitfield, checked: bool) {
+    /// Where pieces are read from, with the (verified) pieces it already
+    /// holds. A second call is ignored.
+    pub fn attach(&self, storage: StoredBytes, have: &Bitfield) {
         if self.storage.set(storage).is_err() {
             return;
         }
         let mut st = self.state();
         for i in (0..have.len()).filter(|i| have.has(*i)) {
             st.have.set(i);
-            if checked {
-                st.checked.set(i);
-            }
         }
     }
 
-    /// The download delivered piece `index` (verified): offer it once
-    /// [`Uploads::confirm_pending`] finds it in storage.
-    pub fn gained(&self, index: u32) {
+    /// The engine stored `range` (verified bytes this swarm delivered):
+    /// returns the pieces it completed, now offered to peers.
+    pub fn stored(&self, range: ByteRange) -> Vec<u32> {
+        let m = &self.metainfo;
+        if m.piece_length == 0 || range.is_empty() {
+            return Vec::new();
+        }
+        let first = (range.start / m.piece_length) as usize;
+        let last = (range.end.min(m.total_length).div_ceil(m.piece_length) as usize)
+            .min(m.piece_count());
         let mut st = self.state();
-        if !st.have.has(index as usize) {
-            st.pending.push(index);
-        }
-    }
-
-    /// Whether delivered pieces wait to be read back.
-    pub fn has_pending(&self) -> bool {
-        !self.state().pending.is_empty()
-    }
-
-    /// Reads back the pieces delivered since the last call and offers those
-    /// whose SHA-1 checks out (the others stay pending: not written yet).
-    pub async fn confirm_pending(&self) {
-        let pending = std::mem::take(&mut self.state().pending);
-        let mut later = Vec::new();
-        for index in pending {
-            let len = self.metainfo.piece_len(index as usize);
-            match self.piece(index, len).await {
-                Ok(_) => {
-                    let mut st = self.state();
-                    if !st.have.has(index as usize) {
-                        st.have.set(index as usize);
-                        st.gained.push(index);
-                        self.gained_len.store(st.gained.len(), Ordering::Release);
-                    }
-                }
-                Err(_) => later.push(index),
+        st.partial.insert(range);
+        let mut completed = Vec::new();
+        for i in first..last {
+            let piece = m.piece_range(i);
+            if !st.partial.contains_range(piece) {
+                continue;
+            }
+            st.partial.remove(piece);
+            if !st.have.has(i) {
+                st.have.set(i);
+                st.gained.push(i as u32);
+                completed.push(i as u32);
             }
         }
-        if !later.is_empty() {
-            tracing::trace!(?later, "pieces not readable yet");
-        }
-        self.state().pending.extend(later);
+        self.gained_len.store(st.gained.len(), Ordering::Release);
+        completed
     }
 
     /// Our pieces, for a `bitfield` message.
@@ -199,9 +183,9 @@ impl Uploads {
         Ok(piece.slice(begin as usize..(begin + length) as usize))
     }
 
-    /// Piece `index`, from the cache or read back and checked.
+    /// Piece `index`, from the cache or read back from storage.
     async fn piece(&self, index: u32, len: u64) -> Result<Bytes, BlockError> {
-        let checked = {
+        {
             let mut st = self.state();
             if let Some(pos) = st.cache.iter().position(|(i, _)| *i == index) {
                 let hit = st.cache.remove(pos).expect("position is in range");
@@ -209,22 +193,17 @@ impl Uploads {
                 st.cache.push_back(hit);
                 return Ok(bytes);
             }
-            st.checked.has(index as usize)
-        };
+        }
         let storage = self.storage.get().ok_or(BlockError::NotYet)?;
         let at = self.metainfo.piece_range(index as usize).start;
         let data = storage
-            .read_at_dyn(at, len as u32)
+            .read_at(at, len as u32)
             .await
             .map_err(|_| BlockError::NotYet)?;
         if data.len() as u64 != len {
             return Err(BlockError::NotYet);
         }
-        if !checked && !self.metainfo.piece_matches(index as usize, &data).await {
-            return Err(BlockError::NotYet);
-        }
         let mut st = self.state();
-        st.checked.set(index as usize);
         st.cached_bytes += len;
         st.cache.push_back((index, data.clone()));
         while st.cached_bytes > CACHE_BYTES {
@@ -234,5 +213,29 @@ impl Uploads {
             }
         }
         Ok(data)
+    }
+
+    /// Pieces we have.
+    pub fn have_count(&self) -> usize {
+        self.state().have.count()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pieces_complete_when_all_their_bytes_are_stored() {
+        // 3 pieces of 4 bytes, the last one 2 bytes long.
+        let m = Arc::new(crate::Metainfo::for_tests(4, 10));
+        let u = Uploads::new(m, None);
+        assert_eq!(u.stored(ByteRange::new(0, 3)), Vec::<u32>::new());
+        assert_eq!(u.stored(ByteRange::new(6, 10)), vec![2]);
+        assert_eq!(u.stored(ByteRange::new(3, 6)), vec![0, 1]);
+        assert_eq!(u.gained_since(0), (vec![2, 0, 1], 3));
+        assert!(u.is_seed());
+        // Bytes stored again complete nothing new.
+        assert_eq!(u.stored(ByteRange::new(0, 4)), Vec::<u32>::new());
     }
 }

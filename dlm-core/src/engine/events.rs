@@ -19,6 +19,9 @@ pub enum DownloadState {
     Finishing,
     /// Done and committed.
     Completed,
+    /// Done and committed; still serving the swarm until its
+    /// [`SeedPolicy`](crate::SeedPolicy) says stop.
+    Seeding,
     /// Failed; see the error.
     Failed,
     /// Cancelled by its owner; the partial file and control file are kept.
@@ -60,6 +63,14 @@ pub struct Stats {
     pub connections: u32,
     /// Per-source counters, primary first.
     pub sources: Vec<SourceStats>,
+    /// Peers connected now (swarms; 0 for servers, see `connections`).
+    pub peers: u32,
+    /// Payload bytes uploaded to peers in this session.
+    pub uploaded_bytes: u64,
+    /// Upload rate over the last 5 s, bytes/s.
+    pub upload_rate_bytes_per_sec: u64,
+    /// The swarm's own counters (pieces verified, seeds), for swarm sources.
+    pub swarm: Option<crate::SwarmStats>,
 }
 
 impl Default for Stats {
@@ -73,6 +84,10 @@ impl Default for Stats {
             eta_ms: None,
             connections: 0,
             sources: Vec::new(),
+            peers: 0,
+            uploaded_bytes: 0,
+            upload_rate_bytes_per_sec: 0,
+            swarm: None,
         }
     }
 }
@@ -93,6 +108,33 @@ pub struct Completed {
     pub verified_against: Option<Checksum>,
     /// The final file, for file outputs.
     pub path: Option<std::path::PathBuf>,
+    /// Payload bytes uploaded to peers, seeding included (swarms).
+    pub uploaded_bytes: u64,
+    /// Why seeding ended, when the download seeded after completing.
+    pub seed_end: Option<SeedEnd>,
+}
+
+/// Why seeding after completion ended.
+#[non_exhaustive]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SeedEnd {
+    /// The share ratio was reached.
+    Ratio,
+    /// The seeding time ran out.
+    Time,
+    /// Paused or cancelled by the owner.
+    Stopped,
+}
+
+impl std::fmt::Display for SeedEnd {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Self::Ratio => "ratio reached",
+            Self::Time => "seed time reached",
+            Self::Stopped => "stopped",
+        })
+    }
 }
 
 impl Completed {
@@ -182,8 +224,23 @@ pub enum Event {
     Paused,
     /// Resumed after a pause.
     Resumed,
-    /// Done, verified and committed.
+    /// Done, verified and committed. A download that seeds afterwards sends
+    /// [`Event::SeedingStarted`] next, and ends with [`Event::SeedingEnded`].
     Completed(Completed),
+    /// Serving the swarm after completion.
+    SeedingStarted {
+        /// The share ratio that ends seeding, if any.
+        ratio: Option<f64>,
+        /// The seeding time that ends it, ms, if any.
+        time_ms: Option<u64>,
+    },
+    /// Seeding ended; the download is over.
+    SeedingEnded {
+        /// Why.
+        reason: SeedEnd,
+        /// Payload bytes uploaded in this session.
+        uploaded_bytes: u64,
+    },
     /// Failed for good.
     Failed {
         /// Error kind.

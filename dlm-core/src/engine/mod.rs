@@ -16,9 +16,9 @@ mod skip_tests;
 mod verify;
 mod worker;
 
-pub use events::{Completed, DownloadState, Event, SourceStats, Stats};
+pub use events::{Completed, DownloadState, Event, SeedEnd, SourceStats, Stats};
 pub use handle::{DownloadControl, DownloadHandle};
-pub use options::DownloadOptions;
+pub use options::{DownloadOptions, SeedPolicy};
 
 use std::collections::{HashMap, VecDeque};
 use std::path::{Path, PathBuf};
@@ -40,7 +40,7 @@ use crate::control_file::{ControlFile, SourceIdentity};
 use crate::scheduler::{AdaptiveScheduler, ChunkMap, ConnId, Scheduler, SequentialScheduler};
 use crate::{
     BoxSink, BoxSource, Checksum, Context, DigestAlgorithm, Error, ErrorKind, FileSink, Probe,
-    RangeSet, RateLimiter, Result, Storage, safe_file_name,
+    RangeSet, RateLimiter, Result, Storage, StoredBytes, safe_file_name,
 };
 
 /// Capacity of each download's event channel.
@@ -178,6 +178,7 @@ impl Download {
             control: control_rx,
             started: Instant::now(),
             rate_samples: VecDeque::new(),
+            upload_samples: VecDeque::new(),
             durable: RangeSet::new(),
             skip: RangeSet::new(),
             last_data_sync: Instant::now(),
@@ -237,6 +238,7 @@ struct Engine {
     control: watch::Receiver<Control>,
     started: Instant,
     rate_samples: VecDeque<(Instant, u64)>,
+    upload_samples: VecDeque<(Instant, u64)>,
     /// Done ranges as of the last data sync: what survives a power loss.
     durable: RangeSet,
     /// Ranges the probe said not to fetch ([`Probe::skip`]): done for planning,
@@ -251,15 +253,31 @@ struct Engine {
 
 impl Engine {
     async fn run(mut self) -> Result<Completed> {
-        let result = self.run_inner().await;
+        let mut result = self.run_inner().await;
+        if let Ok(done) = &mut result {
+            self.shared.emit(Event::Completed(done.clone()));
+            if let Some(policy) = self.options.seed
+                && self.sources[0].swarm_dyn().is_some()
+            {
+                let reason = self.seed(policy).await;
+                done.seed_end = Some(reason);
+            }
+        }
         for source in &self.sources {
             source.finish_dyn(result.is_ok()).await;
         }
+        self.refresh_stats();
         let mut stats = self.shared.stats().clone();
-        match &result {
+        match &mut result {
             Ok(done) => {
                 stats.state = DownloadState::Completed;
-                self.shared.emit(Event::Completed(done.clone()));
+                done.uploaded_bytes = stats.uploaded_bytes;
+                if let Some(reason) = done.seed_end {
+                    self.shared.emit(Event::SeedingEnded {
+                        reason,
+                        uploaded_bytes: stats.uploaded_bytes,
+                    });
+                }
             }
             Err(e) => {
                 stats.state = if e.kind() == ErrorKind::Cancelled {
@@ -275,6 +293,57 @@ impl Engine {
         }
         *self.shared.stats() = stats;
         result
+    }
+
+    /// Serves the swarm after completion until `policy` or the owner says
+    /// stop (pause and cancel both end seeding: the data is complete).
+    async fn seed(&mut self, policy: SeedPolicy) -> SeedEnd {
+        self.set_state(DownloadState::Seeding);
+        self.shared.emit(Event::SeedingStarted {
+            ratio: policy.ratio,
+            time_ms: policy.time.map(as_ms),
+        });
+        let wanted = {
+            let plan = self.shared.plan();
+            plan.map.done.total_len().saturating_sub(self.skip.total_len())
+        }
+        .max(1);
+        let started = Instant::now();
+        let mut tick = tokio::time::interval(TICK);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut last_progress = Instant::now();
+        loop {
+            tokio::select! {
+                _ = tick.tick() => {
+                    self.refresh_stats();
+                    let uploaded = self.shared.stats().uploaded_bytes;
+                    if policy.ratio.is_some_and(|r| uploaded as f64 >= r * wanted as f64) {
+                        return SeedEnd::Ratio;
+                    }
+                    if policy.time.is_some_and(|t| started.elapsed() >= t) {
+                        return SeedEnd::Time;
+                    }
+                    if last_progress.elapsed() >= PROGRESS_EVERY {
+                        last_progress = Instant::now();
+                        let stats = self.shared.stats().clone();
+                        self.shared.emit(Event::Progress(stats));
+                    }
+                }
+                changed = self.control.changed() => {
+                    if changed.is_err() {
+                        // Nobody can stop it any more but the policy.
+                        self.control = watch::channel(Control::Run).1;
+                        if policy.ratio.is_none() && policy.time.is_none() {
+                            return SeedEnd::Stopped;
+                        }
+                        continue;
+                    }
+                    if *self.control.borrow_and_update() != Control::Run {
+                        return SeedEnd::Stopped;
+                    }
+                }
+            }
+        }
     }
 
     fn set_state(&self, state: DownloadState) {
@@ -322,7 +391,7 @@ impl Engine {
         let mut algorithms = self.algorithms(&probe);
         target.sink.prepare_dyn(probe.len, &algorithms).await?;
         self.sources[0].attach_dyn(Storage {
-            sink: target.sink.clone(),
+            reader: StoredBytes::new(target.sink.clone()),
             done: present,
         });
 
@@ -819,20 +888,10 @@ impl Engine {
         let hashed = self.shared.hashed.load(Ordering::Relaxed);
         let now = Instant::now();
         let received = self.shared.received.load(Ordering::Relaxed);
-        self.rate_samples.push_back((now, received));
-        while self
-            .rate_samples
-            .front()
-            .is_some_and(|(t, _)| now.duration_since(*t) > RATE_WINDOW)
-        {
-            self.rate_samples.pop_front();
-        }
-        let rate = match (self.rate_samples.front(), self.rate_samples.back()) {
-            (Some((t0, b0)), Some((t1, b1))) if t1 > t0 => {
-                ((b1 - b0) as f64 / t1.duration_since(*t0).as_secs_f64()) as u64
-            }
-            _ => 0,
-        };
+        let rate = moving_rate(&mut self.rate_samples, now, received);
+        let swarm = self.sources[0].swarm_dyn();
+        let uploaded = swarm.map_or(0, |s| s.uploaded_bytes);
+        let upload_rate = moving_rate(&mut self.upload_samples, now, uploaded);
         let (downloaded, len, connections, sources) = {
             let plan = self.shared.plan();
             (
@@ -855,6 +914,10 @@ impl Engine {
         });
         stats.connections = connections;
         stats.sources = sources;
+        stats.peers = swarm.map_or(0, |s| s.peers);
+        stats.uploaded_bytes = uploaded;
+        stats.upload_rate_bytes_per_sec = upload_rate;
+        stats.swarm = swarm;
     }
 
     /// Verifies the digests and commits the output.
@@ -912,6 +975,8 @@ impl Engine {
             digests,
             verified_against: expected,
             path: target.final_path.clone(),
+            uploaded_bytes: 0,
+            seed_end: None,
         })
     }
 }
@@ -924,6 +989,24 @@ fn part_name(target: &Target) -> String {
         .as_deref()
         .map(Path::display)
         .map_or_else(|| "output".to_string(), |d| d.to_string())
+}
+
+/// Adds the sample `(now, total)` and returns the rate of `total` over the
+/// last [`RATE_WINDOW`], bytes/s.
+fn moving_rate(samples: &mut VecDeque<(Instant, u64)>, now: Instant, total: u64) -> u64 {
+    samples.push_back((now, total));
+    while samples
+        .front()
+        .is_some_and(|(t, _)| now.duration_since(*t) > RATE_WINDOW)
+    {
+        samples.pop_front();
+    }
+    match (samples.front(), samples.back()) {
+        (Some((t0, b0)), Some((t1, b1))) if t1 > t0 => {
+            (b1.saturating_sub(*b0) as f64 / t1.duration_since(*t0).as_secs_f64()) as u64
+        }
+        _ => 0,
+    }
 }
 
 /// Cancels a pass's workers and waits for them to flush and exit.

@@ -9,7 +9,8 @@ use crate::{Backoff, Checksum, RateLimiter};
 /// `connections` 8, `min_split_bytes` 1 MiB, `max_chunk_bytes` automatic, `max_retries` 5,
 /// `backoff` 250 ms doubling to 10 s, no rate limit, `verify` on (SHA-256),
 /// no expected checksum, `save_interval` 1 s, `write_buffer_bytes` 256 KiB,
-/// `sequential` off, `sync_data` on every 15 s, `overwrite` off, `max_restarts` 3.
+/// `sequential` off, `sync_data` on every 15 s, `overwrite` off, `max_restarts` 3,
+/// no seeding.
 #[non_exhaustive]
 #[derive(Clone, Debug)]
 pub struct DownloadOptions {
@@ -58,6 +59,30 @@ pub struct DownloadOptions {
     pub overwrite: bool,
     /// Times the download may start over because the remote changed.
     pub max_restarts: u32,
+    /// After completion, keep serving the swarm (sources with
+    /// [`Source::swarm`](crate::Source::swarm)) until this policy says stop,
+    /// or until cancelled. `None`: leave the swarm at once.
+    pub seed: Option<SeedPolicy>,
+}
+
+/// When seeding after a completed download ends: at the first limit
+/// reached, or when the download is paused or cancelled. With neither
+/// limit, it seeds until stopped.
+#[non_exhaustive]
+#[derive(Clone, Copy, Debug, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct SeedPolicy {
+    /// Stop once bytes uploaded reach this multiple of the bytes wanted
+    /// (the share ratio, as in Transmission and qBittorrent).
+    pub ratio: Option<f64>,
+    /// Stop after seeding this long.
+    pub time: Option<Duration>,
+}
+
+impl SeedPolicy {
+    /// Seeds until `ratio` or `time`, whichever comes first (`None`: no such limit).
+    pub fn new(ratio: Option<f64>, time: Option<Duration>) -> Self {
+        Self { ratio, time }
+    }
 }
 
 impl Default for DownloadOptions {
@@ -80,6 +105,7 @@ impl Default for DownloadOptions {
             data_sync_interval: Duration::from_secs(15),
             overwrite: false,
             max_restarts: 3,
+            seed: None,
         }
     }
 }
@@ -150,6 +176,11 @@ impl DownloadOptions {
     /// Sets [`DownloadOptions::overwrite`].
     pub fn with_overwrite(mut self, overwrite: bool) -> Self {
         self.overwrite = overwrite;
+        self
+    }
+    /// Sets [`DownloadOptions::seed`].
+    pub fn with_seed(mut self, policy: Option<SeedPolicy>) -> Self {
+        self.seed = policy;
         self
     }
     /// Sets [`DownloadOptions::save_interval`].

@@ -348,6 +348,7 @@ impl Worker {
         self.source_stat(|s| s.received_bytes += r.len());
         *pos = r.end;
         self.shared.mark_done(r);
+        self.source.stored_dyn(r);
         Ok(())
     }
 }
