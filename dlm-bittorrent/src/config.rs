@@ -37,10 +37,6 @@ pub struct TorrentConfig {
     pub sequential: bool,
     /// HTTP settings for HTTP trackers.
     pub http: dlm_http::HttpConfig,
-    /// Files to download, by index in the torrent (0-based); `None`: all.
-    /// Pieces shared with other files are still fetched whole (to verify
-    /// them), but only the selected files appear.
-    pub selected: Option<Vec<usize>>,
 }
 
 impl Default for TorrentConfig {
@@ -55,7 +51,6 @@ impl Default for TorrentConfig {
             upload_limit: None,
             sequential: false,
             http: dlm_http::HttpConfig::default(),
-            selected: None,
         }
     }
 }
@@ -70,12 +65,6 @@ impl TorrentConfig {
     /// Sets [`TorrentConfig::http`].
     pub fn with_http(mut self, http: dlm_http::HttpConfig) -> Self {
         self.http = http;
-        self
-    }
-
-    /// Sets [`TorrentConfig::selected`].
-    pub fn with_selected(mut self, files: Option<Vec<usize>>) -> Self {
-        self.selected = files;
         self
     }
 

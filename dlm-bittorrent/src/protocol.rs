@@ -10,7 +10,7 @@ use crate::{Metainfo, TorrentConfig, TorrentSource, fetch_metainfo, is_torrent_u
 pub const MEDIA_TYPE: &str = "application/x-bittorrent";
 
 /// The options section of this protocol: `bittorrent.max_peers=80`,
-/// `bittorrent.selected=[0,2]` (the fields of [`TorrentConfig`]).
+/// `bittorrent.upload_limit=1048576` (the fields of [`TorrentConfig`]).
 pub const SECTION: &str = "bittorrent";
 
 /// The BitTorrent backend: a local `.torrent` file (by extension), an
@@ -55,7 +55,7 @@ impl Protocol for TorrentProtocol {
     /// client, at most [`MAX_TORRENT_BYTES`](crate::MAX_TORRENT_BYTES)) and
     /// makes its [`TorrentSource`]. Joins no swarm yet.
     /// The `bittorrent.*` options ([`TorrentConfig`]'s fields:
-    /// `bittorrent.max_peers`, `bittorrent.selected=[0,2]`, …) apply to this
+    /// `bittorrent.max_peers`, `bittorrent.upload_limit=1048576`, …) apply to this
     /// input only.
     async fn resolve(&self, input: &Input, cx: &Resolve<'_>) -> Result<Target> {
         let config = dlm_core::config::apply_options(&self.config, SECTION, cx.options)?;
@@ -77,7 +77,9 @@ impl Protocol for TorrentProtocol {
                 ));
             }
         };
-        Ok(Target::Source(Arc::new(TorrentSource::new(metainfo, config))))
+        Ok(Target::Source(Arc::new(TorrentSource::new(
+            metainfo, config,
+        ))))
     }
 }
 

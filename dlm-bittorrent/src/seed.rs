@@ -69,7 +69,7 @@ impl Seeder {
         swarm.set_left(missing);
         swarm
             .uploads()
-            .attach(dlm_core::StoredBytes::new(Arc::new(storage)), &have);
+            .attach(dlm_core::StoredBytes::new(Arc::new(storage)), &have, true);
         Ok(Self {
             swarm,
             verified: have.count(),

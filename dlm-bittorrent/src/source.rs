@@ -11,8 +11,8 @@ use bytes::Bytes;
 use dlm_core::CancellationToken;
 use dlm_core::scheduler::{Availability, ConnId, Scheduler};
 use dlm_core::{
-    BodyStream, ByteRange, Capabilities, Context, Error, ErrorKind, Probe, ReadRange, Result,
-    Description, Source, Storage, SwarmStats,
+    BodyStream, ByteRange, Capabilities, Context, Description, Error, ErrorKind, Probe, ReadRange,
+    Result, Source, Storage, SwarmStats,
 };
 use tokio::sync::OnceCell;
 
@@ -271,41 +271,13 @@ impl Source for TorrentSource {
         probe.caps.verifies = true;
         probe.etag = Some(format!("\"{}\"", m.info_hash));
         probe.file_name = Some(m.name.clone());
-        let selected = self.swarm.selected();
-        if let Some(sel) = selected
-            && let Some(bad) = sel.iter().find(|i| **i >= m.files.len())
-        {
-            return Err(Error::new(
-                ErrorKind::InvalidInput,
-                format!(
-                    "file {} is not in the torrent ({} files)",
-                    bad + 1,
-                    m.files.len()
-                ),
-            ));
-        }
-        let wanted = |i: usize| selected.is_none_or(|s| s.contains(&i));
         let multi = m.files.len() > 1
             || m.files
                 .first()
                 .is_some_and(|f| f.path != std::path::Path::new(&m.name));
         if multi {
-            probe.files = m.file_spans(wanted);
-            // Pieces that touch no selected file are not fetched at all.
-            if selected.is_some() {
-                let wanted_bytes = dlm_core::RangeSet::from_ranges(
-                    m.files
-                        .iter()
-                        .enumerate()
-                        .filter(|(i, f)| wanted(*i) && f.length > 0)
-                        .map(|(_, f)| ByteRange::new(f.offset, f.offset + f.length)),
-                );
-                let unwanted = dlm_core::RangeSet::from_ranges(wanted_bytes.gaps(m.total_length));
-                probe.skip = (0..m.piece_count())
-                    .map(|p| m.piece_range(p))
-                    .filter(|piece| unwanted.contains_range(*piece))
-                    .collect();
-            }
+            // A selection (DownloadOptions::selected_files) is applied by the engine.
+            probe.files = m.file_spans(|_| true);
         }
         Ok(probe)
     }
@@ -382,7 +354,7 @@ impl Source for TorrentSource {
         }
         let wanted_left = m.total_length.saturating_sub(storage.done.total_len());
         self.swarm.set_left(wanted_left);
-        self.swarm.uploads().attach(storage.reader, &have);
+        self.swarm.uploads().attach(storage.reader, &have, false);
     }
 
     fn describe(&self) -> Option<Description> {
@@ -414,8 +386,7 @@ impl Source for TorrentSource {
         if let Some(c) = &m.comment {
             f.push(("comment".to_string(), c.clone()));
         }
-        let selected = self.swarm.selected();
-        let files = m.file_spans(|i| selected.is_none_or(|s| s.contains(&i)));
+        let files = m.file_spans(|_| true);
         Some(
             Description::new(f)
                 .with_len(Some(m.total_length))

@@ -129,12 +129,6 @@ impl Swarm {
         self.pool.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
-    /// The files the user selected (`None`: all).
-    pub(crate) fn selected(&self) -> Option<&[usize]> {
-        self.config.selected.as_deref()
-    }
-
-    /// How long a peer may send nothing before it is dropped.
     pub(crate) fn idle_timeout(&self) -> Duration {
         self.config.idle_timeout
     }

@@ -60,9 +60,8 @@ pub fn apply_options<T: Serialize + DeserializeOwned>(
             }
         }
     }
-    serde_json::from_value(value).map_err(|e| {
-        Error::new(ErrorKind::InvalidInput, format!("{section}: {e}"))
-    })
+    serde_json::from_value(value)
+        .map_err(|e| Error::new(ErrorKind::InvalidInput, format!("{section}: {e}")))
 }
 
 /// Every settable key of `config`, dotted, prefixed with `section.`

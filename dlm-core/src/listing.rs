@@ -54,6 +54,22 @@ pub trait Listing: Send + Sync + fmt::Debug + 'static {
     /// at all ends its stream after the error.
     fn entries<'a>(&'a self, cx: &'a Context) -> BoxStream<'a, Result<Entry>>;
 
+    /// The name of the local directory a download of the whole collection
+    /// goes into, unsanitised (the caller applies
+    /// [`safe_file_name`](crate::safe_file_name)). The default: the last
+    /// non-empty path segment of the [identity](Listing::identity) when it
+    /// is a URL, percent-decoded (`ftp://h/pub/data/` → `data`); `None` for
+    /// a root.
+    fn name(&self) -> Option<String> {
+        let url = url::Url::parse(&self.identity()).ok()?;
+        let last = url.path_segments()?.rfind(|p| !p.is_empty())?;
+        Some(
+            percent_encoding::percent_decode_str(last)
+                .decode_utf8_lossy()
+                .into_owned(),
+        )
+    }
+
     /// Facts about the collection known without more I/O, as label/value
     /// pairs for `dlm info` (`("cid", "…")`). The default: none.
     fn describe(&self) -> Vec<(String, String)> {

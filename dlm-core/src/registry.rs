@@ -462,7 +462,9 @@ mod tests {
             &["application/x-other"]
         }
         async fn resolve(&self, _: &Input, _: &Resolve<'_>) -> Result<Target> {
-            Ok(Target::Source(Arc::new(Fixed(bytes::Bytes::from_static(b"abc")))))
+            Ok(Target::Source(Arc::new(Fixed(bytes::Bytes::from_static(
+                b"abc",
+            )))))
         }
     }
 

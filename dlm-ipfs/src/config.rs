@@ -119,9 +119,7 @@ mod multiaddrs {
     pub(super) fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<Multiaddr>, D::Error> {
         Vec::<String>::deserialize(d)?
             .iter()
-            .map(|a| {
-                crate::parse_peer(a).map_err(|e| serde::de::Error::custom(e.to_string()))
-            })
+            .map(|a| crate::parse_peer(a).map_err(|e| serde::de::Error::custom(e.to_string())))
             .collect()
     }
 }

@@ -25,8 +25,16 @@ fn hash_name(code: u64) -> String {
 }
 
 /// What `dlm info` shows of a resolved address, as label/value pairs.
-pub(crate) fn fields(address: &IpfsAddress, cid: &Cid, node: &crate::unixfs::Node) -> Vec<(String, String)> {
-    let version = if cid.version() == cid::Version::V0 { 0 } else { 1 };
+pub(crate) fn fields(
+    address: &IpfsAddress,
+    cid: &Cid,
+    node: &crate::unixfs::Node,
+) -> Vec<(String, String)> {
+    let version = if cid.version() == cid::Version::V0 {
+        0
+    } else {
+        1
+    };
     let mut f = vec![
         ("address".to_string(), address.to_string()),
         ("cid".to_string(), cid.to_string()),

@@ -47,6 +47,16 @@ impl Listing for IpfsListing {
         self.address.to_string()
     }
 
+    /// The last path segment, else the CID or IPNS name (as ipget names it).
+    fn name(&self) -> Option<String> {
+        if let Some(n) = self.address.file_name() {
+            return Some(n.to_string());
+        }
+        url::Url::parse(&self.address.to_string())
+            .ok()
+            .and_then(|u| u.host_str().map(str::to_string))
+    }
+
     fn describe(&self) -> Vec<(String, String)> {
         crate::inspect::fields(&self.address, &self.root.cid, &self.root.node)
     }

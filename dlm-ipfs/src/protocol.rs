@@ -3,8 +3,8 @@
 
 use dlm_core::{Input, Protocol, ProtocolRegistry, Resolve, Result, Target};
 
-use crate::address::IpfsAddress;
 use crate::IpfsConfig;
+use crate::address::IpfsAddress;
 
 /// The options section of this protocol: `ipfs.gateways=…`, `ipfs.dht=true`
 /// (the fields of [`IpfsConfig`]).

@@ -3,6 +3,8 @@
 use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand};
+use dlm_examples::protocols::NetArgs;
+use dlm_examples::size::parse_size;
 
 /// dlm: download anything, with many connections, resume and verification.
 #[derive(Debug, Parser)]
@@ -137,115 +139,6 @@ pub(crate) enum RemoteCommand {
     Watch,
 }
 
-/// Options shared by every command that talks to a server.
-#[derive(Debug, Args)]
-pub(crate) struct NetArgs {
-    /// Extra request header, "Name: value" (repeatable).
-    #[arg(short = 'H', long = "header", value_name = "HEADER")]
-    pub(crate) headers: Vec<String>,
-    /// User-Agent header.
-    #[arg(long, value_name = "UA")]
-    pub(crate) user_agent: Option<String>,
-    /// Proxy URL for all requests (http://, socks5://, socks5h://); default: from HTTP_PROXY/HTTPS_PROXY/ALL_PROXY.
-    #[arg(long, value_name = "URL")]
-    pub(crate) proxy: Option<String>,
-    /// Hosts that bypass the proxy (comma-separated, like NO_PROXY).
-    #[arg(long, value_name = "HOSTS")]
-    pub(crate) no_proxy: Option<String>,
-    /// Trust the CA certificates in this PEM file instead of the built-in roots.
-    #[arg(long, value_name = "PEM")]
-    pub(crate) ca_file: Option<PathBuf>,
-    /// Do not verify TLS certificates (dangerous).
-    #[arg(short = 'k', long)]
-    pub(crate) insecure: bool,
-    /// Offer HTTP/2 on HTTPS (default: HTTP/1.1 with one TCP connection per range).
-    #[arg(long)]
-    pub(crate) http2: bool,
-    /// Seconds allowed for connecting (TCP + TLS).
-    #[arg(long, value_name = "SECS", default_value_t = 30)]
-    pub(crate) connect_timeout: u64,
-    /// Seconds without any received byte before a connection is retried.
-    #[arg(long, value_name = "SECS", default_value_t = 60)]
-    pub(crate) timeout: u64,
-    /// Do not read credentials from ~/.netrc.
-    #[arg(long)]
-    pub(crate) no_netrc: bool,
-    /// FTP: secure control and data connections with AUTH TLS (explicit FTPS).
-    #[arg(long)]
-    pub(crate) ftp_ssl: bool,
-    /// FTP: active mode (the server connects back to us) instead of passive.
-    #[arg(long)]
-    pub(crate) ftp_active: bool,
-    /// S3: a custom endpoint (MinIO, Ceph, R2…), path-style addressing; default: AWS_ENDPOINT_URL or AWS.
-    #[arg(long, value_name = "URL")]
-    pub(crate) endpoint_url: Option<String>,
-    /// S3: the region (default: AWS_REGION, the profile's region, us-east-1).
-    #[arg(long, value_name = "REGION")]
-    pub(crate) region: Option<String>,
-    /// S3: the profile in ~/.aws/credentials and ~/.aws/config (default: AWS_PROFILE, default).
-    #[arg(long, value_name = "NAME")]
-    pub(crate) profile: Option<String>,
-    /// S3: send requests unsigned (public buckets).
-    #[arg(long)]
-    pub(crate) no_sign_request: bool,
-    /// A peer to connect to (repeatable). BitTorrent: host:port, besides the trackers'. IPFS: a
-    /// multiaddr ending in /p2p/<peer id>, fetched from over bitswap.
-    #[arg(long = "peer", value_name = "ADDR", value_parser = parse_peer)]
-    pub(crate) peers: Vec<PeerArg>,
-    /// IPFS: a trustless gateway to fetch blocks from (repeatable; replaces the default public list).
-    #[arg(long = "gateway", value_name = "URL")]
-    pub(crate) gateways: Vec<url::Url>,
-    /// IPFS: use no gateway; blocks come over bitswap from --peer (and --dht) only.
-    #[arg(long, conflicts_with = "gateways")]
-    pub(crate) no_gateway: bool,
-    /// IPFS: look up providers in the public Kademlia DHT (through its bootstrap peers).
-    #[arg(long)]
-    pub(crate) dht: bool,
-    /// BitTorrent: download only these files, by their 1-based number in `dlm info` (e.g. 1,3-5).
-    #[arg(long, value_name = "LIST", value_parser = parse_file_list)]
-    pub(crate) select_file: Option<FileList>,
-    /// BitTorrent: most peers connected at once (each downloads its own pieces).
-    #[arg(long, value_name = "N", default_value_t = 50)]
-    pub(crate) max_peers: usize,
-    /// BitTorrent: port to accept peers on while downloading (or the next nine; 0: any).
-    #[arg(long, value_name = "PORT", default_value_t = 6881)]
-    pub(crate) listen_port: u16,
-    /// BitTorrent: accept no incoming peers (outgoing connections still upload).
-    #[arg(long)]
-    pub(crate) no_listen: bool,
-    /// BitTorrent: limit upload speed, bytes/s with K/M/G suffixes.
-    #[arg(long, value_name = "RATE", value_parser = parse_size)]
-    pub(crate) upload_limit: Option<u64>,
-}
-
-/// 0-based file indexes from `--select-file`.
-#[derive(Clone, Debug)]
-pub(crate) struct FileList(pub(crate) Vec<usize>);
-
-/// Parses `1,3-5` into 0-based file indexes.
-fn parse_file_list(s: &str) -> Result<FileList, String> {
-    let mut out = Vec::new();
-    for part in s.split(',').map(str::trim).filter(|p| !p.is_empty()) {
-        let (a, b) = part.split_once('-').unwrap_or((part, part));
-        let n = |x: &str| -> Result<usize, String> {
-            x.trim()
-                .parse::<usize>()
-                .ok()
-                .filter(|n| *n >= 1)
-                .ok_or_else(|| format!("{x:?} is not a file number (1, 2, …)"))
-        };
-        let (a, b) = (n(a)?, n(b)?);
-        if b < a || b - a > 1_000_000 {
-            return Err(format!("{part:?} is not a range of file numbers"));
-        }
-        out.extend((a..=b).map(|i| i - 1));
-    }
-    if out.is_empty() {
-        return Err("no file numbers given".into());
-    }
-    Ok(FileList(out))
-}
-
 #[derive(Debug, Args)]
 pub(crate) struct GetArgs {
     /// What to download.
@@ -314,62 +207,4 @@ pub(crate) struct InfoArgs {
     pub(crate) json: bool,
     #[command(flatten)]
     pub(crate) net: NetArgs,
-}
-
-/// Parses `10M`, `512k`, `1.5G`, `1000` (bytes; K/M/G/T are powers of 1024).
-pub(crate) fn parse_size(s: &str) -> Result<u64, String> {
-    let t = s.trim();
-    let t = t.strip_suffix(['b', 'B']).unwrap_or(t);
-    let t = t.strip_suffix(['i']).unwrap_or(t);
-    let (num, mult) = match t.chars().last().map(|c| c.to_ascii_uppercase()) {
-        Some('K') => (&t[..t.len() - 1], 1u64 << 10),
-        Some('M') => (&t[..t.len() - 1], 1 << 20),
-        Some('G') => (&t[..t.len() - 1], 1 << 30),
-        Some('T') => (&t[..t.len() - 1], 1 << 40),
-        _ => (t, 1),
-    };
-    let n: f64 = num
-        .trim()
-        .parse()
-        .map_err(|_| format!("{s:?} is not a size like 10M"))?;
-    if !n.is_finite() || n < 0.0 {
-        return Err(format!("{s:?} is not a size like 10M"));
-    }
-    Ok((n * mult as f64) as u64)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn sizes() {
-        assert_eq!(parse_size("10M"), Ok(10 << 20));
-        assert_eq!(parse_size("512k"), Ok(512 << 10));
-        assert_eq!(parse_size("1.5GiB"), Ok(3 << 29));
-        assert_eq!(parse_size("1000"), Ok(1000));
-        assert!(parse_size("fast").is_err());
-        assert!(parse_size("-1M").is_err());
-    }
-}
-
-/// A `--peer`: a BitTorrent peer's address or an IPFS peer's multiaddr.
-#[derive(Clone, Debug)]
-pub(crate) enum PeerArg {
-    /// `host:port`.
-    Torrent(std::net::SocketAddr),
-    /// `/ip4/…/tcp/…/p2p/…`.
-    Ipfs(dlm_ipfs::Multiaddr),
-}
-
-fn parse_peer(s: &str) -> Result<PeerArg, String> {
-    if s.starts_with('/') {
-        dlm_ipfs::parse_peer(s)
-            .map(PeerArg::Ipfs)
-            .map_err(|e| e.to_string())
-    } else {
-        s.parse()
-            .map(PeerArg::Torrent)
-            .map_err(|e| format!("{s:?} is neither host:port nor a multiaddr: {e}"))
-    }
 }

@@ -13,11 +13,8 @@
 mod args;
 mod exit_code;
 mod progress;
-mod registry;
 mod remote;
 mod seed;
-mod torrent_get;
-mod torrent_info;
 mod tree;
 
 use std::path::PathBuf;
@@ -26,11 +23,12 @@ use std::sync::Arc;
 
 use clap::Parser;
 use dlm_core::{
-    Checksum, Context, Download, DownloadOptions, Error, ErrorKind, Input, Options, OrderedSink,
-    Output, Probe, ProtocolRegistry, Target,
+    BoxSource, Checksum, Context, Description, Download, DownloadOptions, Error, ErrorKind, Input,
+    Options, OrderedSink, Output, Probe, ProtocolRegistry, SeedPolicy, Target,
 };
+use dlm_examples::protocols::{self, NetArgs};
 
-use crate::args::{Cli, Command, GetArgs, InfoArgs, NetArgs};
+use crate::args::{Cli, Command, GetArgs, InfoArgs};
 use crate::progress::Mode;
 
 fn main() -> ExitCode {
@@ -74,25 +72,36 @@ pub(crate) fn usage(msg: impl std::fmt::Display) -> u8 {
 }
 
 async fn get(a: GetArgs) -> u8 {
-    let registry = match registry::default_registry(&a.net) {
+    let (registry, per_download) = match registry_for(&a.net) {
         Ok(r) => r,
-        Err(e) => return usage(e),
-    };
-    let options = Options::new();
-    let torrent = match torrent_get::open(&a).await {
-        Ok(t) => t,
         Err(code) => return code,
     };
-    let source: dlm_core::BoxSource = match &torrent {
-        Some(t) => t.clone(),
-        None => match target(&registry, &a.url, &a.net).await {
-            Ok(Target::Source(s)) => s,
-            Ok(Target::Listing(listing)) => {
-                return tree::get(&a, listing, base_options(&a), progress_mode(&a, false)).await;
-            }
-            Err(e) => return fail(&e),
-        },
-    };
+    let input = Input::parse(&a.url);
+    match registry.target(&input, &per_download).await {
+        Ok(Target::Source(source)) => get_file(&a, &registry, &per_download, source).await,
+        Ok(Target::Listing(listing)) => {
+            tree::get(&a, listing, base_options(&a), progress_mode(&a, false)).await
+        }
+        Err(e) => fail(&e),
+    }
+}
+
+/// The registry the flags configure, and the per-download settings to
+/// resolve inputs with; `Err` is the exit code after saying why.
+pub(crate) fn registry_for(net: &NetArgs) -> Result<(ProtocolRegistry, Options), u8> {
+    let settings = net.options().map_err(usage)?;
+    let registry = protocols::registry(&settings).map_err(|e| fail(&e))?;
+    let per_download = net.per_download().map_err(usage)?;
+    Ok((registry, per_download))
+}
+
+/// Downloads one byte space (a file, a torrent's files) as `a` says.
+async fn get_file(
+    a: &GetArgs,
+    registry: &ProtocolRegistry,
+    per_download: &Options,
+    source: BoxSource,
+) -> u8 {
     let checksum = match a
         .checksum
         .as_deref()
@@ -113,21 +122,24 @@ async fn get(a: GetArgs) -> u8 {
     } else {
         Output::Dir(a.dir.clone().unwrap_or_else(|| PathBuf::from(".")))
     };
-    let mut opts = base_options(&a)
+    let seed = (a.seed_time.is_some() || a.seed_ratio.is_some()).then(|| {
+        SeedPolicy::new(
+            a.seed_ratio,
+            a.seed_time.map(std::time::Duration::from_secs),
+        )
+    });
+    let opts = base_options(a)
         .with_checksum(checksum)
-        .with_sequential(to_stdout || a.sequential);
-    if torrent.is_some() {
-        // One engine connection per peer: each downloads what its peer has.
-        opts = opts.with_connections(a.net.max_peers.clamp(1, 10_000) as u32);
-    }
+        .with_sequential(to_stdout || a.sequential)
+        .with_seed(seed);
     let mut download = Download::new(source, output).with_options(opts);
     for m in &a.mirrors {
-        match registry.source(&Input::parse(m), &options) {
+        match registry.source(&Input::parse(m), per_download).await {
             Ok(s) => download = download.with_mirror(s),
             Err(e) => return fail(&e),
         }
     }
-    let mode = progress_mode(&a, to_stdout);
+    let mode = progress_mode(a, to_stdout);
     let events = download.subscribe();
     let notices = download.subscribe();
     let handle = download.start();
@@ -141,13 +153,16 @@ async fn get(a: GetArgs) -> u8 {
     let mut printer = None;
     match mode {
         Mode::Json => {
-            printer = Some(tokio::spawn(progress::json_lines(events, to_stdout)));
+            printer = Some(tokio::spawn(progress::json_lines(
+                events,
+                to_stdout,
+                seed.is_some(),
+            )));
         }
         Mode::Bar => {
             let b = progress::bar();
             tokio::spawn(progress::notices(notices, b.clone()));
-            let extra = torrent_get::swarm_line(torrent.clone());
-            tokio::spawn(progress::drive_bar(control.clone(), b.clone(), extra));
+            tokio::spawn(progress::drive_bar(control.clone(), b.clone()));
             bar = Some(b);
         }
         Mode::Quiet => {}
@@ -179,9 +194,14 @@ async fn get(a: GetArgs) -> u8 {
                 if let Some(v) = &done.verified_against {
                     eprintln!("verified: {} matches", v.algorithm);
                 }
-            }
-            if let Some(t) = &torrent {
-                torrent_get::after(t, &a, mode != Mode::Bar).await;
+                if let Some(end) = done.seed_end {
+                    eprintln!(
+                        "dlm: seeding ended ({end}); uploaded {} bytes",
+                        done.uploaded_bytes
+                    );
+                } else if done.uploaded_bytes > 0 {
+                    eprintln!("dlm: uploaded {} bytes", done.uploaded_bytes);
+                }
             }
             exit_code::SUCCESS
         }
@@ -266,58 +286,45 @@ pub(crate) async fn wait_for_signal() {
 async fn s3(a: crate::args::S3Args) -> u8 {
     match a.command {
         crate::args::S3Command::Presign { url, expires, net } => {
-            let config = match registry::s3_config(&net) {
-                Ok(c) => c,
-                Err(e) => return usage(e),
-            };
-            let location = match url::Url::parse(&url)
-                .map_err(|e| dlm_s3::S3Error::InvalidInput(format!("{url}: {e}")))
-                .and_then(|u| dlm_s3::S3Location::parse(&u))
+            let settings = match net
+                .options()
+                .map_err(usage)
+                .and_then(|o| protocols::Settings::from_options(&o).map_err(|e| fail(&e)))
             {
-                Ok(l) => l,
-                Err(e) => return fail(&e.into()),
+                Ok(s) => s,
+                Err(code) => return code,
             };
-            let client = match dlm_s3::S3Client::new(config) {
-                Ok(c) => c,
-                Err(e) => return fail(&e.into()),
-            };
-            match client
-                .presign(
-                    &location.bucket,
-                    &location.key,
-                    std::time::Duration::from_secs(expires),
-                )
-                .await
+            match protocols::extras::s3_presign(
+                &url,
+                std::time::Duration::from_secs(expires),
+                &settings,
+            )
+            .await
             {
                 Ok(u) => {
                     println!("{u}");
                     exit_code::SUCCESS
                 }
-                Err(e) => fail(&e.into()),
+                Err(e) => fail(&e),
             }
         }
     }
 }
 
 async fn info(a: InfoArgs) -> u8 {
-    let registry = match registry::default_registry(&a.net) {
+    let (registry, per_download) = match registry_for(&a.net) {
         Ok(r) => r,
-        Err(e) => return usage(e),
+        Err(code) => return code,
     };
-    let input = Input::parse(&a.url);
-    if let Input::File(path) = &input
-        && torrent_info::is_torrent(path)
-    {
-        return torrent_info::print(path, a.json);
-    }
-    if is_ipfs(&registry, &input) {
-        return ipfs_info(&a).await;
-    }
-    let source = match registry.target(&input, &Options::new()) {
+    let source = match registry.target(&Input::parse(&a.url), &per_download).await {
         Ok(Target::Source(s)) => s,
         Ok(Target::Listing(listing)) => return tree::info(listing, a.json).await,
         Err(e) => return fail(&e),
     };
+    if let Some(d) = source.describe_dyn() {
+        print_description(&source.identity_dyn(), &d, a.json);
+        return exit_code::SUCCESS;
+    }
     let probe = match source.probe_dyn(&Context::new()).await {
         Ok(p) => p,
         Err(e) => return fail(&e),
@@ -333,58 +340,53 @@ async fn info(a: InfoArgs) -> u8 {
     exit_code::SUCCESS
 }
 
-/// Whether `input` is for dlm-ipfs (`ipfs://`, `ipns://`, a bare CID).
-fn is_ipfs(registry: &ProtocolRegistry, input: &Input) -> bool {
-    registry.resolve(input).is_ok_and(|p| p.name() == "ipfs")
-}
-
-/// What `url` names. IPFS inputs are resolved first (a CID alone does not
-/// say whether it is a file or a directory); others by the registry.
-async fn target(registry: &ProtocolRegistry, url: &str, net: &NetArgs) -> Result<Target, Error> {
-    let input = Input::parse(url);
-    if is_ipfs(registry, &input) {
-        let config =
-            registry::ipfs_config(net).map_err(|e| Error::new(ErrorKind::InvalidInput, e))?;
-        return dlm_ipfs::resolve_target(url, config).await;
-    }
-    registry.target(&input, &Options::new())
-}
-
-/// `dlm info` for IPFS: the CID, codec, hash, DAG shape and size; for a
-/// directory, its listing too.
-async fn ipfs_info(a: &InfoArgs) -> u8 {
-    let config = match registry::ipfs_config(&a.net) {
-        Ok(c) => c,
-        Err(e) => return usage(e),
-    };
-    let (info, target) = match dlm_ipfs::inspect(&a.url, config).await {
-        Ok(i) => i,
-        Err(e) => return fail(&e),
-    };
-    if a.json && !info.directory {
+/// What resolution learned (a torrent's metainfo, an IPFS file's DAG), as
+/// text or as one JSON object (`identity`, the fields, `len`, `files`).
+fn print_description(identity: &str, d: &Description, json: bool) {
+    if json {
+        let mut v = serde_json::Map::new();
+        v.insert("identity".into(), identity.into());
+        for (k, val) in &d.fields {
+            v.insert(k.replace([' ', '-'], "_"), val.clone().into());
+        }
+        v.insert("len".into(), d.len.into());
+        v.insert(
+            "files".into(),
+            serde_json::to_value(&d.files).unwrap_or_default(),
+        );
         println!(
             "{}",
-            serde_json::to_string_pretty(&info).unwrap_or_default()
+            serde_json::to_string_pretty(&serde_json::Value::Object(v)).unwrap_or_default()
         );
-        return exit_code::SUCCESS;
+        return;
     }
-    if !a.json {
-        println!("address:        {}", info.address);
+    print_fields(&d.fields);
+    if let Some(len) = d.len {
         println!(
-            "cid:            {} (CIDv{}, {}, {})",
-            info.cid, info.cid_version, info.codec, info.hash
+            "length:         {len} bytes ({})",
+            indicatif::HumanBytes(len)
         );
-        println!("dag:            {}", info.shape);
-        if let Some(size) = info.size {
+    }
+    if !d.files.is_empty() {
+        println!("files:          {}", d.files.len());
+        // Numbered as --select-file counts them.
+        for (i, f) in d.files.iter().enumerate() {
             println!(
-                "length:         {size} bytes ({})",
-                indicatif::HumanBytes(size)
+                "{:>6}{} {:>14}  {}",
+                i + 1,
+                if f.wanted { " " } else { "-" },
+                f.len,
+                f.path.display()
             );
         }
     }
-    match target {
-        Target::Listing(listing) => tree::info(listing, a.json).await,
-        _ => exit_code::SUCCESS,
+}
+
+/// Label/value lines, labels padded as `print_probe` pads them.
+pub(crate) fn print_fields(fields: &[(String, String)]) {
+    for (k, v) in fields {
+        let label = format!("{k}:");
+        println!("{label:<15} {v}");
     }
 }
 

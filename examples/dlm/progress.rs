@@ -3,7 +3,7 @@
 use std::io::Write as _;
 use std::time::Duration;
 
-use dlm_core::{DownloadControl, Event, Stats};
+use dlm_core::{DownloadControl, DownloadState, Event, Stats};
 use indicatif::{HumanBytes, HumanDuration, ProgressBar, ProgressDrawTarget, ProgressStyle};
 use tokio::sync::broadcast;
 
@@ -15,8 +15,14 @@ pub(crate) enum Mode {
     Quiet,
 }
 
-/// Prints events as JSON lines (to stderr when stdout carries the data).
-pub(crate) async fn json_lines(mut events: broadcast::Receiver<Event>, to_stderr: bool) {
+/// Prints events as JSON lines (to stderr when stdout carries the data)
+/// until the download's last one (`seeding` says whether seeding follows
+/// completion).
+pub(crate) async fn json_lines(
+    mut events: broadcast::Receiver<Event>,
+    to_stderr: bool,
+    seeding: bool,
+) {
     loop {
         match events.recv().await {
             Ok(ev) => {
@@ -29,7 +35,12 @@ pub(crate) async fn json_lines(mut events: broadcast::Receiver<Event>, to_stderr
                     let mut out = std::io::stdout().lock();
                     let _ = writeln!(out, "{line}");
                 }
-                if matches!(ev, Event::Completed(_) | Event::Failed { .. }) {
+                let last = match ev {
+                    Event::Completed(_) => !seeding,
+                    Event::Failed { .. } | Event::SeedingEnded { .. } => true,
+                    _ => false,
+                };
+                if last {
                     return;
                 }
             }
@@ -50,7 +61,10 @@ pub(crate) async fn notices(mut events: broadcast::Receiver<Event>, bar: Progres
             Ok(Event::SourceDropped { source, reason }) => {
                 bar.println(format!("dlm: dropped mirror {source}: {reason}"))
             }
-            Ok(Event::Completed(_) | Event::Failed { .. })
+            Ok(Event::SeedingStarted { .. }) => {
+                bar.println("dlm: download complete; seeding (Ctrl-C to stop)")
+            }
+            Ok(Event::SeedingEnded { .. } | Event::Failed { .. })
             | Err(broadcast::error::RecvError::Closed) => return,
             _ => {}
         }
@@ -73,29 +87,36 @@ pub(crate) fn bar() -> ProgressBar {
 fn describe(stats: &Stats) -> String {
     let eta = stats
         .eta_ms
+        .filter(|_| stats.state != DownloadState::Seeding)
         .map(|ms| format!(", ETA {}", HumanDuration(Duration::from_millis(ms))))
         .unwrap_or_default();
-    format!(
-        "{}/s{eta}, {} conn",
-        HumanBytes(stats.rate_bytes_per_sec),
-        stats.connections
-    )
+    let mut line = if stats.state == DownloadState::Seeding {
+        "seeding".to_string()
+    } else {
+        format!("{}/s{eta}", HumanBytes(stats.rate_bytes_per_sec))
+    };
+    if stats.swarm.is_some() {
+        line.push_str(&format!(
+            ", {} peers, ↑ {}/s ({} up)",
+            stats.peers,
+            HumanBytes(stats.upload_rate_bytes_per_sec),
+            HumanBytes(stats.uploaded_bytes)
+        ));
+    } else {
+        line.push_str(&format!(", {} conn", stats.connections));
+    }
+    line
 }
 
-/// Refreshes the bar from the download's stats until it ends; `extra`
-/// adds protocol detail to the message (a torrent's peers and upload rate).
-pub(crate) async fn drive_bar(
-    control: DownloadControl,
-    bar: ProgressBar,
-    mut extra: impl FnMut() -> String + Send + 'static,
-) {
+/// Refreshes the bar from the download's stats until it ends.
+pub(crate) async fn drive_bar(control: DownloadControl, bar: ProgressBar) {
     loop {
         let stats = control.stats();
         if let Some(total) = stats.total_bytes {
             bar.set_length(total);
         }
         bar.set_position(stats.downloaded_bytes);
-        bar.set_message(format!("{}{}", describe(&stats), extra()));
+        bar.set_message(describe(&stats));
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
 }

@@ -3,7 +3,8 @@
 use std::collections::HashMap;
 use std::path::Path;
 
-use dlm_examples::api::{Job, JobEvent, JobPage, JobState, NewJob};
+use base64::Engine as _;
+use dlm_examples::api::{Job, JobEvent, JobPage, JobState, NewJob, Upload};
 use dlm_examples::client::{Client, ClientError};
 use dlm_examples::state;
 use futures::StreamExt;
@@ -69,8 +70,20 @@ async fn command(client: &Client, cmd: RemoteCommand) -> Result<(), ClientError>
             priority,
         } => {
             for url in urls {
+                // A local input file (a .torrent) goes in the request: the daemon may not see our disk.
+                let (url, upload) = match std::fs::read(&url) {
+                    Ok(bytes) if std::path::Path::new(&url).is_file() => (
+                        String::new(),
+                        Some(Upload {
+                            name: url.clone(),
+                            base64: base64::engine::general_purpose::STANDARD.encode(bytes),
+                        }),
+                    ),
+                    _ => (url, None),
+                };
                 let job = NewJob {
                     url,
+                    upload,
                     dest: dest.clone(),
                     connections,
                     checksum: checksum.clone(),
@@ -172,14 +185,29 @@ async fn watch(client: &Client) -> Result<(), ClientError> {
                     downloaded_bytes,
                     total_bytes,
                     rate_bytes_per_sec,
+                    peers,
+                    upload_rate_bytes_per_sec,
+                    ..
                 } => {
                     let b = bar(id);
                     if let Some(t) = total_bytes {
                         b.set_length(t);
                     }
                     b.set_position(downloaded_bytes);
-                    b.set_message(format!("{}/s", indicatif::HumanBytes(rate_bytes_per_sec)));
+                    let swarm = if peers > 0 {
+                        format!(
+                            ", {peers} peers, ↑ {}/s",
+                            indicatif::HumanBytes(upload_rate_bytes_per_sec)
+                        )
+                    } else {
+                        String::new()
+                    };
+                    b.set_message(format!(
+                        "{}/s{swarm}",
+                        indicatif::HumanBytes(rate_bytes_per_sec)
+                    ));
                 }
+                JobEvent::Seeding { id, .. } => bar(id).set_message(JobState::Seeding.as_str()),
                 JobEvent::Completed { id, .. } => {
                     bar(id).finish_with_message(JobState::Completed.as_str())
                 }

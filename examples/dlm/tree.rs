@@ -12,30 +12,14 @@ use crate::exit_code;
 use crate::progress::Mode;
 
 /// The destination of a tree: `-o DIR` exactly, else `-d DIR` (default `.`)
-/// joined with the listing's last path segment (`ftp://h/pub/data/` → `data`).
+/// joined with the listing's suggested name (`ftp://h/pub/data/` → `data`,
+/// `ipfs://CID` → the CID).
 fn destination(a: &GetArgs, listing: &BoxListing) -> PathBuf {
     if let Some(out) = &a.output {
         return out.clone();
     }
     let base = a.dir.clone().unwrap_or_else(|| PathBuf::from("."));
-    let identity = listing.identity();
-    let last = url::Url::parse(&identity).ok().and_then(|u| {
-        u.path_segments()
-            .and_then(|mut s| s.rfind(|p| !p.is_empty()).map(str::to_string))
-            // `ipfs://CID` names its directory by the CID, as ipget does.
-            .or_else(|| {
-                matches!(u.scheme(), "ipfs" | "ipns")
-                    .then(|| u.host_str().map(str::to_string))
-                    .flatten()
-            })
-    });
-    let name = last
-        .map(|l| {
-            percent_encoding::percent_decode_str(&l)
-                .decode_utf8_lossy()
-                .into_owned()
-        })
-        .and_then(|l| dlm_core::safe_file_name(&l));
+    let name = listing.name().and_then(|l| dlm_core::safe_file_name(&l));
     match name {
         Some(n) => base.join(n),
         None => base,
@@ -168,6 +152,7 @@ pub(crate) async fn info(listing: BoxListing, json: bool) -> u8 {
     let (mut files, mut bytes) = (0u64, 0u64);
     if !json {
         println!("listing:        {}", listing.identity());
+        crate::print_fields(&listing.describe());
     }
     while let Some(entry) = entries.next().await {
         let entry = match entry {

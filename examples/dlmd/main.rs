@@ -26,8 +26,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use clap::{Parser, ValueEnum};
-use dlm_core::ProtocolRegistry;
-use dlm_examples::state;
+use dlm_examples::{protocols, state};
 
 use crate::manager::Manager;
 use crate::routes::AppState;
@@ -68,6 +67,10 @@ struct Args {
     /// Log format on stderr.
     #[arg(long, value_enum, default_value_t = LogFormat::Text)]
     log_format: LogFormat,
+    /// A protocol setting for every job, SECTION.KEY=VALUE (repeatable), as `dlm -O` takes
+    /// them, e.g. bittorrent.max_peers=80; a job's own `options` win.
+    #[arg(short = 'O', long = "option", value_name = "KEY=VALUE")]
+    settings: Vec<String>,
 }
 
 /// The API token: `DLM_TOKEN`, else `STATE_DIR/token`, created (0600) on first start.
@@ -138,17 +141,18 @@ async fn run(args: Args) -> Result<(), String> {
     let token = load_token(&state_dir)?;
     let store = Store::open(&state_dir.join("jobs.db"))
         .map_err(|e| format!("opening the job database: {e}"))?;
-    let mut registry = ProtocolRegistry::new();
-    dlm_http::register(&mut registry).map_err(|e| e.to_string())?;
-    dlm_ftp::register(&mut registry).map_err(|e| e.to_string())?;
-    dlm_s3::register(&mut registry).map_err(|e| e.to_string())?;
-    // Files by CID over the default public gateways; directories are refused at probe time.
-    dlm_ipfs::register(&mut registry, dlm_ipfs::IpfsConfig::default())
-        .map_err(|e| e.to_string())?;
+    let mut settings = dlm_core::Options::new();
+    for kv in &args.settings {
+        let (k, v) = kv
+            .split_once('=')
+            .ok_or_else(|| format!("-O {kv:?} is not KEY=VALUE"))?;
+        settings = settings.with(k.trim(), v.trim());
+    }
+    let registry = protocols::registry(&settings).map_err(|e| e.to_string())?;
     let manager = Manager::new(
         store,
         registry,
-        download_dir.clone(),
+        (download_dir.clone(), state_dir.join("uploads")),
         args.allow_absolute_dest,
         (args.max_active.max(1), args.max_per_host.max(1), 0),
     )

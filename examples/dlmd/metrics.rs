@@ -22,6 +22,7 @@ struct KindLabel {
 pub(crate) struct Metrics {
     registry: Registry,
     bytes: Family<ProtocolLabel, Counter>,
+    uploaded: Counter,
     failures: Family<KindLabel, Counter>,
     active: Gauge,
     queued: Gauge,
@@ -32,6 +33,7 @@ impl Metrics {
     pub(crate) fn new() -> Self {
         let mut registry = Registry::with_prefix("dlm");
         let bytes = Family::<ProtocolLabel, Counter>::default();
+        let uploaded = Counter::default();
         let failures = Family::<KindLabel, Counter>::default();
         let active = Gauge::default();
         let queued = Gauge::default();
@@ -40,6 +42,11 @@ impl Metrics {
             "downloaded_bytes",
             "Bytes downloaded, by protocol",
             bytes.clone(),
+        );
+        registry.register(
+            "uploaded_bytes",
+            "Payload bytes uploaded to peers (swarms)",
+            uploaded.clone(),
         );
         registry.register(
             "job_failures",
@@ -56,6 +63,7 @@ impl Metrics {
         Self {
             registry,
             bytes,
+            uploaded,
             failures,
             active,
             queued,
@@ -69,6 +77,10 @@ impl Metrics {
                 protocol: protocol.to_string(),
             })
             .inc_by(n);
+    }
+
+    pub(crate) fn add_uploaded(&self, n: u64) {
+        self.uploaded.inc_by(n);
     }
 
     pub(crate) fn failed(&self, kind: &str) {

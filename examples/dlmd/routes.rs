@@ -14,8 +14,8 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use dlm_examples::api::{
-    CancelQuery, DEFAULT_PAGE, ErrorBody, ErrorDetail, Job, JobEvent, JobPage, JobPatch, JobState,
-    ListQuery, MAX_BODY_BYTES, MAX_PAGE, NewJob, Settings,
+    CancelQuery, DEFAULT_PAGE, ErrorBody, ErrorDetail, Job, JobEvent, JobFile, JobPage, JobPatch,
+    JobState, ListQuery, MAX_BODY_BYTES, MAX_JOB_BODY_BYTES, MAX_PAGE, NewJob, Settings, Upload,
 };
 use futures::{Stream, StreamExt};
 use tokio::sync::broadcast;
@@ -154,7 +154,12 @@ async fn auth(
 /// Builds the router.
 pub(crate) fn router(state: AppState) -> Router {
     let protected = Router::new()
-        .route("/v1/jobs", post(add_job).get(list_jobs))
+        .route(
+            "/v1/jobs",
+            post(add_job)
+                .layer(DefaultBodyLimit::max(MAX_JOB_BODY_BYTES))
+                .get(list_jobs),
+        )
         .route(
             "/v1/jobs/{id}",
             get(get_job).patch(patch_job).delete(cancel_job),
@@ -236,7 +241,7 @@ async fn get_job(State(s): State<AppState>, Path(id): Path<String>) -> ApiResult
     Ok(Json(s.manager.job(parse_id(&id)?)?))
 }
 
-/// Change a job's priority or rate limit.
+/// Change a job's priority, rate limit or file selection.
 #[utoipa::path(patch, path = "/v1/jobs/{id}", params(("id" = i64, Path, description = "Job id")),
     request_body = JobPatch,
     responses((status = 200, body = Job), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody),
@@ -249,7 +254,12 @@ async fn patch_job(
 ) -> ApiResult<Json<Job>> {
     let id = parse_id(&id)?;
     let p: JobPatch = json_body(body)?;
-    Ok(Json(s.manager.patch(id, p.priority, p.rate_limit)?))
+    Ok(Json(s.manager.patch(
+        id,
+        p.priority,
+        p.rate_limit,
+        p.files,
+    )?))
 }
 
 /// Cancel a job (optionally deleting its partial file).
@@ -323,6 +333,7 @@ async fn events(
                     JobEvent::Added { .. } => "added",
                     JobEvent::Started { .. } => "started",
                     JobEvent::Progress { .. } => "progress",
+                    JobEvent::Seeding { .. } => "seeding",
                     JobEvent::Paused { .. } => "paused",
                     JobEvent::Completed { .. } => "completed",
                     JobEvent::Failed { .. } => "failed",
@@ -382,7 +393,8 @@ impl utoipa::Modify for BearerAuth {
     info(title = "dlmd", description = "dlm's download daemon: a persistent job queue over HTTP."),
     paths(add_job, list_jobs, get_job, patch_job, cancel_job, pause_job, resume_job, get_settings, patch_settings,
           events, metrics, healthz),
-    components(schemas(NewJob, Job, JobPage, JobState, JobPatch, Settings, ErrorBody, ErrorDetail, JobEvent)),
+    components(schemas(NewJob, Upload, Job, JobFile, JobPage, JobState, JobPatch, Settings, ErrorBody, ErrorDetail,
+                       JobEvent)),
     modifiers(&BearerAuth)
 )]
 pub(crate) struct ApiDoc;

@@ -9,11 +9,13 @@ use std::path::Path;
 use std::sync::{Mutex, MutexGuard, PoisonError};
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use dlm_examples::api::{Job, JobState};
+use std::collections::BTreeMap;
+
+use dlm_examples::api::{Job, JobFile, JobState};
 use rusqlite::{Connection, OptionalExtension, Row, params};
 
 /// A job as stored.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq)]
 pub(crate) struct JobRow {
     pub(crate) id: i64,
     /// The URL as given, credentials included (never shown by the API).
@@ -35,6 +37,18 @@ pub(crate) struct JobRow {
     pub(crate) host: String,
     pub(crate) created_ms: u64,
     pub(crate) updated_ms: u64,
+    /// Protocol settings (`SECTION.KEY` → value).
+    pub(crate) options: BTreeMap<String, String>,
+    /// File selection (0-based indexes).
+    pub(crate) selected: Option<Vec<usize>>,
+    pub(crate) seed_ratio: Option<f64>,
+    /// Seconds.
+    pub(crate) seed_time: Option<u64>,
+    /// `file` or `tree`, once resolved.
+    pub(crate) kind: Option<String>,
+    /// Per-file state of torrents and trees.
+    pub(crate) files: Vec<JobFile>,
+    pub(crate) uploaded_bytes: u64,
 }
 
 impl JobRow {
@@ -60,13 +74,32 @@ impl JobRow {
             host,
             created_ms: 0,
             updated_ms: 0,
+            options: BTreeMap::new(),
+            selected: None,
+            seed_ratio: None,
+            seed_time: None,
+            kind: None,
+            files: Vec::new(),
+            uploaded_bytes: 0,
         }
     }
 
-    /// The API view; `rate` is the live receive rate.
-    pub(crate) fn to_api(&self, rate_bytes_per_sec: u64) -> Job {
+    /// The API view; `live` has the live rates and peers of a running job.
+    pub(crate) fn to_api(&self, live: Live) -> Job {
+        let size = self.total_bytes.unwrap_or(self.downloaded_bytes).max(1);
+        let uploaded = live.uploaded_bytes.max(self.uploaded_bytes);
         Job {
             id: self.id,
+            kind: self.kind.clone(),
+            options: self.options.clone(),
+            files: self.files.clone(),
+            selected: self.selected.clone(),
+            peers: live.peers,
+            uploaded_bytes: uploaded,
+            upload_rate_bytes_per_sec: live.upload_rate_bytes_per_sec,
+            ratio: uploaded as f64 / size as f64,
+            seed_ratio: self.seed_ratio,
+            seed_time: self.seed_time,
             url: redact(&self.url),
             mirrors: self.mirrors.iter().map(|m| redact(m)).collect(),
             dest: self.dest.clone(),
@@ -79,13 +112,22 @@ impl JobRow {
             error: self.error.clone(),
             downloaded_bytes: self.downloaded_bytes,
             total_bytes: self.total_bytes,
-            rate_bytes_per_sec,
+            rate_bytes_per_sec: live.rate_bytes_per_sec,
             path: self.path.clone(),
             sha256: self.sha256.clone(),
             created_ms: self.created_ms,
             updated_ms: self.updated_ms,
         }
     }
+}
+
+/// What a running job reports besides what is stored.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub(crate) struct Live {
+    pub(crate) rate_bytes_per_sec: u64,
+    pub(crate) peers: u32,
+    pub(crate) uploaded_bytes: u64,
+    pub(crate) upload_rate_bytes_per_sec: u64,
 }
 
 fn redact(u: &str) -> String {
@@ -132,8 +174,20 @@ CREATE INDEX IF NOT EXISTS jobs_queue ON jobs (state, priority DESC, id);
 CREATE TABLE IF NOT EXISTS settings (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 ";
 
+/// Columns added after the first schema: added to older databases on open.
+const ADDED_COLUMNS: &[(&str, &str)] = &[
+    ("options", "TEXT NOT NULL DEFAULT '{}'"),
+    ("selected", "TEXT"),
+    ("seed_ratio", "REAL"),
+    ("seed_time", "INTEGER"),
+    ("kind", "TEXT"),
+    ("files", "TEXT NOT NULL DEFAULT '[]'"),
+    ("uploaded_bytes", "INTEGER NOT NULL DEFAULT 0"),
+];
+
 const COLUMNS: &str = "id, url, mirrors, dest, connections, checksum, rate_limit, priority, state, error_kind, \
-                       error, downloaded_bytes, total_bytes, path, sha256, host, created_ms, updated_ms";
+                       error, downloaded_bytes, total_bytes, path, sha256, host, created_ms, updated_ms, \
+                       options, selected, seed_ratio, seed_time, kind, files, uploaded_bytes";
 
 fn from_row(r: &Row<'_>) -> rusqlite::Result<JobRow> {
     let mirrors: String = r.get(2)?;
@@ -157,6 +211,15 @@ fn from_row(r: &Row<'_>) -> rusqlite::Result<JobRow> {
         host: r.get(15)?,
         created_ms: r.get::<_, i64>(16)? as u64,
         updated_ms: r.get::<_, i64>(17)? as u64,
+        options: serde_json::from_str(&r.get::<_, String>(18)?).unwrap_or_default(),
+        selected: r
+            .get::<_, Option<String>>(19)?
+            .and_then(|s| serde_json::from_str(&s).ok()),
+        seed_ratio: r.get(20)?,
+        seed_time: r.get::<_, Option<i64>>(21)?.map(|v| v as u64),
+        kind: r.get(22)?,
+        files: serde_json::from_str(&r.get::<_, String>(23)?).unwrap_or_default(),
+        uploaded_bytes: r.get::<_, i64>(24)? as u64,
     })
 }
 
@@ -168,6 +231,15 @@ impl Store {
         conn.pragma_update(None, "synchronous", "NORMAL")?;
         conn.busy_timeout(std::time::Duration::from_secs(5))?;
         conn.execute_batch(SCHEMA)?;
+        let present: Vec<String> = conn
+            .prepare("SELECT name FROM pragma_table_info('jobs')")?
+            .query_map([], |r| r.get(0))?
+            .collect::<rusqlite::Result<_>>()?;
+        for (name, decl) in ADDED_COLUMNS {
+            if !present.iter().any(|p| p == name) {
+                conn.execute_batch(&format!("ALTER TABLE jobs ADD COLUMN {name} {decl}"))?;
+            }
+        }
         Ok(Self {
             conn: Mutex::new(conn),
         })
@@ -186,7 +258,8 @@ impl Store {
         let conn = self.conn();
         conn.execute(
             "INSERT INTO jobs (url, mirrors, dest, connections, checksum, rate_limit, priority, state, host, \
-             created_ms, updated_ms) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
+             created_ms, updated_ms, options, selected, seed_ratio, seed_time) \
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15)",
             params![
                 job.url,
                 serde_json::to_string(&job.mirrors).unwrap_or_else(|_| "[]".into()),
@@ -198,7 +271,13 @@ impl Store {
                 job.state.as_str(),
                 job.host,
                 now as i64,
-                now as i64
+                now as i64,
+                serde_json::to_string(&job.options).unwrap_or_else(|_| "{}".into()),
+                job.selected
+                    .as_ref()
+                    .and_then(|s| serde_json::to_string(s).ok()),
+                job.seed_ratio,
+                job.seed_time.map(|t| t as i64),
             ],
         )?;
         job.id = conn.last_insert_rowid();
@@ -305,6 +384,41 @@ impl Store {
         Ok(())
     }
 
+    /// Records what the input resolved to and its files.
+    pub(crate) fn set_files(&self, id: i64, kind: &str, files: &[JobFile]) -> StoreResult<()> {
+        self.conn().execute(
+            "UPDATE jobs SET kind = ?2, files = ?3 WHERE id = ?1",
+            params![
+                id,
+                kind,
+                serde_json::to_string(files).unwrap_or_else(|_| "[]".into())
+            ],
+        )?;
+        Ok(())
+    }
+
+    /// Records the bytes uploaded so far.
+    pub(crate) fn set_uploaded(&self, id: i64, bytes: u64) -> StoreResult<()> {
+        self.conn().execute(
+            "UPDATE jobs SET uploaded_bytes = ?2 WHERE id = ?1",
+            params![id, bytes as i64],
+        )?;
+        Ok(())
+    }
+
+    /// Records a new file selection.
+    pub(crate) fn set_selected(&self, id: i64, selected: &[usize]) -> StoreResult<()> {
+        self.conn().execute(
+            "UPDATE jobs SET selected = ?2, updated_ms = ?3 WHERE id = ?1",
+            params![
+                id,
+                serde_json::to_string(selected).unwrap_or_else(|_| "[]".into()),
+                now_ms() as i64
+            ],
+        )?;
+        Ok(())
+    }
+
     pub(crate) fn set_priority(&self, id: i64, priority: i32) -> StoreResult<()> {
         self.conn().execute(
             "UPDATE jobs SET priority = ?2, updated_ms = ?3 WHERE id = ?1",
@@ -322,8 +436,14 @@ impl Store {
     }
 
     /// After a crash or restart: jobs that were running go back to the queue
-    /// (their control files let them resume). Returns how many.
+    /// (their control files let them resume); jobs that were seeding had
+    /// completed, and stay so (seeding does not outlive the daemon). Returns
+    /// how many were queued again.
     pub(crate) fn requeue_running(&self) -> StoreResult<usize> {
+        self.conn().execute(
+            "UPDATE jobs SET state = 'completed', updated_ms = ?1 WHERE state = 'seeding'",
+            params![now_ms() as i64],
+        )?;
         self.conn().execute(
             "UPDATE jobs SET state = 'queued', updated_ms = ?1 WHERE state = 'running'",
             params![now_ms() as i64],
@@ -369,7 +489,12 @@ mod tests {
         let order: Vec<i64> = store.queued(10).unwrap().iter().map(|j| j.id).collect();
         assert_eq!(order, vec![b.id, a.id, c.id]);
         assert_eq!(
-            store.get(a.id).unwrap().unwrap().to_api(0).url,
+            store
+                .get(a.id)
+                .unwrap()
+                .unwrap()
+                .to_api(Live::default())
+                .url,
             "http://h/a"
         );
         store.set_state(a.id, JobState::Running, None).unwrap();

@@ -6,8 +6,11 @@
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
-/// Largest request body accepted, in bytes.
+/// Largest request body accepted, in bytes (but `POST /v1/jobs`).
 pub const MAX_BODY_BYTES: usize = 64 << 10;
+
+/// Largest `POST /v1/jobs` body, in bytes: room for a base64 `.torrent`.
+pub const MAX_JOB_BODY_BYTES: usize = 16 << 20;
 
 /// Default and largest page size of `GET /v1/jobs`.
 pub const DEFAULT_PAGE: u32 = 100;
@@ -22,6 +25,9 @@ pub enum JobState {
     Queued,
     /// Downloading.
     Running,
+    /// Downloaded and verified; still uploading to the swarm until its
+    /// `seed_ratio` or `seed_time` is reached (then `completed`).
+    Seeding,
     /// Paused by the user; keeps its partial file.
     Paused,
     /// Done and verified.
@@ -38,6 +44,7 @@ impl JobState {
         match self {
             Self::Queued => "queued",
             Self::Running => "running",
+            Self::Seeding => "seeding",
             Self::Paused => "paused",
             Self::Completed => "completed",
             Self::Failed => "failed",
@@ -50,6 +57,7 @@ impl JobState {
         Some(match s {
             "queued" => Self::Queued,
             "running" => Self::Running,
+            "seeding" => Self::Seeding,
             "paused" => Self::Paused,
             "completed" => Self::Completed,
             "failed" => Self::Failed,
@@ -64,12 +72,45 @@ impl JobState {
     }
 }
 
-/// `POST /v1/jobs`: what to download.
+/// A local input file sent to the daemon (a `.torrent`).
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
+pub struct Upload {
+    /// Its file name; the extension tells the daemon what it is (`x.torrent`).
+    pub name: String,
+    /// Its bytes, base64 (RFC 4648 §4).
+    pub base64: String,
+}
+
+/// `POST /v1/jobs`: what to download: a `url`, or an `upload`ed input file.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
 pub struct NewJob {
-    /// What to download (`http://`, `https://`, …).
+    /// What to download: any input the daemon's protocols take (`https://`,
+    /// `ftp://host/dir/`, `s3://bucket/prefix/`, `ipfs://CID`, an
+    /// `https://…/x.torrent`), or a path to a `.torrent` inside the download
+    /// directory. Empty when `upload` is given.
+    #[serde(default)]
     pub url: String,
+    /// An input file's bytes instead of `url` (a `.torrent` the daemon
+    /// cannot read from its own disk).
+    #[serde(default)]
+    pub upload: Option<Upload>,
+    /// Protocol settings for this job, `SECTION.KEY` → value, as the CLI's
+    /// `-O` takes them (`{"bittorrent.max_peers": "80"}`).
+    #[serde(default)]
+    pub options: std::collections::BTreeMap<String, String>,
+    /// For a download of several files (a torrent): the files to fetch, by
+    /// 0-based index; absent: all.
+    #[serde(default)]
+    pub files: Option<Vec<usize>>,
+    /// Keep uploading after completion until uploaded bytes reach this
+    /// multiple of the size (swarms only).
+    #[serde(default)]
+    pub seed_ratio: Option<f64>,
+    /// Keep uploading after completion for this many seconds (swarms only).
+    #[serde(default)]
+    pub seed_time: Option<u64>,
     /// Other URLs with the same bytes.
     #[serde(default)]
     pub mirrors: Vec<String>,
@@ -101,13 +142,58 @@ pub struct JobPatch {
     /// New rate limit in bytes/s (0 = unlimited).
     #[serde(default)]
     pub rate_limit: Option<u64>,
+    /// New file selection (0-based indexes; an empty list is refused). A
+    /// running job continues with it at once, keeping what it has.
+    #[serde(default)]
+    pub files: Option<Vec<usize>>,
+}
+
+/// One file of a job: of a torrent's byte space, or of a directory tree.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct JobFile {
+    /// Index (0-based), as `files` selections count.
+    pub index: usize,
+    /// Path relative to the job's directory.
+    pub path: String,
+    /// Length in bytes, when known.
+    pub length: Option<u64>,
+    /// Bytes of it downloaded.
+    pub done_bytes: u64,
+    /// Whether it is selected.
+    pub wanted: bool,
+    /// `queued`, `running`, `completed`, `failed` or `refused` (trees);
+    /// `wanted`/`skipped` for the files of one byte space.
+    pub state: String,
+    /// Why it failed or was refused.
+    pub error: Option<String>,
 }
 
 /// A job as the API shows it.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct Job {
     /// Job id.
     pub id: i64,
+    /// `file` (one byte space: a file, or a torrent's files) or `tree` (a
+    /// directory or prefix, one download per file), once resolved.
+    pub kind: Option<String>,
+    /// Protocol settings of this job.
+    pub options: std::collections::BTreeMap<String, String>,
+    /// The files, for torrents and trees.
+    pub files: Vec<JobFile>,
+    /// The file selection, when one was made.
+    pub selected: Option<Vec<usize>>,
+    /// Peers connected now (swarms).
+    pub peers: u32,
+    /// Payload bytes uploaded to peers (swarms).
+    pub uploaded_bytes: u64,
+    /// Upload rate, bytes/s (swarms).
+    pub upload_rate_bytes_per_sec: u64,
+    /// Uploaded bytes over the size.
+    pub ratio: f64,
+    /// Seeding ends at this ratio.
+    pub seed_ratio: Option<f64>,
+    /// Seeding ends after this many seconds.
+    pub seed_time: Option<u64>,
     /// What is downloaded (credentials removed).
     pub url: String,
     /// Mirrors (credentials removed).
@@ -160,7 +246,7 @@ pub struct ListQuery {
 }
 
 /// `GET /v1/jobs` response: one page, oldest first.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct JobPage {
     /// The jobs.
     pub jobs: Vec<Job>,
@@ -236,6 +322,19 @@ pub enum JobEvent {
         total_bytes: Option<u64>,
         /// Receive rate, bytes/s.
         rate_bytes_per_sec: u64,
+        /// Peers connected (swarms).
+        peers: u32,
+        /// Payload bytes uploaded (swarms).
+        uploaded_bytes: u64,
+        /// Upload rate, bytes/s (swarms).
+        upload_rate_bytes_per_sec: u64,
+    },
+    /// Downloaded and verified; now seeding.
+    Seeding {
+        /// Job id.
+        id: i64,
+        /// SHA-256 of the file (single files).
+        sha256: Option<String>,
     },
     /// Paused by the user.
     Paused {

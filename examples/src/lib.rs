@@ -6,8 +6,14 @@
 //!   cannot drift.
 //! - [`client`]: a small REST client for `dlm remote`.
 //! - [`state`]: where the daemon's state and token live.
+//! - [`protocols`]: the one place that names protocols: the registry both
+//!   embeddings use, built from `SECTION.KEY=VALUE` settings, the CLI's
+//!   convenience flags for them, and the protocol-specific commands.
+//! - [`size`]: sizes and rates on the command line.
 #![forbid(unsafe_code)]
 
 pub mod api;
 pub mod client;
+pub mod protocols;
+pub mod size;
 pub mod state;

@@ -14,7 +14,7 @@ use tokio::sync::broadcast::error::RecvError;
 ///
 /// # Panics
 /// When no registered protocol gives a source for `url`.
-pub fn file_download(
+pub async fn file_download(
     registry: &ProtocolRegistry,
     url: &str,
     out: &Path,
@@ -22,6 +22,7 @@ pub fn file_download(
 ) -> Download {
     let source = registry
         .source(&Input::parse(url), &Options::new())
+        .await
         .unwrap_or_else(|e| panic!("{url}: {e}"));
     Download::new(source, Output::File(out.to_path_buf())).with_options(options)
 }
@@ -39,6 +40,7 @@ pub async fn tree_download(
 ) -> TreeSummary {
     let Target::Listing(listing) = registry
         .target(&Input::parse(url), &Options::new())
+        .await
         .unwrap_or_else(|e| panic!("{url}: {e}"))
     else {
         panic!("{url} should be a listing");

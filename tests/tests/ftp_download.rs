@@ -22,10 +22,10 @@ fn run<T>(body: impl std::future::Future<Output = T>) -> T {
     dlm_tests::runtime::e2e(TEST_TIMEOUT, body)
 }
 
-fn download(config: FtpConfig, url: &str, out: &Path, options: DownloadOptions) -> Download {
+async fn download(config: FtpConfig, url: &str, out: &Path, options: DownloadOptions) -> Download {
     let mut registry = ProtocolRegistry::new();
     dlm_ftp::register_with(&mut registry, config).unwrap();
-    dlm_tests::through::file_download(&registry, url, out, options)
+    dlm_tests::through::file_download(&registry, url, out, options).await
 }
 
 async fn fetch(
@@ -42,6 +42,7 @@ async fn fetch(
             .with_connections(connections)
             .with_max_chunk_bytes(Some(2 * MIB)),
     )
+    .await
     .start()
     .wait()
     .await
@@ -137,7 +138,7 @@ fn cancelled_ftp_download_resumes_from_its_control_file() {
             .with_connections(2)
             .with_max_chunk_bytes(Some(2 * MIB))
             .with_rate_limit(Some(4 * MIB));
-        let first = download(ftp_config(), &ftp.url("r.bin"), &out, slow);
+        let first = download(ftp_config(), &ftp.url("r.bin"), &out, slow).await;
         let err = through::cancel_after(first, 3 * MIB).await.unwrap_err();
         assert_eq!(err.kind(), ErrorKind::Cancelled);
         assert!(dlm_core::FileSink::control_path_for(&out).exists());
@@ -147,7 +148,8 @@ fn cancelled_ftp_download_resumes_from_its_control_file() {
             &ftp.url("r.bin"),
             &out,
             DownloadOptions::default(),
-        );
+        )
+        .await;
         let (done, events) = through::with_events(second).await;
         let done = done.unwrap();
         let resumed = events
@@ -178,7 +180,7 @@ fn a_file_replaced_between_runs_restarts_from_zero() {
             .with_connections(2)
             .with_max_chunk_bytes(Some(2 * MIB))
             .with_rate_limit(Some(4 * MIB));
-        let first = download(ftp_config(), &ftp.url("c.bin"), &out, slow);
+        let first = download(ftp_config(), &ftp.url("c.bin"), &out, slow).await;
         let _ = through::cancel_after(first, 2 * MIB).await;
         // The server's file changes: another length (SIZE) and time (MDTM).
         std::thread::sleep(Duration::from_millis(1100));
@@ -188,7 +190,8 @@ fn a_file_replaced_between_runs_restarts_from_zero() {
             &ftp.url("c.bin"),
             &out,
             DownloadOptions::default(),
-        );
+        )
+        .await;
         let (done, events) = through::with_events(second).await;
         let done = done.unwrap();
         assert!(
@@ -221,7 +224,8 @@ fn a_server_allowing_two_sessions_lowers_the_connection_count() {
             DownloadOptions::default()
                 .with_connections(4)
                 .with_max_chunk_bytes(Some(2 * MIB)),
-        );
+        )
+        .await;
         let (done, events) = through::with_events(download).await;
         let done = done.unwrap();
         assert_eq!(done.bytes, size);

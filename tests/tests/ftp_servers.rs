@@ -28,10 +28,10 @@ fn run<T>(body: impl std::future::Future<Output = T>) -> T {
     dlm_tests::runtime::e2e(TEST_TIMEOUT, body)
 }
 
-fn download(config: FtpConfig, url: &str, out: &Path, options: DownloadOptions) -> Download {
+async fn download(config: FtpConfig, url: &str, out: &Path, options: DownloadOptions) -> Download {
     let mut registry = ProtocolRegistry::new();
     dlm_ftp::register_with(&mut registry, config).unwrap();
-    dlm_tests::through::file_download(&registry, url, out, options)
+    dlm_tests::through::file_download(&registry, url, out, options).await
 }
 
 /// Runs a download and returns its result with every event it sent.
@@ -41,7 +41,7 @@ async fn fetch_with_events(
     out: &Path,
     options: DownloadOptions,
 ) -> (Result<dlm_core::Completed>, Vec<Event>) {
-    dlm_tests::through::with_events(download(config, url, out, options)).await
+    dlm_tests::through::with_events(download(config, url, out, options).await).await
 }
 
 async fn fetch(
@@ -56,6 +56,7 @@ async fn fetch(
         out,
         DownloadOptions::default().with_connections(connections),
     )
+    .await
     .start()
     .wait()
     .await
@@ -327,6 +328,7 @@ fn a_server_without_epsv_behind_nat_is_reached_through_pasv_at_the_control_peer(
                 &dlm_core::Input::parse(&ftp.url("/")),
                 &dlm_core::Options::new(),
             )
+            .await
             .unwrap();
         let dlm_core::Target::Listing(listing) = target else {
             panic!("a directory URL is a listing")

@@ -160,6 +160,7 @@ fn a_nested_tree_from_pure_ftpd_listed_with_mlsd_over_ftps() {
         dlm_ftp::register_with(&mut registry, ftp_config()).unwrap();
         let Target::Listing(listing) = registry
             .target(&Input::parse(&ftp.url("nope/")), &Options::new())
+            .await
             .unwrap()
         else {
             panic!("a listing");

@@ -58,9 +58,10 @@ fn registry() -> ProtocolRegistry {
     registry_with(http_config())
 }
 
-fn source(registry: &ProtocolRegistry, url: &str) -> BoxSource {
+async fn source(registry: &ProtocolRegistry, url: &str) -> BoxSource {
     registry
         .source(&Input::parse(url), &Options::new())
+        .await
         .unwrap_or_else(|e| panic!("source for {url}: {e}"))
 }
 
@@ -233,7 +234,7 @@ fn segmented_download_with_16_connections() {
         let out = out_dir.path().join("big.bin");
         let registry = registry();
         let download = Download::new(
-            source(&registry, &nginx.http_url("/big.bin")),
+            source(&registry, &nginx.http_url("/big.bin")).await,
             Output::File(out.clone()),
         )
         .with_options(
@@ -281,7 +282,7 @@ fn https_verifies_certificates() {
 
         let trusted = registry_with(http_config().with_ca_file(nginx.ca_pem()));
         let out = out_dir.path().join("trusted.bin");
-        let download = Download::new(source(&trusted, &url), Output::File(out.clone()))
+        let download = Download::new(source(&trusted, &url).await, Output::File(out.clone()))
             .with_options(DownloadOptions::default().with_connections(4));
         let (done, _) = run(download).await.completed();
         assert_eq!(sha256_file(&out).unwrap(), sha);
@@ -291,12 +292,15 @@ fn https_verifies_certificates() {
         // Whether the refusal is retried is pinned down by `refused_certificate_is_not_retried`.
         let untrusted = registry();
         let refused = out_dir.path().join("refused.bin");
-        let download = Download::new(source(&untrusted, &url), Output::File(refused.clone()))
-            .with_options(
-                DownloadOptions::default()
-                    .with_max_retries(1)
-                    .with_backoff(FAST_BACKOFF),
-            );
+        let download = Download::new(
+            source(&untrusted, &url).await,
+            Output::File(refused.clone()),
+        )
+        .with_options(
+            DownloadOptions::default()
+                .with_max_retries(1)
+                .with_backoff(FAST_BACKOFF),
+        );
         let (err, events) = run(download).await.error();
         assert_eq!(err.kind(), ErrorKind::Network, "{err}");
         assert!(!err.is_retryable(), "{err:?}");
@@ -310,7 +314,7 @@ fn https_verifies_certificates() {
 
         let insecure = registry_with(http_config().with_insecure(true));
         let out = out_dir.path().join("insecure.bin");
-        let download = Download::new(source(&insecure, &url), Output::File(out.clone()))
+        let download = Download::new(source(&insecure, &url).await, Output::File(out.clone()))
             .with_options(DownloadOptions::default().with_connections(4));
         run(download).await.completed();
         assert_eq!(sha256_file(&out).unwrap(), sha);
@@ -341,7 +345,7 @@ fn refused_certificate_is_not_retried() {
         let out_dir = tempfile::tempdir().unwrap();
         let registry = registry();
         let download = Download::new(
-            source(&registry, &nginx.https_url("/tls.bin")),
+            source(&registry, &nginx.https_url("/tls.bin")).await,
             Output::File(out_dir.path().join("refused.bin")),
         )
         .with_options(
@@ -379,7 +383,7 @@ fn throttled_server_completes() {
         let out = out_dir.path().join("slow.bin");
         let registry = registry();
         let download = Download::new(
-            source(&registry, &nginx.http_url("/slow/slow.bin")),
+            source(&registry, &nginx.http_url("/slow/slow.bin")).await,
             Output::File(out.clone()),
         )
         .with_options(
@@ -416,7 +420,7 @@ fn rate_limit_changes_while_running() {
         let out = out_dir.path().join("limited.bin");
         let registry = registry();
         let download = Download::new(
-            source(&registry, &nginx.http_url("/limited.bin")),
+            source(&registry, &nginx.http_url("/limited.bin")).await,
             Output::File(out.clone()),
         )
         .with_options(
@@ -474,7 +478,7 @@ fn redirects_are_followed_and_loops_fail() {
 
         let out = out_dir.path().join("r.bin");
         let download = Download::new(
-            source(&registry, &nginx.http_url("/redirect/3/r.bin")),
+            source(&registry, &nginx.http_url("/redirect/3/r.bin")).await,
             Output::File(out.clone()),
         )
         .with_options(
@@ -502,7 +506,7 @@ fn redirects_are_followed_and_loops_fail() {
 
         let looped = out_dir.path().join("looped.bin");
         let download = Download::new(
-            source(&registry, &nginx.http_url("/loop/r.bin")),
+            source(&registry, &nginx.http_url("/loop/r.bin")).await,
             Output::File(looped.clone()),
         );
         let (err, events) = run(download).await.error();
@@ -535,7 +539,7 @@ fn servers_without_ranges_fall_back_to_one_stream() {
             let out_dir = tempfile::tempdir().unwrap();
             // A directory output: the name comes from the URL.
             let download = Download::new(
-                source(&registry, &url),
+                source(&registry, &url).await,
                 Output::Dir(out_dir.path().to_owned()),
             )
             .with_options(DownloadOptions::default().with_connections(8));
@@ -571,7 +575,7 @@ fn chunked_response_of_unknown_length() {
         let out = out_dir.path().join("c.bin");
         let registry = registry();
         let download = Download::new(
-            source(&registry, &nginx.http_url("/chunked/c.bin")),
+            source(&registry, &nginx.http_url("/chunked/c.bin")).await,
             Output::File(out.clone()),
         )
         .with_options(DownloadOptions::default().with_connections(8));
@@ -607,7 +611,7 @@ fn basic_auth_from_url() {
             Nginx::USER,
             Nginx::PASSWORD
         );
-        let download = Download::new(source(&registry, &url), Output::File(out.clone()))
+        let download = Download::new(source(&registry, &url).await, Output::File(out.clone()))
             .with_options(DownloadOptions::default().with_connections(4));
         let (_, events) = run(download).await.completed();
         assert_eq!(sha256_file(&out).unwrap(), sha);
@@ -628,7 +632,7 @@ fn basic_auth_from_url() {
             ),
         ] {
             let out = out_dir.path().join("denied.bin");
-            let download = Download::new(source(&registry, &url), Output::File(out.clone()))
+            let download = Download::new(source(&registry, &url).await, Output::File(out.clone()))
                 .with_options(
                     DownloadOptions::default()
                         .with_max_retries(5)
@@ -667,7 +671,7 @@ fn http_errors_map_to_kinds() {
         let registry = registry();
 
         let download = Download::new(
-            source(&registry, &nginx.http_url("/status/404")),
+            source(&registry, &nginx.http_url("/status/404")).await,
             Output::File(out_dir.path().join("404")),
         )
         .with_options(DownloadOptions::default().with_backoff(FAST_BACKOFF));
@@ -681,7 +685,7 @@ fn http_errors_map_to_kinds() {
         );
 
         let download = Download::new(
-            source(&registry, &nginx.http_url("/status/503")),
+            source(&registry, &nginx.http_url("/status/503")).await,
             Output::File(out_dir.path().join("503")),
         )
         .with_options(
@@ -720,7 +724,7 @@ fn expected_checksum_is_enforced() {
 
         let wrong: Checksum = format!("sha-256={}", "00".repeat(32)).parse().unwrap();
         let download = Download::new(
-            source(&registry, &nginx.http_url("/sum.bin")),
+            source(&registry, &nginx.http_url("/sum.bin")).await,
             Output::File(out.clone()),
         )
         .with_options(
@@ -738,7 +742,7 @@ fn expected_checksum_is_enforced() {
 
         let right: Checksum = format!("sha-256={sha}").parse().unwrap();
         let download = Download::new(
-            source(&registry, &nginx.http_url("/sum.bin")),
+            source(&registry, &nginx.http_url("/sum.bin")).await,
             Output::File(out.clone()),
         )
         .with_options(
@@ -775,8 +779,8 @@ fn mirrors_share_work_and_bad_ones_are_dropped() {
         let out = out_dir.path().join("m.bin");
         let primary = nginx.http_url("/m.bin");
         let mirror = nginx.https_url("/m.bin");
-        let download = Download::new(source(&registry, &primary), Output::File(out.clone()))
-            .with_mirror(source(&registry, &mirror))
+        let download = Download::new(source(&registry, &primary).await, Output::File(out.clone()))
+            .with_mirror(source(&registry, &mirror).await)
             .with_options(options.clone());
         let collector = tokio::spawn(collect_events(download.subscribe()));
         let handle = download.start();
@@ -817,9 +821,12 @@ fn mirrors_share_work_and_bad_ones_are_dropped() {
 
         let out2 = out_dir.path().join("m2.bin");
         let bad = nginx.http_url("/other.bin");
-        let download = Download::new(source(&registry, &primary), Output::File(out2.clone()))
-            .with_mirror(source(&registry, &bad))
-            .with_options(options);
+        let download = Download::new(
+            source(&registry, &primary).await,
+            Output::File(out2.clone()),
+        )
+        .with_mirror(source(&registry, &bad).await)
+        .with_options(options);
         let collector = tokio::spawn(collect_events(download.subscribe()));
         let handle = download.start();
         let control = handle.control();
@@ -864,7 +871,7 @@ fn connections_cut_mid_transfer_are_resumed() {
         let out = out_dir.path().join("cut.bin");
         let registry = registry();
         let download = Download::new(
-            source(&registry, &proxy.http_url("/cut.bin")),
+            source(&registry, &proxy.http_url("/cut.bin")).await,
             Output::File(out.clone()),
         )
         .with_options(
@@ -924,7 +931,7 @@ fn remote_replaced_mid_download_restarts() {
         // Small chunks under a 2 MiB/s client limit: many requests, each carrying If-Range, long after the
         // replacement.
         let download = Download::new(
-            source(&registry, &nginx.http_url("/slow/v.bin")),
+            source(&registry, &nginx.http_url("/slow/v.bin")).await,
             Output::File(out.clone()),
         )
         .with_options(
@@ -990,7 +997,7 @@ fn remote_replaced_between_runs_restarts() {
             .with_max_chunk_bytes(Some(512 * KIB));
 
         let first = cancel_after(
-            Download::new(source(&registry, &url), Output::File(out.clone()))
+            Download::new(source(&registry, &url).await, Output::File(out.clone()))
                 .with_options(options.clone().with_rate_limit(Some(2 * MIB))),
             MIB,
         )
@@ -999,8 +1006,8 @@ fn remote_replaced_between_runs_restarts() {
         assert!(control_path(&out).exists());
 
         let new_sha = replace_file(nginx.www(), "w.bin", size, 16);
-        let download =
-            Download::new(source(&registry, &url), Output::File(out.clone())).with_options(options);
+        let download = Download::new(source(&registry, &url).await, Output::File(out.clone()))
+            .with_options(options);
         let (done, events) = run(download).await.completed();
         drop(registry);
         assert!(
@@ -1050,7 +1057,7 @@ fn pause_and_resume() {
         let out = out_dir.path().join("pr.bin");
         let registry = registry();
         let download = Download::new(
-            source(&registry, &nginx.http_url("/pr.bin")),
+            source(&registry, &nginx.http_url("/pr.bin")).await,
             Output::File(out.clone()),
         )
         .with_options(
@@ -1133,7 +1140,7 @@ fn cancel_then_resume_in_a_new_download() {
             .with_max_chunk_bytes(Some(512 * KIB));
 
         let err = cancel_after(
-            Download::new(source(&registry, &url), Output::File(out.clone()))
+            Download::new(source(&registry, &url).await, Output::File(out.clone()))
                 .with_options(options.clone().with_rate_limit(Some(2 * MIB))),
             MIB,
         )
@@ -1143,8 +1150,8 @@ fn cancel_then_resume_in_a_new_download() {
         assert!(part_path(&out).exists());
         assert!(!out.exists());
 
-        let download =
-            Download::new(source(&registry, &url), Output::File(out.clone())).with_options(options);
+        let download = Download::new(source(&registry, &url).await, Output::File(out.clone()))
+            .with_options(options);
         let (done, events) = run(download).await.completed();
         drop(registry);
         let started = started(&events);
@@ -1186,7 +1193,7 @@ fn cancelled_download_ends_its_hasher_thread() {
         let registry = registry();
         let err = cancel_after(
             Download::new(
-                source(&registry, &nginx.http_url("/leak.bin")),
+                source(&registry, &nginx.http_url("/leak.bin")).await,
                 Output::File(out_dir.path().join("leak.bin")),
             )
             .with_options(
@@ -1220,7 +1227,7 @@ fn failed_download_ends_its_hasher_thread() {
         let out = out_dir.path().join("fail.bin");
         let registry = registry();
         let download = Download::new(
-            source(&registry, &proxy.http_url("/fail.bin")),
+            source(&registry, &proxy.http_url("/fail.bin")).await,
             Output::File(out.clone()),
         )
         .with_options(
@@ -1257,7 +1264,7 @@ fn error_messages_do_not_repeat() {
         let out_dir = tempfile::tempdir().unwrap();
         let registry = registry();
         let download = Download::new(
-            source(&registry, &nginx.http_url("/status/404")),
+            source(&registry, &nginx.http_url("/status/404")).await,
             Output::File(out_dir.path().join("404")),
         );
         let (err, _) = run(download).await.error();
@@ -1281,7 +1288,7 @@ fn content_disposition_names_are_sanitised() {
         std::fs::create_dir(&out_dir).unwrap();
         let registry = registry();
         let download = Download::new(
-            source(&registry, &nginx.http_url("/disposition/cd.bin")),
+            source(&registry, &nginx.http_url("/disposition/cd.bin")).await,
             Output::Dir(out_dir.clone()),
         );
         let (done, _) = run(download).await.completed();

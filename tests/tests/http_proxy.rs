@@ -23,6 +23,7 @@ async fn download_via(proxy: &str, nginx: &Nginx, url: &str, name: &str) -> Stri
     dlm_http::register_with(&mut registry, config).unwrap();
     let source = registry
         .source(&Input::parse(url), &Options::new())
+        .await
         .unwrap();
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join(name);

@@ -26,6 +26,7 @@ fn download(nginx: &Nginx, http2: bool, name: &str) -> String {
     dlm_tests::runtime::e2e(TEST_TIMEOUT, async {
         let source = registry
             .source(&Input::parse(&url), &Options::new())
+            .await
             .unwrap();
         let download = Download::new(source, Output::File(out.clone())).with_options(
             DownloadOptions::default()

@@ -44,8 +44,8 @@ fn registry(config: S3Config) -> ProtocolRegistry {
     r
 }
 
-fn download(config: S3Config, url: &str, out: &Path, options: DownloadOptions) -> Download {
-    dlm_tests::through::file_download(&registry(config), url, out, options)
+async fn download(config: S3Config, url: &str, out: &Path, options: DownloadOptions) -> Download {
+    dlm_tests::through::file_download(&registry(config), url, out, options).await
 }
 
 async fn tree(config: S3Config, url: &str, out: &Path, connections: u32) -> TreeSummary {
@@ -74,6 +74,7 @@ fn a_256_mib_object_over_8_connections_is_verified_against_its_checksum() {
             &out,
             options.clone(),
         )
+        .await
         .start()
         .wait()
         .await
@@ -94,6 +95,7 @@ fn a_256_mib_object_over_8_connections_is_verified_against_its_checksum() {
             &out,
             options,
         )
+        .await
         .start()
         .wait()
         .await
@@ -160,7 +162,8 @@ fn an_object_replaced_mid_download_restarts_from_zero() {
             &s3.s3_url("bkt", "moving.bin"),
             &out,
             options,
-        );
+        )
+        .await;
         let mut events = d.subscribe();
         let handle = d.start();
         let mut replaced = None;
@@ -206,7 +209,8 @@ fn a_wrong_secret_is_an_auth_error_at_once_and_a_missing_key_is_not_found() {
             &s3.s3_url("bkt", "k.txt"),
             &dir.path().join("a"),
             DownloadOptions::default(),
-        );
+        )
+        .await;
         let (result, events) = dlm_tests::through::with_events(d).await;
         let err = result.unwrap_err();
         assert_eq!(err.kind(), ErrorKind::Auth, "{err}");
@@ -230,6 +234,7 @@ fn a_wrong_secret_is_an_auth_error_at_once_and_a_missing_key_is_not_found() {
                 &dir.path().join("b"),
                 DownloadOptions::default(),
             )
+            .await
             .start()
             .wait()
             .await
@@ -429,6 +434,7 @@ fn a_bucket_in_another_region_is_re_signed_for_it_once() {
     run(async {
         let out = dir.path().join("r.txt");
         let done = download(config, "s3://bkt/r.txt", &out, DownloadOptions::default())
+            .await
             .start()
             .wait()
             .await

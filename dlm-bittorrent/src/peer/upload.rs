@@ -4,10 +4,11 @@
 //! The engine tells the source which byte ranges it has written
 //! ([`Uploads::stored`]); a piece counts as ours once all its bytes are
 //! stored, and the swarm then sends `have` for it. Every such byte passed
-//! the piece's SHA-1 on the way in (and resumed pieces were verified when
-//! first downloaded), so nothing is hashed twice. A piece is read whole when
-//! first uploaded and stays in a small cache so the blocks of one piece cost
-//! one read.
+//! the piece's SHA-1 on the way in, so it is not hashed again. Pieces held
+//! from an earlier run (the control file says they verified then) are
+//! checked once, when first read for a peer, so a file changed on disk
+//! since is never served. A piece is read whole when first uploaded and
+//! stays in a small cache so the blocks of one piece cost one read.
 
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
@@ -39,6 +40,9 @@ pub struct Uploads {
 struct State {
     /// Pieces we have.
     have: Bitfield,
+    /// Pieces known to match their SHA-1 on disk (received this session, or
+    /// checked at their first upload).
+    checked: Bitfield,
     /// Pieces gained while running, in order: connections send `have` for them.
     gained: Vec<u32>,
     /// Bytes stored of pieces not yet complete.
@@ -65,6 +69,7 @@ impl Uploads {
             storage: OnceLock::new(),
             state: Mutex::new(State {
                 have: Bitfield::empty(pieces),
+                checked: Bitfield::empty(pieces),
                 gained: Vec::new(),
                 partial: RangeSet::new(),
                 cache: VecDeque::new(),
@@ -80,15 +85,19 @@ impl Uploads {
         self.state.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
-    /// Where pieces are read from, with the (verified) pieces it already
-    /// holds. A second call is ignored.
-    pub fn attach(&self, storage: StoredBytes, have: &Bitfield) {
+    /// Where pieces are read from, with the pieces it already holds;
+    /// `checked`: they were just verified on disk (a re-check), else they
+    /// are checked at their first upload. A second call is ignored.
+    pub fn attach(&self, storage: StoredBytes, have: &Bitfield, checked: bool) {
         if self.storage.set(storage).is_err() {
             return;
         }
         let mut st = self.state();
         for i in (0..have.len()).filter(|i| have.has(*i)) {
             st.have.set(i);
+            if checked {
+                st.checked.set(i);
+            }
         }
     }
 
@@ -100,8 +109,8 @@ impl Uploads {
             return Vec::new();
         }
         let first = (range.start / m.piece_length) as usize;
-        let last = (range.end.min(m.total_length).div_ceil(m.piece_length) as usize)
-            .min(m.piece_count());
+        let last =
+            (range.end.min(m.total_length).div_ceil(m.piece_length) as usize).min(m.piece_count());
         let mut st = self.state();
         st.partial.insert(range);
         let mut completed = Vec::new();
@@ -111,6 +120,7 @@ impl Uploads {
                 continue;
             }
             st.partial.remove(piece);
+            st.checked.set(i);
             if !st.have.has(i) {
                 st.have.set(i);
                 st.gained.push(i as u32);
@@ -183,9 +193,10 @@ impl Uploads {
         Ok(piece.slice(begin as usize..(begin + length) as usize))
     }
 
-    /// Piece `index`, from the cache or read back from storage.
+    /// Piece `index`, from the cache or read back from storage (and
+    /// checked against its SHA-1 the first time, for a resumed piece).
     async fn piece(&self, index: u32, len: u64) -> Result<Bytes, BlockError> {
-        {
+        let checked = {
             let mut st = self.state();
             if let Some(pos) = st.cache.iter().position(|(i, _)| *i == index) {
                 let hit = st.cache.remove(pos).expect("position is in range");
@@ -193,7 +204,8 @@ impl Uploads {
                 st.cache.push_back(hit);
                 return Ok(bytes);
             }
-        }
+            st.checked.has(index as usize)
+        };
         let storage = self.storage.get().ok_or(BlockError::NotYet)?;
         let at = self.metainfo.piece_range(index as usize).start;
         let data = storage
@@ -203,7 +215,15 @@ impl Uploads {
         if data.len() as u64 != len {
             return Err(BlockError::NotYet);
         }
+        if !checked && !self.metainfo.piece_matches(index as usize, &data).await {
+            tracing::warn!(
+                piece = index,
+                "a resumed piece no longer matches its SHA-1: not served"
+            );
+            return Err(BlockError::Invalid);
+        }
         let mut st = self.state();
+        st.checked.set(index as usize);
         st.cached_bytes += len;
         st.cache.push_back((index, data.clone()));
         while st.cached_bytes > CACHE_BYTES {

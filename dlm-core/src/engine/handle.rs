@@ -122,6 +122,13 @@ impl DownloadControl {
         self.shared.stats().clone()
     }
 
+    /// The byte ranges done so far: written and, where the source verifies,
+    /// verified; ranges skipped for unselected files count as done. A copy,
+    /// so call it at a human pace (per second), not per frame.
+    pub fn done_ranges(&self) -> crate::RangeSet {
+        self.shared.plan().map.done.clone()
+    }
+
     /// Subscribes to events from now on (bounded; a slow reader gets `Lagged`).
     pub fn subscribe(&self) -> broadcast::Receiver<Event> {
         self.shared.events.subscribe()

@@ -305,7 +305,10 @@ impl Engine {
         });
         let wanted = {
             let plan = self.shared.plan();
-            plan.map.done.total_len().saturating_sub(self.skip.total_len())
+            plan.map
+                .done
+                .total_len()
+                .saturating_sub(self.skip.total_len())
         }
         .max(1);
         let started = Instant::now();
@@ -352,7 +355,8 @@ impl Engine {
 
     async fn run_inner(&mut self) -> Result<Completed> {
         self.set_state(DownloadState::Probing);
-        let probe = self.probe_sources().await?;
+        let mut probe = self.probe_sources().await?;
+        select_files(&mut probe, self.options.selected_files.as_deref())?;
         let ranged = probe.caps.ranges && probe.len.is_some();
         if !self.custom_scheduler {
             // The source's own picker (a swarm's), else the default aligned as the probe says.
@@ -396,7 +400,6 @@ impl Engine {
         });
 
         let mut restarts = 0;
-        let mut probe = probe;
         loop {
             match self
                 .transfer(&target, &identity, done, ranged, &algorithms)
@@ -413,6 +416,7 @@ impl Engine {
                     tracing::warn!(%reason, "remote changed; restarting from zero");
                     self.shared.emit(Event::Restarted { reason });
                     probe = self.probe_with_retries(0).await?;
+                    select_files(&mut probe, self.options.selected_files.as_deref())?;
                     // A new length is fine for one source (the sink is re-prepared); mirrors
                     // probed for the old length could no longer be trusted.
                     let mirrors = self.sources.len() > 1;
@@ -523,9 +527,26 @@ impl Engine {
                     .and_then(safe_file_name)
                     .unwrap_or_else(|| FALLBACK_NAME.to_string());
                 let sink = crate::MultiFileSink::new(dir.clone(), &name, probe.files.clone())?;
+                let control_path = dir.join(format!(".{name}.dlm"));
+                // Without resume state, files already there are someone's data: never truncated unasked.
+                if !self.options.overwrite
+                    && !control_path.exists()
+                    && let Some(f) = probe
+                        .files
+                        .iter()
+                        .find(|f| f.wanted && f.len > 0 && dir.join(&f.path).exists())
+                {
+                    return Err(Error::new(
+                        ErrorKind::InvalidInput,
+                        format!(
+                            "{} already exists (pass overwrite to replace it)",
+                            dir.join(&f.path).display()
+                        ),
+                    ));
+                }
                 return Ok(Target {
                     sink: Arc::new(sink),
-                    control_path: Some(dir.join(format!(".{name}.dlm"))),
+                    control_path: Some(control_path),
                     final_path: Some(dir.join(name)),
                 });
             }
@@ -662,7 +683,12 @@ impl Engine {
         });
         // The remote's own limit (an FTP server's sessions per client) caps the option.
         let cap = self.connection_cap.unwrap_or(u32::MAX).max(1);
-        let connections = if ranged {
+        let connections = if ranged && self.sources[0].swarm_dyn().is_some() {
+            // A swarm binds one peer to each connection: as many as it may have peers.
+            self.connection_cap
+                .unwrap_or(self.options.connections)
+                .max(1)
+        } else if ranged {
             self.options.connections.clamp(1, cap)
         } else {
             1
@@ -989,6 +1015,58 @@ fn part_name(target: &Target) -> String {
         .as_deref()
         .map(Path::display)
         .map_or_else(|| "output".to_string(), |d| d.to_string())
+}
+
+/// Applies a file selection to a probe: marks the files wanted or not and
+/// adds to [`Probe::skip`] the alignment units (pieces) that hold no byte of
+/// a selected file.
+///
+/// # Errors
+/// [`ErrorKind::InvalidInput`] for an index past the last file, or a
+/// selection of anything but file 0 in a one-file byte space.
+fn select_files(probe: &mut Probe, selected: Option<&[usize]>) -> Result<()> {
+    let Some(selected) = selected else {
+        return Ok(());
+    };
+    let count = probe.files.len().max(1);
+    if let Some(bad) = selected.iter().find(|i| **i >= count) {
+        return Err(Error::new(
+            ErrorKind::InvalidInput,
+            format!("file {} is not in the download ({count} files)", bad + 1),
+        ));
+    }
+    if probe.files.is_empty() {
+        return Ok(());
+    }
+    let mut wanted = RangeSet::new();
+    for (i, f) in probe.files.iter_mut().enumerate() {
+        f.wanted = selected.contains(&i);
+        if f.wanted && f.len > 0 {
+            wanted.insert(crate::ByteRange::new(f.offset, f.offset + f.len));
+        }
+    }
+    let Some(len) = probe.len else {
+        return Ok(());
+    };
+    let unwanted = RangeSet::from_ranges(wanted.gaps(len));
+    let unit = probe
+        .caps
+        .alignment
+        .map_or(len.max(1), std::num::NonZeroU64::get);
+    match probe.caps.alignment {
+        Some(_) => {
+            let mut start = 0;
+            while start < len {
+                let r = crate::ByteRange::new(start, (start + unit).min(len));
+                if unwanted.contains_range(r) {
+                    probe.skip.push(r);
+                }
+                start = r.end;
+            }
+        }
+        None => probe.skip.extend(unwanted.ranges().iter().copied()),
+    }
+    Ok(())
 }
 
 /// Adds the sample `(now, total)` and returns the rate of `total` over the

@@ -63,6 +63,14 @@ pub struct DownloadOptions {
     /// [`Source::swarm`](crate::Source::swarm)) until this policy says stop,
     /// or until cancelled. `None`: leave the swarm at once.
     pub seed: Option<SeedPolicy>,
+    /// For a byte space of several files ([`Probe::files`](crate::Probe::files),
+    /// a torrent's): the files to download, by index (0-based); `None`: all.
+    /// Units ([`Capabilities::alignment`](crate::Capabilities::alignment), a
+    /// torrent's pieces) that touch no selected file are not fetched; units
+    /// shared with a selected file are fetched whole, the other files' bytes
+    /// kept aside. Change it by starting the download again with the same
+    /// output: what was done is kept.
+    pub selected_files: Option<Vec<usize>>,
 }
 
 /// When seeding after a completed download ends: at the first limit
@@ -106,6 +114,7 @@ impl Default for DownloadOptions {
             overwrite: false,
             max_restarts: 3,
             seed: None,
+            selected_files: None,
         }
     }
 }
@@ -181,6 +190,11 @@ impl DownloadOptions {
     /// Sets [`DownloadOptions::seed`].
     pub fn with_seed(mut self, policy: Option<SeedPolicy>) -> Self {
         self.seed = policy;
+        self
+    }
+    /// Sets [`DownloadOptions::selected_files`].
+    pub fn with_selected_files(mut self, files: Option<Vec<usize>>) -> Self {
+        self.selected_files = files;
         self
     }
     /// Sets [`DownloadOptions::save_interval`].

@@ -25,6 +25,21 @@ pub struct FileSpan {
     pub wanted: bool,
 }
 
+/// Copies `len` bytes at `offset` of `from` to the start of `to`, as far as
+/// `from` reaches (a sparse parts file reads its holes as zeros).
+fn copy_range(from: &File, offset: u64, to: &File, len: u64) -> std::io::Result<()> {
+    let available = from.metadata()?.len().saturating_sub(offset).min(len);
+    let mut buf = vec![0u8; (1 << 20).min(available as usize)];
+    let mut done = 0;
+    while done < available {
+        let n = buf.len().min((available - done) as usize);
+        from.read_exact_at(&mut buf[..n], offset + done)?;
+        to.write_all_at(&buf[..n], done)?;
+        done += n as u64;
+    }
+    Ok(())
+}
+
 impl FileSpan {
     fn range(&self) -> ByteRange {
         ByteRange::new(self.offset, self.offset + self.len)
@@ -174,15 +189,27 @@ fn open_rw(path: &Path) -> Result<File> {
 
 impl Sink for MultiFileSink {
     async fn prepare(&self, _len: Option<u64>, _digests: &[DigestAlgorithm]) -> Result<()> {
+        let parts_exist = self.parts.is_file();
         for (i, f) in self.files.iter().enumerate() {
             if !f.wanted {
                 continue;
             }
+            // A file selected since an earlier run: the bytes fetched for it
+            // then (pieces shared with a selected file) are in the parts file.
+            let from_parts = parts_exist && !self.dir.join(&f.path).exists();
             let file = self.file(Place::File(i))?;
-            let len = f.len;
+            let parts = if from_parts {
+                Some(self.file(Place::Parts)?)
+            } else {
+                None
+            };
+            let (len, offset) = (f.len, f.offset);
             Self::blocking("sizing a file", move || {
                 if file.metadata()?.len() != len {
                     file.set_len(len)?;
+                }
+                if let Some(parts) = parts {
+                    copy_range(&parts, offset, &file, len)?;
                 }
                 Ok(())
             })
@@ -334,6 +361,35 @@ mod tests {
         // The unwanted file never appears, and its bytes are gone with the parts file.
         assert!(!dir.path().join("t/sub/b.bin").exists());
         assert!(!sink.parts_path().exists());
+    }
+
+    #[tokio::test]
+    async fn a_file_selected_later_takes_its_bytes_from_the_parts_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let data: Vec<u8> = (0u8..12).collect();
+        let first = vec![span("t/a.bin", 0, 5, true), span("t/b.bin", 5, 7, false)];
+        let sink = MultiFileSink::new(dir.path().to_path_buf(), "t", first).unwrap();
+        sink.prepare(Some(12), &[]).await.unwrap();
+        // Only the piece shared with a.bin, [0, 8), was fetched.
+        sink.write_at(0, Bytes::copy_from_slice(&data[..8]))
+            .await
+            .unwrap();
+        drop(sink);
+        let both = vec![span("t/a.bin", 0, 5, true), span("t/b.bin", 5, 7, true)];
+        let sink = MultiFileSink::new(dir.path().to_path_buf(), "t", both).unwrap();
+        sink.prepare(Some(12), &[]).await.unwrap();
+        assert_eq!(
+            sink.read_at(0, 8).await.unwrap().to_vec(),
+            data[..8].to_vec()
+        );
+        sink.write_at(8, Bytes::copy_from_slice(&data[8..]))
+            .await
+            .unwrap();
+        sink.commit().await.unwrap();
+        assert_eq!(
+            std::fs::read(dir.path().join("t/b.bin")).unwrap(),
+            data[5..].to_vec()
+        );
     }
 
     #[test]

@@ -1,45 +1,53 @@
 //! The job queue and its worker pool: at most `max_active` downloads at once
 //! and at most `max_per_host` per remote host; the rest wait in priority,
-//! then first-in-first-out, order.
+//! then first-in-first-out, order. Jobs are any input the registry takes:
+//! files, torrents (by URL, by path, or uploaded), directory trees; see
+//! [`runner`] for how one runs.
+
+mod runner;
 
 use std::collections::HashMap;
 use std::path::{Component, Path, PathBuf};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
 
-use dlm_core::{
-    Checksum, Download, DownloadControl, DownloadOptions, ErrorKind, Event, Input, Options, Output,
-    ProtocolRegistry, RateLimiter,
-};
-use dlm_examples::api::{Job, JobEvent, JobState, NewJob, Settings};
+use base64::Engine as _;
+use dlm_core::{Checksum, ErrorKind, Input, Options, ProtocolRegistry, RateLimiter};
+use dlm_examples::api::{Job, JobEvent, JobState, NewJob, Settings, Upload};
+use dlm_examples::protocols;
 use tokio::sync::broadcast;
 use tracing::Instrument;
 
+use self::runner::{JobControl, Outcome, job_input, tree_result};
 use crate::metrics::Metrics;
-use crate::store::{JobRow, Store};
+use crate::store::{JobRow, Live, Store};
 
 /// Capacity of the SSE event buffer; a slower client misses events (it is
 /// told so) rather than stalling downloads.
 const EVENT_CAPACITY: usize = 4096;
-/// How often a running job's progress is written to the store.
-const STORE_PROGRESS_EVERY: Duration = Duration::from_secs(1);
 /// Largest number of connections a job may ask for.
 const MAX_CONNECTIONS: u32 = 64;
+/// Largest uploaded input file accepted in a job, bytes (decoded).
+const MAX_UPLOAD_BYTES: usize = 8 << 20;
 
 /// Why a running job is being stopped.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum StopReason {
     Pause,
-    Cancel { delete_file: bool },
+    Cancel {
+        delete_file: bool,
+    },
     Shutdown,
+    /// The file selection changed: queue it again at once.
+    Reselect,
 }
 
 #[derive(Debug)]
 struct Running {
-    control: DownloadControl,
+    control: JobControl,
     host: String,
     stop: Option<StopReason>,
-    rate_bytes_per_sec: u64,
+    live: Live,
 }
 
 #[derive(Debug)]
@@ -71,6 +79,8 @@ pub(crate) struct Manager {
     store: Store,
     registry: ProtocolRegistry,
     download_dir: PathBuf,
+    /// Where uploaded input files are kept (`STATE_DIR/uploads`).
+    uploads_dir: PathBuf,
     allow_absolute_dest: bool,
     global: Arc<RateLimiter>,
     inner: Mutex<Inner>,
@@ -101,7 +111,7 @@ impl Manager {
     pub(crate) fn new(
         store: Store,
         registry: ProtocolRegistry,
-        download_dir: PathBuf,
+        (download_dir, uploads_dir): (PathBuf, PathBuf),
         allow_absolute_dest: bool,
         defaults: (u32, u32, u64),
     ) -> Result<Arc<Self>, rusqlite::Error> {
@@ -137,6 +147,7 @@ impl Manager {
             store,
             registry,
             download_dir,
+            uploads_dir,
             allow_absolute_dest,
             global: Arc::new(RateLimiter::new(Some(global_rate))),
             inner: Mutex::new(Inner {
@@ -162,17 +173,36 @@ impl Manager {
         let _ = self.events.send(e);
     }
 
-    fn rate_of(&self, id: i64) -> u64 {
+    fn live(&self, id: i64) -> Live {
         self.inner()
             .running
             .get(&id)
-            .map_or(0, |r| r.rate_bytes_per_sec)
+            .map_or_else(Live::default, |r| r.live)
+    }
+
+    /// Records a running job's live counters.
+    fn set_live(&self, id: i64, stats: &dlm_core::Stats) {
+        if let Some(r) = self.inner().running.get_mut(&id) {
+            r.live = Live {
+                rate_bytes_per_sec: stats.rate_bytes_per_sec,
+                peers: stats.peers,
+                uploaded_bytes: stats.uploaded_bytes,
+                upload_rate_bytes_per_sec: stats.upload_rate_bytes_per_sec,
+            };
+        }
+    }
+
+    /// Records a running tree's receive rate.
+    fn set_live_rate(&self, id: i64, rate_bytes_per_sec: u64) {
+        if let Some(r) = self.inner().running.get_mut(&id) {
+            r.live.rate_bytes_per_sec = rate_bytes_per_sec;
+        }
     }
 
     /// The API view of a job.
     pub(crate) fn job(&self, id: i64) -> Result<Job, ManagerError> {
         let row = self.store.get(id)?.ok_or(ManagerError::NotFound(id))?;
-        Ok(row.to_api(self.rate_of(id)))
+        Ok(row.to_api(self.live(id)))
     }
 
     /// A page of jobs.
@@ -186,33 +216,50 @@ impl Manager {
         let inner = self.inner();
         Ok(rows
             .iter()
-            .map(|r| r.to_api(inner.running.get(&r.id).map_or(0, |x| x.rate_bytes_per_sec)))
+            .map(|r| {
+                r.to_api(
+                    inner
+                        .running
+                        .get(&r.id)
+                        .map_or_else(Live::default, |x| x.live),
+                )
+            })
             .collect())
     }
 
     /// Validates and queues a job.
     pub(crate) fn add(self: &Arc<Self>, new: NewJob) -> Result<Job, ManagerError> {
-        let input = Input::parse(&new.url);
-        let Input::Url(url) = &input else {
-            return Err(ManagerError::BadRequest(format!(
-                "url {:?} is not an absolute URL",
-                new.url
-            )));
+        let url = match (&new.upload, new.url.trim()) {
+            (Some(_), u) if !u.is_empty() => {
+                return Err(ManagerError::BadRequest(
+                    "give either url or upload, not both".into(),
+                ));
+            }
+            (Some(up), _) => self.save_upload(up)?,
+            (None, "") => return Err(ManagerError::BadRequest("url is empty".into())),
+            (None, u) => u.to_string(),
         };
-        let protocol = self
-            .registry
-            .resolve(&input)
+        let input = Input::parse(&url);
+        let host = match &input {
+            Input::Url(u) => u.host_str().unwrap_or("").to_ascii_lowercase(),
+            Input::File(p) => {
+                self.check_readable(p)?;
+                String::new()
+            }
+            _ => String::new(),
+        };
+        self.registry
+            .protocol(&input)
             .map_err(|e| ManagerError::BadRequest(e.to_string()))?;
-        if protocol.is_listing(&input) {
-            // A job is one file (one path, one digest, one byte count); trees are the CLI's for now.
-            return Err(ManagerError::BadRequest(format!(
-                "{} names a directory: dlmd downloads single files; use `dlm get` for a directory tree",
-                dlm_core::redact_url(url)
-            )));
-        }
+        let options = new
+            .options
+            .iter()
+            .fold(Options::new(), |o, (k, v)| o.with(k.clone(), v.clone()));
+        protocols::Settings::from_options(&options)
+            .map_err(|e| ManagerError::BadRequest(e.to_string()))?;
         for m in &new.mirrors {
             self.registry
-                .resolve(&Input::parse(m))
+                .protocol(&Input::parse(m))
                 .map_err(|e| ManagerError::BadRequest(format!("mirror: {e}")))?;
         }
         if let Some(d) = &new.dest {
@@ -221,6 +268,14 @@ impl Manager {
         if let Some(c) = &new.checksum {
             c.parse::<Checksum>()
                 .map_err(|e| ManagerError::BadRequest(e.to_string()))?;
+        }
+        if new.files.as_ref().is_some_and(Vec::is_empty) {
+            return Err(ManagerError::BadRequest("files selects no file".into()));
+        }
+        if new.seed_ratio.is_some_and(|r| !r.is_finite() || r < 0.0) {
+            return Err(ManagerError::BadRequest(
+                "seed_ratio must be a number ≥ 0".into(),
+            ));
         }
         let connections = new.connections.unwrap_or(8);
         if !(1..=MAX_CONNECTIONS).contains(&connections) {
@@ -235,18 +290,68 @@ impl Manager {
             checksum: new.checksum,
             rate_limit: new.rate_limit.unwrap_or(0),
             priority: new.priority.unwrap_or(0),
-            ..JobRow::queued(
-                new.url.clone(),
-                url.host_str().unwrap_or("").to_ascii_lowercase(),
-            )
+            options: new.options,
+            selected: new.files,
+            seed_ratio: new.seed_ratio,
+            seed_time: new.seed_time,
+            ..JobRow::queued(url, host)
         };
         let row = self.store.insert(row)?;
-        let job = row.to_api(0);
+        let job = row.to_api(Live::default());
         self.emit(JobEvent::Added {
             job: Box::new(job.clone()),
         });
         self.schedule();
         Ok(job)
+    }
+
+    /// Keeps an uploaded input file in the uploads directory, named by its
+    /// SHA-256 and the extension it came with; returns its path.
+    fn save_upload(&self, up: &Upload) -> Result<String, ManagerError> {
+        use sha2::Digest as _;
+        let bytes = base64::engine::general_purpose::STANDARD
+            .decode(up.base64.trim())
+            .map_err(|e| ManagerError::BadRequest(format!("upload is not base64: {e}")))?;
+        if bytes.is_empty() || bytes.len() > MAX_UPLOAD_BYTES {
+            return Err(ManagerError::BadRequest(format!(
+                "upload must be 1 to {MAX_UPLOAD_BYTES} bytes"
+            )));
+        }
+        let ext: String = Path::new(&up.name)
+            .extension()
+            .map(|e| e.to_string_lossy().to_ascii_lowercase())
+            .unwrap_or_default()
+            .chars()
+            .filter(char::is_ascii_alphanumeric)
+            .take(16)
+            .collect();
+        let mut name = hex::encode(sha2::Sha256::digest(&bytes));
+        if !ext.is_empty() {
+            name = format!("{name}.{ext}");
+        }
+        let path = self.uploads_dir.join(name);
+        std::fs::create_dir_all(&self.uploads_dir)
+            .and_then(|()| std::fs::write(&path, &bytes))
+            .map_err(|e| ManagerError::BadRequest(format!("saving the upload: {e}")))?;
+        Ok(path.display().to_string())
+    }
+
+    /// A local input must be a file inside the download or uploads directory.
+    fn check_readable(&self, p: &Path) -> Result<(), ManagerError> {
+        let inside = std::fs::canonicalize(p).is_ok_and(|c| {
+            [&self.download_dir, &self.uploads_dir]
+                .iter()
+                .filter_map(|d| std::fs::canonicalize(d).ok())
+                .any(|d| c.starts_with(d))
+        });
+        if inside {
+            Ok(())
+        } else {
+            Err(ManagerError::BadRequest(format!(
+                "{} is not a file inside the download directory",
+                p.display()
+            )))
+        }
     }
 
     /// Starts queued jobs while the limits allow.
@@ -275,162 +380,80 @@ impl Manager {
             if inner.running.len() as u32 >= inner.max_active {
                 break;
             }
+            // Local inputs (an uploaded torrent) have no host to spare.
             let n = per_host.entry(row.host.clone()).or_default();
-            if *n >= inner.max_per_host {
+            if !row.host.is_empty() && *n >= inner.max_per_host {
                 continue;
             }
             *n += 1;
-            match self.start(&row) {
-                Ok(running) => {
-                    inner.running.insert(row.id, running);
-                }
-                Err((kind, message)) => {
-                    *per_host.get_mut(&row.host).expect("counted above") -= 1;
-                    let _ = self
-                        .store
-                        .set_state(row.id, JobState::Failed, Some((&kind, &message)));
-                    self.metrics.failed(&kind);
-                    self.emit(JobEvent::Failed {
-                        id: row.id,
-                        kind,
-                        message,
-                    });
-                }
-            }
+            let running = self.start(&row);
+            inner.running.insert(row.id, running);
         }
     }
 
-    /// Builds and spawns the download of `row`.
-    fn start(self: &Arc<Self>, row: &JobRow) -> Result<Running, (String, String)> {
-        let err = |e: dlm_core::Error| (e.kind().to_string(), e.to_string());
-        let options = Options::new();
-        let source = self
-            .registry
-            .source(&Input::parse(&row.url), &options)
-            .map_err(err)?;
-        let output = match &row.dest {
-            None => Output::Dir(self.download_dir.clone()),
-            Some(d) if d.ends_with('/') => Output::Dir(self.download_dir.join(d)),
-            Some(d) => Output::File(self.download_dir.join(d)),
-        };
-        let checksum = row
-            .checksum
-            .as_deref()
-            .map(str::parse::<Checksum>)
-            .transpose()
-            .map_err(err)?;
-        let opts = DownloadOptions::default()
-            .with_connections(row.connections)
-            .with_rate_limit((row.rate_limit > 0).then_some(row.rate_limit))
-            .with_checksum(checksum)
-            .with_global_limiter(self.global.clone());
-        let mut download = Download::new(source, output).with_options(opts);
-        for m in &row.mirrors {
-            download = download.with_mirror(
-                self.registry
-                    .source(&Input::parse(m), &options)
-                    .map_err(err)?,
-            );
-        }
-        let events = download.subscribe();
-        let handle = download.start();
-        let control = handle.control();
+    /// Spawns the job of `row`; it resolves its input first.
+    fn start(self: &Arc<Self>, row: &JobRow) -> Running {
+        let control = JobControl::default();
         let _ = self.store.set_state(row.id, JobState::Running, None);
         self.emit(JobEvent::Started { id: row.id });
         let me = self.clone();
         let id = row.id;
-        let protocol = row
-            .url
-            .split(':')
-            .next()
-            .unwrap_or("unknown")
-            .to_ascii_lowercase();
-        let span = tracing::info_span!(parent: None, "job", id, url = %dlm_core::redact_url(&url::Url::parse(&row.url).map_err(|e| ("invalid-input".to_string(), e.to_string()))?));
+        let span = tracing::info_span!(parent: None, "job", id, input = %job_input(row));
+        let job = row.clone();
+        let c = control.clone();
         tokio::spawn(
             async move {
                 tracing::info!("started");
-                let forward = me.clone().forward(id, events, protocol);
-                let (result, ()) = tokio::join!(handle.wait(), forward);
+                let result = me.clone().run(job, c).await;
                 me.finished(id, result);
             }
             .instrument(span),
         );
-        Ok(Running {
+        Running {
             control,
             host: row.host.clone(),
             stop: None,
-            rate_bytes_per_sec: 0,
-        })
-    }
-
-    /// Forwards a download's engine events to the store, metrics and SSE.
-    async fn forward(
-        self: Arc<Self>,
-        id: i64,
-        mut events: broadcast::Receiver<Event>,
-        protocol: String,
-    ) {
-        let mut last_store = Instant::now() - STORE_PROGRESS_EVERY;
-        let mut last_bytes = 0u64;
-        loop {
-            let ev = match events.recv().await {
-                Ok(ev) => ev,
-                Err(broadcast::error::RecvError::Lagged(_)) => continue,
-                Err(broadcast::error::RecvError::Closed) => return,
-            };
-            match ev {
-                Event::Started { path: Some(p), .. } => {
-                    let rel = p.strip_prefix(&self.download_dir).unwrap_or(&p);
-                    let _ = self.store.set_path(id, &rel.to_string_lossy());
-                }
-                Event::Progress(stats) => {
-                    if let Some(r) = self.inner().running.get_mut(&id) {
-                        r.rate_bytes_per_sec = stats.rate_bytes_per_sec;
-                    }
-                    self.metrics
-                        .add_bytes(&protocol, stats.downloaded_bytes.saturating_sub(last_bytes));
-                    last_bytes = stats.downloaded_bytes;
-                    if last_store.elapsed() >= STORE_PROGRESS_EVERY {
-                        last_store = Instant::now();
-                        let _ =
-                            self.store
-                                .set_progress(id, stats.downloaded_bytes, stats.total_bytes);
-                    }
-                    self.emit(JobEvent::Progress {
-                        id,
-                        downloaded_bytes: stats.downloaded_bytes,
-                        total_bytes: stats.total_bytes,
-                        rate_bytes_per_sec: stats.rate_bytes_per_sec,
-                    });
-                }
-                Event::Completed(done) => {
-                    self.metrics
-                        .add_bytes(&protocol, done.bytes.saturating_sub(last_bytes));
-                    return;
-                }
-                Event::Failed { .. } => return,
-                _ => {}
-            }
+            live: Live::default(),
         }
     }
 
-    /// Records how a download ended and starts the next ones.
-    fn finished(self: &Arc<Self>, id: i64, result: dlm_core::Result<dlm_core::Completed>) {
+    /// Records how a job ended and starts the next ones.
+    fn finished(self: &Arc<Self>, id: i64, result: Result<Outcome, dlm_core::Error>) {
         let stop = self.inner().running.remove(&id).and_then(|r| r.stop);
+        let result = match result {
+            Ok(Outcome::Tree(summary)) => match tree_result(&summary) {
+                Ok(()) => {
+                    tracing::info!(files = summary.progress.files_done, "completed");
+                    let _ = self.store.complete(id, summary.progress.bytes_done, None);
+                    self.emit(JobEvent::Completed { id, sha256: None });
+                    self.schedule();
+                    return;
+                }
+                Err((kind, message)) => Err(dlm_core::Error::new(kind, message)),
+            },
+            Ok(Outcome::File(done)) => Ok(done),
+            Err(e) => Err(e),
+        };
         match (result, stop) {
             (Ok(done), _) => {
                 let sha = done.sha256().map(|c| c.to_hex());
                 tracing::info!(
                     bytes = done.bytes,
+                    uploaded = done.uploaded_bytes,
                     sha256 = sha.as_deref().unwrap_or(""),
                     "completed"
                 );
                 let _ = self.store.complete(id, done.bytes, sha.as_deref());
+                let _ = self.store.set_uploaded(id, done.uploaded_bytes);
                 self.emit(JobEvent::Completed { id, sha256: sha });
             }
             (Err(e), Some(StopReason::Pause)) if e.kind() == ErrorKind::Cancelled => {
                 let _ = self.store.set_state(id, JobState::Paused, None);
                 self.emit(JobEvent::Paused { id });
+            }
+            (Err(e), Some(StopReason::Reselect)) if e.kind() == ErrorKind::Cancelled => {
+                tracing::info!("continuing with the new file selection");
+                let _ = self.store.set_state(id, JobState::Queued, None);
             }
             (Err(e), Some(StopReason::Cancel { delete_file }))
                 if e.kind() == ErrorKind::Cancelled =>
@@ -478,7 +501,7 @@ impl Manager {
             match inner.running.get_mut(&id) {
                 Some(r) => {
                     r.stop = Some(StopReason::Pause);
-                    r.control.cancel();
+                    r.control.stop();
                     true
                 }
                 None => false,
@@ -538,7 +561,7 @@ impl Manager {
             match inner.running.get_mut(&id) {
                 Some(r) => {
                     r.stop = Some(StopReason::Cancel { delete_file });
-                    r.control.cancel();
+                    r.control.stop();
                     true
                 }
                 None => false,
@@ -554,14 +577,40 @@ impl Manager {
         self.job(id)
     }
 
-    /// Changes priority and/or rate limit.
+    /// Changes priority, rate limit and/or the file selection (a running
+    /// job continues at once with the new selection, keeping what it has).
     pub(crate) fn patch(
         self: &Arc<Self>,
         id: i64,
         priority: Option<i32>,
         rate: Option<u64>,
+        files: Option<Vec<usize>>,
     ) -> Result<Job, ManagerError> {
-        self.store.get(id)?.ok_or(ManagerError::NotFound(id))?;
+        let row = self.store.get(id)?.ok_or(ManagerError::NotFound(id))?;
+        if let Some(files) = &files {
+            if files.is_empty() {
+                return Err(ManagerError::BadRequest("files selects no file".into()));
+            }
+            if row.kind.as_deref() == Some("tree") {
+                return Err(ManagerError::BadRequest(
+                    "a tree job's files cannot be selected".into(),
+                ));
+            }
+            if let Some(bad) = files
+                .iter()
+                .find(|i| !row.files.is_empty() && **i >= row.files.len())
+            {
+                return Err(ManagerError::BadRequest(format!(
+                    "file {bad} is not in the job ({} files)",
+                    row.files.len()
+                )));
+            }
+            self.store.set_selected(id, files)?;
+            if let Some(r) = self.inner().running.get_mut(&id) {
+                r.stop = Some(StopReason::Reselect);
+                r.control.stop();
+            }
+        }
         if let Some(p) = priority {
             self.store.set_priority(id, p)?;
         }
@@ -623,7 +672,11 @@ impl Manager {
             let inner = self.inner();
             (
                 inner.running.len() as u64,
-                inner.running.values().map(|r| r.rate_bytes_per_sec).sum(),
+                inner
+                    .running
+                    .values()
+                    .map(|r| r.live.rate_bytes_per_sec)
+                    .sum(),
             )
         };
         (
@@ -642,7 +695,7 @@ impl Manager {
             inner.shutting_down = true;
             for r in inner.running.values_mut() {
                 r.stop = Some(StopReason::Shutdown);
-                r.control.cancel();
+                r.control.stop();
             }
         }
         let deadline = Instant::now() + within;
