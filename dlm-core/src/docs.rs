@@ -77,11 +77,28 @@ pub mod scheduler {
     //!   the loser's requests: a duplicate request is a protocol matter the
     //!   engine does not need to know.
     //! - **Storage for uploads.** [`Source::attach`](crate::Source::attach)
-    //!   hands over the sink and the ranges already done, and
-    //!   [`Source::finish`](crate::Source::finish) says when the download
-    //!   ended; the swarm reads verified pieces back to serve other peers
-    //!   while and after downloading (DESIGN: "upload reads back through the
-    //!   sink").
+    //!   hands over a read-only [`StoredBytes`](crate::StoredBytes) and the
+    //!   ranges already done; writing, syncing and committing stay the
+    //!   engine's. [`Source::stored`](crate::Source::stored) is called as each
+    //!   range the source delivered reaches storage (after `write_at`
+    //!   returns, so `read_at` sees it): the swarm offers a piece (`have`) the
+    //!   moment its last bytes are stored, with no polling and no second
+    //!   hash. [`Source::finish`](crate::Source::finish) says when the
+    //!   download ended.
+    //! - **Swarm-neutral progress.** [`Source::swarm`](crate::Source::swarm)
+    //!   reports peers, bytes uploaded and pieces verified; the engine folds
+    //!   them into [`Stats`](crate::Stats) (`peers`, `uploaded_bytes`,
+    //!   `upload_rate_bytes_per_sec`, `swarm`), so embeddings show a torrent's
+    //!   or a bitswap session's state without knowing the protocol. After
+    //!   completion the engine can keep the source serving its swarm
+    //!   ([`DownloadOptions::seed`](crate::DownloadOptions::seed)) in the
+    //!   [`Seeding`](crate::DownloadState::Seeding) state, until a share
+    //!   ratio, a time, or the owner stops it
+    //!   ([`SeedEnd`](crate::SeedEnd)).
+    //! - **File selection** is the engine's too
+    //!   ([`DownloadOptions::selected_files`](crate::DownloadOptions::selected_files)):
+    //!   for a byte space of several files it marks them wanted or not and
+    //!   skips the alignment units (pieces) that hold no wanted byte.
     //!
     //! Verification stays the protocol's business: the torrent source checks
     //! each piece's SHA-1 before yielding a byte of it
@@ -125,11 +142,11 @@ pub mod resume {
 pub mod trees {
     //! # Collections: directories, prefixes, UnixFS folders
     //!
-    //! A download is one byte space; a collection is many. A protocol says an
-    //! input names a collection with [`Protocol::is_listing`](crate::Protocol::is_listing)
-    //! (`ftp://host/dir/`, later `s3://bucket/prefix/`), and
-    //! [`ProtocolRegistry::target`](crate::ProtocolRegistry::target) then
-    //! returns a [`Listing`](crate::Listing): a stream of
+    //! A download is one byte space; a collection is many. A protocol
+    //! resolves an input that names a collection (`ftp://host/dir/`,
+    //! `s3://bucket/prefix/`, an IPFS directory) to
+    //! [`Target::Listing`](crate::Target::Listing): a
+    //! [`Listing`](crate::Listing), a stream of
     //! [`Entry`](crate::Entry)s, each a relative path (as the remote named
     //! it), a length when known, and a [`Source`](crate::Source).
     //!
@@ -155,4 +172,84 @@ pub mod trees {
     //! [`Error::connection_limit`](crate::Error::connection_limit); the
     //! engine then goes on with the connections it has instead of retrying
     //! into the limit.
+}
+
+pub mod registry {
+    //! # From any input to a download
+    //!
+    //! An embedding (the `dlm` CLI, `dlmd`, an application) names no
+    //! protocol. It builds one [`ProtocolRegistry`](crate::ProtocolRegistry),
+    //! hands every input to
+    //! [`ProtocolRegistry::target`](crate::ProtocolRegistry::target), and
+    //! downloads the [`Target`](crate::Target) it gets: a
+    //! [`Download`](crate::Download) for a source, a
+    //! [`TreeDownload`](crate::TreeDownload) for a listing.
+    //!
+    //! Which protocol resolves an input:
+    //!
+    //! 1. the first whose [`Protocol::claims`](crate::Protocol::claims) takes
+    //!    it: scheme-less inputs (a `.torrent` path, a bare CID) and URLs of
+    //!    another scheme that are recognisably its own
+    //!    (`https://host/x.torrent`);
+    //! 2. else the owner of the URL scheme.
+    //!
+    //! Resolution is async because it may need the network: an IPFS path is
+    //! walked to its CID to learn file or directory, a `.torrent` is fetched.
+    //! A protocol that serves arbitrary bytes (HTTP) may find that they are
+    //! another protocol's input: when some registered protocol declares
+    //! [`media_types`](crate::Protocol::media_types), HTTP probes the URL
+    //! while resolving (the engine reuses that probe, so this costs no extra
+    //! round trip) and [hands it off](crate::Resolve::hand_off) when the
+    //! `Content-Type` is one of them (`application/x-bittorrent`).
+    //!
+    //! Settings: every protocol's `XConfig` is serde, and
+    //! `section.key = value` strings ([`Options`](crate::Options): the CLI's
+    //! `-O`, a `dlmd` job's `options`) are applied to it by
+    //! [`config::apply_options`](crate::config::apply_options), which names
+    //! unknown keys. The registry's builder applies them once for every
+    //! download; a protocol applies its own section again when it resolves,
+    //! for settings of one download.
+}
+
+pub mod adding_a_protocol {
+    //! # Adding a protocol
+    //!
+    //! A protocol is a crate `dlm-x` beside the others, depending on
+    //! `dlm-core` (and on `dlm-http` when it is layered on HTTP, and on
+    //! `dlm-tls` when it speaks TLS itself). Inside it, the same file set as
+    //! the others:
+    //!
+    //! - `config.rs`: `XConfig`, `#[non_exhaustive]`, `Default`, serde with
+    //!   `#[serde(default)]`, durations through
+    //!   [`config::duration`](crate::config::duration); its field names are
+    //!   the `x.*` setting keys.
+    //! - `error.rs`: `XError` (thiserror), `From<XError> for dlm_core::Error`
+    //!   with a kind and a retry flag decided where the error arises.
+    //! - `source.rs`: a [`Source`](crate::Source): `probe` (one round trip:
+    //!   length, validator, capabilities) and `open` (exactly the range
+    //!   asked, or an error). A swarm also answers `availability`,
+    //!   `scheduler`, `attach`/`stored` (to upload) and `swarm` (peers,
+    //!   uploaded bytes).
+    //! - `listing.rs` when the protocol has directories: a
+    //!   [`Listing`](crate::Listing).
+    //! - `protocol.rs`: a [`Protocol`](crate::Protocol) (`name`, `schemes`,
+    //!   maybe `claims` and `media_types`, and `async fn resolve` applying its
+    //!   settings section to its config), `pub const SECTION`, and
+    //!   `register_with(&mut ProtocolRegistry, XConfig)`.
+    //! - `lib.rs`: the crate doc (`#![doc = include_str!("../README.md")]`)
+    //!   with a runnable example.
+    //!
+    //! Its conformance is checked by [`testkit`](crate::testkit) (feature
+    //! `testkit`) against a real server.
+    //!
+    //! Outside the crate, a protocol touches four places, and nothing in the
+    //! engine, the CLI's commands or the daemon:
+    //!
+    //! 1. the workspace `Cargo.toml` (member and `[workspace.dependencies]`);
+    //! 2. the shared registry builder, `examples/src/protocols/`:
+    //!    `register_with` in `Settings::registry`, its config in `Settings`,
+    //!    and any convenience flag in `flags.rs`;
+    //! 3. the tests' peer launcher for its real server (`tests/src/…`) and its
+    //!    installer line in `scripts/test`;
+    //! 4. the README's table of protocols.
 }

@@ -24,6 +24,9 @@ mod sink;
 mod source;
 #[cfg(test)]
 mod test_source;
+#[cfg(feature = "testkit")]
+#[cfg_attr(docsrs, doc(cfg(feature = "testkit")))]
+pub mod testkit;
 mod tree;
 
 pub use backoff::Backoff;

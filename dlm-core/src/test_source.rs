@@ -19,8 +19,9 @@ impl Source for Fixed {
         ))
     }
     async fn open(&self, _cx: &Context, range: ReadRange) -> Result<BodyStream> {
-        let end = range.end().unwrap_or(self.0.len() as u64);
-        let bytes = self.0.slice(range.start() as usize..end as usize);
+        let len = self.0.len() as u64;
+        let end = range.end().unwrap_or(len).min(len);
+        let bytes = self.0.slice(range.start().min(end) as usize..end as usize);
         Ok(Box::pin(futures::stream::iter([Ok(bytes)])))
     }
 }

@@ -71,6 +71,14 @@ impl fmt::Debug for FtpConfig {
 }
 
 impl FtpConfig {
+    /// The TLS part of this configuration (`ca_file`, `insecure`), as
+    /// [`dlm_tls::client_config`] takes it.
+    pub fn tls(&self) -> dlm_tls::TlsConfig {
+        dlm_tls::TlsConfig::default()
+            .with_ca_file(self.ca_file.clone())
+            .with_insecure(self.insecure)
+    }
+
     /// Sets [`FtpConfig::explicit_tls`].
     pub fn with_explicit_tls(mut self, on: bool) -> Self {
         self.explicit_tls = on;

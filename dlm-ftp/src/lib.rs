@@ -12,7 +12,6 @@ mod protocol;
 mod retrieval;
 mod session;
 mod source;
-mod tls;
 
 pub use config::{FtpConfig, NetrcMode};
 pub use error::FtpError;

@@ -52,7 +52,9 @@ pub(crate) fn session_pool(url: &Url, config: &FtpConfig) -> Result<Arc<SessionP
     // ftps:// is implicit TLS on port 990; ftp:// is plain unless explicit TLS is asked for.
     let implicit_tls = url.scheme().eq_ignore_ascii_case("ftps");
     let tls = if implicit_tls || config.explicit_tls {
-        Some(crate::tls::client_config(config)?)
+        Some(Arc::new(
+            dlm_tls::client_config(&config.tls()).map_err(|e| FtpError::Tls(e.to_string()))?,
+        ))
     } else {
         None
     };

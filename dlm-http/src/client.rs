@@ -25,7 +25,7 @@ use url::Url;
 
 use crate::connector::ProxyConnector;
 use crate::error::is_tls_refusal;
-use crate::{HttpConfig, HttpError, tls};
+use crate::{HttpConfig, HttpError};
 
 /// A response after redirects, with the URL that produced it.
 #[derive(Debug)]
@@ -119,7 +119,8 @@ impl HttpClient {
         http.enforce_http(false);
         http.set_nodelay(true);
         http.set_connect_timeout(Some(config.connect_timeout));
-        let tls = tls::client_config(&config)?;
+        let tls =
+            dlm_tls::client_config(&config.tls()).map_err(|e| HttpError::Tls(e.to_string()))?;
         let builder = hyper_rustls::HttpsConnectorBuilder::new()
             .with_tls_config(tls)
             .https_or_http()

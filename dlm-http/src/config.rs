@@ -90,6 +90,14 @@ impl fmt::Debug for HttpConfig {
 }
 
 impl HttpConfig {
+    /// The TLS part of this configuration (`ca_file`, `insecure`), as
+    /// [`dlm_tls::client_config`] takes it.
+    pub fn tls(&self) -> dlm_tls::TlsConfig {
+        dlm_tls::TlsConfig::default()
+            .with_ca_file(self.ca_file.clone())
+            .with_insecure(self.insecure)
+    }
+
     /// Sets [`HttpConfig::user_agent`].
     pub fn with_user_agent(mut self, ua: impl Into<String>) -> Self {
         self.user_agent = ua.into();

@@ -12,7 +12,6 @@ mod error;
 mod headers;
 mod protocol;
 mod source;
-mod tls;
 
 pub use client::{HttpClient, HttpResponse};
 pub use config::{HttpConfig, NetrcMode};

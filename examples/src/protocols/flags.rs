@@ -60,7 +60,7 @@ pub struct NetArgs {
     #[arg(long)]
     pub no_sign_request: bool,
     /// A peer to connect to (repeatable). BitTorrent: host:port, besides the trackers'. IPFS: a
-    /// multiaddr ending in /p2p/<peer id>, fetched from over bitswap.
+    /// multiaddr ending in /p2p/PEER-ID, fetched from over bitswap.
     #[arg(long = "peer", value_name = "ADDR", value_parser = parse_peer)]
     pub peers: Vec<PeerArg>,
     /// IPFS: a trustless gateway to fetch blocks from (repeatable; replaces the default public list).

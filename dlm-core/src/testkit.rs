@@ -1,0 +1,421 @@
+//! A conformance suite for [`Source`](crate::Source) implementations (feature
+//! `testkit`): every protocol crate runs it against its real test server.
+//!
+//! [`Conformance::run`] checks, gated by what the probe says the source can
+//! do:
+//!
+//! - **identity**: stable across calls, no URL password in it;
+//! - **probe**: the length is the expected one; a second probe agrees;
+//! - **whole read**: `open(From(0))` yields exactly the expected bytes;
+//! - **ranged reads** (with [`Capabilities::ranges`](crate::Capabilities)):
+//!   exact bytes at odd offsets: the first byte, a run across a 4 KiB
+//!   boundary, the middle, the last byte, a suffix;
+//! - **past the end**: a range starting at the length yields no byte (an
+//!   error or an empty stream) and does not panic;
+//! - **cancellation at any await point**: `open` dropped before it
+//!   resolves, and streams dropped after 0, 1 and 2 frames, leave the source
+//!   working: the next read is exact;
+//! - **error kinds** (with [`Conformance::with_missing`]): probing a source
+//!   for something that does not exist fails as
+//!   [`ErrorKind::NotFound`];
+//! - **changed remote** (with [`Conformance::with_change`]): after the
+//!   object is replaced, a ranged read of the old probe's object fails as
+//!   [`ErrorKind::RemoteChanged`] (or the new probe says it changed);
+//! - **early close** (with [`Conformance::with_truncating`]): a source whose
+//!   server closes the connection early never yields more than it should
+//!   and ends in an error, without panicking.
+//!
+//! # Examples
+//! ```
+//! # async fn demo(source: dlm_core::BoxSource, bytes: Vec<u8>) {
+//! let report = dlm_core::testkit::Conformance::new(source, bytes)
+//!     .run()
+//!     .await
+//!     .unwrap_or_else(|e| panic!("{e}"));
+//! assert!(report.checks.contains(&"whole read"));
+//! # }
+//! ```
+
+use std::fmt;
+use std::time::Duration;
+
+use bytes::Bytes;
+use futures::StreamExt;
+use futures::future::BoxFuture;
+
+use crate::{BoxSource, ByteRange, ConnId, Context, ErrorKind, ReadRange};
+
+/// Longest wait for one read before the check fails.
+const READ_LIMIT: Duration = Duration::from_secs(60);
+
+/// The conformance suite for one source. See the [module docs](self).
+pub struct Conformance {
+    source: BoxSource,
+    expected: Bytes,
+    missing: Option<BoxSource>,
+    change: Option<(BoxFuture<'static, ()>, BoxSource)>,
+    truncating: Option<BoxSource>,
+}
+
+impl fmt::Debug for Conformance {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Conformance")
+            .field("source", &self.source.identity_dyn())
+            .field("expected_len", &self.expected.len())
+            .finish_non_exhaustive()
+    }
+}
+
+/// What passed.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Report {
+    /// The checks that ran and passed, in order.
+    pub checks: Vec<&'static str>,
+    /// The checks skipped, with why (the source cannot do ranges, no
+    /// missing source was given…).
+    pub skipped: Vec<(&'static str, &'static str)>,
+}
+
+/// A failed check.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Failure {
+    /// The check.
+    pub check: &'static str,
+    /// What went wrong.
+    pub message: String,
+}
+
+impl fmt::Display for Failure {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "conformance check {:?} failed: {}",
+            self.check, self.message
+        )
+    }
+}
+
+impl std::error::Error for Failure {}
+
+fn fail(check: &'static str, message: impl Into<String>) -> Failure {
+    Failure {
+        check,
+        message: message.into(),
+    }
+}
+
+impl Conformance {
+    /// The suite for `source`, whose object holds exactly `expected`.
+    pub fn new(source: BoxSource, expected: impl Into<Bytes>) -> Self {
+        Self {
+            source,
+            expected: expected.into(),
+            missing: None,
+            change: None,
+            truncating: None,
+        }
+    }
+
+    /// Also checks that probing `missing` (a source of the same protocol
+    /// for an object that does not exist) fails as not-found.
+    pub fn with_missing(mut self, missing: BoxSource) -> Self {
+        self.missing = Some(missing);
+        self
+    }
+
+    /// Also checks changed-remote detection: `change` replaces the object
+    /// behind `changing` (a source of its own, probed before the change)
+    /// with other bytes.
+    pub fn with_change(mut self, changing: BoxSource, change: BoxFuture<'static, ()>) -> Self {
+        self.change = Some((change, changing));
+        self
+    }
+
+    /// Also checks a source whose server closes connections before the end.
+    pub fn with_truncating(mut self, source: BoxSource) -> Self {
+        self.truncating = Some(source);
+        self
+    }
+
+    /// Runs every check that applies; stops at the first failure.
+    ///
+    /// # Errors
+    /// The first [`Failure`].
+    pub async fn run(self) -> Result<Report, Failure> {
+        let mut report = Report::default();
+        let s = &self.source;
+        let len = self.expected.len() as u64;
+
+        let id = s.identity_dyn();
+        if id != s.identity_dyn() {
+            return Err(fail("identity", "differs between two calls"));
+        }
+        if let Ok(u) = url::Url::parse(&id)
+            && u.password().is_some()
+        {
+            return Err(fail("identity", format!("{id} shows a password")));
+        }
+        report.checks.push("identity");
+
+        let cx = Context::new().for_conn(ConnId(0));
+        let probe = s
+            .probe_dyn(&cx)
+            .await
+            .map_err(|e| fail("probe", e.to_string()))?;
+        if probe.len.is_some_and(|l| l != len) {
+            return Err(fail(
+                "probe",
+                format!("length {:?}, expected {len}", probe.len),
+            ));
+        }
+        let again = s
+            .probe_dyn(&cx)
+            .await
+            .map_err(|e| fail("probe", format!("second probe: {e}")))?;
+        if again.len != probe.len || again.validator() != probe.validator() {
+            return Err(fail("probe", "a second probe disagrees with the first"));
+        }
+        report.checks.push("probe");
+
+        self.expect(ReadRange::From(0), "whole read").await?;
+        report.checks.push("whole read");
+
+        if probe.caps.ranges && len > 0 {
+            let mid = len / 3 + 1;
+            let odd = [
+                ByteRange::new(0, 1),
+                ByteRange::new(1, 4097.min(len)),
+                ByteRange::new(
+                    mid.min(len - 1),
+                    (len / 2 + 7).clamp(mid.min(len - 1) + 1, len),
+                ),
+                ByteRange::new(len - 1, len),
+            ];
+            for r in odd {
+                self.expect(ReadRange::Bounded(r), "ranged reads").await?;
+            }
+            self.expect(ReadRange::From(len.saturating_sub(7)), "ranged reads")
+                .await?;
+            report.checks.push("ranged reads");
+
+            self.past_end(len).await?;
+            report.checks.push("past the end");
+        } else {
+            report.skipped.push(("ranged reads", "no range support"));
+        }
+
+        self.cancellation(probe.caps.ranges).await?;
+        report.checks.push("cancellation");
+
+        match &self.missing {
+            Some(m) => {
+                match m.probe_dyn(&Context::new()).await {
+                    Err(e) if e.kind() == ErrorKind::NotFound => {}
+                    Err(e) => {
+                        return Err(fail(
+                            "error kinds",
+                            format!("missing object: {} instead of not-found ({e})", e.kind()),
+                        ));
+                    }
+                    Ok(_) => return Err(fail("error kinds", "a missing object probed fine")),
+                }
+                report.checks.push("error kinds");
+            }
+            None => report
+                .skipped
+                .push(("error kinds", "no missing source given")),
+        }
+
+        match self.change {
+            Some((change, changing)) => {
+                let before = changing
+                    .probe_dyn(&Context::new())
+                    .await
+                    .map_err(|e| fail("changed remote", e.to_string()))?;
+                change.await;
+                let r = ReadRange::Bounded(ByteRange::new(0, len.min(1024)));
+                let read = read_all(&changing, r).await;
+                let detected = match read {
+                    Err(k) => k == ErrorKind::RemoteChanged,
+                    Ok(_) => {
+                        let after = changing.probe_dyn(&Context::new()).await;
+                        after.is_ok_and(|a| {
+                            a.validator() != before.validator() || a.len != before.len
+                        })
+                    }
+                };
+                if !detected {
+                    return Err(fail(
+                        "changed remote",
+                        "a replaced object was read as if unchanged",
+                    ));
+                }
+                report.checks.push("changed remote");
+            }
+            None => report.skipped.push(("changed remote", "no change given")),
+        }
+
+        match &self.truncating {
+            Some(t) => {
+                let got = tokio::time::timeout(READ_LIMIT, async {
+                    let mut n = 0u64;
+                    let Ok(mut stream) = t.open_dyn(&Context::new(), ReadRange::From(0)).await
+                    else {
+                        return (n, true);
+                    };
+                    while let Some(frame) = stream.next().await {
+                        match frame {
+                            Ok(b) => n += b.len() as u64,
+                            Err(_) => return (n, true),
+                        }
+                    }
+                    (n, false)
+                })
+                .await
+                .map_err(|_| fail("early close", "no end within 60 s"))?;
+                if got.0 > len {
+                    return Err(fail("early close", format!("{} bytes of {len}", got.0)));
+                }
+                if !got.1 && got.0 == len {
+                    return Err(fail(
+                        "early close",
+                        "the truncating server delivered everything",
+                    ));
+                }
+                report.checks.push("early close");
+            }
+            None => report
+                .skipped
+                .push(("early close", "no truncating source given")),
+        }
+        Ok(report)
+    }
+
+    /// Reads `range` and compares it with the expected bytes.
+    async fn expect(&self, range: ReadRange, check: &'static str) -> Result<(), Failure> {
+        let len = self.expected.len() as u64;
+        let end = range.end().unwrap_or(len).min(len);
+        let want = self.expected.slice(range.start() as usize..end as usize);
+        let got = read_all(&self.source, range)
+            .await
+            .map_err(|k| fail(check, format!("{range:?}: failed as {k}")))?;
+        if got != want {
+            return Err(fail(
+                check,
+                format!(
+                    "{range:?}: {} bytes, expected {}{}",
+                    got.len(),
+                    want.len(),
+                    if got.len() == want.len() {
+                        " (different bytes)"
+                    } else {
+                        ""
+                    }
+                ),
+            ));
+        }
+        Ok(())
+    }
+
+    async fn past_end(&self, len: u64) -> Result<(), Failure> {
+        let r = ReadRange::Bounded(ByteRange::new(len, len + 10));
+        let got = tokio::time::timeout(READ_LIMIT, async {
+            match self.source.open_dyn(&Context::new(), r).await {
+                Err(_) => 0,
+                Ok(mut s) => {
+                    let mut n = 0usize;
+                    while let Some(Ok(b)) = s.next().await {
+                        n += b.len();
+                    }
+                    n
+                }
+            }
+        })
+        .await
+        .map_err(|_| fail("past the end", "no answer within 60 s"))?;
+        if got > 0 {
+            return Err(fail("past the end", format!("{got} bytes past the end")));
+        }
+        Ok(())
+    }
+
+    async fn cancellation(&self, ranges: bool) -> Result<(), Failure> {
+        let len = self.expected.len() as u64;
+        let range = if ranges && len > 2 {
+            ReadRange::Bounded(ByteRange::new(1, len - 1))
+        } else {
+            ReadRange::From(0)
+        };
+        // `open` dropped before it resolves.
+        let cx = Context::new().for_conn(ConnId(1));
+        let _ =
+            tokio::time::timeout(Duration::from_millis(1), self.source.open_dyn(&cx, range)).await;
+        // A context cancelled up front: any answer, promptly.
+        let cx = Context::new().for_conn(ConnId(1));
+        cx.cancel.cancel();
+        if let Ok(Ok(mut s)) =
+            tokio::time::timeout(READ_LIMIT, self.source.open_dyn(&cx, range)).await
+        {
+            let _ = tokio::time::timeout(Duration::from_millis(100), s.next()).await;
+        }
+        // Streams dropped after 0, 1 and 2 frames.
+        for frames in 0..3 {
+            let cx = Context::new().for_conn(ConnId(1));
+            let mut s = tokio::time::timeout(READ_LIMIT, self.source.open_dyn(&cx, range))
+                .await
+                .map_err(|_| fail("cancellation", "open did not answer within 60 s"))?
+                .map_err(|e| fail("cancellation", e.to_string()))?;
+            for _ in 0..frames {
+                let _ = tokio::time::timeout(READ_LIMIT, s.next()).await;
+            }
+            drop(s);
+            self.expect(range, "cancellation").await?;
+        }
+        Ok(())
+    }
+}
+
+/// Every byte of `range`, or the error kind that ended it.
+async fn read_all(source: &BoxSource, range: ReadRange) -> Result<Bytes, ErrorKind> {
+    let work = async {
+        let cx = Context::new().for_conn(ConnId(0));
+        let mut s = source.open_dyn(&cx, range).await.map_err(|e| e.kind())?;
+        let mut out = bytes::BytesMut::new();
+        while let Some(frame) = s.next().await {
+            out.extend_from_slice(&frame.map_err(|e| e.kind())?);
+        }
+        Ok(out.freeze())
+    };
+    tokio::time::timeout(READ_LIMIT, work)
+        .await
+        .unwrap_or(Err(ErrorKind::Network))
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use super::*;
+    use crate::test_source::Fixed;
+
+    #[tokio::test]
+    async fn an_exact_source_passes() {
+        let data: Vec<u8> = (0..10_000u32).map(|i| (i % 251) as u8).collect();
+        let report = Conformance::new(Arc::new(Fixed(Bytes::from(data.clone()))), data)
+            .run()
+            .await
+            .unwrap();
+        assert!(report.checks.contains(&"ranged reads"), "{report:?}");
+        assert!(report.checks.contains(&"cancellation"), "{report:?}");
+    }
+
+    #[tokio::test]
+    async fn other_bytes_fail() {
+        let data = vec![7u8; 100];
+        let e = Conformance::new(Arc::new(Fixed(Bytes::from(vec![8u8; 100]))), data)
+            .run()
+            .await
+            .unwrap_err();
+        assert_eq!(e.check, "whole read");
+    }
+}
