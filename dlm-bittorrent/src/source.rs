@@ -413,10 +413,11 @@ impl Source for TorrentSource {
         )
     }
 
+    /// Announces `completed` when every byte arrived, then leaves the swarm
+    /// (`stopped`, BEP 3) and lets go of the storage: the engine calls this
+    /// last, after any seeding.
     async fn finish(&self, complete: bool) {
         self.swarm.finished(complete).await;
-        if !complete {
-            self.swarm.stop().await;
-        }
+        self.swarm.stop().await;
     }
 }

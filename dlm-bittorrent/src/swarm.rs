@@ -657,6 +657,7 @@ impl Swarm {
             return;
         }
         self.stop.cancel();
+        self.uploads.detach();
         let peers: Vec<PeerHandle> = self.pool().peers.drain().map(|(_, h)| h).collect();
         for h in peers {
             h.state().close();
@@ -669,6 +670,7 @@ impl Swarm {
     /// announcing (the source was dropped, or a seeder stops).
     pub(crate) fn abandon(&self) {
         self.stop.cancel();
+        self.uploads.detach();
         for (_, h) in self.pool().peers.drain() {
             h.state().close();
         }

@@ -43,7 +43,9 @@ pub use range::{ByteRange, ReadRange};
 pub use range_set::RangeSet;
 pub use rate_limit::RateLimiter;
 pub use redact::redact_url;
-pub use registry::{Input, Options, Protocol, ProtocolDyn, ProtocolRegistry, Resolve, Target};
+pub use registry::{
+    Input, InputUrl, Options, Protocol, ProtocolDyn, ProtocolRegistry, Resolve, Target,
+};
 pub use scheduler::{
     AdaptiveScheduler, Assignment, Availability, ChunkMap, ConnId, ConnInfo,
     DEFAULT_MIN_SPLIT_BYTES, InFlight, Scheduler, SequentialScheduler,
@@ -54,7 +56,7 @@ pub use sink::{
 };
 pub use source::{
     BodyStream, BoxSource, Capabilities, Context, Description, Probe, Source, SourceDyn, Storage,
-    StoredBytes, SwarmStats,
+    StoredBytes, SwarmStats, limit_body,
 };
 pub use tree::{TreeDownload, TreeEvent, TreeHandle, TreeProgress, TreeSummary};
 

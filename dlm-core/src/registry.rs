@@ -17,12 +17,40 @@ use url::Url;
 
 use crate::{BoxListing, BoxSource, Error, ErrorKind, Result};
 
+/// A URL as given: parsed, with the text it was parsed from (the `url`
+/// crate normalises dot-segments, `a/../b` → `b`, which a protocol may want
+/// to refuse instead). Dereferences to the parsed [`Url`].
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct InputUrl {
+    url: Url,
+    raw: String,
+}
+
+impl InputUrl {
+    /// The parsed URL.
+    pub fn url(&self) -> &Url {
+        &self.url
+    }
+
+    /// The text as given (credentials included: not for display).
+    pub fn raw(&self) -> &str {
+        &self.raw
+    }
+}
+
+impl std::ops::Deref for InputUrl {
+    type Target = Url;
+    fn deref(&self) -> &Url {
+        &self.url
+    }
+}
+
 /// What the user asked to download, before a protocol is chosen.
 #[non_exhaustive]
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Input {
     /// An absolute URL (`https://…`, `ftp://…`, `magnet:?…`, `ipfs://…`).
-    Url(Url),
+    Url(InputUrl),
     /// A local file (e.g. a `.torrent`).
     File(PathBuf),
     /// Anything else (a bare CID, an info-hash).
@@ -38,7 +66,10 @@ impl Input {
         if let Ok(url) = Url::parse(s)
             && url.scheme().len() > 1
         {
-            return Self::Url(url);
+            return Self::Url(InputUrl {
+                url,
+                raw: s.to_string(),
+            });
         }
         let p = PathBuf::from(s);
         if p.is_file() {
@@ -60,7 +91,7 @@ impl Input {
     /// included: not for display), the path, or the text.
     pub fn as_text(&self) -> String {
         match self {
-            Self::Url(u) => u.as_str().to_string(),
+            Self::Url(u) => u.raw().to_string(),
             Self::File(p) => p.display().to_string(),
             Self::Text(t) => t.clone(),
         }

@@ -17,6 +17,37 @@ use crate::{BoxSink, ByteRange, Checksum, RangeSet, ReadRange, Result};
 /// The bytes of one [`Source::open`] call, in order, as they arrive.
 pub type BodyStream = BoxStream<'static, Result<Bytes>>;
 
+/// `body` cut after `len` bytes: the last frame is sliced, and the inner
+/// stream is dropped as soon as `len` bytes have passed (for protocols whose
+/// transfer runs to the end of the object, like FTP's `RETR` after `REST`,
+/// so [`Source::open`] yields exactly the range asked for).
+pub fn limit_body(body: BodyStream, len: u64) -> BodyStream {
+    use futures::StreamExt as _;
+    Box::pin(futures::stream::unfold(
+        (Some(body), len),
+        |(body, left)| async move {
+            let mut body = body?;
+            if left == 0 {
+                return None;
+            }
+            match body.next().await? {
+                Ok(mut frame) => {
+                    if frame.len() as u64 >= left {
+                        frame.truncate(left as usize);
+                        let n = frame.len() as u64;
+                        // Done: the inner stream is dropped now.
+                        Some((Ok(frame), (None, left - n)))
+                    } else {
+                        let n = frame.len() as u64;
+                        Some((Ok(frame), (Some(body), left - n)))
+                    }
+                }
+                Err(e) => Some((Err(e), (None, 0))),
+            }
+        },
+    ))
+}
+
 /// Per-call context handed to sources.
 #[non_exhaustive]
 #[derive(Clone, Debug, Default)]

@@ -49,15 +49,15 @@ use crate::{BoxSource, ByteRange, ConnId, Context, ErrorKind, ReadRange};
 const READ_LIMIT: Duration = Duration::from_secs(60);
 
 /// The conformance suite for one source. See the [module docs](self).
-pub struct Conformance {
+pub struct Conformance<'a> {
     source: BoxSource,
     expected: Bytes,
     missing: Option<BoxSource>,
-    change: Option<(BoxFuture<'static, ()>, BoxSource)>,
+    change: Option<(BoxFuture<'a, ()>, BoxSource)>,
     truncating: Option<BoxSource>,
 }
 
-impl fmt::Debug for Conformance {
+impl fmt::Debug for Conformance<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Conformance")
             .field("source", &self.source.identity_dyn())
@@ -104,7 +104,7 @@ fn fail(check: &'static str, message: impl Into<String>) -> Failure {
     }
 }
 
-impl Conformance {
+impl<'a> Conformance<'a> {
     /// The suite for `source`, whose object holds exactly `expected`.
     pub fn new(source: BoxSource, expected: impl Into<Bytes>) -> Self {
         Self {
@@ -126,7 +126,7 @@ impl Conformance {
     /// Also checks changed-remote detection: `change` replaces the object
     /// behind `changing` (a source of its own, probed before the change)
     /// with other bytes.
-    pub fn with_change(mut self, changing: BoxSource, change: BoxFuture<'static, ()>) -> Self {
+    pub fn with_change(mut self, changing: BoxSource, change: BoxFuture<'a, ()>) -> Self {
         self.change = Some((change, changing));
         self
     }

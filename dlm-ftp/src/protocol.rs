@@ -48,9 +48,9 @@ impl Protocol for FtpProtocol {
             ));
         };
         Ok(if is_directory_url(url) {
-            Target::Listing(Arc::new(FtpListing::new(url.clone(), config)?))
+            Target::Listing(Arc::new(FtpListing::new(url.url().clone(), config)?))
         } else {
-            Target::Source(Arc::new(FtpSource::new(url.clone(), config)?))
+            Target::Source(Arc::new(FtpSource::new(url.url().clone(), config)?))
         })
     }
 }

@@ -158,6 +158,11 @@ impl Source for FtpSource {
             .map_err(|e| self.err(e))?;
         let host = self.pool.endpoint().host.clone();
         let idle = self.pool.config().idle_timeout;
-        Ok(Retrieval::new(session, transfer, host, idle).into_stream())
+        let body = Retrieval::new(session, transfer, host, idle).into_stream();
+        // RETR runs to the end of the file: stop at the end of the range.
+        Ok(match range.end() {
+            Some(end) => dlm_core::limit_body(body, end.saturating_sub(range.start())),
+            None => body,
+        })
     }
 }

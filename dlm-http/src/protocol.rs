@@ -126,7 +126,11 @@ impl HttpProtocol {
             let (k, v) = parse_header(line)?;
             headers.append(k, v);
         }
-        Ok(HttpSource::new(self.client.clone(), url.clone(), headers)?)
+        Ok(HttpSource::new(
+            self.client.clone(),
+            url.url().clone(),
+            headers,
+        )?)
     }
 }
 

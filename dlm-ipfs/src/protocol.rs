@@ -25,7 +25,7 @@ impl IpfsProtocol {
 
 fn text(input: &Input) -> Option<String> {
     match input {
-        Input::Url(u) => Some(u.as_str().to_string()),
+        Input::Url(u) => Some(u.raw().to_string()),
         Input::Text(t) => Some(t.clone()),
         _ => None,
     }

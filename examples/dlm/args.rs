@@ -141,8 +141,21 @@ pub(crate) enum RemoteCommand {
 
 #[derive(Debug, Args)]
 pub(crate) struct GetArgs {
-    /// What to download.
-    pub(crate) url: String,
+    /// What to download: URLs, paths (a .torrent), CIDs; several run -j at a time.
+    #[arg(value_name = "INPUT", required_unless_present = "input_file")]
+    pub(crate) urls: Vec<String>,
+    /// Read inputs from FILE ("-" for standard input), one per line, with per-input options on
+    /// indented KEY=VALUE lines (dir, out, checksum, select-file, connections, limit-rate,
+    /// SECTION.KEY), as aria2's input file.
+    #[arg(short = 'i', long, value_name = "FILE")]
+    pub(crate) input_file: Option<PathBuf>,
+    /// Downloads running at once with several inputs.
+    #[arg(short = 'j', long, value_name = "N", default_value_t = 5)]
+    pub(crate) jobs: usize,
+    /// Download only these files of a multi-file input (a torrent), by their 1-based number in
+    /// `dlm info` (e.g. 1,3-5).
+    #[arg(long, value_name = "LIST", value_parser = dlm_examples::protocols::flags::parse_file_list)]
+    pub(crate) select_file: Option<dlm_examples::protocols::flags::FileList>,
     /// Another URL with the same bytes (repeatable).
     #[arg(long = "mirror", value_name = "URL")]
     pub(crate) mirrors: Vec<String>,

@@ -11,7 +11,9 @@
 //! 130 interrupted (state saved; the same command resumes).
 
 mod args;
+mod batch;
 mod exit_code;
+mod input_file;
 mod progress;
 mod remote;
 mod seed;
@@ -76,7 +78,20 @@ async fn get(a: GetArgs) -> u8 {
         Ok(r) => r,
         Err(code) => return code,
     };
-    let input = Input::parse(&a.url);
+    let mut jobs: Vec<input_file::Job> = a.urls.iter().map(input_file::Job::new).collect();
+    if let Some(path) = &a.input_file {
+        match read_input_file(path) {
+            Ok(more) => jobs.extend(more),
+            Err(e) => return usage(e),
+        }
+    }
+    if jobs.len() != 1 || a.input_file.is_some() {
+        if jobs.is_empty() {
+            return usage("no input given");
+        }
+        return batch::run(a, registry, per_download, jobs).await;
+    }
+    let input = Input::parse(&jobs[0].input);
     match registry.target(&input, &per_download).await {
         Ok(Target::Source(source)) => get_file(&a, &registry, &per_download, source).await,
         Ok(Target::Listing(listing)) => {
@@ -84,6 +99,20 @@ async fn get(a: GetArgs) -> u8 {
         }
         Err(e) => fail(&e),
     }
+}
+
+/// The inputs of `-i FILE` (`-`: standard input), at most 16 MiB.
+fn read_input_file(path: &std::path::Path) -> Result<Vec<input_file::Job>, String> {
+    use std::io::Read as _;
+    let mut text = String::new();
+    let limit = input_file::MAX_INPUT_FILE_BYTES;
+    let read = if path == std::path::Path::new("-") {
+        std::io::stdin().take(limit).read_to_string(&mut text)
+    } else {
+        std::fs::File::open(path).and_then(|f| f.take(limit).read_to_string(&mut text))
+    };
+    read.map_err(|e| format!("{}: {e}", path.display()))?;
+    input_file::parse(&text).map_err(|e| format!("{}: {e}", path.display()))
 }
 
 /// The registry the flags configure, and the per-download settings to
@@ -239,7 +268,7 @@ pub(crate) fn interrupted_exit(mode: Mode) -> u8 {
 }
 
 /// The options `get` takes from the command line for every file.
-fn base_options(a: &GetArgs) -> DownloadOptions {
+pub(crate) fn base_options(a: &GetArgs) -> DownloadOptions {
     DownloadOptions::default()
         .with_connections(a.connections)
         .with_min_split_bytes(a.min_split)
@@ -249,9 +278,10 @@ fn base_options(a: &GetArgs) -> DownloadOptions {
         .with_overwrite(a.overwrite)
         .with_max_retries(a.max_retries)
         .with_sync_data(!a.no_fsync)
+        .with_selected_files(a.select_file.as_ref().map(|f| f.0.clone()))
 }
 
-fn progress_mode(a: &GetArgs, to_stdout: bool) -> Mode {
+pub(crate) fn progress_mode(a: &GetArgs, to_stdout: bool) -> Mode {
     if a.json {
         Mode::Json
     } else if a.quiet || to_stdout {

@@ -76,7 +76,7 @@ pub(crate) fn bar() -> ProgressBar {
     let bar = ProgressBar::with_draw_target(None, ProgressDrawTarget::stderr_with_hz(8));
     bar.set_style(
         ProgressStyle::with_template(
-            "{spinner:.green} [{bar:30.cyan/blue}] {bytes}/{total_bytes} {msg}",
+            "{prefix}{spinner:.green} [{bar:30.cyan/blue}] {bytes}/{total_bytes} {msg}",
         )
         .expect("valid template")
         .progress_chars("=> "),

@@ -242,21 +242,38 @@ async fn bad_requests_get_json_errors_with_stable_codes() {
             .api("POST", "/v1/jobs", Some(&json!({"dest": "x"})))
             .await;
         assert_error(status, &body, 400, "bad_request");
-        // A directory URL is a tree: the CLI's job, refused up front rather than failing later.
+        // A local file the daemon may not read, an unknown setting, an upload that is not base64.
+        let (status, body) = dlmd
+            .api("POST", "/v1/jobs", Some(&json!({"url": "/etc/passwd"})))
+            .await;
+        let msg = assert_error(status, &body, 400, "bad_request");
+        assert!(msg.contains("download directory"), "local path: {msg}");
         let (status, body) = dlmd
             .api(
                 "POST",
                 "/v1/jobs",
-                Some(&json!({"url": "ftp://127.0.0.1:9/pub/"})),
+                Some(&json!({"url": url, "options": {"bittorrent.max_pears": "1"}})),
             )
             .await;
         let msg = assert_error(status, &body, 400, "bad_request");
-        assert!(msg.contains("directory"), "directory URL: {msg}");
+        assert!(
+            msg.contains("bittorrent.max_pears"),
+            "unknown setting: {msg}"
+        );
+        let (status, body) = dlmd
+            .api(
+                "POST",
+                "/v1/jobs",
+                Some(&json!({"upload": {"name": "x.torrent", "base64": "***"}})),
+            )
+            .await;
+        let msg = assert_error(status, &body, 400, "bad_request");
+        assert!(msg.contains("base64"), "bad upload: {msg}");
         let (status, body) = dlmd.api("POST", "/v1/jobs", Some(&json!("text"))).await;
         assert_error(status, &body, 400, "bad_request");
 
-        // Just over 64 KiB.
-        let big = json!({"url": format!("http://127.0.0.1:9/{}", "a".repeat(64 << 10))});
+        // Just over 16 MiB for a new job (room for an uploaded .torrent), 64 KiB elsewhere.
+        let big = json!({"url": format!("http://127.0.0.1:9/{}", "a".repeat(16 << 20))});
         let (status, body) = dlmd.api("POST", "/v1/jobs", Some(&big)).await;
         assert_error(status, &body, 413, "payload_too_large");
         let big_patch = json!({"max_active": 2, "pad": "b".repeat(65 << 10)});

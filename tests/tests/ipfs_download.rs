@@ -124,7 +124,7 @@ fn a_file_by_cid_over_the_gateway_car_and_over_bitswap_from_helia() {
         "--json",
     ]);
     let v: Value = serde_json::from_slice(&info.stdout).unwrap();
-    assert_eq!(v["size"], 64 * MIB);
+    assert_eq!(v["len"], 64 * MIB);
     assert_eq!(v["cid"], cid);
 }
 

@@ -12,7 +12,7 @@
 
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard, OnceLock, PoisonError};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 use bytes::Bytes;
 use dlm_core::{ByteRange, RangeSet, RateLimiter, StoredBytes};
@@ -28,7 +28,10 @@ const CACHE_BYTES: u64 = 32 << 20;
 #[derive(Debug)]
 pub struct Uploads {
     metainfo: Arc<Metainfo>,
-    storage: OnceLock<StoredBytes>,
+    /// Set once by [`Uploads::attach`]; taken by [`Uploads::detach`] so the
+    /// download's storage (and its file lock) is released with the swarm.
+    storage: Mutex<Option<StoredBytes>>,
+    attached: std::sync::atomic::AtomicBool,
     state: Mutex<State>,
     limiter: RateLimiter,
     uploaded: AtomicU64,
@@ -66,7 +69,8 @@ impl Uploads {
         let pieces = metainfo.piece_count();
         Self {
             metainfo,
-            storage: OnceLock::new(),
+            storage: Mutex::new(None),
+            attached: std::sync::atomic::AtomicBool::new(false),
             state: Mutex::new(State {
                 have: Bitfield::empty(pieces),
                 checked: Bitfield::empty(pieces),
@@ -89,9 +93,10 @@ impl Uploads {
     /// `checked`: they were just verified on disk (a re-check), else they
     /// are checked at their first upload. A second call is ignored.
     pub fn attach(&self, storage: StoredBytes, have: &Bitfield, checked: bool) {
-        if self.storage.set(storage).is_err() {
+        if self.attached.swap(true, Ordering::AcqRel) {
             return;
         }
+        *self.storage.lock().unwrap_or_else(PoisonError::into_inner) = Some(storage);
         let mut st = self.state();
         for i in (0..have.len()).filter(|i| have.has(*i)) {
             st.have.set(i);
@@ -206,7 +211,12 @@ impl Uploads {
             }
             st.checked.has(index as usize)
         };
-        let storage = self.storage.get().ok_or(BlockError::NotYet)?;
+        let storage = self
+            .storage
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
+            .ok_or(BlockError::NotYet)?;
         let at = self.metainfo.piece_range(index as usize).start;
         let data = storage
             .read_at(at, len as u32)
@@ -233,6 +243,17 @@ impl Uploads {
             }
         }
         Ok(data)
+    }
+
+    /// Lets go of the storage: nothing more is served (the swarm is left).
+    pub fn detach(&self) {
+        self.storage
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .take();
+        let mut st = self.state();
+        st.cache.clear();
+        st.cached_bytes = 0;
     }
 
     /// Pieces we have.

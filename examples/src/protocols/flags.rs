@@ -72,9 +72,6 @@ pub struct NetArgs {
     /// IPFS: look up providers in the public Kademlia DHT (through its bootstrap peers).
     #[arg(long)]
     pub dht: bool,
-    /// BitTorrent: download only these files, by their 1-based number in `dlm info` (e.g. 1,3-5).
-    #[arg(long, value_name = "LIST", value_parser = parse_file_list)]
-    pub select_file: Option<FileList>,
     /// BitTorrent: most peers connected at once (each downloads its own pieces).
     #[arg(long, value_name = "N", default_value_t = 50)]
     pub max_peers: usize,
@@ -98,7 +95,7 @@ pub struct NetArgs {
 pub struct FileList(pub Vec<usize>);
 
 /// Parses `1,3-5` into 0-based file indexes.
-fn parse_file_list(s: &str) -> Result<FileList, String> {
+pub fn parse_file_list(s: &str) -> Result<FileList, String> {
     let mut out = Vec::new();
     for part in s.split(',').map(str::trim).filter(|p| !p.is_empty()) {
         let (a, b) = part.split_once('-').unwrap_or((part, part));
@@ -232,9 +229,6 @@ impl NetArgs {
         }
         if self.dht {
             o = o.with("ipfs.dht", "true");
-        }
-        if let Some(f) = &self.select_file {
-            o = o.with("bittorrent.selected", json(f.0.clone().into()));
         }
         o = o.with("bittorrent.max_peers", self.max_peers.to_string());
         o = o.with(
