@@ -27,6 +27,7 @@
 //!
 //! # Examples
 //! ```
+//! # #[allow(dead_code)]
 //! # async fn demo(source: dlm_core::BoxSource, bytes: Vec<u8>) {
 //! let report = dlm_core::testkit::Conformance::new(source, bytes)
 //!     .run()

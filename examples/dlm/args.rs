@@ -201,10 +201,10 @@ pub(crate) struct GetArgs {
     /// Fetch in order from the start (for playing while downloading; torrents: pieces in order instead of rarest first).
     #[arg(long)]
     pub(crate) sequential: bool,
-    /// BitTorrent: keep seeding this many seconds after the download completes.
+    /// Swarms (BitTorrent): keep seeding this many seconds after the download completes.
     #[arg(long, value_name = "SECS")]
     pub(crate) seed_time: Option<u64>,
-    /// BitTorrent: keep seeding after the download completes until this many times its size is uploaded.
+    /// Swarms (BitTorrent): keep seeding after the download completes until this many times its size is uploaded.
     #[arg(long, value_name = "RATIO")]
     pub(crate) seed_ratio: Option<f64>,
     #[command(flatten)]

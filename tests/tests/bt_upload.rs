@@ -86,6 +86,9 @@ fn a_libtorrent_leecher_gets_pieces_from_dlm_while_dlm_is_still_downloading() {
     assert!(dlm.try_wait().unwrap().is_none(), "dlm is still seeding");
 }
 
+/// Both kinds of torrent URL go through the registry: by the `.torrent`
+/// suffix, and by `Content-Type: application/x-bittorrent` on a URL that
+/// does not say (the HTTP protocol hands it over).
 #[test]
 fn a_torrent_named_by_an_http_url_downloads() {
     let dir = tempfile::tempdir().unwrap();
@@ -100,29 +103,50 @@ fn a_torrent_named_by_an_http_url_downloads() {
         return;
     };
     std::fs::copy(&fx.torrent_path, nginx.www().join("web.torrent")).unwrap();
+    std::fs::copy(&fx.torrent_path, nginx.www().join("download-id-42")).unwrap();
     let Some(seeder) = LibtorrentPeer::start(LibtorrentOptions::seeding(&fx)) else {
         return;
     };
-    let out = dir.path().join("out");
-    let result = dlm_tests::runtime::e2e(TEST_TIMEOUT, async {
+    for (i, url) in [
+        nginx.http_url("/web.torrent"),
+        nginx.http_url("/as-torrent/download-id-42"),
+    ]
+    .iter()
+    .enumerate()
+    {
+        let out = dir.path().join(format!("out{i}"));
+        let result = dlm_tests::runtime::e2e(TEST_TIMEOUT, async {
+            tokio::process::Command::from(dlm_command())
+                .args(["get", url, "--quiet", "--no-netrc"])
+                .args(["--peer", &seeder.addr().to_string(), "--no-listen", "-d"])
+                .arg(&out)
+                .kill_on_drop(true)
+                .output()
+                .await
+                .unwrap()
+        });
+        assert!(
+            result.status.success(),
+            "{url}: {}",
+            String::from_utf8_lossy(&result.stderr)
+        );
+        fx.check_download(&out).unwrap();
+    }
+    // `dlm info` on the URL describes the torrent without joining its swarm.
+    let info = dlm_tests::runtime::e2e(TEST_TIMEOUT, async {
         tokio::process::Command::from(dlm_command())
             .args([
-                "get",
-                &nginx.http_url("/web.torrent"),
-                "--quiet",
+                "info",
+                &nginx.http_url("/as-torrent/download-id-42"),
                 "--no-netrc",
             ])
-            .args(["--peer", &seeder.addr().to_string(), "--no-listen", "-d"])
-            .arg(&out)
             .kill_on_drop(true)
             .output()
             .await
             .unwrap()
     });
-    assert!(
-        result.status.success(),
-        "{}",
-        String::from_utf8_lossy(&result.stderr)
-    );
-    fx.check_download(&out).unwrap();
+    let text = String::from_utf8_lossy(&info.stdout);
+    assert!(info.status.success(), "{text}");
+    assert!(text.contains(&fx.info_hash_hex()), "{text}");
+    assert!(text.contains("d/b.bin"), "{text}");
 }

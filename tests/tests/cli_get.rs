@@ -666,3 +666,87 @@ async fn output_to_stdout() {
     })
     .await;
 }
+
+/// Many inputs at once: on the command line and in an aria2-style input
+/// file with per-input options (`dir=`, `out=`, a protocol setting), `-j 2`
+/// at a time; a failing input does not stop the others, and the exit code is
+/// the worst (1 for a 404).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn many_inputs_run_together_and_the_worst_exit_code_wins() {
+    let Some(nginx) = Nginx::start(NginxOptions::default()) else {
+        return;
+    };
+    let mut shas = Vec::new();
+    for (i, name) in ["m1.bin", "m2.bin", "m3.bin"].iter().enumerate() {
+        shas.push(
+            write_random_file(nginx.www(), name, MIB + i as u64 * 1000, 60 + i as u64).unwrap(),
+        );
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let list = dir.path().join("inputs.txt");
+    std::fs::write(
+        &list,
+        format!(
+            "# two files and a missing one\n{}\n  dir={}\n  out=renamed.bin\n  http.idle_timeout=30s\n\n{}\n",
+            nginx.http_url("/m2.bin"),
+            path_arg(&dir.path().join("sub")),
+            nginx.http_url("/status/404"),
+        ),
+    )
+    .unwrap();
+    bounded(async {
+        let out = output(get(
+            &nginx.http_url("/m1.bin"),
+            &[
+                "-i",
+                path_arg(&list),
+                "-j",
+                "2",
+                "-d",
+                path_arg(dir.path()),
+                "--quiet",
+            ],
+        ))
+        .await;
+        assert_eq!(out.status.code(), Some(1), "{}", text(&out.stderr));
+        assert!(
+            text(&out.stderr).contains("not-found"),
+            "{}",
+            text(&out.stderr)
+        );
+        assert_eq!(
+            dlm_tests::sha256_file(&dir.path().join("m1.bin")).unwrap(),
+            shas[0]
+        );
+        assert_eq!(
+            dlm_tests::sha256_file(&dir.path().join("sub/renamed.bin")).unwrap(),
+            shas[1]
+        );
+        // All good: exit 0.
+        let out = output(dlm(&[
+            "get",
+            "--no-netrc",
+            "--quiet",
+            &nginx.http_url("/m3.bin"),
+            &nginx.http_url("/m1.bin"),
+            "-d",
+            path_arg(&dir.path().join("again")),
+        ]))
+        .await;
+        assert!(out.status.success(), "{}", text(&out.stderr));
+        assert_eq!(
+            dlm_tests::sha256_file(&dir.path().join("again/m3.bin")).unwrap(),
+            shas[2]
+        );
+        // An input file that cannot be read is a usage error naming the line.
+        std::fs::write(&list, "  dir=x\n").unwrap();
+        let out = output(dlm(&["get", "--no-netrc", "-i", path_arg(&list)])).await;
+        assert_eq!(out.status.code(), Some(1));
+        assert!(
+            text(&out.stderr).contains("line 1"),
+            "{}",
+            text(&out.stderr)
+        );
+    })
+    .await;
+}
