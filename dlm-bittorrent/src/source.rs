@@ -396,6 +396,11 @@ impl Source for TorrentSource {
 
     fn stored(&self, range: ByteRange) {
         self.swarm.stored(range);
+        // The last piece is in: tell the trackers now, not when seeding ends.
+        if self.swarm.uploads().is_seed() {
+            let swarm = self.swarm.clone();
+            tokio::spawn(async move { swarm.announce_completed().await });
+        }
     }
 
     fn swarm(&self) -> Option<SwarmStats> {

@@ -99,6 +99,8 @@ pub(crate) struct Swarm {
     downloaded: AtomicU64,
     /// Pieces received and verified.
     verified: AtomicU64,
+    /// `completed` was announced (once, BEP 3).
+    completed_sent: std::sync::atomic::AtomicBool,
     /// Bytes still missing, for announces.
     left: AtomicU64,
     tiers: tokio::sync::Mutex<Option<TrackerTiers>>,
@@ -121,6 +123,7 @@ impl Swarm {
             port: AtomicU16::new(0),
             downloaded: AtomicU64::new(0),
             verified: AtomicU64::new(0),
+            completed_sent: std::sync::atomic::AtomicBool::new(false),
             tiers: tokio::sync::Mutex::new(None),
         }
     }
@@ -634,6 +637,14 @@ impl Swarm {
     /// The swarm keeps serving peers until [`Swarm::stop`].
     pub(crate) async fn finished(&self, complete: bool) {
         if complete {
+            self.announce_completed().await;
+        }
+    }
+
+    /// Announces `completed` once (BEP 3): when the last piece is stored,
+    /// or at the end of a download of some files only.
+    pub(crate) async fn announce_completed(&self) {
+        if !self.completed_sent.swap(true, Ordering::AcqRel) {
             self.left.store(0, Ordering::Relaxed);
             // Bounded like `stopped`: the download is done, and a dead
             // tracker must not hold up its completion.

@@ -64,6 +64,18 @@ fn dlmd_with(settings: &[String]) -> Dlmd {
     })
 }
 
+/// A libtorrent seeder of `fx` limited to 2 MiB/s (so a download lasts a few
+/// seconds), and a dlmd that knows it by address and does not listen.
+fn slow_seeder_and_dlmd(fx: &dlm_tests::TorrentFixture) -> Option<(LibtorrentPeer, Dlmd)> {
+    let seeder = LibtorrentPeer::start(LibtorrentOptions::seeding(fx).with_upload_limit(2 * MIB))?;
+    let peer = SocketAddr::V4(seeder.addr()).to_string();
+    let dlmd = dlmd_with(&[
+        format!("bittorrent.peers=[\"{peer}\"]"),
+        "bittorrent.listen_port=null".into(),
+    ]);
+    Some((seeder, dlmd))
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_uploaded_torrent_downloads_then_seeds_to_aria2c_until_its_ratio() {
     let Some(tracker) = Tracker::start() else {
@@ -143,16 +155,9 @@ async fn a_torrent_job_paused_resumed_and_killed_refetches_no_verified_piece() {
     else {
         return;
     };
-    let Some(seeder) =
-        LibtorrentPeer::start(LibtorrentOptions::seeding(&fx).with_upload_limit(2 * MIB))
-    else {
+    let Some((seeder, mut dlmd)) = slow_seeder_and_dlmd(&fx) else {
         return;
     };
-    let peer = SocketAddr::V4(seeder.addr()).to_string();
-    let mut dlmd = dlmd_with(&[
-        format!("bittorrent.peers=[\"{peer}\"]"),
-        "bittorrent.listen_port=null".into(),
-    ]);
     // A .torrent the daemon may read: inside its download directory.
     let torrent = dlmd.download_dir().join("slow.torrent");
     std::fs::copy(&fx.torrent_path, &torrent).unwrap();
@@ -215,16 +220,9 @@ async fn a_file_selection_changed_while_running_keeps_what_it_has() {
     .create(&dir.path().join("seed")) else {
         return;
     };
-    let Some(seeder) =
-        LibtorrentPeer::start(LibtorrentOptions::seeding(&fx).with_upload_limit(2 * MIB))
-    else {
+    let Some((_seeder, dlmd)) = slow_seeder_and_dlmd(&fx) else {
         return;
     };
-    let peer = SocketAddr::V4(seeder.addr()).to_string();
-    let dlmd = dlmd_with(&[
-        format!("bittorrent.peers=[\"{peer}\"]"),
-        "bittorrent.listen_port=null".into(),
-    ]);
     bounded(async {
         let job = dlmd
             .add_job(&json!({"upload": upload(&fx.torrent_path), "files": [0]}))

@@ -199,27 +199,20 @@ impl NetArgs {
             o = o.with("s3.anonymous", "true");
         }
         let json = |v: serde_json::Value| v.to_string();
-        let torrent_peers: Vec<String> = self
-            .peers
-            .iter()
-            .filter_map(|p| match p {
-                PeerArg::Torrent(a) => Some(a.to_string()),
-                PeerArg::Ipfs(_) => None,
-            })
-            .collect();
-        if !torrent_peers.is_empty() {
-            o = o.with("bittorrent.peers", json(torrent_peers.into()));
+        let (mut torrent_peers, mut ipfs_peers) = (Vec::new(), Vec::new());
+        for p in &self.peers {
+            match p {
+                PeerArg::Torrent(a) => torrent_peers.push(a.to_string()),
+                PeerArg::Ipfs(m) => ipfs_peers.push(m.to_string()),
+            }
         }
-        let ipfs_peers: Vec<String> = self
-            .peers
-            .iter()
-            .filter_map(|p| match p {
-                PeerArg::Ipfs(m) => Some(m.to_string()),
-                PeerArg::Torrent(_) => None,
-            })
-            .collect();
-        if !ipfs_peers.is_empty() {
-            o = o.with("ipfs.peers", json(ipfs_peers.into()));
+        for (key, peers) in [
+            ("bittorrent.peers", torrent_peers),
+            ("ipfs.peers", ipfs_peers),
+        ] {
+            if !peers.is_empty() {
+                o = o.with(key, json(peers.into()));
+            }
         }
         if self.no_gateway {
             o = o.with("ipfs.gateways", "[]");
