@@ -209,7 +209,27 @@ impl HttpClient {
         url: &Url,
         headers: &HeaderMap,
     ) -> Result<HttpResponse, HttpError> {
-        self.send_with_body(method, url, headers, Bytes::new())
+        self.send_inner(method, url, headers, Bytes::new(), url)
+            .await
+    }
+
+    /// As [`HttpClient::send`], for a request to `url` made on behalf of
+    /// `origin`, the URL the user gave (a ranged request that goes straight
+    /// to where an earlier request was redirected): credentials (the
+    /// `Authorization` and `Cookie` headers, `origin`'s userinfo or netrc
+    /// login) are sent only while the request is at `origin`'s origin,
+    /// unless [`HttpConfig::location_trusted`](crate::HttpConfig::location_trusted).
+    ///
+    /// # Errors
+    /// As [`HttpClient::send`].
+    pub async fn send_for(
+        &self,
+        method: Method,
+        url: &Url,
+        headers: &HeaderMap,
+        origin: &Url,
+    ) -> Result<HttpResponse, HttpError> {
+        self.send_inner(method, url, headers, Bytes::new(), origin)
             .await
     }
 
@@ -226,10 +246,21 @@ impl HttpClient {
         headers: &HeaderMap,
         body: Bytes,
     ) -> Result<HttpResponse, HttpError> {
+        self.send_inner(method, url, headers, body, url).await
+    }
+
+    async fn send_inner(
+        &self,
+        method: Method,
+        url: &Url,
+        headers: &HeaderMap,
+        body: Bytes,
+        origin: &Url,
+    ) -> Result<HttpResponse, HttpError> {
         let mut method = method;
         let mut body = body;
-        let origin = url.clone();
-        let auth = self.credentials(url)?;
+        let trusted = self.inner.config.location_trusted;
+        let auth = self.credentials(origin)?;
         let mut current = url.clone();
         let mut hops = 0;
         loop {
@@ -249,7 +280,7 @@ impl HttpClient {
             h.extend(self.inner.headers.clone());
             h.extend(headers.clone());
             h.insert(ACCEPT_ENCODING, HeaderValue::from_static("identity"));
-            if !same_origin(&origin, &current) {
+            if !trusted && !same_origin(origin, &current) {
                 // Never forward credentials to another origin, even ones the
                 // caller set as plain headers (curl does the same since 7.58).
                 h.remove(AUTHORIZATION);
@@ -296,6 +327,15 @@ impl HttpClient {
                 .ok_or(HttpError::BadRedirect {
                     status: status.as_u16(),
                 })?;
+            if current.scheme() == "https"
+                && next.scheme() == "http"
+                && !self.inner.config.allow_insecure_redirect
+            {
+                return Err(HttpError::InsecureRedirect {
+                    from: redact_url(&current),
+                    to: redact_url(&next),
+                });
+            }
             tracing::debug!(from = %redact_url(&current), to = %redact_url(&next), %status, "redirect");
             if status.as_u16() == 303 {
                 method = Method::GET;

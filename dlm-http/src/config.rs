@@ -47,6 +47,14 @@ pub struct HttpConfig {
     pub netrc: NetrcMode,
     /// Offer HTTP/2 through ALPN on HTTPS.
     pub http2: bool,
+    /// Send credentials (the `Authorization` and `Cookie` headers given,
+    /// URL userinfo, netrc logins) to the origins redirects lead to, not only
+    /// to the origin of the URL they were given with (curl's
+    /// `--location-trusted`).
+    pub location_trusted: bool,
+    /// Follow redirects from `https` to plain `http` (refused by default:
+    /// the rest of the transfer would be readable and changeable on the way).
+    pub allow_insecure_redirect: bool,
 }
 
 impl Default for HttpConfig {
@@ -64,6 +72,8 @@ impl Default for HttpConfig {
             proxy_from_env: true,
             netrc: NetrcMode::Auto,
             http2: false,
+            location_trusted: false,
+            allow_insecure_redirect: false,
         }
     }
 }
@@ -85,6 +95,8 @@ impl fmt::Debug for HttpConfig {
             .field("proxy_from_env", &self.proxy_from_env)
             .field("netrc", &self.netrc)
             .field("http2", &self.http2)
+            .field("location_trusted", &self.location_trusted)
+            .field("allow_insecure_redirect", &self.allow_insecure_redirect)
             .finish_non_exhaustive()
     }
 }
@@ -156,6 +168,18 @@ impl HttpConfig {
     /// Sets [`HttpConfig::http2`].
     pub fn with_http2(mut self, on: bool) -> Self {
         self.http2 = on;
+        self
+    }
+
+    /// Sets [`HttpConfig::location_trusted`].
+    pub fn with_location_trusted(mut self, on: bool) -> Self {
+        self.location_trusted = on;
+        self
+    }
+
+    /// Sets [`HttpConfig::allow_insecure_redirect`].
+    pub fn with_allow_insecure_redirect(mut self, on: bool) -> Self {
+        self.allow_insecure_redirect = on;
         self
     }
 }

@@ -45,6 +45,17 @@ pub enum HttpError {
         /// The status code.
         status: u16,
     },
+    /// A redirect from `https` to plain `http`, refused
+    /// ([`HttpConfig::allow_insecure_redirect`](crate::HttpConfig::allow_insecure_redirect)).
+    #[error(
+        "refusing the redirect from {from} to {to}: it leaves HTTPS (allow with --allow-insecure-redirect, setting http.allow_insecure_redirect)"
+    )]
+    InsecureRedirect {
+        /// Where the redirect came from (credentials removed).
+        from: String,
+        /// Where it pointed (credentials removed).
+        to: String,
+    },
     /// The URL cannot be fetched over HTTP (bad scheme, no host).
     #[error("invalid URL: {0}")]
     InvalidUrl(String),
@@ -101,6 +112,7 @@ impl HttpError {
             Self::ContentRange { .. }
             | Self::TooManyRedirects(_)
             | Self::BadRedirect { .. }
+            | Self::InsecureRedirect { .. }
             | Self::BodyTooLarge(_) => (ErrorKind::Protocol, false),
             Self::InvalidUrl(_) | Self::InvalidHeader(_) | Self::Tls(_) | Self::Netrc(_) => {
                 (ErrorKind::InvalidInput, false)

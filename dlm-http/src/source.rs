@@ -208,7 +208,12 @@ impl HttpSource {
                 h.insert(IF_RANGE, v.clone());
             }
         }
-        let resp = self.client.send(Method::GET, url, &h).await?;
+        // Straight to where the probe was redirected, with credentials only
+        // if that is still the origin they were given for.
+        let resp = self
+            .client
+            .send_for(Method::GET, url, &h, &self.url)
+            .await?;
         let status = resp.status();
         match status {
             StatusCode::PARTIAL_CONTENT if ranged.is_some() => {

@@ -64,7 +64,7 @@ pub use dlmd::{DLMD_TOKEN, Dlmd, DlmdOptions, EventStream, SseEvent, dlmd_binary
 pub use fixture::{walk, write_random_file};
 pub use forward_proxy::{ForwardProxy, ProxyKind};
 pub use ipfs::{AddSpec, HeliaConfig, HeliaNode, KuboNode};
-pub use nginx::{Nginx, NginxOptions};
+pub use nginx::{CredentialsLogEntry, Nginx, NginxOptions};
 pub use peer::{
     ChildGuard, free_port, free_ports, missing_peer, require_peers, wait_for_port, which,
 };

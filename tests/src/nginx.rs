@@ -43,6 +43,21 @@ const START_ATTEMPTS: usize = 5;
 /// How long nginx may take to listen (bounds a hang only).
 const START_TIMEOUT: Duration = Duration::from_secs(15);
 
+/// One request's credentials as nginx logged them ([`Nginx::credentials_log`]).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct CredentialsLogEntry {
+    /// `http` or `https`.
+    pub scheme: String,
+    /// The port the request came in on (tells the two origins apart).
+    pub port: u16,
+    /// The request target.
+    pub uri: String,
+    /// The `Authorization` header, when sent.
+    pub authorization: Option<String>,
+    /// The `Cookie` header, when sent.
+    pub cookie: Option<String>,
+}
+
 /// Settings for [`Nginx::start`].
 #[derive(Clone, Debug)]
 pub struct NginxOptions {
@@ -258,6 +273,28 @@ impl Nginx {
     /// which may be a moment after the client saw the last byte: see [`Nginx::wait_for_requests`].
     pub fn access_log(&self) -> Vec<AccessLogEntry> {
         read_access_log(&self.access_log_path()).unwrap_or_default()
+    }
+
+    /// Each logged request's scheme, server port, URI, `Authorization` and
+    /// `Cookie` values (`"-"` when absent), from `logs/credentials.log`.
+    pub fn credentials_log(&self) -> Vec<CredentialsLogEntry> {
+        let text =
+            fs::read_to_string(self.dir.path().join("logs/credentials.log")).unwrap_or_default();
+        text.lines()
+            .filter_map(|l| {
+                let (head, rest) = l.split_once(" \"")?;
+                let mut h = head.split(' ');
+                let (scheme, port, uri) = (h.next()?, h.next()?, h.next()?);
+                let (auth, cookie) = rest.strip_suffix('"')?.split_once("\" \"")?;
+                Some(CredentialsLogEntry {
+                    scheme: scheme.to_string(),
+                    port: port.parse().ok()?,
+                    uri: uri.to_string(),
+                    authorization: (auth != "-").then(|| auth.to_string()),
+                    cookie: (cookie != "-").then(|| cookie.to_string()),
+                })
+            })
+            .collect()
     }
 
     /// The logged requests whose URI starts with `prefix`.

@@ -29,6 +29,13 @@ pub struct NetArgs {
     /// Do not verify TLS certificates (dangerous).
     #[arg(short = 'k', long)]
     pub insecure: bool,
+    /// Send -H Authorization/Cookie, URL and netrc logins to the hosts redirects lead to as well
+    /// (curl's --location-trusted; by default they go only to the origin they were given for).
+    #[arg(long)]
+    pub location_trusted: bool,
+    /// Follow redirects from https to plain http (refused by default).
+    #[arg(long)]
+    pub allow_insecure_redirect: bool,
     /// Offer HTTP/2 on HTTPS (default: HTTP/1.1 with one TCP connection per range).
     #[arg(long)]
     pub http2: bool,
@@ -179,6 +186,12 @@ impl NetArgs {
         }
         if self.http2 {
             o = o.with("http.http2", "true");
+        }
+        if self.location_trusted {
+            o = o.with("http.location_trusted", "true");
+        }
+        if self.allow_insecure_redirect {
+            o = o.with("http.allow_insecure_redirect", "true");
         }
         if self.ftp_ssl {
             o = o.with("ftp.explicit_tls", "true");
