@@ -19,7 +19,7 @@ mod store;
 
 use std::io::Write as _;
 use std::net::SocketAddr;
-use std::os::unix::fs::OpenOptionsExt;
+use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -52,9 +52,9 @@ struct Args {
     /// Where the job database and the token live (default: $XDG_DATA_HOME/dlm or ~/.local/share/dlm).
     #[arg(long, value_name = "DIR")]
     state_dir: Option<PathBuf>,
-    /// Where downloads go (default: the current directory).
-    #[arg(long, value_name = "DIR", default_value = ".")]
-    download_dir: PathBuf,
+    /// Where downloads go (default: $XDG_DOWNLOAD_DIR, else ~/Downloads).
+    #[arg(long, value_name = "DIR")]
+    download_dir: Option<PathBuf>,
     /// Jobs downloading at once (first start only; then from /v1/settings).
     #[arg(long, default_value_t = 5)]
     max_active: u32,
@@ -64,6 +64,9 @@ struct Args {
     /// Allow absolute destination paths in jobs (admin only).
     #[arg(long)]
     allow_absolute_dest: bool,
+    /// Allow hidden components (`.ssh/…`) in job destinations.
+    #[arg(long)]
+    allow_hidden_dest: bool,
     /// Log format on stderr.
     #[arg(long, value_enum, default_value_t = LogFormat::Text)]
     log_format: LogFormat,
@@ -73,9 +76,19 @@ struct Args {
     settings: Vec<String>,
 }
 
-/// The API token: `DLM_TOKEN`, else `STATE_DIR/token`, created (0600) on first start.
+/// Shortest API token accepted, bytes.
+const MIN_TOKEN_BYTES: usize = 16;
+
+/// The API token: `DLM_TOKEN`, else `STATE_DIR/token`, created (0600) on
+/// first start. A token shorter than 16 bytes is refused.
 fn load_token(state_dir: &Path) -> Result<String, String> {
     if let Ok(t) = state::existing_token(state_dir) {
+        if t.len() < MIN_TOKEN_BYTES {
+            return Err(format!(
+                "the API token (DLM_TOKEN or {}) is shorter than {MIN_TOKEN_BYTES} bytes",
+                state::token_path(state_dir).display()
+            ));
+        }
         return Ok(t);
     }
     let path = state::token_path(state_dir);
@@ -132,15 +145,28 @@ async fn run(args: Args) -> Result<(), String> {
         .state_dir
         .clone()
         .unwrap_or_else(state::default_state_dir);
+    // The job database holds URLs with their credentials: for this user only.
     std::fs::create_dir_all(&state_dir)
+        .and_then(|()| std::fs::set_permissions(&state_dir, std::fs::Permissions::from_mode(0o700)))
         .map_err(|e| format!("creating {}: {e}", state_dir.display()))?;
-    std::fs::create_dir_all(&args.download_dir)
-        .map_err(|e| format!("creating {}: {e}", args.download_dir.display()))?;
-    let download_dir = std::fs::canonicalize(&args.download_dir)
-        .map_err(|e| format!("{}: {e}", args.download_dir.display()))?;
+    let wanted_dir = args
+        .download_dir
+        .clone()
+        .unwrap_or_else(default_download_dir);
+    std::fs::create_dir_all(&wanted_dir)
+        .map_err(|e| format!("creating {}: {e}", wanted_dir.display()))?;
+    let download_dir =
+        std::fs::canonicalize(&wanted_dir).map_err(|e| format!("{}: {e}", wanted_dir.display()))?;
     let token = load_token(&state_dir)?;
-    let store = Store::open(&state_dir.join("jobs.db"))
-        .map_err(|e| format!("opening the job database: {e}"))?;
+    let db = state_dir.join("jobs.db");
+    std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .mode(0o600)
+        .open(&db)
+        .and_then(|_| std::fs::set_permissions(&db, std::fs::Permissions::from_mode(0o600)))
+        .map_err(|e| format!("creating {}: {e}", db.display()))?;
+    let store = Store::open(&db).map_err(|e| format!("opening the job database: {e}"))?;
     let mut settings = dlm_core::Options::new();
     for kv in &args.settings {
         let (k, v) = kv
@@ -153,7 +179,10 @@ async fn run(args: Args) -> Result<(), String> {
         store,
         registry,
         (download_dir.clone(), state_dir.join("uploads")),
-        args.allow_absolute_dest,
+        manager::DestPolicy {
+            absolute: args.allow_absolute_dest,
+            hidden: args.allow_hidden_dest,
+        },
         (args.max_active.max(1), args.max_per_host.max(1), 0),
     )
     .map_err(|e| format!("reading the job database: {e}"))?;
@@ -196,6 +225,15 @@ async fn run(args: Args) -> Result<(), String> {
     }
     tracing::info!("stopped");
     Ok(())
+}
+
+/// `$XDG_DOWNLOAD_DIR`, else `~/Downloads` (as the XDG user dirs name it).
+fn default_download_dir() -> PathBuf {
+    if let Some(d) = std::env::var_os("XDG_DOWNLOAD_DIR").filter(|d| !d.is_empty()) {
+        return PathBuf::from(d);
+    }
+    let home = std::env::var_os("HOME").unwrap_or_else(|| ".".into());
+    Path::new(&home).join("Downloads")
 }
 
 async fn wait_for_signal() {

@@ -650,3 +650,66 @@ async fn dlm_remote_adds_lists_pauses_and_removes() {
     })
     .await;
 }
+
+/// The daemon keeps its state to its user and its jobs inside the download
+/// directory: the state dir is 0700 and `jobs.db` 0600; a `dest` with a
+/// hidden component (`.ssh/…`) is refused; a symbolic link planted in the
+/// download directory does not lead a job out of it; a token shorter than
+/// 16 bytes is refused at start.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn state_is_private_and_jobs_stay_inside_the_download_directory() {
+    use std::os::unix::fs::PermissionsExt;
+    let dlmd = Dlmd::start(DlmdOptions::default());
+    let mode = |p: &std::path::Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode(dlmd.state_dir()), 0o700);
+    assert_eq!(mode(&dlmd.state_dir().join("jobs.db")), 0o600);
+    bounded(TEST_TIMEOUT, async {
+        let (status, body) = dlmd
+            .api(
+                "POST",
+                "/v1/jobs",
+                Some(&json!({"url": "http://127.0.0.1:9/x", "dest": ".ssh/authorized_keys"})),
+            )
+            .await;
+        let msg = assert_error(status, &body, 400, "invalid_dest");
+        assert!(msg.contains("hidden"), "{msg}");
+
+        let outside = tempfile::tempdir().unwrap();
+        std::os::unix::fs::symlink(outside.path(), dlmd.download_dir().join("escape")).unwrap();
+        let job = dlmd
+            .add_job(&json!({"url": "http://127.0.0.1:9/x.bin", "dest": "escape/x.bin"}))
+            .await;
+        let failed = dlmd
+            .wait_for_job(job["id"].as_i64().unwrap(), JOB_TIMEOUT, |j| {
+                j["state"] == "failed"
+            })
+            .await;
+        assert!(
+            failed["error"].as_str().unwrap().contains("symbolic link"),
+            "{failed}"
+        );
+        assert_eq!(std::fs::read_dir(outside.path()).unwrap().count(), 0);
+    })
+    .await;
+
+    let dir = tempfile::tempdir().unwrap();
+    let out = bounded(
+        TEST_TIMEOUT,
+        Command::new(dlm_tests::dlmd_binary())
+            .args(["--listen", "127.0.0.1:0", "--state-dir"])
+            .arg(dir.path().join("state"))
+            .arg("--download-dir")
+            .arg(dir.path().join("dl"))
+            .env("DLM_TOKEN", "short")
+            .kill_on_drop(true)
+            .output(),
+    )
+    .await
+    .unwrap();
+    assert!(!out.status.success());
+    assert!(
+        text(&out.stderr).contains("shorter than 16"),
+        "{}",
+        text(&out.stderr)
+    );
+}

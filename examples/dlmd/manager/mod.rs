@@ -81,22 +81,41 @@ pub(crate) struct Manager {
     download_dir: PathBuf,
     /// Where uploaded input files are kept (`STATE_DIR/uploads`).
     uploads_dir: PathBuf,
-    allow_absolute_dest: bool,
+    dest_policy: DestPolicy,
     global: Arc<RateLimiter>,
     inner: Mutex<Inner>,
     events: broadcast::Sender<JobEvent>,
     pub(crate) metrics: Metrics,
 }
 
-/// Checks a destination from the API: relative, no `..`, no root.
-fn check_dest(dest: &str, allow_absolute: bool) -> Result<(), ManagerError> {
+/// Which job destinations the operator allows beyond plain relative paths.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub(crate) struct DestPolicy {
+    /// Absolute paths (`--allow-absolute-dest`).
+    pub(crate) absolute: bool,
+    /// Hidden components such as `.ssh/…` (`--allow-hidden-dest`).
+    pub(crate) hidden: bool,
+}
+
+/// Checks a destination from the API: relative, no `..`, no root, no
+/// hidden component (`.ssh/authorized_keys`), unless the policy allows.
+fn check_dest(dest: &str, policy: DestPolicy) -> Result<(), ManagerError> {
     let p = Path::new(dest);
     if dest.is_empty() || dest.contains('\0') {
         return Err(ManagerError::InvalidDest(
             "dest is empty or contains NUL".into(),
         ));
     }
-    if p.is_absolute() && allow_absolute && !p.components().any(|c| c == Component::ParentDir) {
+    let hidden = p.components().any(|c| match c {
+        Component::Normal(n) => n.to_string_lossy().starts_with('.'),
+        _ => false,
+    });
+    if hidden && !policy.hidden {
+        return Err(ManagerError::InvalidDest(format!(
+            "dest {dest:?} has a hidden component (allow with --allow-hidden-dest)"
+        )));
+    }
+    if p.is_absolute() && policy.absolute && !p.components().any(|c| c == Component::ParentDir) {
         return Ok(());
     }
     if !dlm_core::stays_inside(p) {
@@ -112,7 +131,7 @@ impl Manager {
         store: Store,
         registry: ProtocolRegistry,
         (download_dir, uploads_dir): (PathBuf, PathBuf),
-        allow_absolute_dest: bool,
+        dest_policy: DestPolicy,
         defaults: (u32, u32, u64),
     ) -> Result<Arc<Self>, rusqlite::Error> {
         let setting = |k: &str, d: u64| -> Result<u64, rusqlite::Error> {
@@ -148,7 +167,7 @@ impl Manager {
             registry,
             download_dir,
             uploads_dir,
-            allow_absolute_dest,
+            dest_policy,
             global: Arc::new(RateLimiter::new(Some(global_rate))),
             inner: Mutex::new(Inner {
                 running: HashMap::new(),
@@ -263,7 +282,7 @@ impl Manager {
                 .map_err(|e| ManagerError::BadRequest(format!("mirror: {e}")))?;
         }
         if let Some(d) = &new.dest {
-            check_dest(d, self.allow_absolute_dest)?;
+            check_dest(d, self.dest_policy)?;
         }
         if let Some(c) = &new.checksum {
             c.parse::<Checksum>()
@@ -711,13 +730,25 @@ mod tests {
 
     #[test]
     fn destinations() {
-        assert!(check_dest("a/b.iso", false).is_ok());
-        assert!(check_dest("dir/", false).is_ok());
-        assert!(check_dest("../x", false).is_err());
-        assert!(check_dest("a/../../x", false).is_err());
-        assert!(check_dest("/etc/passwd", false).is_err());
-        assert!(check_dest("/srv/x", true).is_ok());
-        assert!(check_dest("/srv/../x", true).is_err());
-        assert!(check_dest("", false).is_err());
+        let plain = DestPolicy::default();
+        let absolute = DestPolicy {
+            absolute: true,
+            hidden: false,
+        };
+        let hidden = DestPolicy {
+            absolute: false,
+            hidden: true,
+        };
+        assert!(check_dest("a/b.iso", plain).is_ok());
+        assert!(check_dest("dir/", plain).is_ok());
+        assert!(check_dest("../x", plain).is_err());
+        assert!(check_dest("a/../../x", plain).is_err());
+        assert!(check_dest("/etc/passwd", plain).is_err());
+        assert!(check_dest("/srv/x", absolute).is_ok());
+        assert!(check_dest("/srv/../x", absolute).is_err());
+        assert!(check_dest("", plain).is_err());
+        assert!(check_dest(".ssh/authorized_keys", plain).is_err());
+        assert!(check_dest("a/.config/x", plain).is_err());
+        assert!(check_dest(".ssh/x", hidden).is_ok());
     }
 }

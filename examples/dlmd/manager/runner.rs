@@ -80,6 +80,10 @@ impl Manager {
         row: JobRow,
         control: JobControl,
     ) -> Result<Outcome, Error> {
+        if !self.dest_policy.absolute {
+            let dest = self.download_dir.join(row.dest.as_deref().unwrap_or(""));
+            stays_in_after_links(&self.download_dir, &dest)?;
+        }
         let input = job_input(&row);
         let options = job_options(&row);
         let target = tokio::select! {
@@ -338,6 +342,37 @@ impl Manager {
         if dirty {
             let _ = self.store.set_files(id, "tree", &files);
         }
+    }
+}
+
+/// Fails unless `path` (which may not exist yet) stays inside `base` once
+/// the symlinks of its existing part are resolved: a link planted in the
+/// download directory must not lead a job's files out of it.
+fn stays_in_after_links(base: &std::path::Path, path: &std::path::Path) -> Result<(), Error> {
+    let base = std::fs::canonicalize(base)
+        .map_err(|e| Error::new(ErrorKind::Io, format!("{}: {e}", base.display())))?;
+    let mut existing = path.to_path_buf();
+    while !existing.exists() && !existing.is_symlink() {
+        if !existing.pop() {
+            break;
+        }
+    }
+    let real = std::fs::canonicalize(&existing).map_err(|e| {
+        Error::new(
+            ErrorKind::InvalidInput,
+            format!("{}: {e} (a dangling link?)", existing.display()),
+        )
+    })?;
+    if real.starts_with(&base) {
+        Ok(())
+    } else {
+        Err(Error::new(
+            ErrorKind::InvalidInput,
+            format!(
+                "{} leads out of the download directory (through a symbolic link)",
+                path.display()
+            ),
+        ))
     }
 }
 
