@@ -193,7 +193,22 @@ impl Source for S3Source {
             h.insert(IF_MATCH, etag);
         }
         let expected = h.get(IF_MATCH).cloned();
-        let resp = self.send(Method::GET, &h).await?;
+        let resp = match self.send(Method::GET, &h).await {
+            // The engine asks only for ranges inside the probed length; a
+            // server that checks the range before If-Match (s3s-fs) answers 416
+            // when the object was replaced by a shorter one.
+            Err(S3Error::Service { status: 416, .. }) if expected.is_some() => {
+                return Err(dlm_core::Error::new(
+                    dlm_core::ErrorKind::RemoteChanged,
+                    format!(
+                        "{}: the object no longer holds {}: it changed",
+                        self.location.display(),
+                        wanted.as_deref().unwrap_or("the range")
+                    ),
+                ));
+            }
+            other => other?,
+        };
         // Servers that ignore If-Match (s3s-fs) still name the object's ETag.
         if let (Some(want), Some(got)) = (&expected, resp.headers().get(ETAG))
             && want != got

@@ -1300,3 +1300,55 @@ fn content_disposition_names_are_sanitised() {
         assert_dir_holds(root.path(), &["downloads"]);
     });
 }
+
+/// A `.part` cut short (or deleted) behind its control file's back is not
+/// trusted past its end: the missing bytes are fetched again, never
+/// committed as zeros.
+#[test]
+fn a_truncated_part_file_is_fetched_again_not_filled_with_zeros() {
+    let Some(nginx) = Nginx::start(NginxOptions::default()) else {
+        return;
+    };
+    let size = 8 * MIB + 77;
+    let sha = write_random_file(nginx.www(), "tr.bin", size, 20).unwrap();
+    e2e(async {
+        let out_dir = tempfile::tempdir().unwrap();
+        let out = out_dir.path().join("tr.bin");
+        let registry = registry();
+        let url = nginx.http_url("/tr.bin");
+        let options = DownloadOptions::default()
+            .with_connections(4)
+            .with_max_chunk_bytes(Some(512 * KIB));
+        for cut in [MIB / 2, 0] {
+            let err = cancel_after(
+                Download::new(source(&registry, &url).await, Output::File(out.clone()))
+                    .with_options(options.clone().with_rate_limit(Some(2 * MIB))),
+                2 * MIB,
+            )
+            .await;
+            assert_eq!(err.kind(), ErrorKind::Cancelled, "{err}");
+            if cut == 0 {
+                std::fs::remove_file(part_path(&out)).unwrap();
+            } else {
+                std::fs::OpenOptions::new()
+                    .write(true)
+                    .open(part_path(&out))
+                    .unwrap()
+                    .set_len(cut)
+                    .unwrap();
+            }
+            let download = Download::new(source(&registry, &url).await, Output::File(out.clone()))
+                .with_options(options.clone());
+            let (done, events) = run(download).await.completed();
+            assert!(
+                notices(&events)
+                    .iter()
+                    .any(|n| n.contains("fewer than its resume state")),
+                "cut at {cut}: {events:?}"
+            );
+            assert_eq!(sha256_file(&out).unwrap(), sha, "cut at {cut}");
+            assert_eq!(done.sha256().unwrap().to_hex(), sha);
+            std::fs::remove_file(&out).unwrap();
+        }
+    });
+}

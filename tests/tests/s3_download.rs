@@ -156,7 +156,9 @@ fn an_object_replaced_mid_download_restarts_from_zero() {
         let options = DownloadOptions::default()
             .with_connections(4)
             .with_max_chunk_bytes(Some(4 * MIB))
-            .with_rate_limit(Some(24 * MIB));
+            // Slow enough that writing the 40 MiB replacement (and its MD5
+            // sidecar) ends well before the download would.
+            .with_rate_limit(Some(8 * MIB));
         let d = download(
             config(&s3, S3_SECRET_KEY),
             &s3.s3_url("bkt", "moving.bin"),

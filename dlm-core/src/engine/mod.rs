@@ -622,12 +622,25 @@ impl Engine {
                         saved.done.total_len() - trusted.total_len()
                     ));
                 }
-                done = RangeSet::from_ranges(
-                    trusted
-                        .ranges()
-                        .iter()
-                        .filter_map(|r| r.intersect(&crate::ByteRange::new(0, len))),
-                );
+                // Only what the partial file still holds: one deleted or cut
+                // behind the control file's back is fetched again.
+                let held = target.sink.stored_len_dyn().await?.unwrap_or(len).min(len);
+                let within = |set: &RangeSet, end: u64| {
+                    RangeSet::from_ranges(
+                        set.ranges()
+                            .iter()
+                            .filter_map(|r| r.intersect(&crate::ByteRange::new(0, end))),
+                    )
+                };
+                let recorded = within(&trusted, len);
+                done = within(&recorded, held);
+                if done.total_len() < recorded.total_len() {
+                    self.notice(&format!(
+                        "the partial file holds {held} bytes, fewer than its resume state says: \
+                         fetching the other {} again",
+                        recorded.total_len() - done.total_len()
+                    ));
+                }
             }
         }
         if done.is_empty() {

@@ -158,6 +158,21 @@ fn allocate(f: &File, len: u64) -> std::io::Result<()> {
 }
 
 impl Sink for FileSink {
+    /// The `.part` file's length; 0 when there is none.
+    async fn stored_len(&self) -> Result<Option<u64>> {
+        let part = self.part.clone();
+        tokio::task::spawn_blocking(move || match std::fs::metadata(&part) {
+            Ok(m) => Ok(Some(m.len())),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Some(0)),
+            Err(e) => Err(Error::new(
+                ErrorKind::Io,
+                format!("reading {}: {e}", part.display()),
+            )),
+        })
+        .await
+        .map_err(|e| Error::new(ErrorKind::Io, format!("stat task failed: {e}")))?
+    }
+
     async fn prepare(&self, len: Option<u64>, _digests: &[DigestAlgorithm]) -> Result<()> {
         match len {
             Some(len) => self.blocking("allocating", move |f| allocate(f, len)).await,

@@ -72,6 +72,18 @@ pub trait Sink: Send + Sync + fmt::Debug + 'static {
         None
     }
 
+    /// How many bytes of the byte space the storage holds from an earlier
+    /// run, before [`Sink::prepare`]: a partial file's length (0 when it is
+    /// gone). The engine trusts no resume state past it: a `.part` deleted
+    /// or truncated behind its control file is fetched again, never
+    /// committed with zeros. `None`, the default: the sink cannot tell.
+    ///
+    /// # Errors
+    /// [`ErrorKind::Io`].
+    fn stored_len(&self) -> impl Future<Output = Result<Option<u64>>> + Send {
+        async { Ok(None) }
+    }
+
     /// Makes written bytes durable (`fdatasync`); called before the control
     /// file records them as done.
     ///
@@ -120,6 +132,7 @@ pub trait SinkDyn: Send + Sync + fmt::Debug {
     fn write_at_dyn(&self, offset: u64, data: Bytes) -> BoxFuture<'_, Result<()>>;
     fn read_at_dyn(&self, offset: u64, len: u32) -> BoxFuture<'_, Result<Bytes>>;
     fn read_at_blocking_dyn(&self, offset: u64, buf: &mut [u8]) -> Option<Result<usize>>;
+    fn stored_len_dyn(&self) -> BoxFuture<'_, Result<Option<u64>>>;
     fn sync_dyn(&self) -> BoxFuture<'_, Result<()>>;
     fn commit_dyn(&self) -> BoxFuture<'_, Result<()>>;
     fn reset_dyn(&self) -> BoxFuture<'_, Result<()>>;
@@ -143,6 +156,9 @@ impl<T: Sink> SinkDyn for T {
     }
     fn read_at_blocking_dyn(&self, offset: u64, buf: &mut [u8]) -> Option<Result<usize>> {
         self.read_at_blocking(offset, buf)
+    }
+    fn stored_len_dyn(&self) -> BoxFuture<'_, Result<Option<u64>>> {
+        Box::pin(self.stored_len())
     }
     fn sync_dyn(&self) -> BoxFuture<'_, Result<()>> {
         Box::pin(self.sync())
