@@ -17,27 +17,30 @@ const SECRET_QUERY_KEYS: &[&str] = &[
 ];
 
 /// `url` for display: userinfo removed and signature-like query values
-/// replaced by `REDACTED`.
+/// replaced by `REDACTED`. Every other parameter is shown exactly as sent,
+/// percent-encoding included (a tracker's binary `info_hash=%12%AB…` stays
+/// readable instead of turning into U+FFFD replacement characters).
 pub fn redact_url(url: &Url) -> String {
     let mut u = url.clone();
     let _ = u.set_username("");
     let _ = u.set_password(None);
-    if u.query().is_some() {
-        let pairs: Vec<(String, String)> = u
-            .query_pairs()
-            .map(|(k, v)| {
-                let secret = SECRET_QUERY_KEYS.iter().any(|s| k.eq_ignore_ascii_case(s));
-                (
-                    k.into_owned(),
-                    if secret {
-                        "REDACTED".into()
-                    } else {
-                        v.into_owned()
-                    },
-                )
+    if let Some(query) = u.query() {
+        let redacted: Vec<String> = query
+            .split('&')
+            .map(|pair| {
+                let (k, _) = pair.split_once('=').unwrap_or((pair, ""));
+                let key = percent_encoding::percent_decode_str(k).decode_utf8_lossy();
+                if SECRET_QUERY_KEYS
+                    .iter()
+                    .any(|s| key.eq_ignore_ascii_case(s))
+                {
+                    format!("{k}=REDACTED")
+                } else {
+                    pair.to_string()
+                }
             })
             .collect();
-        u.query_pairs_mut().clear().extend_pairs(pairs);
+        u.set_query(Some(&redacted.join("&")));
     }
     u.to_string()
 }
@@ -55,5 +58,17 @@ mod tests {
             "{s}"
         );
         assert!(s.contains("part=1"));
+    }
+
+    #[test]
+    fn keeps_binary_parameters_as_sent() {
+        let u = Url::parse("http://t/announce?info_hash=%12%AB%00a&peer_id=-DL-%FF&sig=s3cr3t")
+            .unwrap();
+        let s = redact_url(&u);
+        assert_eq!(
+            s,
+            "http://t/announce?info_hash=%12%AB%00a&peer_id=-DL-%FF&sig=REDACTED"
+        );
+        assert!(!s.contains('\u{FFFD}') && !s.contains("%EF%BF%BD"), "{s}");
     }
 }
