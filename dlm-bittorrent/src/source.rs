@@ -316,7 +316,7 @@ impl Source for TorrentSource {
                 match fetch_piece(&swarm, &m, req, held.peer.take()).await {
                     Ok((bytes, peer)) => {
                         held.peer = peer;
-                        swarm.delivered(index as u32, bytes.len() as u64);
+                        swarm.delivered(bytes.len() as u64);
                         let from = start.saturating_sub(piece_start) as usize;
                         let to = (end - piece_start).min(bytes.len() as u64) as usize;
                         Some((Ok(bytes.slice(from..to)), Some((index + 1, held))))
@@ -395,9 +395,8 @@ impl Source for TorrentSource {
     }
 
     fn stored(&self, range: ByteRange) {
-        self.swarm.stored(range);
         // The last piece is in: tell the trackers now, not when seeding ends.
-        if self.swarm.uploads().is_seed() {
+        if self.swarm.stored(range) {
             let swarm = self.swarm.clone();
             tokio::spawn(async move { swarm.announce_completed().await });
         }

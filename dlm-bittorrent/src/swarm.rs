@@ -171,7 +171,7 @@ impl Swarm {
     }
 
     /// A verified piece of `len` bytes arrived from the swarm.
-    pub(crate) fn delivered(&self, index: u32, len: u64) {
+    pub(crate) fn delivered(&self, len: u64) {
         self.downloaded.fetch_add(len, Ordering::Relaxed);
         let _ = self
             .left
@@ -179,20 +179,21 @@ impl Swarm {
                 Some(l.saturating_sub(len))
             });
         self.verified.fetch_add(1, Ordering::Relaxed);
-        let _ = index;
     }
 
     /// The engine stored `range` of delivered bytes: pieces it completes are
-    /// offered to every peer (`have`, BEP 3).
-    pub(crate) fn stored(&self, range: dlm_core::ByteRange) {
+    /// offered to every peer (`have`, BEP 3). Returns whether they were the
+    /// last ones (we are a seed now).
+    pub(crate) fn stored(&self, range: dlm_core::ByteRange) -> bool {
         let completed = self.uploads.stored(range);
         if completed.is_empty() {
-            return;
+            return false;
         }
         tracing::trace!(?completed, "offering pieces");
         for p in self.pool().peers.values() {
             p.state().wake.notify_one();
         }
+        self.uploads.is_seed()
     }
 
     /// Pieces received and verified since the swarm started.

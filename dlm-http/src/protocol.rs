@@ -3,7 +3,7 @@
 use std::sync::Arc;
 
 use dlm_core::{
-    Context, Error, ErrorKind, Input, Options, Protocol, ProtocolRegistry, Resolve, Result, Target,
+    Error, ErrorKind, Input, Options, Protocol, ProtocolRegistry, Resolve, Result, Target,
 };
 use http::HeaderMap;
 use http::header::{HeaderName, HeaderValue};
@@ -82,7 +82,7 @@ impl Protocol for HttpProtocol {
             None => self.source(input, cx.options)?,
         });
         if cx.has_media_handlers() {
-            let probe = source.probe_early(&Context::new()).await?;
+            let probe = source.probe_early().await?;
             if let Some(ct) = &probe.content_type
                 && let Some(target) = cx.hand_off(ct, input).await
             {

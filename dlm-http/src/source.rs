@@ -69,8 +69,8 @@ impl HttpSource {
     ///
     /// # Errors
     /// As [`Source::probe`].
-    pub async fn probe_early(&self, cx: &Context) -> Result<Probe> {
-        let probe = self.fetch_probe(cx).await?;
+    pub async fn probe_early(&self) -> Result<Probe> {
+        let probe = self.fetch_probe().await?;
         *self.early.lock().unwrap_or_else(PoisonError::into_inner) =
             Some((Instant::now(), probe.clone()));
         Ok(probe)
@@ -116,7 +116,7 @@ impl Source for HttpSource {
         redact_url(&self.url)
     }
 
-    async fn probe(&self, cx: &Context) -> Result<Probe> {
+    async fn probe(&self, _cx: &Context) -> Result<Probe> {
         let early = self
             .early
             .lock()
@@ -127,7 +127,7 @@ impl Source for HttpSource {
         {
             return Ok(probe);
         }
-        self.fetch_probe(cx).await
+        self.fetch_probe().await
     }
 
     async fn open(&self, _cx: &Context, range: ReadRange) -> Result<BodyStream> {
@@ -137,7 +137,7 @@ impl Source for HttpSource {
 
 impl HttpSource {
     /// One `GET` with `Range: bytes=0-0`: see the type's docs.
-    async fn fetch_probe(&self, _cx: &Context) -> Result<Probe> {
+    async fn fetch_probe(&self) -> Result<Probe> {
         let mut h = self.headers.clone();
         h.insert(RANGE, HeaderValue::from_static("bytes=0-0"));
         let resp = self.client.send(Method::GET, &self.url, &h).await?;

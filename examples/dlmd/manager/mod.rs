@@ -12,7 +12,7 @@ use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
 
 use base64::Engine as _;
-use dlm_core::{Checksum, ErrorKind, Input, Options, ProtocolRegistry, RateLimiter};
+use dlm_core::{Checksum, ErrorKind, Input, ProtocolRegistry, RateLimiter};
 use dlm_examples::api::{Job, JobEvent, JobState, NewJob, Settings, Upload};
 use dlm_examples::protocols;
 use tokio::sync::broadcast;
@@ -270,10 +270,7 @@ impl Manager {
         self.registry
             .protocol(&input)
             .map_err(|e| ManagerError::BadRequest(e.to_string()))?;
-        let options = new
-            .options
-            .iter()
-            .fold(Options::new(), |o, (k, v)| o.with(k.clone(), v.clone()));
+        let options = protocols::options_from(&new.options);
         protocols::Settings::from_options(&options)
             .map_err(|e| ManagerError::BadRequest(e.to_string()))?;
         for m in &new.mirrors {

@@ -68,9 +68,7 @@ pub(crate) fn job_input(row: &JobRow) -> Input {
 
 /// The job's protocol settings.
 pub(crate) fn job_options(row: &JobRow) -> Options {
-    row.options
-        .iter()
-        .fold(Options::new(), |o, (k, v)| o.with(k.clone(), v.clone()))
+    dlm_examples::protocols::options_from(&row.options)
 }
 
 impl Manager {

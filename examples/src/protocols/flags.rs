@@ -265,7 +265,7 @@ impl NetArgs {
     pub fn per_download(&self) -> Result<Options, String> {
         let mut o = Options::new();
         for (k, v) in self.options()?.pairs {
-            if k == dlm_http::OPTION_HEADER {
+            if super::is_per_download(&k) {
                 o = o.with(k, v);
             }
         }

@@ -33,9 +33,16 @@ pub struct Settings {
 }
 
 /// Keys that name per-download settings rather than configuration fields
-/// (handled by the protocol when it resolves an input).
-fn is_per_download(key: &str) -> bool {
+/// (handled by the protocol when it resolves an input): `http.header`.
+pub fn is_per_download(key: &str) -> bool {
     key == dlm_http::OPTION_HEADER
+}
+
+/// `SECTION.KEY` → value pairs (a `dlmd` job's `options`) as [`Options`].
+pub fn options_from<'a>(pairs: impl IntoIterator<Item = (&'a String, &'a String)>) -> Options {
+    pairs
+        .into_iter()
+        .fold(Options::new(), |o, (k, v)| o.with(k.clone(), v.clone()))
 }
 
 impl Settings {
