@@ -86,16 +86,6 @@ impl Input {
             _ => None,
         }
     }
-
-    /// The input as the user would type it again: the URL (credentials
-    /// included: not for display), the path, or the text.
-    pub fn as_text(&self) -> String {
-        match self {
-            Self::Url(u) => u.raw().to_string(),
-            Self::File(p) => p.display().to_string(),
-            Self::Text(t) => t.clone(),
-        }
-    }
 }
 
 impl fmt::Display for Input {
@@ -165,16 +155,6 @@ pub enum Target {
     Source(BoxSource),
     /// Many files: download them with [`TreeDownload`](crate::TreeDownload).
     Listing(BoxListing),
-}
-
-impl Target {
-    /// A short identity of what was resolved, without credentials.
-    pub fn identity(&self) -> String {
-        match self {
-            Self::Source(s) => s.identity_dyn(),
-            Self::Listing(l) => l.identity(),
-        }
-    }
 }
 
 /// What a protocol gets besides the input when it resolves one: the
@@ -444,11 +424,6 @@ impl ProtocolRegistry {
     pub fn schemes(&self) -> impl Iterator<Item = &str> + '_ {
         self.by_scheme.keys().map(String::as_str)
     }
-
-    /// The registered protocols' names, in registration order.
-    pub fn names(&self) -> impl Iterator<Item = &'static str> + '_ {
-        self.protocols.iter().map(|p| p.name_dyn())
-    }
 }
 
 #[cfg(test)]
@@ -537,7 +512,6 @@ mod tests {
         // The scheme's owner hands the input on by media type.
         let t = r.target(&Input::parse("fk1"), &Options::new()).await;
         assert!(matches!(t, Ok(Target::Source(_))), "{t:?}");
-        assert_eq!(r.names().collect::<Vec<_>>(), vec!["fake", "other"]);
 
         let err = ProtocolRegistry::new()
             .protocol(&Input::parse("nothing"))

@@ -28,10 +28,9 @@ const CACHE_BYTES: u64 = 32 << 20;
 #[derive(Debug)]
 pub struct Uploads {
     metainfo: Arc<Metainfo>,
-    /// Set once by [`Uploads::attach`]; taken by [`Uploads::detach`] so the
+    /// Set by [`Uploads::attach`]; taken by [`Uploads::detach`] so the
     /// download's storage (and its file lock) is released with the swarm.
     storage: Mutex<Option<StoredBytes>>,
-    attached: std::sync::atomic::AtomicBool,
     state: Mutex<State>,
     limiter: RateLimiter,
     uploaded: AtomicU64,
@@ -70,7 +69,6 @@ impl Uploads {
         Self {
             metainfo,
             storage: Mutex::new(None),
-            attached: std::sync::atomic::AtomicBool::new(false),
             state: Mutex::new(State {
                 have: Bitfield::empty(pieces),
                 checked: Bitfield::empty(pieces),
@@ -93,10 +91,13 @@ impl Uploads {
     /// `checked`: they were just verified on disk (a re-check), else they
     /// are checked at their first upload. A second call is ignored.
     pub fn attach(&self, storage: StoredBytes, have: &Bitfield, checked: bool) {
-        if self.attached.swap(true, Ordering::AcqRel) {
-            return;
+        {
+            let mut slot = self.storage.lock().unwrap_or_else(PoisonError::into_inner);
+            if slot.is_some() {
+                return;
+            }
+            *slot = Some(storage);
         }
-        *self.storage.lock().unwrap_or_else(PoisonError::into_inner) = Some(storage);
         let mut st = self.state();
         for i in (0..have.len()).filter(|i| have.has(*i)) {
             st.have.set(i);

@@ -381,20 +381,27 @@ fn span_files(
     selected: Option<&[usize]>,
     done: Option<&dlm_core::RangeSet>,
 ) -> Vec<JobFile> {
+    let chosen: Option<std::collections::HashSet<usize>> =
+        selected.map(|s| s.iter().copied().collect());
+    let ranges = done.map_or(&[][..], |d| d.ranges());
     spans
         .iter()
         .enumerate()
         .map(|(i, f)| {
-            let wanted = selected.is_none_or(|s| s.contains(&i));
+            let wanted = chosen.as_ref().is_none_or(|s| s.contains(&i));
             let range = ByteRange::new(f.offset, f.offset + f.len);
-            let done_bytes = match done {
-                Some(d) if wanted => d
-                    .ranges()
+            // Done ranges are sorted and disjoint: only those from the first
+            // that ends past the file's start can overlap it.
+            let first = ranges.partition_point(|r| r.end <= range.start);
+            let done_bytes = if wanted {
+                ranges[first..]
                     .iter()
+                    .take_while(|r| r.start < range.end)
                     .filter_map(|r| r.intersect(&range))
                     .map(|r| r.len())
-                    .sum(),
-                _ => 0,
+                    .sum()
+            } else {
+                0
             };
             let state = match (wanted, done_bytes == f.len) {
                 (false, _) => "skipped",
@@ -451,4 +458,43 @@ pub(crate) fn tree_result(summary: &TreeSummary) -> Result<(), (ErrorKind, Strin
             summary.listing_errors.len()
         ),
     ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn span(path: &str, offset: u64, len: u64) -> FileSpan {
+        FileSpan {
+            path: path.into(),
+            offset,
+            len,
+            wanted: true,
+        }
+    }
+
+    #[test]
+    fn file_progress_from_done_ranges_and_selection() {
+        let spans = [span("a", 0, 10), span("b", 10, 5), span("c", 15, 20)];
+        let done = dlm_core::RangeSet::from_ranges([ByteRange::new(0, 12), ByteRange::new(20, 25)]);
+        let files = span_files(&spans, Some(&[0, 2]), Some(&done));
+        let got: Vec<_> = files
+            .iter()
+            .map(|f| (f.done_bytes, f.wanted, f.state.as_str()))
+            .collect();
+        assert_eq!(
+            got,
+            vec![
+                (10, true, "completed"),
+                (0, false, "skipped"),
+                (5, true, "wanted")
+            ]
+        );
+        let unknown = span_files(&spans, None, None);
+        assert!(
+            unknown
+                .iter()
+                .all(|f| f.state == "wanted" && f.done_bytes == 0)
+        );
+    }
 }

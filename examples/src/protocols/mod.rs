@@ -11,7 +11,7 @@
 pub mod extras;
 pub mod flags;
 
-use dlm_core::config::{apply_options, keys};
+use dlm_core::config::apply_options;
 use dlm_core::{Error, ErrorKind, Options, ProtocolRegistry, Result};
 use dlm_http::HttpConfig;
 
@@ -103,17 +103,6 @@ impl Settings {
         })
     }
 
-    /// Every key `-O` accepts, with its section.
-    pub fn keys(&self) -> Vec<String> {
-        let mut k = keys(&self.http, dlm_http::SECTION);
-        k.push(dlm_http::OPTION_HEADER.to_string());
-        k.extend(keys(&self.ftp, dlm_ftp::SECTION));
-        k.extend(keys(&self.s3, dlm_s3::SECTION));
-        k.extend(keys(&self.bittorrent, dlm_bittorrent::SECTION));
-        k.extend(keys(&self.ipfs, dlm_ipfs::SECTION));
-        k
-    }
-
     /// A registry of every protocol with these settings.
     ///
     /// # Errors
@@ -154,7 +143,6 @@ mod tests {
         assert_eq!(s.bittorrent.max_peers, 80);
         assert_eq!(s.ipfs.gateways.len(), 1);
         assert_eq!(s.s3.region.as_deref(), Some("eu-west-3"));
-        assert!(s.keys().iter().any(|k| k == "bittorrent.max_peers"));
         let e = Settings::from_options(&Options::new().with("torrent.max_peers", "1")).unwrap_err();
         assert!(e.to_string().contains("torrent.max_peers"), "{e}");
         let e =
