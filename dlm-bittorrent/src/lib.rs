@@ -15,6 +15,7 @@ pub mod seed;
 mod source;
 mod swarm;
 pub mod tracker;
+pub mod verify;
 pub mod wire;
 
 pub use config::TorrentConfig;

@@ -49,16 +49,28 @@ impl Seeder {
                 ));
             }
         }
-        let storage = MultiFileSink::new(dir, &metainfo.name, spans)
-            .map_err(|e| TorrentError::InvalidTorrent(e.to_string()))?;
+        let storage = Arc::new(
+            MultiFileSink::new(dir, &metainfo.name, spans)
+                .map_err(|e| TorrentError::InvalidTorrent(e.to_string()))?,
+        );
+        let checking = |e: dlm_core::Error| {
+            io(
+                "checking the torrent's files",
+                std::io::Error::other(e.to_string()),
+            )
+        };
+        let on_disk = storage
+            .stored_ranges()
+            .await
+            .map_err(checking)?
+            .unwrap_or_default();
+        let stored = dlm_core::StoredBytes::new(storage);
         let mut have = Bitfield::empty(metainfo.piece_count());
-        for i in 0..metainfo.piece_count() {
-            let piece = metainfo.piece_range(i);
-            if let Ok(data) = storage.read_at(piece.start, piece.len() as u32).await
-                && metainfo.piece_matches(i, &data).await
-            {
-                have.set(i);
-            }
+        for i in crate::verify::verified_pieces(&metainfo, &stored, &on_disk)
+            .await
+            .map_err(checking)?
+        {
+            have.set(i);
         }
         let missing: u64 = (0..metainfo.piece_count())
             .filter(|i| !have.has(*i))
@@ -67,9 +79,7 @@ impl Seeder {
         let metainfo = Arc::new(metainfo);
         let swarm = Arc::new(Swarm::new(metainfo, config.with_listen_port(None)));
         swarm.set_left(missing);
-        swarm
-            .uploads()
-            .attach(dlm_core::StoredBytes::new(Arc::new(storage)), &have, true);
+        swarm.uploads().attach(stored, &have, true);
         Ok(Self {
             swarm,
             verified: have.count(),

@@ -11,9 +11,10 @@ use bytes::Bytes;
 use dlm_core::CancellationToken;
 use dlm_core::scheduler::{Availability, ConnId, Scheduler};
 use dlm_core::{
-    BodyStream, ByteRange, Capabilities, Context, Description, Error, ErrorKind, Probe, ReadRange,
-    Result, Source, Storage, SwarmStats,
+    BodyStream, ByteRange, Capabilities, Context, Description, Error, ErrorKind, Probe, RangeSet,
+    ReadRange, Result, Source, Storage, StoredBytes, SwarmStats,
 };
+
 use tokio::sync::OnceCell;
 
 use crate::peer::{Bitfield, PeerHandle, PeerState};
@@ -26,12 +27,15 @@ const PIECE_ATTEMPTS: usize = 4;
 
 /// A torrent as a [`Source`].
 ///
-/// `probe` joins the swarm (announces to the trackers, connects to their
-/// peers and the configured ones) and reports the torrent's length, its
-/// piece length as the alignment, its files, and the info-hash as the
-/// validator. `open` fetches the pieces covering a range from peers that
-/// have them; a piece whose SHA-1 does not match bans the peer that sent it
-/// and is fetched from another.
+/// `probe` reports the torrent's length, its piece length as the
+/// alignment, its files, and the info-hash as the validator, from the
+/// metainfo alone; data found on disk is checked against the piece hashes
+/// ([`Source::verify_stored`]). The swarm is joined (announced to the
+/// trackers, their peers and the configured ones connected) when the
+/// storage is attached ([`Source::attach`]), with `left` known, so a
+/// download already complete on disk needs no peer. `open` fetches the
+/// pieces covering a range from peers that have them; a piece whose SHA-1
+/// does not match bans the peer that sent it and is fetched from another.
 ///
 /// Each engine connection downloads from one peer, so give the download as
 /// many connections as [`TorrentConfig::max_peers`]
@@ -59,6 +63,15 @@ impl TorrentSource {
             joined: OnceCell::new(),
             endgame: Arc::new(AtomicBool::new(false)),
         }
+    }
+
+    /// Joins the swarm once (announces, dials the first peers); a failed
+    /// attempt is tried again by the next call.
+    async fn join(&self) -> Result<()> {
+        self.joined
+            .get_or_try_init(|| async { self.swarm.join().await })
+            .await?;
+        Ok(())
     }
 
     /// The torrent.
@@ -258,9 +271,6 @@ impl Source for TorrentSource {
     }
 
     async fn probe(&self, _cx: &Context) -> Result<Probe> {
-        self.joined
-            .get_or_try_init(|| async { self.swarm.join().await })
-            .await?;
         let m = &self.metainfo;
         let caps = Capabilities::default()
             .with_ranges(true)
@@ -283,6 +293,7 @@ impl Source for TorrentSource {
     }
 
     async fn open(&self, cx: &Context, range: ReadRange) -> Result<BodyStream> {
+        self.join().await?;
         let m = self.metainfo.clone();
         let swarm = self.swarm.clone();
         let idle = self.swarm.idle_timeout();
@@ -344,7 +355,9 @@ impl Source for TorrentSource {
         Some(Box::new(picker))
     }
 
-    fn attach(&self, storage: Storage) {
+    /// Offers the verified pieces to peers and joins the swarm, announcing
+    /// what is left.
+    async fn attach(&self, storage: Storage) -> Result<()> {
         let m = &self.metainfo;
         let mut have = Bitfield::empty(m.piece_count());
         for i in 0..m.piece_count() {
@@ -355,6 +368,7 @@ impl Source for TorrentSource {
         let wanted_left = m.total_length.saturating_sub(storage.done.total_len());
         self.swarm.set_left(wanted_left);
         self.swarm.uploads().attach(storage.reader, &have, false);
+        self.join().await
     }
 
     fn describe(&self) -> Option<Description> {
@@ -400,6 +414,16 @@ impl Source for TorrentSource {
             let swarm = self.swarm.clone();
             tokio::spawn(async move { swarm.announce_completed().await });
         }
+    }
+
+    /// Hashes every piece lying wholly in `ranges` against the metainfo
+    /// (BEP 3) and returns the ones that match.
+    async fn verify_stored(&self, stored: StoredBytes, ranges: RangeSet) -> Result<RangeSet> {
+        let m = &self.metainfo;
+        let pieces = crate::verify::verified_pieces(m, &stored, &ranges).await?;
+        Ok(RangeSet::from_ranges(
+            pieces.into_iter().map(|i| m.piece_range(i)),
+        ))
     }
 
     fn swarm(&self) -> Option<SwarmStats> {

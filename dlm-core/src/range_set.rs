@@ -128,6 +128,33 @@ impl RangeSet {
         out
     }
 
+    /// The offsets in both sets.
+    pub fn intersection(&self, other: &RangeSet) -> RangeSet {
+        let mut out = RangeSet::new();
+        let (mut i, mut j) = (0, 0);
+        while i < self.ranges.len() && j < other.ranges.len() {
+            let (a, b) = (self.ranges[i], other.ranges[j]);
+            if let Some(r) = a.intersect(&b) {
+                out.ranges.push(r);
+            }
+            if a.end <= b.end {
+                i += 1;
+            } else {
+                j += 1;
+            }
+        }
+        out
+    }
+
+    /// The offsets of this set that are not in `other`.
+    pub fn difference(&self, other: &RangeSet) -> RangeSet {
+        let mut out = self.clone();
+        for r in other.ranges() {
+            out.remove(*r);
+        }
+        out
+    }
+
     /// Whether `[0, len)` is entirely in the set.
     pub fn covers(&self, len: u64) -> bool {
         self.contains_range(ByteRange::new(0, len))
@@ -153,6 +180,17 @@ mod tests {
 
     fn r(a: u64, b: u64) -> ByteRange {
         ByteRange::new(a, b)
+    }
+
+    #[test]
+    fn intersection_and_difference() {
+        let a = RangeSet::from_ranges([r(0, 10), r(20, 30), r(40, 50)]);
+        let b = RangeSet::from_ranges([r(5, 25), r(28, 45)]);
+        let both = a.intersection(&b);
+        assert_eq!(both.ranges(), &[r(5, 10), r(20, 25), r(28, 30), r(40, 45)]);
+        assert!(both.is_valid());
+        assert_eq!(a.difference(&b).ranges(), &[r(0, 5), r(25, 28), r(45, 50)]);
+        assert!(a.intersection(&RangeSet::new()).is_empty());
     }
 
     #[test]

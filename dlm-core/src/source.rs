@@ -223,10 +223,16 @@ pub trait Source: Send + Sync + fmt::Debug + 'static {
 
     /// Hands the source a read-only view of the download's storage once it
     /// is prepared, before any fetch: the bytes already done (verified) and
-    /// a reader for them (to upload them to other peers). The default
-    /// ignores it.
-    fn attach(&self, storage: Storage) {
+    /// a reader for them (to upload them to other peers). A swarm joins
+    /// here, announcing what is left (BEP 3). The default ignores it.
+    ///
+    /// # Errors
+    /// Why the source cannot serve the download (a swarm none of whose
+    /// peers can be reached); retryable errors are retried by the engine,
+    /// and any error is only a notice when nothing is left to fetch.
+    fn attach(&self, storage: Storage) -> impl Future<Output = Result<()>> + Send {
         let _ = storage;
+        async { Ok(()) }
     }
 
     /// Called by the engine each time the bytes of `range` (delivered by this
@@ -237,6 +243,27 @@ pub trait Source: Send + Sync + fmt::Debug + 'static {
     /// default ignores them.
     fn stored(&self, range: ByteRange) {
         let _ = range;
+    }
+
+    /// Checks bytes found in storage that no resume state vouches for (files
+    /// from an earlier run whose control file is gone, or from another
+    /// client), called after [`Source::probe`] and before any fetch.
+    /// `ranges` are the byte-space ranges storage holds; returns the part
+    /// of them proven to be the remote's bytes, in whole verification units
+    /// (a torrent's pieces hashed against its metainfo, BEP 3). The engine
+    /// keeps those and fetches the rest instead of starting over. The
+    /// default proves nothing: a server's bytes cannot be checked without
+    /// fetching them.
+    ///
+    /// # Errors
+    /// [`ErrorKind::Io`](crate::ErrorKind::Io) when storage cannot be read.
+    fn verify_stored(
+        &self,
+        stored: StoredBytes,
+        ranges: RangeSet,
+    ) -> impl Future<Output = Result<RangeSet>> + Send {
+        let _ = (stored, ranges);
+        async { Ok(RangeSet::new()) }
     }
 
     /// The swarm around this source, for sources with peers (BitTorrent,
@@ -393,9 +420,15 @@ pub trait SourceDyn: Send + Sync + fmt::Debug {
     /// See [`Source::scheduler`].
     fn scheduler_dyn(&self, sequential: bool) -> Option<Box<dyn Scheduler>>;
     /// See [`Source::attach`].
-    fn attach_dyn(&self, storage: Storage);
+    fn attach_dyn(&self, storage: Storage) -> BoxFuture<'_, Result<()>>;
     /// See [`Source::stored`].
     fn stored_dyn(&self, range: ByteRange);
+    /// See [`Source::verify_stored`].
+    fn verify_stored_dyn(
+        &self,
+        stored: StoredBytes,
+        ranges: RangeSet,
+    ) -> BoxFuture<'_, Result<RangeSet>>;
     /// See [`Source::swarm`].
     fn swarm_dyn(&self) -> Option<SwarmStats>;
     /// See [`Source::describe`].
@@ -424,11 +457,18 @@ impl<T: Source> SourceDyn for T {
     fn scheduler_dyn(&self, sequential: bool) -> Option<Box<dyn Scheduler>> {
         self.scheduler(sequential)
     }
-    fn attach_dyn(&self, storage: Storage) {
-        self.attach(storage)
+    fn attach_dyn(&self, storage: Storage) -> BoxFuture<'_, Result<()>> {
+        Box::pin(self.attach(storage))
     }
     fn stored_dyn(&self, range: ByteRange) {
         self.stored(range)
+    }
+    fn verify_stored_dyn(
+        &self,
+        stored: StoredBytes,
+        ranges: RangeSet,
+    ) -> BoxFuture<'_, Result<RangeSet>> {
+        Box::pin(self.verify_stored(stored, ranges))
     }
     fn swarm_dyn(&self) -> Option<SwarmStats> {
         self.swarm()

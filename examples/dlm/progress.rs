@@ -61,6 +61,12 @@ pub(crate) async fn notices(mut events: broadcast::Receiver<Event>, bar: Progres
             Ok(Event::SourceDropped { source, reason }) => {
                 bar.println(format!("dlm: dropped mirror {source}: {reason}"))
             }
+            Ok(Event::Checked {
+                stored_bytes,
+                verified_bytes,
+            }) => bar.println(format!(
+                "dlm: {verified_bytes} of the {stored_bytes} bytes found on disk verified; fetching the rest"
+            )),
             Ok(Event::SeedingStarted { .. }) => {
                 bar.println("dlm: download complete; seeding (Ctrl-C to stop)")
             }

@@ -11,6 +11,9 @@ pub enum DownloadState {
     Queued,
     /// Probing the sources.
     Probing,
+    /// Checking data found on disk without resume state
+    /// ([`Source::verify_stored`](crate::Source::verify_stored)).
+    Checking,
     /// Bytes are flowing.
     Running,
     /// Paused by its owner; resumable.
@@ -163,6 +166,15 @@ pub enum Event {
         ranges: bool,
         /// The file name chosen for a directory output.
         file_name: Option<String>,
+    },
+    /// Data found on disk without resume state was checked by the source
+    /// ([`Source::verify_stored`](crate::Source::verify_stored)); what it
+    /// proved is kept, the rest fetched.
+    Checked {
+        /// Bytes found on disk, in bytes of the byte space.
+        stored_bytes: u64,
+        /// Bytes of them proven to be the remote's.
+        verified_bytes: u64,
     },
     /// Bytes start to flow.
     Started {

@@ -190,6 +190,17 @@ impl Download {
     }
 }
 
+/// The refusal to replace data at `path` that no resume state vouches for.
+fn already_exists(path: &Path) -> Error {
+    Error::new(
+        ErrorKind::InvalidInput,
+        format!(
+            "{} already exists (pass overwrite to replace it)",
+            path.display()
+        ),
+    )
+}
+
 /// The scheduler a download uses when neither the caller nor the source
 /// gives one: sequential when asked for, else adaptive, its split points on
 /// multiples of `alignment` bytes.
@@ -227,6 +238,22 @@ struct Target {
     sink: BoxSink,
     control_path: Option<PathBuf>,
     final_path: Option<PathBuf>,
+    /// Data found at the output that no resume state vouches for.
+    found: Found,
+}
+
+/// Data found at a download's output without resume state: kept only if
+/// the source proves some of it ([`Source::verify_stored`](crate::Source::verify_stored)),
+/// never truncated.
+#[derive(Debug)]
+enum Found {
+    /// Nothing of the user's (a `.part` without its control file is ours).
+    Nothing,
+    /// A torrent's files, checked where they are.
+    InPlace(PathBuf),
+    /// A finished-looking file moved to its `.part` name to be checked,
+    /// moved back if none of it verifies.
+    Moved { part: PathBuf, path: PathBuf },
 }
 
 struct Engine {
@@ -386,7 +413,9 @@ impl Engine {
             len: probe.len,
             validator: probe.validator(),
         };
-        let mut done = self.load_resume_state(&target, &identity, ranged).await?;
+        let mut done = self
+            .load_resume_state(&target, &identity, ranged, probe.caps.verifies)
+            .await?;
         let present = done.clone();
         self.skip = RangeSet::from_ranges(probe.skip.iter().copied());
         for r in self.skip.ranges() {
@@ -394,10 +423,20 @@ impl Engine {
         }
         let mut algorithms = self.algorithms(&probe);
         target.sink.prepare_dyn(probe.len, &algorithms).await?;
-        self.sources[0].attach_dyn(Storage {
-            reader: StoredBytes::new(target.sink.clone()),
-            done: present,
-        });
+        let complete = probe.len.is_some_and(|len| done.covers(len));
+        if let Err(e) = self
+            .attach_with_retries(Storage {
+                reader: StoredBytes::new(target.sink.clone()),
+                done: present,
+            })
+            .await
+        {
+            if !complete || e.kind() == ErrorKind::Cancelled {
+                return Err(e);
+            }
+            // Every byte is already here: the swarm is only needed for seeding.
+            self.notice(&format!("nothing left to fetch; {e}"));
+        }
 
         let mut restarts = 0;
         loop {
@@ -508,6 +547,30 @@ impl Engine {
         }
     }
 
+    /// Hands the primary its storage ([`Source::attach`](crate::Source::attach)),
+    /// retrying retryable failures (a swarm none of whose peers answered yet)
+    /// as a probe is retried.
+    async fn attach_with_retries(&self, storage: Storage) -> Result<()> {
+        let source = &self.sources[0];
+        let mut attempt = 0;
+        loop {
+            match source.attach_dyn(storage.clone()).await {
+                Ok(()) => return Ok(()),
+                Err(e) if e.is_retryable() && attempt < self.options.max_retries => {
+                    attempt += 1;
+                    tracing::debug!(error = %e, attempt, "attach failed; retrying");
+                    let mut control = self.control.clone();
+                    tokio::select! {
+                        () = tokio::time::sleep(self.options.backoff.delay(attempt, e.retry_after())) => {}
+                        _ = control.wait_for(|c| *c == Control::Cancel) => return Err(Error::cancelled()),
+                    }
+                }
+                Err(e) if e.is_retryable() => return Err(e.exhausted(attempt + 1)),
+                Err(e) => return Err(e),
+            }
+        }
+    }
+
     fn resolve_output(&mut self, probe: &Probe) -> Result<Target> {
         let path = match std::mem::replace(&mut self.output, Output::Dir(PathBuf::new())) {
             Output::Sink { sink, control_file } => {
@@ -515,6 +578,7 @@ impl Engine {
                     sink,
                     control_path: control_file,
                     final_path: None,
+                    found: Found::Nothing,
                 });
             }
             Output::File(p) => p,
@@ -528,26 +592,45 @@ impl Engine {
                     .unwrap_or_else(|| FALLBACK_NAME.to_string());
                 let sink = crate::MultiFileSink::new(dir.clone(), &name, probe.files.clone())?;
                 let control_path = dir.join(format!(".{name}.dlm"));
-                // Without resume state, files already there are someone's data: never truncated unasked.
-                if !self.options.overwrite
-                    && !control_path.exists()
-                    && let Some(f) = probe
+                // Without resume state, files already there are someone's data: never truncated
+                // unasked, kept where the source can verify them, refused otherwise.
+                let mut found = Found::Nothing;
+                if !self.options.overwrite && !control_path.exists() {
+                    let existing = probe
                         .files
                         .iter()
-                        .find(|f| f.wanted && f.len > 0 && dir.join(&f.path).exists())
-                {
-                    return Err(Error::new(
-                        ErrorKind::InvalidInput,
-                        format!(
-                            "{} already exists (pass overwrite to replace it)",
-                            dir.join(&f.path).display()
-                        ),
-                    ));
+                        .filter(|f| f.wanted && f.len > 0)
+                        .filter_map(|f| {
+                            let path = dir.join(&f.path);
+                            let len = std::fs::symlink_metadata(&path).ok()?.len();
+                            Some((path, len, f.len))
+                        })
+                        .collect::<Vec<_>>();
+                    if let Some((path, _, _)) = existing.first() {
+                        if !probe.caps.verifies {
+                            return Err(already_exists(path));
+                        }
+                        if let Some((path, len, want)) = existing
+                            .iter()
+                            .find(|(p, len, want)| len > want || !p.is_file())
+                        {
+                            return Err(Error::new(
+                                ErrorKind::InvalidInput,
+                                format!(
+                                    "{} already exists and is not this download's file \
+                                     ({len} bytes where {want} are expected; pass overwrite to replace it)",
+                                    path.display()
+                                ),
+                            ));
+                        }
+                        found = Found::InPlace(path.clone());
+                    }
                 }
                 return Ok(Target {
                     sink: Arc::new(sink),
                     control_path: Some(control_path),
                     final_path: Some(dir.join(name)),
+                    found,
                 });
             }
             Output::Dir(dir) => {
@@ -560,14 +643,24 @@ impl Engine {
             }
         };
         let control_path = FileSink::control_path_for(&path);
+        let mut found = Found::Nothing;
         if path.exists() && !self.options.overwrite && !control_path.exists() {
-            return Err(Error::new(
-                ErrorKind::InvalidInput,
-                format!(
-                    "{} already exists (pass overwrite to replace it)",
-                    path.display()
-                ),
-            ));
+            // A source that can verify stored bytes (a torrent's pieces) checks the file
+            // instead of fetching it again: moved to its `.part` name for that, and back
+            // if none of it proves to be the remote's.
+            let part = FileSink::part_path_for(&path);
+            let fits = std::fs::symlink_metadata(&path)
+                .is_ok_and(|m| m.is_file() && probe.len.is_some_and(|len| m.len() <= len));
+            if !probe.caps.verifies || !fits || part.exists() {
+                return Err(already_exists(&path));
+            }
+            std::fs::rename(&path, &part).map_err(|e| {
+                Error::io(format!("moving {} aside to check it", path.display()), e)
+            })?;
+            found = Found::Moved {
+                part,
+                path: path.clone(),
+            };
         }
         Ok(Target {
             sink: Arc::new(if self.options.sync_data {
@@ -577,16 +670,19 @@ impl Engine {
             }),
             control_path: Some(control_path),
             final_path: Some(path),
+            found,
         })
     }
 
-    /// Done ranges from the control file, or a reset sink when there is none
-    /// or the remote changed.
+    /// Done ranges from the control file, or from checking what storage
+    /// holds when there is none and the source can verify stored bytes, or
+    /// a reset sink when neither gives any.
     async fn load_resume_state(
         &self,
         target: &Target,
         identity: &SourceIdentity,
         ranged: bool,
+        verifies: bool,
     ) -> Result<RangeSet> {
         let Some(path) = &target.control_path else {
             target.sink.reset_dyn().await?;
@@ -603,6 +699,7 @@ impl Engine {
             Err(e) => return Err(e),
         };
         let mut done = RangeSet::new();
+        let unvouched = loaded.is_none();
         if let Some(saved) = loaded {
             if saved.identity.source != identity.source {
                 self.notice("resume state belongs to another source; starting over");
@@ -622,31 +719,87 @@ impl Engine {
                         saved.done.total_len() - trusted.total_len()
                     ));
                 }
-                // Only what the partial file still holds: one deleted or cut
+                // Only what storage still holds: a partial file deleted or cut
                 // behind the control file's back is fetched again.
-                let held = target.sink.stored_len_dyn().await?.unwrap_or(len).min(len);
-                let within = |set: &RangeSet, end: u64| {
-                    RangeSet::from_ranges(
-                        set.ranges()
-                            .iter()
-                            .filter_map(|r| r.intersect(&crate::ByteRange::new(0, end))),
-                    )
-                };
-                let recorded = within(&trusted, len);
-                done = within(&recorded, held);
+                let whole = RangeSet::from_ranges([crate::ByteRange::new(0, len)]);
+                let held = target
+                    .sink
+                    .stored_ranges_dyn()
+                    .await?
+                    .unwrap_or(whole.clone());
+                let recorded = trusted.intersection(&whole);
+                done = recorded.intersection(&held);
                 if done.total_len() < recorded.total_len() {
                     self.notice(&format!(
-                        "the partial file holds {held} bytes, fewer than its resume state says: \
-                         fetching the other {} again",
+                        "storage holds {} bytes fewer than the resume state says: fetching them again",
                         recorded.total_len() - done.total_len()
                     ));
                 }
             }
         }
+        if unvouched && ranged && verifies {
+            done = self.check_stored(target, identity.len).await?;
+        }
         if done.is_empty() {
             target.sink.reset_dyn().await?;
         }
         Ok(done)
+    }
+
+    /// Without resume state: has the source verify what storage holds and
+    /// keeps what it proves. Data of the user's ([`Found`]) of which nothing
+    /// verifies is left as it was, and the download refused.
+    async fn check_stored(&self, target: &Target, len: Option<u64>) -> Result<RangeSet> {
+        let Some(len) = len else {
+            return Ok(RangeSet::new());
+        };
+        let whole = RangeSet::from_ranges([crate::ByteRange::new(0, len)]);
+        let Some(held) = target.sink.stored_ranges_dyn().await? else {
+            return Ok(RangeSet::new());
+        };
+        let held = held.intersection(&whole);
+        if held.is_empty() {
+            return Ok(held);
+        }
+        self.set_state(DownloadState::Checking);
+        self.notice(&format!(
+            "checking the {} bytes already on disk",
+            held.total_len()
+        ));
+        let stored = StoredBytes::new(target.sink.clone());
+        let mut control = self.control.clone();
+        let verified = tokio::select! {
+            v = self.sources[0].verify_stored_dyn(stored, held.clone()) => v,
+            _ = control.wait_for(|c| *c == Control::Cancel) => Err(Error::cancelled()),
+        };
+        let verified = match verified {
+            Ok(v) => v,
+            Err(e) => {
+                // The user's file goes back where it was, unchecked.
+                if let Found::Moved { part, path } = &target.found {
+                    let _ = std::fs::rename(part, path);
+                }
+                return Err(e);
+            }
+        };
+        // A source may only prove what it was given.
+        let verified = verified.intersection(&held);
+        self.shared.emit(Event::Checked {
+            stored_bytes: held.total_len(),
+            verified_bytes: verified.total_len(),
+        });
+        if verified.is_empty() {
+            match &target.found {
+                Found::Nothing => {}
+                Found::InPlace(path) => return Err(already_exists(path)),
+                Found::Moved { part, path } => {
+                    std::fs::rename(part, path)
+                        .map_err(|e| Error::io(format!("moving {} back", path.display()), e))?;
+                    return Err(already_exists(path));
+                }
+            }
+        }
+        Ok(verified)
     }
 
     fn algorithms(&self, probe: &Probe) -> Vec<DigestAlgorithm> {

@@ -158,19 +158,21 @@ fn allocate(f: &File, len: u64) -> std::io::Result<()> {
 }
 
 impl Sink for FileSink {
-    /// The `.part` file's length; 0 when there is none.
-    async fn stored_len(&self) -> Result<Option<u64>> {
+    /// The `.part` file's extent, `[0, its length)`; empty when there is none.
+    async fn stored_ranges(&self) -> Result<Option<crate::RangeSet>> {
         let part = self.part.clone();
-        tokio::task::spawn_blocking(move || match std::fs::metadata(&part) {
-            Ok(m) => Ok(Some(m.len())),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Some(0)),
-            Err(e) => Err(Error::new(
-                ErrorKind::Io,
-                format!("reading {}: {e}", part.display()),
-            )),
+        let len = tokio::task::spawn_blocking(move || match std::fs::metadata(&part) {
+            Ok(m) => Ok(m.len()),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(0),
+            Err(e) => Err(Error::io(format!("reading {}", part.display()), e)),
         })
         .await
-        .map_err(|e| Error::new(ErrorKind::Io, format!("stat task failed: {e}")))?
+        .map_err(|e| Error::new(ErrorKind::Io, format!("stat task failed: {e}")))??;
+        let mut held = crate::RangeSet::new();
+        if len > 0 {
+            held.insert(crate::ByteRange::new(0, len));
+        }
+        Ok(Some(held))
     }
 
     async fn prepare(&self, len: Option<u64>, _digests: &[DigestAlgorithm]) -> Result<()> {

@@ -72,15 +72,19 @@ pub trait Sink: Send + Sync + fmt::Debug + 'static {
         None
     }
 
-    /// How many bytes of the byte space the storage holds from an earlier
-    /// run, before [`Sink::prepare`]: a partial file's length (0 when it is
-    /// gone). The engine trusts no resume state past it: a `.part` deleted
-    /// or truncated behind its control file is fetched again, never
-    /// committed with zeros. `None`, the default: the sink cannot tell.
+    /// The ranges of the byte space that storage holds from an earlier run,
+    /// before [`Sink::prepare`]: a partial file's extent (empty when it is
+    /// gone), the extents of a torrent's files found on disk. The engine
+    /// trusts no resume state outside them (a `.part` deleted or truncated
+    /// behind its control file is fetched again, never committed with
+    /// zeros), and without resume state a source that can verify stored
+    /// bytes ([`Source::verify_stored`](crate::Source::verify_stored)) checks
+    /// them instead of fetching them again. `None`, the default: the sink
+    /// cannot tell.
     ///
     /// # Errors
     /// [`ErrorKind::Io`].
-    fn stored_len(&self) -> impl Future<Output = Result<Option<u64>>> + Send {
+    fn stored_ranges(&self) -> impl Future<Output = Result<Option<crate::RangeSet>>> + Send {
         async { Ok(None) }
     }
 
@@ -132,7 +136,7 @@ pub trait SinkDyn: Send + Sync + fmt::Debug {
     fn write_at_dyn(&self, offset: u64, data: Bytes) -> BoxFuture<'_, Result<()>>;
     fn read_at_dyn(&self, offset: u64, len: u32) -> BoxFuture<'_, Result<Bytes>>;
     fn read_at_blocking_dyn(&self, offset: u64, buf: &mut [u8]) -> Option<Result<usize>>;
-    fn stored_len_dyn(&self) -> BoxFuture<'_, Result<Option<u64>>>;
+    fn stored_ranges_dyn(&self) -> BoxFuture<'_, Result<Option<crate::RangeSet>>>;
     fn sync_dyn(&self) -> BoxFuture<'_, Result<()>>;
     fn commit_dyn(&self) -> BoxFuture<'_, Result<()>>;
     fn reset_dyn(&self) -> BoxFuture<'_, Result<()>>;
@@ -157,8 +161,8 @@ impl<T: Sink> SinkDyn for T {
     fn read_at_blocking_dyn(&self, offset: u64, buf: &mut [u8]) -> Option<Result<usize>> {
         self.read_at_blocking(offset, buf)
     }
-    fn stored_len_dyn(&self) -> BoxFuture<'_, Result<Option<u64>>> {
-        Box::pin(self.stored_len())
+    fn stored_ranges_dyn(&self) -> BoxFuture<'_, Result<Option<crate::RangeSet>>> {
+        Box::pin(self.stored_ranges())
     }
     fn sync_dyn(&self) -> BoxFuture<'_, Result<()>> {
         Box::pin(self.sync())

@@ -188,6 +188,40 @@ fn open_rw(path: &Path) -> Result<File> {
 }
 
 impl Sink for MultiFileSink {
+    /// Each wanted file's extent on disk (as far as the file reaches), and
+    /// for the other files (and wanted files not yet created, which
+    /// [`Sink::prepare`] fills from it) as far as the parts file reaches.
+    async fn stored_ranges(&self) -> Result<Option<crate::RangeSet>> {
+        let dir = self.dir.clone();
+        let parts = self.parts.clone();
+        let files = self.files.clone();
+        let held = Self::blocking("looking at the files", move || {
+            let len_of = |p: &Path| match std::fs::metadata(p) {
+                Ok(m) if m.is_file() => Ok(Some(m.len())),
+                Ok(_) => Ok(None),
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+                Err(e) => Err(e),
+            };
+            let parts_len = len_of(&parts)?.unwrap_or(0);
+            let mut held = crate::RangeSet::new();
+            for f in &files {
+                let on_disk = if f.wanted {
+                    len_of(&dir.join(&f.path))?
+                } else {
+                    None
+                };
+                let end = match on_disk {
+                    Some(len) => f.offset + len.min(f.len),
+                    None => parts_len.clamp(f.offset, f.offset + f.len),
+                };
+                held.insert(ByteRange::new(f.offset, end));
+            }
+            Ok(held)
+        })
+        .await?;
+        Ok(Some(held))
+    }
+
     async fn prepare(&self, _len: Option<u64>, _digests: &[DigestAlgorithm]) -> Result<()> {
         let parts_exist = self.parts.is_file();
         for (i, f) in self.files.iter().enumerate() {
