@@ -106,7 +106,6 @@ impl FtpSource {
     pub(crate) fn in_pool(url: Url, path: String, pool: Arc<SessionPool>) -> Self {
         Self { url, path, pool }
     }
-
 }
 
 fn to_system_time(t: chrono::NaiveDateTime) -> Option<SystemTime> {
@@ -148,7 +147,13 @@ impl Source for FtpSource {
         let config = self.pool.config();
         let host = self.pool.endpoint().host.clone();
         let mut session = self.pool.get().await?;
-        let transfer = within(config, &host, "RETR", session.retr(&self.path, range.start())).await?;
+        let transfer = within(
+            config,
+            &host,
+            "RETR",
+            session.retr(&self.path, range.start()),
+        )
+        .await?;
         let body = Retrieval::new(
             session,
             transfer,

@@ -151,9 +151,7 @@ impl Walk {
             return Err("a truncated listing without a continuation token".into());
         };
         if self.pages >= max_pages {
-            return Err(format!(
-                "more than {max_pages} pages (s3.max_list_pages)"
-            ));
+            return Err(format!("more than {max_pages} pages (s3.max_list_pages)"));
         }
         if !self.seen.insert(next.clone()) {
             return Err(format!(

@@ -548,7 +548,7 @@ fn a_listing_whose_continuation_tokens_alternate_fails_instead_of_looping() {
         if !target.contains("list-type=2") {
             return ("200 OK", "ETag: \"x\"\r\n".into(), b"k".to_vec());
         }
-        let token = if n % 2 == 0 { "A" } else { "B" };
+        let token = if n.is_multiple_of(2) { "A" } else { "B" };
         let xml = format!(
             "<ListBucketResult><Name>bkt</Name><IsTruncated>true</IsTruncated>\
              <Contents><Key>k{n}</Key><Size>1</Size></Contents>\

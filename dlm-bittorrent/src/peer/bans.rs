@@ -50,8 +50,14 @@ mod tests {
         let mut b = Bans::default();
         b.ban(a("10.0.0.7:6881"));
         assert!(b.contains(&a("10.0.0.7:6881")));
-        assert!(b.contains(&a("10.0.0.7:51234")), "reconnecting from another port");
-        assert!(b.contains(&a("[::ffff:10.0.0.7]:6881")), "as IPv4-mapped IPv6");
+        assert!(
+            b.contains(&a("10.0.0.7:51234")),
+            "reconnecting from another port"
+        );
+        assert!(
+            b.contains(&a("[::ffff:10.0.0.7]:6881")),
+            "as IPv4-mapped IPv6"
+        );
         assert!(!b.contains(&a("10.0.0.8:6881")));
         b.ban(a("[2001:db8::1]:1"));
         assert!(b.contains(&a("[2001:db8::1]:2")));
@@ -62,7 +68,10 @@ mod tests {
         let mut b = Bans::default();
         b.ourselves(a("127.0.0.1:6881"));
         assert!(b.contains(&a("127.0.0.1:6881")));
-        assert!(!b.contains(&a("127.0.0.1:6882")), "another client on this host");
+        assert!(
+            !b.contains(&a("127.0.0.1:6882")),
+            "another client on this host"
+        );
         assert!(!b.covers_ip(&a("127.0.0.1:6881")));
     }
 }
