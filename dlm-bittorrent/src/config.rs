@@ -7,8 +7,10 @@ use std::time::Duration;
 ///
 /// # Defaults
 /// Peers from the torrent's trackers, at most 50 connected at once; 10 s to
-/// connect and handshake; 30 s without a block before a peer counts as
-/// stalled; listening for peers on port 6881 (or the next free one up to
+/// connect and handshake; 30 s without a requested block before a peer
+/// counts as stalled and is dropped (keep-alives do not count); 180 s of
+/// total silence (not even a keep-alive) before an idle connection is
+/// closed (not configurable); listening for peers on port 6881 (or the next free one up to
 /// 6890, else any); 4 upload slots (3 by tit-for-tat, 1 optimistic, BEP 3);
 /// no upload limit.
 #[non_exhaustive]
@@ -22,7 +24,12 @@ pub struct TorrentConfig {
     /// Limit for connecting and handshaking with a peer.
     #[serde(with = "dlm_core::config::duration")]
     pub connect_timeout: Duration,
-    /// A peer that sends nothing for this long is dropped.
+    /// A peer asked for a piece that sends none of the blocks we requested
+    /// for this long (choking us, or sending only keep-alives or other
+    /// messages) is dropped, as libtorrent's `request_timeout` does. A
+    /// connection with nothing to exchange is not bound by it: it is closed
+    /// only after 180 s without a single byte, keep-alives included (see
+    /// the `# Defaults`).
     #[serde(with = "dlm_core::config::duration")]
     pub idle_timeout: Duration,
     /// The TCP port to accept peers on (all interfaces), announced to the

@@ -17,7 +17,7 @@ use tokio::net::TcpListener;
 use tokio::sync::Notify;
 
 use crate::choker::{Candidate, Choker};
-use crate::peer::{PeerConnection, PeerHandle, PeerState, PieceCounts, Uploads};
+use crate::peer::{Bans, PeerConnection, PeerHandle, PeerState, PieceCounts, Uploads};
 use crate::tracker::{AnnounceEvent, AnnounceRequest, PeerId, TrackerTiers};
 use crate::{Metainfo, TorrentConfig, TorrentError};
 
@@ -41,7 +41,8 @@ struct Pool {
     bound: HashMap<ConnId, SocketAddr>,
     /// Peers being dialled or handshaking.
     dialing: HashSet<SocketAddr>,
-    banned: HashSet<SocketAddr>,
+    /// Peers never connected to again: by IP for bad data, and ourselves.
+    banned: Bans,
     /// Peers we unchoke.
     unchoked: HashSet<SocketAddr>,
     /// Each peer's pieces as byte ranges, with the piece count they were
@@ -416,7 +417,7 @@ impl Swarm {
         let addr = c.addr();
         if c.remote().peer_id == self.peer_id {
             // Ourselves, listed by the tracker: never again.
-            self.pool().banned.insert(addr);
+            self.pool().banned.ourselves(addr);
             return;
         }
         {
@@ -627,10 +628,20 @@ impl Swarm {
     }
 
     /// Drops the peer at `addr` for sending bad data and never connects to
-    /// it again.
+    /// its IP address again, on any port; connections from that address on
+    /// other ports are dropped too (see [`Bans`]).
     pub(crate) fn ban(&self, addr: SocketAddr) {
         let mut p = self.pool();
-        p.banned.insert(addr);
+        p.banned.ban(addr);
+        let same_ip: Vec<SocketAddr> = p
+            .peers
+            .keys()
+            .filter(|a| p.banned.covers_ip(a))
+            .copied()
+            .collect();
+        for a in same_ip {
+            p.forget(a);
+        }
         p.forget(addr);
     }
 

@@ -38,6 +38,17 @@ pub enum FtpError {
         /// The timeout in seconds.
         secs: u64,
     },
+    /// The server did not answer a command within
+    /// [`FtpConfig::reply_timeout`](crate::FtpConfig::reply_timeout).
+    #[error("no reply from {host} to {command} within {secs} s")]
+    ReplyTimeout {
+        /// The server.
+        host: String,
+        /// The command (or what was awaited), without credentials.
+        command: String,
+        /// The timeout in seconds.
+        secs: f64,
+    },
     /// TLS configuration failed (unreadable CA file).
     #[error("TLS setup: {0}")]
     Tls(String),
@@ -78,7 +89,7 @@ impl FtpError {
                 _ => (ErrorKind::Protocol, false),
             },
             Self::Connection { tls_refused, .. } => (ErrorKind::Network, !tls_refused),
-            Self::IdleTimeout { .. } => (ErrorKind::Network, true),
+            Self::IdleTimeout { .. } | Self::ReplyTimeout { .. } => (ErrorKind::Network, true),
         }
     }
 }

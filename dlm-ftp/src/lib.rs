@@ -15,6 +15,8 @@ mod source;
 
 pub use config::{FtpConfig, NetrcMode};
 pub use error::FtpError;
-pub use listing::{FtpListing, MAX_DEPTH, MAX_ENTRIES, MAX_LISTING_BYTES};
+pub use listing::{
+    FtpListing, MAX_DEPTH, MAX_ENTRIES, MAX_LISTING_BYTES, MAX_PATH_BYTES, MAX_TREE_BYTES,
+};
 pub use protocol::{FtpProtocol, SCHEMES, SECTION, register, register_with};
 pub use source::FtpSource;

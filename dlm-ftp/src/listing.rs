@@ -12,17 +12,26 @@ use suppaftp::list::{File, ListParser};
 use tokio::io::AsyncReadExt;
 use url::Url;
 
-use crate::error::from_suppaftp;
 use crate::pool::SessionPool;
+use crate::session::within;
 use crate::source::{remote_path, session_pool};
 use crate::{FtpConfig, FtpError, FtpSource};
 
-/// Largest listing of one directory read, in bytes (about 500,000 entries).
+/// Default of [`FtpConfig::max_listing_bytes`]: the largest listing of one
+/// directory read, in bytes (64 MiB, about 500,000 entries).
 pub const MAX_LISTING_BYTES: u64 = 64 << 20;
-/// Deepest directory nesting followed below the root.
+/// Default of [`FtpConfig::max_tree_depth`]: the deepest directory nesting
+/// followed below the root (64).
 pub const MAX_DEPTH: usize = 64;
-/// Most files listed in one tree.
+/// Default of [`FtpConfig::max_tree_entries`]: the most entries (files and
+/// directories) listed in one tree (1,000,000).
 pub const MAX_ENTRIES: usize = 1_000_000;
+/// Default of [`FtpConfig::max_path_bytes`]: the longest entry path below
+/// the root, bytes (4,096, Linux's `PATH_MAX`).
+pub const MAX_PATH_BYTES: usize = 4096;
+/// Default of [`FtpConfig::max_tree_bytes`]: listing bytes read plus entry
+/// path bytes made, for one tree (512 MiB).
+pub const MAX_TREE_BYTES: u64 = 512 << 20;
 
 /// An `ftp://host/dir/` URL (the path ends in `/`) as a [`Listing`]: every
 /// file below `dir`, with paths relative to it. The files share the
@@ -80,9 +89,11 @@ impl FtpListing {
     }
 
     /// The files and directories directly in `dir` (a path relative to the
-    /// login directory, ending in `/`, or empty for the login directory).
-    async fn list_dir(&self, dir: &str) -> Result<Vec<File>, FtpError> {
+    /// login directory, ending in `/`, or empty for the login directory),
+    /// and the bytes of listing read.
+    async fn list_dir(&self, dir: &str) -> Result<(Vec<File>, u64), FtpError> {
         let host = &self.pool.endpoint().host;
+        let config = self.pool.config();
         let mut session = self.pool.get().await?;
         let mlsd = session.mlsd;
         let arg = dir.trim_end_matches('/');
@@ -92,31 +103,36 @@ impl FtpListing {
             (false, true) => "LIST".to_string(),
             (false, false) => format!("LIST {arg}"),
         };
-        let mut transfer = session
-            .data_command(&command)
-            .await
-            .map_err(|e| from_suppaftp(host, e))?;
+        let mut transfer = within(config, host, &command, session.data_command(&command)).await?;
+        let max = config.max_listing_bytes;
         let mut raw = Vec::new();
-        (&mut transfer)
-            .take(MAX_LISTING_BYTES + 1)
-            .read_to_end(&mut raw)
-            .await
-            .map_err(|e| FtpError::Connection {
-                host: host.clone(),
-                message: format!("reading the listing of {dir:?}: {e}"),
-                tls_refused: false,
-            })?;
-        if raw.len() as u64 > MAX_LISTING_BYTES {
-            return Err(FtpError::Listing(format!(
-                "the listing of {dir:?} is larger than {MAX_LISTING_BYTES} bytes"
-            )));
+        loop {
+            let room = (max + 1).saturating_sub(raw.len() as u64);
+            let mut limited = (&mut transfer).take(room);
+            let n = tokio::time::timeout(config.idle_timeout, limited.read_buf(&mut raw))
+                .await
+                .map_err(|_| FtpError::IdleTimeout {
+                    host: host.clone(),
+                    secs: config.idle_timeout.as_secs(),
+                })?
+                .map_err(|e| FtpError::Connection {
+                    host: host.clone(),
+                    message: format!("reading the listing of {dir:?}: {e}"),
+                    tls_refused: false,
+                })?;
+            if raw.len() as u64 > max {
+                return Err(FtpError::Listing(format!(
+                    "the listing of {dir:?} is larger than {max} bytes"
+                )));
+            }
+            if n == 0 {
+                break;
+            }
         }
-        transfer
-            .finish()
-            .await
-            .map_err(|e| from_suppaftp(host, e))?;
+        within(config, host, "the end of a listing", transfer.finish()).await?;
         session.release();
-        Ok(parse_listing(&String::from_utf8_lossy(&raw), mlsd))
+        let read = raw.len() as u64;
+        Ok((parse_listing(&String::from_utf8_lossy(&raw), mlsd), read))
     }
 }
 
@@ -149,11 +165,59 @@ pub(crate) fn parse_listing(text: &str, mlsd: bool) -> Vec<File> {
         .collect()
 }
 
-/// Directories still to list, and files listed but not yet handed out.
+/// A path below the root, shared by every entry listed in it: `parent`
+/// then `name` (the root has neither).
+#[derive(Debug)]
+struct Node {
+    parent: Option<Arc<Node>>,
+    name: String,
+    /// Bytes of the `/`-joined path.
+    len: usize,
+    depth: usize,
+}
+
+impl Node {
+    fn root() -> Arc<Self> {
+        Arc::new(Self {
+            parent: None,
+            name: String::new(),
+            len: 0,
+            depth: 0,
+        })
+    }
+
+    fn child(self: &Arc<Self>, name: String) -> Node {
+        let sep = usize::from(self.depth > 0);
+        Node {
+            parent: Some(self.clone()),
+            len: self.len + sep + name.len(),
+            depth: self.depth + 1,
+            name,
+        }
+    }
+
+    /// The path's segments, root first.
+    fn parts(&self) -> Vec<String> {
+        let mut parts = Vec::with_capacity(self.depth);
+        let mut at = Some(self);
+        while let Some(n) = at {
+            if n.depth > 0 {
+                parts.push(n.name.clone());
+            }
+            at = n.parent.as_deref();
+        }
+        parts.reverse();
+        parts
+    }
+}
+
+/// Directories still to list, files listed but not yet handed out, and the
+/// budgets used so far.
 struct Walk {
-    dirs: VecDeque<(Vec<String>, usize)>,
-    ready: VecDeque<(Vec<String>, Option<u64>)>,
+    dirs: VecDeque<Arc<Node>>,
+    ready: VecDeque<(Node, Option<u64>)>,
     listed: usize,
+    bytes: u64,
 }
 
 impl Listing for FtpListing {
@@ -163,19 +227,22 @@ impl Listing for FtpListing {
 
     fn entries<'a>(&'a self, _cx: &'a Context) -> BoxStream<'a, Result<Entry>> {
         let walk = Walk {
-            dirs: VecDeque::from([(Vec::new(), 0)]),
+            dirs: VecDeque::from([Node::root()]),
             ready: VecDeque::new(),
             listed: 0,
+            bytes: 0,
         };
+        let config = self.pool.config();
         futures::stream::unfold(Some(walk), move |walk| async move {
             let mut walk = walk?;
             loop {
-                if let Some((parts, len)) = walk.ready.pop_front() {
-                    return Some((Ok(self.entry(parts, len)), Some(walk)));
+                if let Some((node, len)) = walk.ready.pop_front() {
+                    return Some((Ok(self.entry(node.parts(), len)), Some(walk)));
                 }
-                let (parts, depth) = walk.dirs.pop_front()?;
+                let node = walk.dirs.pop_front()?;
+                let parts = node.parts();
                 let dir = self.dir_path(&parts);
-                let files = match self.list_dir(&dir).await {
+                let (files, read) = match self.list_dir(&dir).await {
                     Ok(f) => f,
                     // The root cannot be listed: nothing to download.
                     Err(e) if parts.is_empty() => return Some((Err(e.into()), None)),
@@ -185,29 +252,72 @@ impl Listing for FtpListing {
                         return Some((Err(e), Some(walk)));
                     }
                 };
+                walk.bytes += read;
+                let mut refused = Vec::new();
                 for f in files {
                     walk.listed += 1;
-                    if walk.listed > MAX_ENTRIES {
-                        let e = FtpError::Listing(format!("more than {MAX_ENTRIES} files"));
+                    let child = node.child(f.name().to_string());
+                    walk.bytes += child.len as u64;
+                    if let Some(e) = over_tree_budget(config, walk.listed, walk.bytes) {
                         return Some((Err(e.into()), None));
                     }
-                    let mut child = parts.clone();
-                    child.push(f.name().to_string());
+                    if child.len > config.max_path_bytes {
+                        refused.push(FtpError::Listing(format!(
+                            "{dir}{}: the path is longer than {} bytes",
+                            truncated(f.name()),
+                            config.max_path_bytes
+                        )));
+                        continue;
+                    }
                     let safe = dlm_core::safe_file_name(f.name()).as_deref() == Some(f.name());
-                    if f.is_directory() && safe && depth < MAX_DEPTH {
-                        walk.dirs.push_back((child, depth + 1));
+                    if f.is_directory() && safe && node.depth < config.max_tree_depth {
+                        walk.dirs.push_back(Arc::new(child));
                     } else if f.is_directory() && safe {
-                        tracing::warn!(dir = %dir, name = %f.name(), "directory too deep: not entered");
+                        refused.push(FtpError::Listing(format!(
+                            "{dir}{}: deeper than {} directories",
+                            truncated(f.name()),
+                            config.max_tree_depth
+                        )));
                     } else {
                         // Files, and unsafe directory names so the tree reports them as refused.
                         let len = (f.is_file() || f.is_symlink()).then_some(f.size() as u64);
                         walk.ready.push_back((child, len));
                     }
                 }
+                if let Some(first) = refused.first() {
+                    // One report per directory; the rest of the tree is still listed.
+                    let e = match refused.len() {
+                        1 => first.to_string(),
+                        n => format!("{first} (and {} more entries of {dir:?})", n - 1),
+                    };
+                    return Some((Err(FtpError::Listing(e).into()), Some(walk)));
+                }
             }
         })
         .boxed()
     }
+}
+
+/// The error that ends a listing over its entry or byte budget, if any.
+fn over_tree_budget(config: &FtpConfig, listed: usize, bytes: u64) -> Option<FtpError> {
+    if listed > config.max_tree_entries {
+        return Some(FtpError::Listing(format!(
+            "more than {} entries in the tree (ftp.max_tree_entries)",
+            config.max_tree_entries
+        )));
+    }
+    if bytes > config.max_tree_bytes {
+        return Some(FtpError::Listing(format!(
+            "more than {} bytes of listings and paths in the tree (ftp.max_tree_bytes)",
+            config.max_tree_bytes
+        )));
+    }
+    None
+}
+
+/// At most 100 characters of a name, for messages.
+fn truncated(name: &str) -> String {
+    name.chars().take(100).collect()
 }
 
 /// Whether `url` names a directory: its server path (see `remote_path`)

@@ -51,18 +51,27 @@ pub(crate) struct Retrieval {
     buf: BytesMut,
     host: String,
     idle: Duration,
+    /// Limit for the `226` after the last byte.
+    reply: Duration,
 }
 
 type Step = (Option<dlm_core::Result<Bytes>>, Retrieval);
 
 impl Retrieval {
-    pub(crate) fn new(session: Pooled, transfer: Transfer, host: String, idle: Duration) -> Self {
+    pub(crate) fn new(
+        session: Pooled,
+        transfer: Transfer,
+        host: String,
+        idle: Duration,
+        reply: Duration,
+    ) -> Self {
         Self {
             session: Some(session),
             transfer: Some(transfer),
             buf: BytesMut::new(),
             host,
             idle,
+            reply,
         }
     }
 
@@ -96,16 +105,25 @@ impl Retrieval {
             Ok(Ok(0)) => {
                 // The whole file arrived: read the 226, then the session can serve another range.
                 let transfer = self.transfer.take().expect("checked above");
-                let finished = transfer.finish().await;
+                let finished = tokio::time::timeout(self.reply, transfer.finish()).await;
+                // Dropped unless released: a session without its 226 is out of step.
                 let session = self.session.take();
                 match finished {
-                    Ok(()) => {
+                    Ok(Ok(())) => {
                         if let Some(s) = session {
                             s.release();
                         }
                         (None, self)
                     }
-                    Err(e) => (Some(Err(from_suppaftp(&self.host, e).into())), self),
+                    Ok(Err(e)) => (Some(Err(from_suppaftp(&self.host, e).into())), self),
+                    Err(_) => {
+                        let e = FtpError::ReplyTimeout {
+                            host: self.host.clone(),
+                            command: "the end of RETR".into(),
+                            secs: self.reply.as_secs_f64(),
+                        };
+                        (Some(Err(e.into())), self)
+                    }
                 }
             }
             Ok(Ok(mut n)) => {

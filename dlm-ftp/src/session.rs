@@ -90,6 +90,29 @@ impl Session {
     }
 }
 
+/// Waits at most [`FtpConfig::reply_timeout`] for `reply`, the outcome of
+/// `command` on a logged-in session. A session that timed out must be
+/// dropped (closed), never released: its replies are out of step.
+///
+/// # Errors
+/// [`FtpError::ReplyTimeout`] when no reply came in time; the command's own
+/// error converted for `host`.
+pub(crate) async fn within<T>(
+    config: &FtpConfig,
+    host: &str,
+    command: &str,
+    reply: impl std::future::Future<Output = Result<T, suppaftp::FtpError>>,
+) -> Result<T, FtpError> {
+    match tokio::time::timeout(config.reply_timeout, reply).await {
+        Ok(r) => r.map_err(|e| from_suppaftp(host, e)),
+        Err(_) => Err(FtpError::ReplyTimeout {
+            host: host.to_string(),
+            command: command.chars().take(200).collect(),
+            secs: config.reply_timeout.as_secs_f64(),
+        }),
+    }
+}
+
 /// Where and as whom to log in.
 #[derive(Clone, PartialEq, Eq, Hash)]
 pub(crate) struct Endpoint {

@@ -9,10 +9,9 @@ use dlm_core::{BodyStream, Capabilities, Context, Probe, ReadRange, Result, Sour
 use percent_encoding::percent_decode_str;
 use url::Url;
 
-use crate::error::from_suppaftp;
 use crate::pool::SessionPool;
 use crate::retrieval::Retrieval;
-use crate::session::Endpoint;
+use crate::session::{Endpoint, within};
 use crate::{FtpConfig, FtpError};
 
 /// An `ftp://` or `ftps://` (implicit TLS, RFC 4217 §2) URL as a [`Source`].
@@ -107,10 +106,6 @@ impl FtpSource {
     pub(crate) fn in_pool(url: Url, path: String, pool: Arc<SessionPool>) -> Self {
         Self { url, path, pool }
     }
-
-    fn err(&self, e: suppaftp::FtpError) -> FtpError {
-        from_suppaftp(&self.pool.endpoint().host, e)
-    }
 }
 
 fn to_system_time(t: chrono::NaiveDateTime) -> Option<SystemTime> {
@@ -124,19 +119,17 @@ impl Source for FtpSource {
     }
 
     async fn probe(&self, _cx: &Context) -> Result<Probe> {
+        let config = self.pool.config();
+        let host = &self.pool.endpoint().host;
         let mut session = self.pool.get().await?;
-        let len = session
-            .ftp
-            .size(&self.path)
-            .await
-            .map_err(|e| self.err(e))? as u64;
+        let len = within(config, host, "SIZE", session.ftp.size(&self.path)).await? as u64;
         // MDTM is optional (RFC 3659); without it the length is the only validator.
-        let modified = session
-            .ftp
-            .mdtm(&self.path)
-            .await
-            .ok()
-            .and_then(to_system_time);
+        let modified = match within(config, host, "MDTM", session.ftp.mdtm(&self.path)).await {
+            Ok(t) => to_system_time(t),
+            // No reply: the session is out of step and is closed.
+            Err(e @ FtpError::ReplyTimeout { .. }) => return Err(e.into()),
+            Err(_) => None,
+        };
         session.release();
         let caps = Capabilities::default()
             .with_ranges(true)
@@ -151,14 +144,24 @@ impl Source for FtpSource {
     }
 
     async fn open(&self, _cx: &Context, range: ReadRange) -> Result<BodyStream> {
-        let mut session = self.pool.get().await?;
-        let transfer = session
-            .retr(&self.path, range.start())
-            .await
-            .map_err(|e| self.err(e))?;
+        let config = self.pool.config();
         let host = self.pool.endpoint().host.clone();
-        let idle = self.pool.config().idle_timeout;
-        let body = Retrieval::new(session, transfer, host, idle).into_stream();
+        let mut session = self.pool.get().await?;
+        let transfer = within(
+            config,
+            &host,
+            "RETR",
+            session.retr(&self.path, range.start()),
+        )
+        .await?;
+        let body = Retrieval::new(
+            session,
+            transfer,
+            host,
+            config.idle_timeout,
+            config.reply_timeout,
+        )
+        .into_stream();
         // RETR runs to the end of the file: stop at the end of the range.
         Ok(match range.end() {
             Some(end) => dlm_core::limit_body(body, end.saturating_sub(range.start())),

@@ -28,6 +28,41 @@ pub const SHA2_512: u64 = 0x13;
 /// Multihash `blake3` (0x1e), any digest length (XOF).
 pub const BLAKE3: u64 = 0x1e;
 
+/// The shortest digest a CID may carry, bytes (20, as Kubo's `verifcid`):
+/// a shorter one (a sha2-256 truncated to a few bytes) lets anyone forge a
+/// block that matches it.
+pub const MIN_DIGEST_BYTES: usize = 20;
+/// The longest identity "digest" (inline data) a CID may carry, bytes (128,
+/// Kubo's default): identity CIDs carry their block instead of hashing it,
+/// so the minimum does not apply to them (nothing can be forged: the data
+/// is the CID) and they are accepted, as UnixFS writers inline small
+/// blocks. The `cid` crate already holds at most 64 bytes of multihash.
+pub const MAX_IDENTITY_BYTES: usize = 128;
+
+/// Checks the multihash of `cid`: at least [`MIN_DIGEST_BYTES`] of digest,
+/// or for identity at most [`MAX_IDENTITY_BYTES`] of data.
+///
+/// # Errors
+/// [`IpfsError::InvalidCid`] naming the length.
+pub fn check_digest(cid: &Cid) -> Result<(), IpfsError> {
+    let mh = cid.hash();
+    let len = mh.digest().len();
+    let reason = if mh.code() == IDENTITY {
+        (len > MAX_IDENTITY_BYTES)
+            .then(|| format!("identity data of {len} bytes (at most {MAX_IDENTITY_BYTES})"))
+    } else {
+        (len < MIN_DIGEST_BYTES)
+            .then(|| format!("a {len}-byte digest (at least {MIN_DIGEST_BYTES})"))
+    };
+    match reason {
+        Some(reason) => Err(IpfsError::InvalidCid {
+            input: cid.to_string().chars().take(100).collect(),
+            reason,
+        }),
+        None => Ok(()),
+    }
+}
+
 /// A block: a CID and bytes that hash to it.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Block {
@@ -51,11 +86,13 @@ impl Block {
 /// Checks that `data` hashes to the multihash in `cid`.
 ///
 /// # Errors
-/// [`IpfsError::BlockTooLarge`] over [`MAX_BLOCK_BYTES`],
+/// [`IpfsError::InvalidCid`] for a digest under [`MIN_DIGEST_BYTES`] (see
+/// [`check_digest`]), [`IpfsError::BlockTooLarge`] over [`MAX_BLOCK_BYTES`],
 /// [`IpfsError::UnsupportedHash`] for hash functions other than identity,
 /// sha2-256, sha2-512 and blake3, and [`IpfsError::HashMismatch`] (naming
 /// `from`) when the digest differs.
 pub fn verify(cid: &Cid, data: &[u8], from: &str) -> Result<(), IpfsError> {
+    check_digest(cid)?;
     if data.len() > MAX_BLOCK_BYTES {
         return Err(IpfsError::BlockTooLarge {
             cid: cid.to_string(),
@@ -119,9 +156,11 @@ pub fn raw_cid(data: &[u8]) -> Cid {
     sha256_cid(RAW, data)
 }
 
-/// The data of an identity-hashed CID, which carries its block inline.
+/// The data of an identity-hashed CID, which carries its block inline
+/// (`None` too for one over [`MAX_IDENTITY_BYTES`]: see [`check_digest`]).
 pub fn inline_data(cid: &Cid) -> Option<Bytes> {
-    (cid.hash().code() == IDENTITY).then(|| Bytes::copy_from_slice(cid.hash().digest()))
+    (cid.hash().code() == IDENTITY && check_digest(cid).is_ok())
+        .then(|| Bytes::copy_from_slice(cid.hash().digest()))
 }
 
 /// Parses a CID from text: CIDv0 (`Qm…`, base58btc) or CIDv1 in any
@@ -129,7 +168,7 @@ pub fn inline_data(cid: &Cid) -> Option<Bytes> {
 ///
 /// # Errors
 /// [`IpfsError::InvalidCid`] for anything else (at most 512 characters are
-/// looked at).
+/// looked at), and for a digest [`check_digest`] refuses.
 pub fn parse_cid(text: &str) -> Result<Cid, IpfsError> {
     let bad = |reason: String| IpfsError::InvalidCid {
         input: text.chars().take(100).collect(),
@@ -138,7 +177,9 @@ pub fn parse_cid(text: &str) -> Result<Cid, IpfsError> {
     if text.is_empty() || text.len() > 512 {
         return Err(bad("empty or over 512 characters".into()));
     }
-    Cid::try_from(text).map_err(|e| bad(e.to_string()))
+    let cid = Cid::try_from(text).map_err(|e| bad(e.to_string()))?;
+    check_digest(&cid)?;
+    Ok(cid)
 }
 
 /// Parses a CID from its binary form, returning it and the bytes it took.
@@ -196,6 +237,21 @@ mod tests {
         let digest = blake3::hash(HELLO);
         let mh = multihash::Multihash::<64>::wrap(BLAKE3, digest.as_bytes()).unwrap();
         verify(&Cid::new_v1(RAW, mh), HELLO, "t").unwrap();
+    }
+
+    #[test]
+    fn digests_under_20_bytes_are_refused_and_identity_is_bounded() {
+        let short = multihash::Multihash::<64>::wrap(SHA2_256, &[0u8; 4]).unwrap();
+        let cid = Cid::new_v1(RAW, short);
+        let e = verify(&cid, b"anything", "t").unwrap_err();
+        assert!(matches!(e, IpfsError::InvalidCid { .. }), "{e}");
+        assert!(parse_cid(&cid.to_string()).is_err());
+        let full = raw_cid(HELLO).hash().digest().to_vec();
+        let twenty = multihash::Multihash::<64>::wrap(SHA2_256, &full[..20]).unwrap();
+        verify(&Cid::new_v1(RAW, twenty), HELLO, "t").unwrap();
+        // Identity carries its data, however short: accepted (see check_digest).
+        let tiny = multihash::Multihash::<64>::wrap(IDENTITY, b"t").unwrap();
+        assert_eq!(inline_data(&Cid::new_v1(RAW, tiny)).unwrap(), &b"t"[..]);
     }
 
     #[test]

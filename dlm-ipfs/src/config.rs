@@ -16,7 +16,17 @@ pub const DEFAULT_GATEWAYS: &[&str] = &[
 /// Blocks requested at once by one engine connection (default 32).
 pub const DEFAULT_WINDOW: usize = 32;
 
+/// Default of [`IpfsConfig::max_tree_entries`]: 1,000,000.
+pub const MAX_TREE_ENTRIES: usize = 1_000_000;
+/// Default of [`IpfsConfig::max_tree_depth`]: 64 directories.
+pub const MAX_TREE_DEPTH: usize = 64;
+
 /// How an IPFS download finds its blocks.
+///
+/// # Defaults
+/// The public [`DEFAULT_GATEWAYS`], no peers, no DHT, [`DEFAULT_WINDOW`]
+/// blocks in flight; a directory tree listed to at most
+/// [`MAX_TREE_ENTRIES`] entries and [`MAX_TREE_DEPTH`] levels.
 #[non_exhaustive]
 #[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]
 #[serde(default)]
@@ -33,6 +43,13 @@ pub struct IpfsConfig {
     pub http: HttpConfig,
     /// Blocks in flight per engine connection.
     pub window: usize,
+    /// Most entries (files and directories) one directory tree may list,
+    /// and most HAMT shards one directory may span. Blocks are shared
+    /// freely in a DAG: a few blocks can name 2^N files, so a listing
+    /// over this fails instead of expanding them.
+    pub max_tree_entries: usize,
+    /// Deepest directory nesting entered below a tree's root.
+    pub max_tree_depth: usize,
 }
 
 impl Default for IpfsConfig {
@@ -46,6 +63,8 @@ impl Default for IpfsConfig {
             dht: false,
             http: HttpConfig::default(),
             window: DEFAULT_WINDOW,
+            max_tree_entries: MAX_TREE_ENTRIES,
+            max_tree_depth: MAX_TREE_DEPTH,
         }
     }
 }
@@ -72,6 +91,18 @@ impl IpfsConfig {
     /// Sets the HTTP client settings used for gateways.
     pub fn with_http(mut self, http: HttpConfig) -> Self {
         self.http = http;
+        self
+    }
+
+    /// Sets [`IpfsConfig::max_tree_entries`].
+    pub fn with_max_tree_entries(mut self, n: usize) -> Self {
+        self.max_tree_entries = n;
+        self
+    }
+
+    /// Sets [`IpfsConfig::max_tree_depth`].
+    pub fn with_max_tree_depth(mut self, n: usize) -> Self {
+        self.max_tree_depth = n;
         self
     }
 

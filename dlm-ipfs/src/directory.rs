@@ -47,16 +47,29 @@ pub(crate) async fn resolve_path(
 }
 
 /// The entries (name and CID) of a directory node, following HAMT shards.
+/// `budget` is how many more entries and shards the caller allows (a tree's
+/// [`IpfsConfig::max_tree_entries`](crate::IpfsConfig::max_tree_entries) less what it listed): the
+/// same shard may be linked from every bucket of every level, so the walk
+/// is bounded by the shards it visits, not by the blocks it fetches.
 ///
 /// # Errors
 /// [`IpfsError::NotADirectory`] for other nodes, [`IpfsError::TooLarge`]
-/// over [`MAX_ENTRIES`]; the fetch and decode errors of shards.
+/// over [`MAX_ENTRIES`] or `budget`; the fetch and decode errors of shards.
 pub(crate) async fn entries(
     blocks: &dyn Blocks,
     node: &Node,
+    budget: usize,
 ) -> Result<Vec<(String, Cid)>, IpfsError> {
+    let over = || {
+        IpfsError::TooLarge(format!(
+            "directory over {budget} entries and shards left by ipfs.max_tree_entries"
+        ))
+    };
     match node {
         Node::Directory(links) => {
+            if links.len() > budget {
+                return Err(over());
+            }
             if links.len() > MAX_ENTRIES {
                 return Err(IpfsError::TooLarge(format!(
                     "directory of {} entries",
@@ -68,6 +81,7 @@ pub(crate) async fn entries(
         Node::HamtShard { links, fanout } => {
             let mut out = Vec::new();
             let mut pending = vec![(links.clone(), *fanout, 0usize)];
+            let mut steps = 0usize;
             while let Some((links, fanout, depth)) = pending.pop() {
                 if depth > MAX_HAMT_DEPTH {
                     return Err(IpfsError::TooLarge("HAMT deeper than 16 levels".into()));
@@ -76,6 +90,10 @@ pub(crate) async fn entries(
                 for l in links {
                     if l.name.len() < width || !l.name.is_char_boundary(width) {
                         return Err(bad_label(&l));
+                    }
+                    steps += 1;
+                    if steps > budget {
+                        return Err(over());
                     }
                     if l.name.len() == width {
                         let (sub, fanout) = shard(blocks, &l).await?;
@@ -172,6 +190,90 @@ async fn hamt_find(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    use std::collections::HashMap;
+
+    use bytes::Bytes;
+    use futures::future::BoxFuture;
+
+    use crate::block::{DAG_PB, sha256_cid};
+    use crate::dag_pb::DagPbNode;
+
+    struct Memory(HashMap<Cid, Bytes>);
+
+    impl Blocks for Memory {
+        fn get<'a>(&'a self, cid: &'a Cid) -> BoxFuture<'a, Result<Bytes, IpfsError>> {
+            Box::pin(async move {
+                self.0.get(cid).cloned().ok_or(IpfsError::Unavailable {
+                    cid: cid.to_string(),
+                    reason: "not in memory".into(),
+                })
+            })
+        }
+    }
+
+    /// UnixFS data of a fanout-16 HAMT shard (type 5, murmur3-x64-64).
+    const SHARD_16: &[u8] = &[0x08, 0x05, 0x28, 0x22, 0x30, 0x10];
+
+    /// `levels` shards, each linking all 16 buckets to the one below; the
+    /// last holds one file entry. The walk would take 16^levels steps over
+    /// `levels` blocks. Returns the top shard's links.
+    fn shared_shards(levels: usize) -> (Vec<Link>, Memory) {
+        let mut blocks = HashMap::new();
+        let file = sha256_cid(crate::block::RAW, b"x");
+        let mut links = vec![Link {
+            cid: file,
+            name: "0file".into(),
+            tsize: Some(1),
+        }];
+        for _ in 0..levels {
+            let node = DagPbNode {
+                links: links.clone(),
+                data: Some(Bytes::from_static(SHARD_16)),
+            }
+            .encode();
+            let cid = sha256_cid(DAG_PB, &node);
+            blocks.insert(cid, node);
+            links = (0..16)
+                .map(|b| Link {
+                    cid,
+                    name: format!("{b:X}"),
+                    tsize: None,
+                })
+                .collect();
+        }
+        (links, Memory(blocks))
+    }
+
+    #[tokio::test]
+    async fn a_hamt_that_links_one_shard_from_every_bucket_is_cut_by_the_budget() {
+        let (links, blocks) = shared_shards(12);
+        let top = Node::HamtShard { links, fanout: 16 };
+        let e = entries(&blocks, &top, 10_000).await.unwrap_err();
+        assert!(matches!(e, IpfsError::TooLarge(_)), "{e}");
+        assert!(e.to_string().contains("max_tree_entries"), "{e}");
+        // Within its budget, the same shape lists every path to the file.
+        let (links, blocks) = shared_shards(2);
+        let top = Node::HamtShard { links, fanout: 16 };
+        assert_eq!(entries(&blocks, &top, 10_000).await.unwrap().len(), 256);
+    }
+
+    #[tokio::test]
+    async fn a_plain_directory_over_the_budget_is_too_large() {
+        let file = sha256_cid(crate::block::RAW, b"x");
+        let links = (0..5)
+            .map(|i| Link {
+                cid: file,
+                name: format!("f{i}"),
+                tsize: None,
+            })
+            .collect();
+        let blocks = Memory(HashMap::new());
+        let dir = Node::Directory(links);
+        assert_eq!(entries(&blocks, &dir, 5).await.unwrap().len(), 5);
+        let e = entries(&blocks, &dir, 4).await.unwrap_err();
+        assert!(matches!(e, IpfsError::TooLarge(_)), "{e}");
+    }
 
     #[test]
     fn labels() {

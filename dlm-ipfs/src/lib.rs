@@ -23,7 +23,9 @@ pub mod unixfs;
 
 pub use address::{IpfsAddress, Root};
 pub use block::{Block, MAX_BLOCK_BYTES};
-pub use config::{DEFAULT_GATEWAYS, DEFAULT_WINDOW, IpfsConfig, parse_peer};
+pub use config::{
+    DEFAULT_GATEWAYS, DEFAULT_WINDOW, IpfsConfig, MAX_TREE_DEPTH, MAX_TREE_ENTRIES, parse_peer,
+};
 pub use error::IpfsError;
 pub use libp2p::Multiaddr;
 pub use listing::IpfsListing;

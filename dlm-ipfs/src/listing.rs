@@ -40,6 +40,8 @@ impl IpfsListing {
 struct Walk {
     pending: Vec<(Vec<String>, Node)>,
     ready: std::collections::VecDeque<Entry>,
+    /// Entries and shards listed so far, against `ipfs.max_tree_entries`.
+    listed: usize,
 }
 
 impl Listing for IpfsListing {
@@ -65,6 +67,7 @@ impl Listing for IpfsListing {
         let walk = Walk {
             pending: vec![(Vec::new(), self.root.node.clone())],
             ready: Default::default(),
+            listed: 0,
         };
         stream::unfold(walk, move |mut walk| async move {
             loop {
@@ -72,12 +75,28 @@ impl Listing for IpfsListing {
                     return Some((Ok(e), walk));
                 }
                 let (path, node) = walk.pending.pop()?;
-                match self.expand(&path, &node).await {
+                let config = &self.session.config;
+                if path.len() > config.max_tree_depth {
+                    // This directory alone is left out.
+                    let e = crate::IpfsError::TooLarge(format!(
+                        "{}: deeper than {} directories (ipfs.max_tree_depth)",
+                        path.join("/"),
+                        config.max_tree_depth
+                    ));
+                    return Some((Err(e.into()), walk));
+                }
+                match self.expand(&path, &node, &mut walk.listed).await {
                     Ok((files, dirs)) => {
                         walk.ready.extend(files);
                         walk.pending.extend(dirs.into_iter().rev());
                     }
-                    Err(e) => return Some((Err(e), walk)),
+                    Err(e) => {
+                        if walk.listed >= config.max_tree_entries {
+                            // Over the tree's budget: nothing more is listed.
+                            walk.pending.clear();
+                        }
+                        return Some((Err(e), walk));
+                    }
                 }
             }
         })
@@ -86,14 +105,27 @@ impl Listing for IpfsListing {
 }
 
 impl IpfsListing {
-    /// One directory's files (as entries) and subdirectories (to walk).
+    /// One directory's files (as entries) and subdirectories (to walk),
+    /// counted into `listed`; over `ipfs.max_tree_entries`, `listed` is set
+    /// to it and the error is [`IpfsError::TooLarge`](crate::IpfsError::TooLarge).
     async fn expand(
         &self,
         path: &[String],
         node: &Node,
+        listed: &mut usize,
     ) -> Result<(Vec<Entry>, Vec<(Vec<String>, Node)>)> {
+        let max = self.session.config.max_tree_entries;
         let blocks = self.session.any_blocks().await?;
-        let mut list = entries(blocks.as_ref(), node).await?;
+        let budget = max.saturating_sub(*listed);
+        let mut list = match entries(blocks.as_ref(), node, budget).await {
+            Ok(l) => l,
+            Err(e @ crate::IpfsError::TooLarge(_)) => {
+                *listed = max;
+                return Err(e.into());
+            }
+            Err(e) => return Err(e.into()),
+        };
+        *listed += list.len();
         list.sort_by(|a, b| a.0.cmp(&b.0));
         let mut files = Vec::new();
         let (children, unsafe_names): (Vec<(String, Cid)>, Vec<_>) = list

@@ -80,6 +80,21 @@ fn valid_bucket(b: &str) -> bool {
         && !b.ends_with(['.', '-'])
 }
 
+/// Whether `region` can be a region name: 1 to 63 ASCII letters, digits
+/// and `-`, not starting or ending with `-` (AWS's are like `eu-west-3`;
+/// MinIO and Ceph allow names of their own, of the same characters). Names
+/// from the network (`x-amz-bucket-region`, an error's `Region`) and from
+/// the configuration are checked with it before they reach a host name or
+/// a signature.
+pub(crate) fn is_region(region: &str) -> bool {
+    (1..=63).contains(&region.len())
+        && region
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-')
+        && !region.starts_with('-')
+        && !region.ends_with('-')
+}
+
 /// How requests reach a bucket.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub(crate) struct Addressing {
@@ -90,14 +105,21 @@ pub(crate) struct Addressing {
 }
 
 impl Addressing {
-    /// AWS's regional endpoint.
-    pub(crate) fn aws(region: &str) -> Self {
-        let base = Url::parse(&format!("https://s3.{region}.amazonaws.com"))
-            .expect("a valid URL for any region string the config allows");
-        Self {
+    /// AWS's regional endpoint, `https://s3.{region}.amazonaws.com`.
+    ///
+    /// # Errors
+    /// [`S3Error::InvalidInput`] when `region` is not a region name (see
+    /// [`is_region`]); callers check names from the network first.
+    pub(crate) fn aws(region: &str) -> Result<Self, S3Error> {
+        let bad = || S3Error::InvalidInput(format!("{region:?} is not a region name"));
+        if !is_region(region) {
+            return Err(bad());
+        }
+        let base = Url::parse(&format!("https://s3.{region}.amazonaws.com")).map_err(|_| bad())?;
+        Ok(Self {
             base,
             path_style: false,
-        }
+        })
     }
 
     /// The URL of `key` in `bucket`, the key percent-encoded as SigV4 wants.
@@ -147,7 +169,7 @@ mod tests {
 
     #[test]
     fn builds_path_and_virtual_hosted_urls() {
-        let aws = Addressing::aws("eu-west-1");
+        let aws = Addressing::aws("eu-west-1").unwrap();
         assert_eq!(
             aws.object_url("bkt", "a b/ü+x.bin").unwrap().as_str(),
             "https://bkt.s3.eu-west-1.amazonaws.com/a%20b/%C3%BC%2Bx.bin"
@@ -165,5 +187,27 @@ mod tests {
             local.object_url("bkt", "").unwrap().as_str(),
             "http://127.0.0.1:9000/bkt/"
         );
+    }
+
+    #[test]
+    fn only_region_names_reach_a_host_name() {
+        for ok in ["us-east-1", "eu-west-3", "garage", "X1"] {
+            assert!(is_region(ok), "{ok}");
+            assert!(Addressing::aws(ok).is_ok(), "{ok}");
+        }
+        let long = "a".repeat(64);
+        for bad in [
+            "",
+            "-eu",
+            "eu-",
+            "evil.example/x?",
+            "eu west",
+            "eu_west",
+            "ü",
+            long.as_str(),
+        ] {
+            assert!(!is_region(bad), "{bad:?}");
+            assert!(Addressing::aws(bad).is_err(), "{bad:?}");
+        }
     }
 }

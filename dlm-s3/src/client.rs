@@ -89,10 +89,7 @@ impl S3Client {
             .or_else(|| env(&config, "AWS_DEFAULT_REGION"))
             .or_else(|| from_profile("region"))
             .unwrap_or_else(|| DEFAULT_REGION.into());
-        if !region
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b == b'-')
-        {
+        if !crate::address::is_region(&region) {
             return Err(S3Error::InvalidInput(format!(
                 "{region:?} is not a region name"
             )));
@@ -122,7 +119,7 @@ impl S3Client {
                 }
             }
             None => {
-                let mut a = Addressing::aws(&region);
+                let mut a = Addressing::aws(&region)?;
                 a.path_style = config.path_style.unwrap_or(false);
                 a
             }
@@ -155,6 +152,11 @@ impl S3Client {
     /// The HTTP client (for streaming bodies).
     pub(crate) fn http(&self) -> &HttpClient {
         &self.inner.http
+    }
+
+    /// The configuration this client was made with.
+    pub fn config(&self) -> &S3Config {
+        &self.inner.config
     }
 
     /// The region requests are signed for by default.
@@ -217,13 +219,23 @@ impl S3Client {
                 let resource = format!("{bucket}/{key}");
                 return Err(service_error(status, None, doc, &resource, fallback));
             };
+            if !crate::address::is_region(&region) {
+                // Never into a host name or a signature: the service is broken or hostile.
+                return Err(S3Error::BadResponse {
+                    resource: format!("{bucket}/{key}"),
+                    message: format!(
+                        "status {status} names the bucket's region as {:?}, which is not a region name",
+                        region.chars().take(64).collect::<String>()
+                    ),
+                });
+            }
             tracing::debug!(bucket, %region, "bucket lives in another region: re-targeting");
             // AWS: the bucket's regional endpoint. A custom endpoint stays; only the
             // signing region changes (MinIO and Ceph answer a wrong one with 400).
             let a = if self.inner.custom_endpoint {
                 addressing.clone()
             } else {
-                let mut a = Addressing::aws(&region);
+                let mut a = Addressing::aws(&region)?;
                 a.path_style = addressing.path_style;
                 a
             };

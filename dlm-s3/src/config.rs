@@ -36,7 +36,8 @@ impl fmt::Debug for StaticCredentials {
 /// Credentials, region and endpoint from the environment and `~/.aws` (see
 /// [`S3Config::use_environment`]); AWS endpoints with virtual-hosted-style
 /// addressing; path-style addressing for a custom endpoint; requests signed
-/// with SigV4; HTTP settings from [`HttpConfig::default`] (TLS verified).
+/// with SigV4; HTTP settings from [`HttpConfig::default`] (TLS verified);
+/// a prefix listed in at most 100,000 `ListObjectsV2` pages (100 million keys).
 #[non_exhaustive]
 #[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]
 #[serde(default)]
@@ -65,7 +66,14 @@ pub struct S3Config {
     /// and netrc logins are turned off: S3 redirects are handled here,
     /// re-signed, and requests are signed with SigV4).
     pub http: HttpConfig,
+    /// Most `ListObjectsV2` pages (of up to 1,000 keys) read for one prefix;
+    /// a listing that needs more fails. Also bounds a service that keeps
+    /// sending new continuation tokens (a token sent twice fails at once).
+    pub max_list_pages: usize,
 }
+
+/// Default of [`S3Config::max_list_pages`]: 100,000 pages, 100 million keys.
+pub const MAX_LIST_PAGES: usize = 100_000;
 
 impl Default for S3Config {
     fn default() -> Self {
@@ -78,6 +86,7 @@ impl Default for S3Config {
             path_style: None,
             use_environment: true,
             http: HttpConfig::default(),
+            max_list_pages: MAX_LIST_PAGES,
         }
     }
 }
@@ -128,6 +137,12 @@ impl S3Config {
     /// Sets [`S3Config::http`].
     pub fn with_http(mut self, http: HttpConfig) -> Self {
         self.http = http;
+        self
+    }
+
+    /// Sets [`S3Config::max_list_pages`] (at least 1).
+    pub fn with_max_list_pages(mut self, pages: usize) -> Self {
+        self.max_list_pages = pages.max(1);
         self
     }
 }

@@ -17,7 +17,7 @@ mod source;
 
 pub use address::S3Location;
 pub use client::{DEFAULT_REGION, S3Client};
-pub use config::{S3Config, StaticCredentials};
+pub use config::{MAX_LIST_PAGES, S3Config, StaticCredentials};
 pub use error::{MAX_ERROR_BODY_BYTES, S3Error};
 pub use listing::{MAX_LIST_PAGE_BYTES, S3Listing};
 pub use protocol::{S3Protocol, SCHEMES, SECTION, register, register_with};

@@ -2,7 +2,7 @@
 //! (pages of up to 1,000 keys, followed by continuation token). Keys are
 //! URL-decoded only when the page says `EncodingType` is `url`.
 
-use std::collections::VecDeque;
+use std::collections::{HashSet, VecDeque};
 use std::sync::Arc;
 
 use dlm_core::{Context, Entry, Listing, Result};
@@ -123,11 +123,45 @@ fn parse_page(body: &[u8]) -> std::result::Result<ListPage, String> {
     Ok(page)
 }
 
-/// Pages still to fetch, and keys listed but not yet handed out.
+/// Pages still to fetch, keys listed but not yet handed out, and the
+/// continuation tokens seen so far.
 struct Walk {
     token: Option<String>,
     first: bool,
     ready: VecDeque<Object>,
+    seen: HashSet<String>,
+    pages: usize,
+}
+
+impl Walk {
+    /// Takes `page`'s continuation, or says why the listing cannot go on:
+    /// a truncated page without a token, a token seen before (a service
+    /// that would loop), or more than `max_pages` pages.
+    fn follow(&mut self, page: &ListPage, max_pages: usize) -> Result<(), String> {
+        self.pages += 1;
+        if !page.is_truncated {
+            self.token = None;
+            return Ok(());
+        }
+        let Some(next) = page
+            .next_continuation_token
+            .clone()
+            .filter(|t| !t.is_empty())
+        else {
+            return Err("a truncated listing without a continuation token".into());
+        };
+        if self.pages >= max_pages {
+            return Err(format!("more than {max_pages} pages (s3.max_list_pages)"));
+        }
+        if !self.seen.insert(next.clone()) {
+            return Err(format!(
+                "continuation token {:?} sent a second time: the listing would loop",
+                next.chars().take(64).collect::<String>()
+            ));
+        }
+        self.token = Some(next);
+        Ok(())
+    }
 }
 
 impl Listing for S3Listing {
@@ -140,7 +174,10 @@ impl Listing for S3Listing {
             token: None,
             first: true,
             ready: VecDeque::new(),
+            seen: HashSet::new(),
+            pages: 0,
         };
+        let max_pages = self.client.config().max_list_pages;
         futures::stream::unfold(Some(walk), move |walk| async move {
             let mut walk = walk?;
             loop {
@@ -157,15 +194,13 @@ impl Listing for S3Listing {
                     Err(e) => return Some((Err(e.into()), None)),
                 };
                 walk.first = false;
-                let next = page.next_continuation_token.filter(|t| !t.is_empty());
-                if page.is_truncated && (next.is_none() || next == walk.token) {
+                if let Err(message) = walk.follow(&page, max_pages) {
                     let e = S3Error::BadResponse {
                         resource: self.location.bucket.clone(),
-                        message: "a truncated listing without a new continuation token".into(),
+                        message,
                     };
                     return Some((Err(e.into()), None));
                 }
-                walk.token = if page.is_truncated { next } else { None };
                 walk.ready.extend(page.contents);
             }
         })
@@ -196,5 +231,44 @@ mod tests {
         assert_eq!(keys, [("p/a b+c.txt", 5), ("p/../evil", 3)]);
         let empty = br#"<ListBucketResult><Name>b</Name><IsTruncated>false</IsTruncated></ListBucketResult>"#;
         assert!(parse_page(empty).unwrap().contents.is_empty());
+    }
+
+    fn page(truncated: bool, token: Option<&str>) -> ListPage {
+        ListPage {
+            is_truncated: truncated,
+            next_continuation_token: token.map(str::to_string),
+            ..ListPage::default()
+        }
+    }
+
+    fn walk() -> Walk {
+        Walk {
+            token: None,
+            first: true,
+            ready: VecDeque::new(),
+            seen: HashSet::new(),
+            pages: 0,
+        }
+    }
+
+    #[test]
+    fn alternating_tokens_and_too_many_pages_end_the_listing() {
+        let mut w = walk();
+        w.follow(&page(true, Some("A")), 100).unwrap();
+        w.follow(&page(true, Some("B")), 100).unwrap();
+        let e = w.follow(&page(true, Some("A")), 100).unwrap_err();
+        assert!(e.contains("second time"), "{e}");
+
+        let mut w = walk();
+        for t in ["1", "2"] {
+            w.follow(&page(true, Some(t)), 3).unwrap();
+        }
+        let e = w.follow(&page(true, Some("3")), 3).unwrap_err();
+        assert!(e.contains("more than 3 pages"), "{e}");
+
+        let mut w = walk();
+        assert!(w.follow(&page(true, Some("")), 3).is_err());
+        w.follow(&page(false, Some("ignored")), 3).unwrap();
+        assert_eq!(w.token, None);
     }
 }

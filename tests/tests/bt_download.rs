@@ -140,7 +140,9 @@ fn a_peer_sending_corrupt_pieces_is_banned_and_a_good_peer_finishes() {
     };
     let out = dir.path().join("out");
     let torrent = fx.torrent_path.to_str().unwrap().to_string();
-    let bad = bad_seeder.addr().to_string();
+    // Bans are by IP address: the bad peer is reached at another loopback
+    // address (aria2c listens on all of them) so the good one stays usable.
+    let bad = format!("127.0.0.2:{}", bad_seeder.addr().port());
     let good = SocketAddr::V4(good.addr()).to_string();
     let result = run(async {
         tokio::process::Command::from(dlm_command())
@@ -338,4 +340,113 @@ fn a_file_selection_downloads_only_the_selected_files() {
             .all(|e| !e.file_name().to_string_lossy().starts_with('.')),
         "no parts file or resume state left"
     );
+}
+
+/// A peer that handshakes, says it has every piece, unchokes, then sends
+/// only keep-alives (every 100 ms) and never a block: no real client does
+/// that, so a loopback socket plays it. Returns its port.
+async fn keep_alive_only_peer(info_hash: [u8; 20], pieces: u64) -> u16 {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    tokio::spawn(async move {
+        loop {
+            let Ok((mut stream, _)) = listener.accept().await else {
+                return;
+            };
+            tokio::spawn(async move {
+                let mut theirs = [0u8; 68];
+                if stream.read_exact(&mut theirs).await.is_err() {
+                    return;
+                }
+                let mut out = Vec::new();
+                out.push(19u8);
+                out.extend_from_slice(b"BitTorrent protocol");
+                out.extend_from_slice(&[0; 8]);
+                out.extend_from_slice(&info_hash);
+                out.extend_from_slice(b"-KA0001-keepalive!!!");
+                let bitfield_len = pieces.div_ceil(8) as usize;
+                let mut bitfield = vec![0xffu8; bitfield_len];
+                let spare = (bitfield_len * 8) as u64 - pieces;
+                if let Some(last) = bitfield.last_mut() {
+                    *last = 0xffu8 << spare;
+                }
+                out.extend_from_slice(&(1 + bitfield_len as u32).to_be_bytes());
+                out.push(5);
+                out.extend_from_slice(&bitfield);
+                out.extend_from_slice(&[0, 0, 0, 1, 1]); // unchoke
+                if stream.write_all(&out).await.is_err() {
+                    return;
+                }
+                let (mut read, mut write) = stream.into_split();
+                // Whatever dlm sends (interested, requests) is read and ignored.
+                tokio::spawn(async move {
+                    let mut sink = [0u8; 4096];
+                    while matches!(read.read(&mut sink).await, Ok(n) if n > 0) {}
+                });
+                loop {
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                    if write.write_all(&[0, 0, 0, 0]).await.is_err() {
+                        return;
+                    }
+                }
+            });
+        }
+    });
+    port
+}
+
+#[test]
+fn a_peer_that_unchokes_then_sends_only_keep_alives_is_dropped_after_the_idle_timeout() {
+    let dir = tempfile::tempdir().unwrap();
+    let Some(fx) = TorrentSpec::single_file("alive.bin", 6 << 20)
+        .with_tracker(NO_TRACKER)
+        .with_piece_len_log2(18)
+        .create(&dir.path().join("seed"))
+    else {
+        return;
+    };
+    // Throttled, so the download lasts well past the 1 s idle timeout.
+    let Some(good) =
+        LibtorrentPeer::start(LibtorrentOptions::seeding(&fx).with_upload_limit(2 << 20))
+    else {
+        return;
+    };
+    let out = dir.path().join("out");
+    let torrent = fx.torrent_path.to_str().unwrap().to_string();
+    let good = SocketAddr::V4(good.addr()).to_string();
+    let result = run(async {
+        let port = keep_alive_only_peer(fx.info_hash, fx.num_pieces()).await;
+        let idle = format!("127.0.0.1:{port}");
+        tokio::process::Command::from(dlm_command())
+            .args([
+                "get",
+                &torrent,
+                "--peer",
+                &idle,
+                "--peer",
+                &good,
+                "-c",
+                "4",
+                "-O",
+                "bittorrent.idle_timeout=1s",
+                "--quiet",
+                "-d",
+            ])
+            .arg(&out)
+            .env("DLM_LOG", "dlm_bittorrent=debug")
+            .kill_on_drop(true)
+            .output()
+            .await
+            .map(|o| (o, idle))
+            .unwrap()
+    });
+    let (result, idle) = result;
+    let stderr = String::from_utf8_lossy(&result.stderr);
+    assert!(result.status.success(), "{stderr}");
+    fx.check_download(&out).unwrap();
+    let dropped = stderr
+        .lines()
+        .any(|l| l.contains(&format!("peer {idle}: nothing for 1 s")));
+    assert!(dropped, "the keep-alive-only peer was dropped: {stderr}");
 }

@@ -343,3 +343,87 @@ fn a_server_without_epsv_behind_nat_is_reached_through_pasv_at_the_control_peer(
         assert_eq!(sha256_file(&tree.join("d/in.bin")).unwrap(), inner);
     });
 }
+
+/// Stops a process with `SIGSTOP` (a server that stops answering, its
+/// sockets still open) and lets it go on with `SIGCONT` when dropped.
+struct Stopped(nix::unistd::Pid);
+
+impl Stopped {
+    fn new(pid: u32) -> Self {
+        let pid = nix::unistd::Pid::from_raw(pid as i32);
+        nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGSTOP).unwrap();
+        Self(pid)
+    }
+}
+
+impl Drop for Stopped {
+    fn drop(&mut self) {
+        let _ = nix::sys::signal::kill(self.0, nix::sys::signal::Signal::SIGCONT);
+    }
+}
+
+fn assert_reply_timeout(e: &dlm_core::Error, command: &str) {
+    assert_eq!(e.kind(), ErrorKind::Network, "{e}");
+    assert!(e.is_retryable(), "{e}");
+    let message = e.to_string();
+    assert!(
+        message.contains("no reply") && message.contains(command),
+        "{command}: {message}"
+    );
+}
+
+#[test]
+fn a_server_that_stops_answering_after_login_times_out_on_size_retr_and_mlsd() {
+    use dlm_core::{Context, Listing, ReadRange, Source};
+    use futures::StreamExt;
+
+    let Some(ftp) = PyFtpd::start(PyFtpdOptions::default()) else {
+        return;
+    };
+    write_random_file(&ftp.root(), "h.bin", 64 << 10, 8).unwrap();
+    std::fs::create_dir_all(ftp.root().join("tree").join("sub")).unwrap();
+    write_random_file(&ftp.root().join("tree"), "a.bin", 1 << 10, 9).unwrap();
+    write_random_file(&ftp.root().join("tree").join("sub"), "b.bin", 1 << 10, 10).unwrap();
+    // Short limits: each wait below ends with an error instead of a hang.
+    let config = ftp_config()
+        .with_max_connections(1)
+        .with_connect_timeout(Duration::from_secs(2))
+        .with_reply_timeout(Duration::from_millis(500))
+        .with_idle_timeout(Duration::from_millis(500));
+    let cx = Context::new();
+    run(async {
+        // Each phase leaves one logged-in session in its pool, then the server stops.
+        let url = ftp.url("h.bin").parse().unwrap();
+        let file = dlm_ftp::FtpSource::new(url, config.clone()).unwrap();
+        file.probe(&cx).await.unwrap();
+        {
+            let _stopped = Stopped::new(ftp.pid());
+            let e = file.probe(&cx).await.unwrap_err();
+            assert_reply_timeout(&e, "SIZE");
+        }
+
+        let url = ftp.url("h.bin").parse().unwrap();
+        let file = dlm_ftp::FtpSource::new(url, config.clone()).unwrap();
+        file.probe(&cx).await.unwrap();
+        {
+            let _stopped = Stopped::new(ftp.pid());
+            let e = match file.open(&cx, ReadRange::FULL).await {
+                Ok(_) => panic!("RETR answered by a stopped server"),
+                Err(e) => e,
+            };
+            assert_reply_timeout(&e, "RETR");
+        }
+
+        let url = ftp.url("tree/").parse().unwrap();
+        let tree = dlm_ftp::FtpListing::new(url, config.clone()).unwrap();
+        let mut entries = tree.entries(&cx);
+        let first = entries.next().await.unwrap().unwrap();
+        assert_eq!(first.path, ["a.bin"]);
+        {
+            let _stopped = Stopped::new(ftp.pid());
+            let e = entries.next().await.unwrap().unwrap_err();
+            assert_reply_timeout(&e, "MLSD tree/sub");
+        }
+        assert!(entries.next().await.is_none());
+    });
+}

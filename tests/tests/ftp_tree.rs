@@ -294,3 +294,60 @@ fn dlm_get_over_ftp_resumes_after_sigkill() {
     );
     assert_eq!(sha256_file(&out).unwrap(), sha);
 }
+
+#[test]
+fn a_tree_over_its_depth_path_and_entry_limits_is_cut_with_clear_errors() {
+    let Some(ftp) = Vsftpd::start() else { return };
+    let root = ftp.root().join("limits");
+    let long = "l".repeat(60);
+    for (dir, name) in [
+        ("", "top.bin"),
+        ("a", "one.bin"),
+        ("a/b", "two.bin"),
+        ("a/b/c", "three.bin"),
+        ("", long.as_str()),
+    ] {
+        std::fs::create_dir_all(root.join(dir)).unwrap();
+        write_random_file(&root.join(dir), name, 1000, 5).unwrap();
+    }
+    let dir = tempfile::tempdir().unwrap();
+    run(async {
+        // Depth 1: a/ is listed, a/b/ is not; a 60-byte name is over 40 path bytes.
+        let config = ftp_config().with_max_tree_depth(1).with_max_path_bytes(40);
+        let out = dir.path().join("depth");
+        let summary = download_tree(config, &ftp.url("limits/"), &out, 2).await;
+        assert!(out.join("top.bin").is_file() && out.join("a/one.bin").is_file());
+        assert!(!out.join("a/b").exists(), "{summary:?}");
+        assert!(!out.join(&long).exists(), "{summary:?}");
+        let errors: Vec<String> = summary
+            .listing_errors
+            .iter()
+            .map(|e| {
+                assert_eq!(e.kind(), dlm_core::ErrorKind::Protocol, "{e}");
+                e.to_string()
+            })
+            .collect();
+        assert_eq!(errors.len(), 2, "{errors:?}");
+        assert!(
+            errors.iter().any(|e| e.contains("a/b: deeper than 1")),
+            "{errors:?}"
+        );
+        assert!(
+            errors.iter().any(|e| e.contains("longer than 40 bytes")),
+            "{errors:?}"
+        );
+
+        // Three entries at most: the listing ends there, with an error.
+        let config = ftp_config().with_max_tree_entries(3);
+        let out = dir.path().join("entries");
+        let summary = download_tree(config, &ftp.url("limits/"), &out, 2).await;
+        assert!(
+            summary
+                .listing_errors
+                .iter()
+                .any(|e| e.to_string().contains("more than 3 entries")),
+            "{summary:?}"
+        );
+        assert!(summary.progress.files_done < 5, "{summary:?}");
+    });
+}

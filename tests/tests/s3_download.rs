@@ -536,3 +536,93 @@ fn credentials_region_and_endpoint_come_from_an_aws_profile() {
         }
     });
 }
+
+#[test]
+fn a_listing_whose_continuation_tokens_alternate_fails_instead_of_looping() {
+    // Every page is truncated; its token is A, B, A, B …: a service that
+    // would be listed forever. The same key on every page.
+    let pages = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let counted = pages.clone();
+    let port = fake_s3(move |_, target, _| {
+        let n = counted.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        if !target.contains("list-type=2") {
+            return ("200 OK", "ETag: \"x\"\r\n".into(), b"k".to_vec());
+        }
+        let token = if n.is_multiple_of(2) { "A" } else { "B" };
+        let xml = format!(
+            "<ListBucketResult><Name>bkt</Name><IsTruncated>true</IsTruncated>\
+             <Contents><Key>k{n}</Key><Size>1</Size></Contents>\
+             <NextContinuationToken>{token}</NextContinuationToken></ListBucketResult>"
+        );
+        (
+            "200 OK",
+            "Content-Type: application/xml\r\n".into(),
+            xml.into_bytes(),
+        )
+    });
+    let dir = tempfile::tempdir().unwrap();
+    let config = S3Config::default()
+        .with_use_environment(false)
+        .with_anonymous(true)
+        .with_region(S3_REGION)
+        .with_endpoint_url(format!("http://127.0.0.1:{port}").parse().unwrap());
+    run(async {
+        let summary = tree(config, "s3://bkt/", &dir.path().join("out"), 1).await;
+        let errors: Vec<String> = summary
+            .listing_errors
+            .iter()
+            .map(|e| {
+                assert_eq!(e.kind(), ErrorKind::Protocol, "{e}");
+                e.to_string()
+            })
+            .collect();
+        assert!(
+            errors.iter().any(|e| e.contains("sent a second time")),
+            "{errors:?}"
+        );
+    });
+}
+
+#[test]
+fn a_region_from_a_response_that_is_no_region_name_is_a_protocol_error() {
+    for (status, extra, body) in [
+        // The header names a host, not a region.
+        (
+            "301 Moved Permanently",
+            "x-amz-bucket-region: evil.example/x?\r\n",
+            String::new(),
+        ),
+        // The error document's Region does.
+        (
+            "400 Bad Request",
+            "Content-Type: application/xml\r\n",
+            "<Error><Code>AuthorizationHeaderMalformed</Code><Message>wrong region</Message>\
+             <Region>a b.example</Region></Error>"
+                .to_string(),
+        ),
+    ] {
+        let port = fake_s3(move |_, _, _| (status, extra.to_string(), body.clone().into_bytes()));
+        let dir = tempfile::tempdir().unwrap();
+        let config = S3Config::default()
+            .with_use_environment(false)
+            .with_region("us-east-1")
+            .with_endpoint_url(format!("http://127.0.0.1:{port}").parse().unwrap())
+            .with_credentials(StaticCredentials {
+                access_key_id: S3_ACCESS_KEY.into(),
+                secret_access_key: S3_SECRET_KEY.into(),
+                session_token: None,
+            });
+        run(async {
+            let out = dir.path().join("r.txt");
+            let e = download(config, "s3://bkt/r.txt", &out, DownloadOptions::default())
+                .await
+                .start()
+                .wait()
+                .await
+                .unwrap_err();
+            assert_eq!(e.kind(), ErrorKind::Protocol, "{status}: {e}");
+            assert!(!e.is_retryable(), "{status}: {e}");
+            assert!(e.to_string().contains("not a region name"), "{status}: {e}");
+        });
+    }
+}

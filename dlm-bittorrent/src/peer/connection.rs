@@ -97,6 +97,8 @@ pub struct PeerConnection {
     told: usize,
     /// When we last sent anything (keep-alives every two minutes, BEP 3).
     last_sent: Instant,
+    /// When the peer last sent any bytes.
+    last_received: Instant,
     /// Requests to keep in flight now.
     pipeline: usize,
     /// Payload rate from the peer, bytes/s (moving average).
@@ -143,6 +145,19 @@ const MAX_TRIES: u8 = 50;
 
 /// Keep-alive period: BEP 3 drops connections silent for two minutes.
 const KEEPALIVE: Duration = Duration::from_secs(90);
+
+/// A connection on which the peer sent no byte at all (not even a
+/// keep-alive) for this long is closed: 180 s, above the two-minute
+/// keep-alive period of BEP 3 that libtorrent, Transmission and aria2 keep
+/// (libtorrent's own `peer_timeout` is 120 s).
+///
+/// This is the only limit on a connection with nothing to exchange: as in
+/// libtorrent, a peer that is neither interesting nor interested (both
+/// seeds, or a leecher we have nothing for while seeding) is kept while it
+/// keeps the connection alive. Waiting for a piece is bounded apart, by the
+/// fetch's `idle` (`TorrentConfig::idle_timeout`), where only blocks count:
+/// see [`PeerConnection::fetch_piece_then`].
+pub(crate) const SILENCE_TIMEOUT: Duration = Duration::from_secs(180);
 
 impl PeerConnection {
     /// Connects to `addr` and exchanges handshakes (BEP 3) within `timeout`,
@@ -245,6 +260,7 @@ impl PeerConnection {
             told: uploads.gained_len(),
             uploads,
             last_sent: Instant::now(),
+            last_received: Instant::now(),
             pipeline: START_PIPELINE,
             rate: 0.0,
             window_start: Instant::now(),
@@ -301,7 +317,10 @@ impl PeerConnection {
                 addr,
                 source: std::io::ErrorKind::UnexpectedEof.into(),
             }),
-            Ok(Ok(_)) => Ok(true),
+            Ok(Ok(_)) => {
+                self.last_received = Instant::now();
+                Ok(true)
+            }
             Ok(Err(source)) => Err(PeerError::Io { addr, source }),
         }
     }
@@ -322,7 +341,8 @@ impl PeerConnection {
     /// serving its requests and applying the choker in between.
     async fn next(&mut self, idle: Duration) -> Result<Message, PeerError> {
         let never = CancellationToken::new();
-        match self.next_or_cancel(idle, &never).await? {
+        let mut quiet = Duration::ZERO;
+        match self.next_or_cancel(idle, &mut quiet, &never).await? {
             Some(m) => Ok(m),
             None => Err(stalled(self.state.addr(), idle)),
         }
@@ -465,13 +485,22 @@ impl PeerConnection {
 
     /// Waits for the peer's next bytes, a wake-up, or the retry/keep-alive
     /// time. Cancel-safe.
+    ///
+    /// # Errors
+    /// [`PeerError::Stalled`] once the peer has sent nothing at all for
+    /// [`SILENCE_TIMEOUT`]; I/O errors.
     pub(crate) async fn wait(&mut self) -> Result<(), PeerError> {
         let state = self.state.clone();
+        let silent = self.last_received.elapsed();
+        if silent >= SILENCE_TIMEOUT {
+            return Err(stalled(state.addr(), SILENCE_TIMEOUT));
+        }
         let wait = if self.requests.is_empty() {
             KEEPALIVE.saturating_sub(self.last_sent.elapsed())
         } else {
             RETRY
-        };
+        }
+        .min(SILENCE_TIMEOUT - silent);
         tokio::select! {
             r = self.fill(wait.max(Duration::from_millis(1))) => r.map(|_| ()),
             () = state.wake.notified() => Ok(()),
@@ -520,6 +549,13 @@ impl PeerConnection {
     /// the blocks still requested are cancelled (BEP 3 `cancel`, as in
     /// endgame) and [`PeerError::Cancelled`] is returned.
     ///
+    /// Only blocks we asked for count as the peer answering: a peer that
+    /// keeps us choked, or unchokes us and then sends keep-alives, `have`s
+    /// or anything else but our blocks for `idle` fails the fetch with
+    /// [`PeerError::Stalled`], and the connection is closed (libtorrent's
+    /// `request_timeout` does the same to a peer that sends no requested
+    /// data). Time spent serving the peer's own requests is not counted.
+    ///
     /// # Errors
     /// As [`PeerConnection::fetch_piece`].
     pub async fn fetch_piece_then(
@@ -552,6 +588,8 @@ impl PeerConnection {
             .map(|(i, l)| PartialPiece::new(i, l));
         // Requests sent for a piece given up on may still be answered: ignored below.
         self.outstanding = cur.requested - cur.done.min(cur.requested);
+        // Time waited since the last block we asked for.
+        let mut quiet = Duration::ZERO;
         while cur.done < cur.blocks.len() {
             if cancel.is_cancelled() {
                 self.cancel_requests(&cur).await?;
@@ -561,7 +599,7 @@ impl PeerConnection {
                 return Err(PeerError::Cancelled { addr });
             }
             if self.choked {
-                self.next_or_cancel(idle, cancel).await?;
+                self.next_or_cancel(idle, &mut quiet, cancel).await?;
                 if !self.choked {
                     // A choke dropped every request: ask again for what is missing.
                     cur.rewind();
@@ -594,7 +632,7 @@ impl PeerConnection {
                     self.outstanding += 1;
                 }
             }
-            match self.next_or_cancel(idle, cancel).await? {
+            match self.next_or_cancel(idle, &mut quiet, cancel).await? {
                 Some(Message::Piece {
                     index: i,
                     begin,
@@ -610,6 +648,7 @@ impl PeerConnection {
                     {
                         self.outstanding = self.outstanding.saturating_sub(1);
                         self.measure(block.len());
+                        quiet = Duration::ZERO;
                     }
                 }
                 Some(Message::Choke) => {
@@ -646,26 +685,28 @@ impl PeerConnection {
         self.pipeline = want.clamp(MIN_PIPELINE, MAX_PIPELINE);
     }
 
-    /// The next message, or `None` once `cancel` fires; fails when the peer
-    /// sends nothing for `idle`. While waiting, our side goes on: requests
-    /// are served, `have`s sent and choke decisions applied as the swarm
-    /// wakes us, even while the peer chokes us and is silent.
+    /// The next message, or `None` once `cancel` fires; fails once `quiet`
+    /// (time spent waiting, carried over from earlier calls until the
+    /// caller resets it on a useful message) reaches `idle`: bytes alone,
+    /// such as keep-alives, do not reset it. While waiting, our side goes
+    /// on: requests are served, `have`s sent and choke decisions applied as
+    /// the swarm wakes us, even while the peer chokes us and is silent.
     async fn next_or_cancel(
         &mut self,
         idle: Duration,
+        quiet: &mut Duration,
         cancel: &CancellationToken,
     ) -> Result<Option<Message>, PeerError> {
         let state = self.state.clone();
-        // Time spent waiting for the peer: serving its requests (which an
-        // upload limit may slow) does not count against it.
-        let mut quiet = Duration::ZERO;
+        // Only time spent waiting for the peer counts: serving its requests
+        // (which an upload limit may slow) does not count against it.
         loop {
             if let Some(m) = self.decode()? {
                 return Ok(Some(m));
             }
             // Only the read below can be interrupted, never a write.
             self.service().await?;
-            let left = idle.saturating_sub(quiet);
+            let left = idle.saturating_sub(*quiet);
             if left.is_zero() {
                 return Err(stalled(state.addr(), idle));
             }
@@ -677,13 +718,10 @@ impl PeerConnection {
             let waiting = Instant::now();
             tokio::select! {
                 r = self.fill(wait) => {
-                    if r? {
-                        quiet = Duration::ZERO;
-                    } else {
-                        quiet += waiting.elapsed();
-                    }
+                    r?;
+                    *quiet += waiting.elapsed();
                 }
-                () = state.wake.notified() => quiet += waiting.elapsed(),
+                () = state.wake.notified() => *quiet += waiting.elapsed(),
                 () = cancel.cancelled() => return Ok(None),
             }
         }

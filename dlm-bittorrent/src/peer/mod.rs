@@ -1,6 +1,7 @@
 //! Peers: the wire protocol's state on one connection (BEP 3), what the
 //! swarm shares with it, and the pieces we upload.
 
+mod bans;
 mod bitfield;
 mod connection;
 mod counts;
@@ -8,6 +9,7 @@ mod state;
 mod task;
 mod upload;
 
+pub(crate) use bans::Bans;
 pub use bitfield::Bitfield;
 pub use connection::{PeerConnection, PeerError};
 pub use counts::PieceCounts;
