@@ -5,18 +5,28 @@
 use dlm_core::Checksum;
 use http::{HeaderMap, HeaderName, HeaderValue};
 
-/// A `Content-Range` value (RFC 9110 §14.4) as the source parses it:
-/// `Some((range, complete))` with `range` the inclusive `(first, last)` or
-/// `None` for `*`, and `complete` the complete length in bytes or `None` for
-/// `*`. `None` when the value is not a byte `Content-Range` or is not a valid
-/// header value.
-pub fn content_range(value: &[u8]) -> Option<(Option<(u64, u64)>, Option<u64>)> {
+/// A parsed `Content-Range` (RFC 9110 §14.4).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ContentRange {
+    /// `(first, last)`, inclusive byte positions, or `None` for `*` (an
+    /// unsatisfied range).
+    pub range: Option<(u64, u64)>,
+    /// The complete length in bytes, or `None` for `*`.
+    pub complete: Option<u64>,
+}
+
+/// A `Content-Range` value as the source parses it; `None` when the value is
+/// not a byte `Content-Range` or is not a valid header value.
+pub fn content_range(value: &[u8]) -> Option<ContentRange> {
     let mut h = HeaderMap::new();
     h.insert(
         http::header::CONTENT_RANGE,
         HeaderValue::from_bytes(value).ok()?,
     );
-    crate::headers::content_range(&h).map(|cr| (cr.range, cr.complete))
+    crate::headers::content_range(&h).map(|cr| ContentRange {
+        range: cr.range,
+        complete: cr.complete,
+    })
 }
 
 /// The whole-object digests published by `values` of the header `name`

@@ -36,9 +36,10 @@ pub fn content_disposition(data: &[u8]) {
 /// Checks: a satisfied range has `first <= last < complete`; what parses,
 /// written back as `bytes first-last/complete`, parses to the same value.
 pub fn content_range(data: &[u8]) {
-    let Some((range, complete)) = fuzzing::content_range(data) else {
+    let Some(parsed) = fuzzing::content_range(data) else {
         return;
     };
+    let fuzzing::ContentRange { range, complete } = parsed;
     if let Some((first, last)) = range {
         assert!(first <= last, "{first}-{last}");
         if let Some(c) = complete {
@@ -52,7 +53,7 @@ pub fn content_range(data: &[u8]) {
     );
     assert_eq!(
         fuzzing::content_range(text.as_bytes()),
-        Some((range, complete)),
+        Some(parsed),
         "{text}"
     );
 }

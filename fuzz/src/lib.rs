@@ -25,8 +25,11 @@ pub use local::{control_file, netrc, settings};
 pub use s3::{s3_error, s3_list};
 pub use torrent::{bencode, metainfo, tracker_reply, tracker_udp, wire};
 
+/// A target's function: runs the parser on one input, panics on a finding.
+pub type Target = fn(&[u8]);
+
 /// Every target: its name (binary, corpus directory) and the function fed.
-pub const TARGETS: &[(&str, fn(&[u8]))] = &[
+pub const TARGETS: &[(&str, Target)] = &[
     ("bencode", bencode),
     ("bitswap", bitswap),
     ("car", car),
