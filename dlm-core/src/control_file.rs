@@ -142,13 +142,15 @@ impl ControlFile {
                 "control file ranges are malformed",
             ));
         }
-        if let (Some(len), Some(last)) = (raw.identity.len, raw.done.ranges().last())
-            && last.end > len
-        {
-            return Err(Error::new(
-                ErrorKind::InvalidInput,
-                format!("control file range {last} lies past the length {len}"),
-            ));
+        for set in [&raw.done, &raw.durable] {
+            if let (Some(len), Some(last)) = (raw.identity.len, set.ranges().last())
+                && last.end > len
+            {
+                return Err(Error::new(
+                    ErrorKind::InvalidInput,
+                    format!("control file range {last} lies past the length {len}"),
+                ));
+            }
         }
         Ok(raw)
     }
@@ -296,6 +298,20 @@ mod tests {
         let overlapping =
             overlapping.replace("{\"start\":500,\"end\":600}", "{\"start\":50,\"end\":600}");
         assert!(ControlFile::decode(overlapping.as_bytes()).is_err());
+    }
+
+    #[test]
+    fn rejects_inverted_ranges_and_durable_ranges_past_the_length() {
+        // Found by the control_file fuzz target: an inverted range passed
+        // `is_valid` and `done_bytes` then overflowed.
+        let text = String::from_utf8(sample().encode()).unwrap();
+        let inverted = text.replace("\"start\":500,\"end\":600", "\"start\":700,\"end\":600");
+        assert_ne!(inverted, text);
+        assert!(ControlFile::decode(inverted.as_bytes()).is_err());
+        let mut c = sample();
+        let len = c.identity.len.unwrap();
+        c.durable = RangeSet::from_ranges([ByteRange::new(0, len + 1)]);
+        assert!(ControlFile::decode(&c.encode()).is_err());
     }
 
     #[test]

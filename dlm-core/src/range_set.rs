@@ -160,9 +160,11 @@ impl RangeSet {
         self.contains_range(ByteRange::new(0, len))
     }
 
-    /// Whether the invariants hold: sorted, non-empty, disjoint and non-touching.
+    /// Whether the invariants hold: each range non-empty and not inverted
+    /// (`start < end`; a deserialised set can hold any pair), sorted,
+    /// disjoint and non-touching.
     pub fn is_valid(&self) -> bool {
-        self.ranges.iter().all(|r| !r.is_empty())
+        self.ranges.iter().all(|r| r.start < r.end)
             && self.ranges.windows(2).all(|w| w[0].end < w[1].start)
     }
 }

@@ -6,6 +6,8 @@
 
 mod config;
 mod error;
+#[doc(hidden)]
+pub mod fuzzing;
 mod listing;
 mod pool;
 mod protocol;

@@ -9,6 +9,8 @@ mod config;
 mod connector;
 pub mod content_disposition;
 mod error;
+#[doc(hidden)]
+pub mod fuzzing;
 mod headers;
 mod protocol;
 mod source;

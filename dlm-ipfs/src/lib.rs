@@ -11,6 +11,8 @@ mod config;
 pub mod dag_pb;
 mod directory;
 mod error;
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod gateway;
 mod inspect;
 pub mod ipns;

@@ -8,6 +8,8 @@ mod checksum;
 mod client;
 mod config;
 mod error;
+#[doc(hidden)]
+pub mod fuzzing;
 mod listing;
 mod profile;
 mod protocol;

@@ -19,23 +19,23 @@ pub const MAX_LIST_PAGE_BYTES: usize = 16 << 20;
 /// One `ListObjectsV2` page.
 #[derive(Debug, Default, serde::Deserialize)]
 #[serde(rename_all = "PascalCase")]
-struct ListPage {
+pub(crate) struct ListPage {
     #[serde(default)]
-    is_truncated: bool,
+    pub(crate) is_truncated: bool,
     #[serde(default)]
-    next_continuation_token: Option<String>,
+    pub(crate) next_continuation_token: Option<String>,
     #[serde(default)]
     encoding_type: Option<String>,
     #[serde(default)]
-    contents: Vec<Object>,
+    pub(crate) contents: Vec<Object>,
 }
 
 #[derive(Debug, Default, serde::Deserialize)]
 #[serde(rename_all = "PascalCase")]
-struct Object {
-    key: String,
+pub(crate) struct Object {
+    pub(crate) key: String,
     #[serde(default)]
-    size: u64,
+    pub(crate) size: u64,
 }
 
 /// `s3://bucket/prefix/` as a [`Listing`]: every object whose key starts
@@ -106,7 +106,7 @@ impl S3Listing {
 }
 
 /// Parses a page, URL-decoding keys when the service says it encoded them.
-fn parse_page(body: &[u8]) -> std::result::Result<ListPage, String> {
+pub(crate) fn parse_page(body: &[u8]) -> std::result::Result<ListPage, String> {
     let text = std::str::from_utf8(body).map_err(|_| "the listing is not UTF-8".to_string())?;
     let mut page: ListPage =
         quick_xml::de::from_str(text).map_err(|e| format!("ListObjectsV2 XML: {e}"))?;

@@ -1,10 +1,4 @@
-//! HTTP tracker replies on arbitrary bytes.
+//! `tracker_reply`: see `dlm_fuzz::tracker_reply` for the input and the checks.
 #![no_main]
 
-use libfuzzer_sys::fuzz_target;
-
-fuzz_target!(|data: &[u8]| {
-    let _ = dlm_bittorrent::tracker::parse_http_reply("fuzz", data);
-    let _ = dlm_bittorrent::tracker::parse_compact_v4(data);
-    let _ = dlm_bittorrent::tracker::parse_compact_v6(data);
-});
+libfuzzer_sys::fuzz_target!(|data: &[u8]| dlm_fuzz::tracker_reply(data));

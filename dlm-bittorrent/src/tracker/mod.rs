@@ -16,7 +16,7 @@ pub use response::{
     AnnounceResponse, MAX_RESPONSE_BYTES, parse_compact_v4, parse_compact_v6, parse_http_reply,
 };
 pub use tiers::TrackerTiers;
-pub use udp::{UdpTiming, UdpTracker};
+pub use udp::{UdpTiming, UdpTracker, parse_announce_reply, parse_connect_reply};
 
 use crate::InfoHash;
 

@@ -167,12 +167,8 @@ impl UdpTracker {
         connect.extend_from_slice(&ACTION_CONNECT.to_be_bytes());
         connect.extend_from_slice(&tid.to_be_bytes());
         let reply = self.exchange(&socket, &connect, tid).await?;
-        if reply.len() < 16
-            || u32::from_be_bytes(reply[..4].try_into().expect("4 bytes")) != ACTION_CONNECT
-        {
-            return Err(self.err("malformed connect reply", false));
-        }
-        let connection_id = &reply[8..16];
+        let connection_id = parse_connect_reply(&reply)
+            .ok_or_else(|| self.err("malformed connect reply", false))?;
 
         let tid = fastrand::u32(..);
         let event: u32 = match req.event {
@@ -182,7 +178,7 @@ impl UdpTracker {
             Some(AnnounceEvent::Stopped) => 3,
         };
         let mut a = Vec::with_capacity(98);
-        a.extend_from_slice(connection_id);
+        a.extend_from_slice(&connection_id);
         a.extend_from_slice(&ACTION_ANNOUNCE.to_be_bytes());
         a.extend_from_slice(&tid.to_be_bytes());
         a.extend_from_slice(&req.info_hash.0);
@@ -199,26 +195,83 @@ impl UdpTracker {
         a.extend_from_slice(&want.to_be_bytes());
         a.extend_from_slice(&req.port.to_be_bytes());
         let reply = self.exchange(&socket, &a, tid).await?;
-        if reply.len() < 20
-            || u32::from_be_bytes(reply[..4].try_into().expect("4 bytes")) != ACTION_ANNOUNCE
-        {
-            return Err(self.err("malformed announce reply", false));
+        parse_announce_reply(&reply, addr.is_ipv6())
+            .ok_or_else(|| self.err("malformed announce reply", false))
+    }
+}
+
+/// The connection ID (8 bytes) of a BEP 15 connect reply: `action` (4 bytes,
+/// 0 = connect), `transaction_id` (4), `connection_id` (8), big-endian;
+/// `None` when `reply` is shorter or another action. The transaction ID is
+/// the caller's check.
+pub fn parse_connect_reply(reply: &[u8]) -> Option<[u8; 8]> {
+    let action = u32::from_be_bytes(reply.get(..4)?.try_into().ok()?);
+    if action != ACTION_CONNECT {
+        return None;
+    }
+    reply.get(8..16)?.try_into().ok()
+}
+
+/// A BEP 15 announce reply: `action` (4 bytes, 1 = announce),
+/// `transaction_id` (4), `interval` (4, seconds), `leechers` (4), `seeders`
+/// (4), then compact peers: 6-byte IPv4 entries, or 18-byte IPv6 entries
+/// when `ipv6` (the tracker was reached over IPv6, BEP 15's IPv6 extension);
+/// a trailing partial entry is ignored. `None` when `reply` is shorter than
+/// 20 bytes or another action. The transaction ID is the caller's check.
+pub fn parse_announce_reply(reply: &[u8], ipv6: bool) -> Option<AnnounceResponse> {
+    let word = |i: usize| -> Option<u32> {
+        Some(u32::from_be_bytes(reply.get(i..i + 4)?.try_into().ok()?))
+    };
+    if reply.len() < 20 || word(0)? != ACTION_ANNOUNCE {
+        return None;
+    }
+    let peers = if ipv6 {
+        parse_compact_v6(&reply[20..])
+    } else {
+        parse_compact_v4(&reply[20..])
+    };
+    Some(AnnounceResponse {
+        interval: word(8)?,
+        min_interval: None,
+        peers: super::dedup(peers),
+        complete: Some(word(16)?),
+        incomplete: Some(word(12)?),
+        tracker_id: None,
+        warning: None,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn decodes_bep15_replies() {
+        let mut connect = vec![0, 0, 0, 0, 1, 2, 3, 4];
+        connect.extend_from_slice(&[9, 8, 7, 6, 5, 4, 3, 2]);
+        assert_eq!(
+            parse_connect_reply(&connect),
+            Some([9, 8, 7, 6, 5, 4, 3, 2])
+        );
+        assert_eq!(parse_connect_reply(&connect[..15]), None);
+        let mut announce = Vec::new();
+        for w in [ACTION_ANNOUNCE, 0x0102_0304, 1800, 2, 3] {
+            announce.extend_from_slice(&w.to_be_bytes());
         }
-        let word = |i: usize| u32::from_be_bytes(reply[i..i + 4].try_into().expect("4 bytes"));
-        // IPv6 trackers answer with 18-byte entries (BEP 15, IPv6 extension).
-        let peers = if addr.is_ipv4() {
-            parse_compact_v4(&reply[20..])
-        } else {
-            parse_compact_v6(&reply[20..])
-        };
-        Ok(AnnounceResponse {
-            interval: word(8),
-            min_interval: None,
-            peers: super::dedup(peers),
-            complete: Some(word(16)),
-            incomplete: Some(word(12)),
-            tracker_id: None,
-            warning: None,
-        })
+        announce.extend_from_slice(&[127, 0, 0, 1, 0x1a, 0xe1, 9]); // one peer, one stray byte
+        let r = parse_announce_reply(&announce, false).unwrap();
+        assert_eq!(
+            (r.interval, r.incomplete, r.complete),
+            (1800, Some(2), Some(3))
+        );
+        assert_eq!(r.peers, vec!["127.0.0.1:6881".parse().unwrap()]);
+        assert!(
+            parse_announce_reply(&announce, true)
+                .unwrap()
+                .peers
+                .is_empty()
+        );
+        assert_eq!(parse_announce_reply(&connect, false), None);
+        assert_eq!(parse_announce_reply(&announce[..19], false), None);
     }
 }

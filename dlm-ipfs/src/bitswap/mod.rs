@@ -9,10 +9,10 @@
 //! prefix sent with it, so a peer cannot pass off other bytes as a wanted
 //! block. Wants are spread over peers by [`wants::Wants`].
 
-mod message;
+pub(crate) mod message;
 mod node;
 mod wants;
-mod wire;
+pub(crate) mod wire;
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, PoisonError};

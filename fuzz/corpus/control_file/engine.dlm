@@ -1,0 +1,1 @@
+{"version":1,"identity":{"source":"https://example.org/file.iso","len":1048576,"validator":"\"5f1a-100000\""},"done":[{"start":0,"end":262144},{"start":524288,"end":786432}],"durable":[{"start":0,"end":262144}],"boot_id":"0d5b0e2c-8f4e-4c51-9a3e-2f6c1d7a9b10","connections":4,"saved_unix_ms":1795000000000}

@@ -1,0 +1,4 @@
+//! `car`: see `dlm_fuzz::car` for the input and the checks.
+#![no_main]
+
+libfuzzer_sys::fuzz_target!(|data: &[u8]| dlm_fuzz::car(data));

@@ -1,0 +1,4 @@
+//! `digest`: see `dlm_fuzz::digest` for the input and the checks.
+#![no_main]
+
+libfuzzer_sys::fuzz_target!(|data: &[u8]| dlm_fuzz::digest(data));

@@ -1,0 +1,4 @@
+//! `ipns`: see `dlm_fuzz::ipns` for the input and the checks.
+#![no_main]
+
+libfuzzer_sys::fuzz_target!(|data: &[u8]| dlm_fuzz::ipns(data));

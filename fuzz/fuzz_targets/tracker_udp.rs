@@ -1,0 +1,4 @@
+//! `tracker_udp`: see `dlm_fuzz::tracker_udp` for the input and the checks.
+#![no_main]
+
+libfuzzer_sys::fuzz_target!(|data: &[u8]| dlm_fuzz::tracker_udp(data));

@@ -1,0 +1,95 @@
+//! BitTorrent: bencode, metainfo (`.torrent`), the peer wire, tracker
+//! replies over HTTP and UDP.
+
+use std::path::{Component, Path};
+
+use bytes::BytesMut;
+use dlm_bittorrent::tracker;
+use dlm_bittorrent::wire::{HANDSHAKE_LEN, Handshake, Message};
+
+/// The bencode scanner (BEP 3) on arbitrary bytes. Input: bencoded bytes.
+///
+/// Checks: none beyond not panicking (no overflow, no out-of-bounds).
+pub fn bencode(data: &[u8]) {
+    let _ = dlm_bittorrent::bencode::validate(data);
+    let _ = dlm_bittorrent::bencode::dict_value(data, b"info");
+}
+
+/// `.torrent` files (BEP 3, BEP 52 hybrids) through `Metainfo::from_bytes`.
+/// Input: the file.
+///
+/// Checks: what parses describes one consistent byte space (file lengths
+/// add up to the total, the piece count covers it) with relative paths that
+/// stay inside the destination.
+pub fn metainfo(data: &[u8]) {
+    let Ok(m) = dlm_bittorrent::Metainfo::from_bytes(data) else {
+        return;
+    };
+    let sum: u64 = m.files.iter().map(|f| f.length).sum();
+    assert_eq!(sum, m.total_length);
+    assert_eq!(
+        m.piece_count() as u64,
+        m.total_length.div_ceil(m.piece_length)
+    );
+    for f in &m.files {
+        assert!(normal_components_only(&f.path), "{:?}", f.path);
+    }
+}
+
+fn normal_components_only(p: &Path) -> bool {
+    p.components().all(|c| matches!(c, Component::Normal(_)))
+}
+
+/// Peer wire (BEP 3, BEP 10): a handshake from the first 68 bytes, and the
+/// whole input as a message stream. The first byte also sets the bitfield
+/// length expected (× 64 bytes).
+///
+/// Checks: every message decoded encodes back to bytes that decode to it.
+pub fn wire(data: &[u8]) {
+    if let Some(hs) = data.get(..HANDSHAKE_LEN) {
+        let hs: &[u8; HANDSHAKE_LEN] = hs.try_into().expect("68 bytes");
+        let _ = Handshake::decode(hs, None);
+    }
+    let bitfield_len = data.first().map_or(0, |b| usize::from(*b) * 64);
+    let mut buf = BytesMut::from(data);
+    while let Ok(Some(m)) = Message::decode(&mut buf, bitfield_len) {
+        let mut again = BytesMut::new();
+        m.encode(&mut again);
+        assert_eq!(
+            Message::decode(&mut again, bitfield_len).ok().flatten(),
+            Some(m)
+        );
+    }
+}
+
+/// HTTP tracker replies (BEP 3, compact peers BEP 23, IPv6 peers BEP 7).
+/// Input: the reply body; also read as compact IPv4 and IPv6 peer lists.
+///
+/// Checks: a compact list yields at most one peer per whole entry.
+pub fn tracker_reply(data: &[u8]) {
+    let _ = tracker::parse_http_reply("http://tracker.example/announce", data);
+    assert!(tracker::parse_compact_v4(data).len() <= data.len() / 6);
+    assert!(tracker::parse_compact_v6(data).len() <= data.len() / 18);
+}
+
+/// UDP tracker replies (BEP 15): the datagram as a connect reply and as an
+/// announce reply from an IPv4 and from an IPv6 tracker. Input: the
+/// datagram.
+///
+/// Checks: the connection ID is bytes 8..16; an announce reply's interval,
+/// leechers and seeders are its big-endian words at 8, 12 and 16, and it
+/// yields at most one peer per whole entry after byte 20.
+pub fn tracker_udp(data: &[u8]) {
+    if let Some(id) = tracker::parse_connect_reply(data) {
+        assert_eq!(&id[..], &data[8..16]);
+    }
+    let word = |i: usize| u32::from_be_bytes(data[i..i + 4].try_into().expect("4 bytes"));
+    for (ipv6, entry) in [(false, 6), (true, 18)] {
+        if let Some(r) = tracker::parse_announce_reply(data, ipv6) {
+            assert_eq!(r.interval, word(8));
+            assert_eq!(r.incomplete, Some(word(12)));
+            assert_eq!(r.complete, Some(word(16)));
+            assert!(r.peers.len() <= (data.len() - 20) / entry);
+        }
+    }
+}
