@@ -25,4 +25,4 @@ pub use metainfo::{
 };
 pub use metainfo_url::{fetch_metainfo, is_torrent_url};
 pub use protocol::{MEDIA_TYPE, SECTION, TorrentProtocol, register, register_with};
-pub use source::TorrentSource;
+pub use source::{PIECE_MEMORY_BYTES, TorrentSource};

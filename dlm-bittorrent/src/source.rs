@@ -25,6 +25,19 @@ use crate::{Metainfo, TorrentConfig};
 /// Attempts at one piece, each from another peer, before the chunk fails.
 const PIECE_ATTEMPTS: usize = 4;
 
+/// Bytes of pieces being assembled in memory at once, over all of a
+/// download's connections (a piece is held whole until its SHA-1 is
+/// checked, BEP 3): with large pieces (16–64 MiB) fewer pieces are in
+/// flight, so memory stays bounded whatever the piece size and the number
+/// of peers.
+pub const PIECE_MEMORY_BYTES: u64 = 256 << 20;
+
+/// The permits (KiB) a piece of `len` bytes takes from the piece memory,
+/// never more than there are.
+fn memory_permits(len: u64) -> u32 {
+    len.div_ceil(1024).min(PIECE_MEMORY_BYTES / 1024) as u32
+}
+
 /// A torrent as a [`Source`].
 ///
 /// `probe` reports the torrent's length, its piece length as the
@@ -50,6 +63,8 @@ pub struct TorrentSource {
     sequential: bool,
     /// Set by the picker while every missing piece is being fetched.
     endgame: Arc<AtomicBool>,
+    /// Pieces being assembled, in KiB ([`PIECE_MEMORY_BYTES`] in all).
+    piece_memory: Arc<tokio::sync::Semaphore>,
 }
 
 impl TorrentSource {
@@ -62,6 +77,9 @@ impl TorrentSource {
             metainfo,
             joined: OnceCell::new(),
             endgame: Arc::new(AtomicBool::new(false)),
+            piece_memory: Arc::new(tokio::sync::Semaphore::new(
+                (PIECE_MEMORY_BYTES / 1024) as usize,
+            )),
         }
     }
 
@@ -164,6 +182,11 @@ async fn fetch_piece(
     mut held: Option<PeerHandle>,
 ) -> Result<(Bytes, Option<PeerHandle>)> {
     let index = req.index;
+    let _memory = req
+        .memory
+        .acquire_many(memory_permits(m.piece_len(index)))
+        .await
+        .map_err(|_| Error::cancelled())?;
     let next = req.next.map(|n| (n as u32, m.piece_len(n) as u32));
     for _ in 0..PIECE_ATTEMPTS {
         let peer = match held.take() {
@@ -178,11 +201,20 @@ async fn fetch_piece(
                 }
             }
         };
-        let racer = req
+        // A racer assembles a second copy of the piece: only with memory to spare.
+        let racer_memory = req
             .endgame
             .load(Ordering::Relaxed)
-            .then(|| swarm.take_idle(index, peer.addr()))
+            .then(|| {
+                req.memory
+                    .clone()
+                    .try_acquire_many_owned(memory_permits(m.piece_len(index)))
+                    .ok()
+            })
             .flatten();
+        let racer = racer_memory
+            .as_ref()
+            .and_then(|_| swarm.take_idle(index, peer.addr()));
         let Some(racer) = racer else {
             let a = attempt(&peer, m, index, next, req.idle, CancellationToken::new()).await;
             judge(swarm, &peer, index, &a);
@@ -248,6 +280,8 @@ struct PieceRequest {
     conn: Option<ConnId>,
     idle: std::time::Duration,
     endgame: Arc<AtomicBool>,
+    /// The download's piece memory ([`PIECE_MEMORY_BYTES`], in KiB permits).
+    memory: Arc<tokio::sync::Semaphore>,
 }
 
 /// Gives the peer held by a range's reader back to the swarm when the
@@ -299,6 +333,7 @@ impl Source for TorrentSource {
         let idle = self.swarm.idle_timeout();
         let conn = cx.conn;
         let endgame = self.endgame.clone();
+        let memory = self.piece_memory.clone();
         let start = range.start();
         let end = range.end().unwrap_or(m.total_length).min(m.total_length);
         let first = (start / m.piece_length) as usize;
@@ -311,6 +346,7 @@ impl Source for TorrentSource {
             let m = m.clone();
             let swarm = swarm.clone();
             let endgame = endgame.clone();
+            let memory = memory.clone();
             async move {
                 let (index, mut held) = state?;
                 let piece_start = m.piece_range(index).start;
@@ -323,6 +359,7 @@ impl Source for TorrentSource {
                     conn,
                     idle,
                     endgame,
+                    memory,
                 };
                 match fetch_piece(&swarm, &m, req, held.peer.take()).await {
                     Ok((bytes, peer)) => {

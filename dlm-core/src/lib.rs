@@ -14,6 +14,7 @@ mod error;
 mod file_name;
 mod listing;
 pub mod netrc;
+mod open_file_limit;
 mod range;
 mod range_set;
 mod rate_limit;
@@ -39,6 +40,7 @@ pub use engine::{
 pub use error::{Error, ErrorKind, Result};
 pub use file_name::{safe_file_name, safe_relative_path, stays_inside};
 pub use listing::{BoxListing, Entry, Listing};
+pub use open_file_limit::raise_open_file_limit;
 pub use range::{ByteRange, ReadRange};
 pub use range_set::RangeSet;
 pub use rate_limit::RateLimiter;
@@ -51,8 +53,8 @@ pub use scheduler::{
     DEFAULT_MIN_SPLIT_BYTES, InFlight, Scheduler, SequentialScheduler,
 };
 pub use sink::{
-    BoxSink, DEFAULT_REORDER_BYTES, FileSink, FileSpan, MemorySink, MultiFileSink, OrderedSink,
-    Sink, SinkDyn,
+    BoxSink, DEFAULT_MAX_OPEN_FILES, DEFAULT_REORDER_BYTES, FileSink, FileSpan, MemorySink,
+    MultiFileSink, OrderedSink, Sink, SinkDyn,
 };
 pub use source::{
     BodyStream, BoxSource, Capabilities, Context, Description, Probe, Source, SourceDyn, Storage,

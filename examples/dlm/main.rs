@@ -35,6 +35,8 @@ use crate::progress::Mode;
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    // A torrent of many files, many downloads at once: not the usual 1024 open files.
+    dlm_core::raise_open_file_limit();
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_env("DLM_LOG").unwrap_or_else(|_| "off".into()),

@@ -108,6 +108,8 @@ fn load_token(state_dir: &Path) -> Result<String, String> {
 
 fn main() -> ExitCode {
     let args = Args::parse();
+    // A torrent of many files, many downloads at once: not the usual 1024 open files.
+    dlm_core::raise_open_file_limit();
     let filter =
         tracing_subscriber::EnvFilter::try_from_env("DLM_LOG").unwrap_or_else(|_| "info".into());
     match args.log_format {

@@ -450,3 +450,47 @@ fn a_peer_that_unchokes_then_sends_only_keep_alives_is_dropped_after_the_idle_ti
         .any(|l| l.contains(&format!("peer {idle}: nothing for 1 s")));
     assert!(dropped, "the keep-alive-only peer was dropped: {stderr}");
 }
+
+#[test]
+fn a_torrent_of_more_files_than_the_process_may_open_downloads() {
+    let dir = tempfile::tempdir().unwrap();
+    let names: Vec<String> = (0..150)
+        .map(|i| format!("d{}/f{i:03}.bin", i % 7))
+        .collect();
+    let files: Vec<(&str, u64)> = names
+        .iter()
+        .enumerate()
+        .map(|(i, n)| (n.as_str(), 1_000 + i as u64 * 97))
+        .collect();
+    let Some(fx) = TorrentSpec::multi_file("many", &files)
+        .with_tracker(NO_TRACKER)
+        .with_piece_len_log2(15)
+        .create(&dir.path().join("seed"))
+    else {
+        return;
+    };
+    let Some(seeder) = LibtorrentPeer::start(LibtorrentOptions::seeding(&fx)) else {
+        return;
+    };
+    let out = dir.path().join("out");
+    let peer = SocketAddr::V4(seeder.addr()).to_string();
+    // 64 open files at most, soft and hard: 150 files cannot all be open, nor the limit raised.
+    let status = run(async {
+        tokio::process::Command::new("prlimit")
+            .arg("--nofile=64:64")
+            .arg("--")
+            .arg(dlm_tests::dlm_binary())
+            .args(["get", fx.torrent_path.to_str().unwrap(), "--peer", &peer])
+            .args(["-d", out.to_str().unwrap(), "--no-netrc", "--quiet"])
+            .kill_on_drop(true)
+            .output()
+            .await
+            .unwrap()
+    });
+    assert!(
+        status.status.success(),
+        "{}",
+        String::from_utf8_lossy(&status.stderr)
+    );
+    fx.check_download(&out).unwrap();
+}

@@ -775,7 +775,8 @@ impl PartialPiece {
         Self {
             index,
             len,
-            data: BytesMut::zeroed(len as usize),
+            // Allocated by the first block: a piece requested ahead may never get one.
+            data: BytesMut::new(),
             received: vec![false; blocks.len()],
             blocks,
             requested: 0,
@@ -793,6 +794,9 @@ impl PartialPiece {
                 .is_some_and(|(_, l)| *l as usize == block.len());
         if !fits || self.received[slot] {
             return false;
+        }
+        if self.data.is_empty() {
+            self.data = BytesMut::zeroed(self.len as usize);
         }
         self.data[begin as usize..begin as usize + block.len()].copy_from_slice(block);
         self.received[slot] = true;

@@ -6,9 +6,11 @@
 //! stored, and the swarm then sends `have` for it. Every such byte passed
 //! the piece's SHA-1 on the way in, so it is not hashed again. Pieces held
 //! from an earlier run (the control file says they verified then) are
-//! checked once, when first read for a peer, so a file changed on disk
-//! since is never served. A piece is read whole when first uploaded and
-//! stays in a small cache so the blocks of one piece cost one read.
+//! checked once, when first read for a peer (streamed through SHA-1 one
+//! window at a time), so a file changed on disk since is never served.
+//! Blocks are read in aligned windows of at most 1 MiB that stay in a small
+//! cache, so the blocks of one window cost one read and a 64 MiB piece is
+//! never read whole for a 16 KiB request.
 
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
@@ -21,8 +23,11 @@ use super::Bitfield;
 use crate::Metainfo;
 use crate::wire::MAX_REQUEST_LEN;
 
-/// Pieces kept in memory after a read, at most this many bytes in total.
+/// Windows kept in memory after a read, at most this many bytes in total.
 const CACHE_BYTES: u64 = 32 << 20;
+/// Bytes read from storage at once to serve blocks (and to check a resumed
+/// piece), aligned within the piece.
+const READ_WINDOW: u64 = 1 << 20;
 
 /// Our pieces and the means to serve them.
 #[derive(Debug)]
@@ -49,7 +54,8 @@ struct State {
     gained: Vec<u32>,
     /// Bytes stored of pieces not yet complete.
     partial: RangeSet,
-    cache: VecDeque<(u32, Bytes)>,
+    /// Read windows by (piece, offset in the piece), least recently used first.
+    cache: VecDeque<((u32, u64), Bytes)>,
     cached_bytes: u64,
 }
 
@@ -192,33 +198,33 @@ impl Uploads {
         if u64::from(begin) + u64::from(length) > piece_len || !self.has(i) {
             return Err(BlockError::Invalid);
         }
-        let piece = self.piece(index, piece_len).await?;
-        self.limiter.acquire(u64::from(length)).await;
-        self.uploaded
-            .fetch_add(u64::from(length), Ordering::Relaxed);
-        Ok(piece.slice(begin as usize..(begin + length) as usize))
+        if !self.state().checked.has(i) {
+            self.check(index, piece_len).await?;
+        }
+        let (begin, length) = (u64::from(begin), u64::from(length));
+        let start = begin / READ_WINDOW * READ_WINDOW;
+        let end = (start + READ_WINDOW).min(piece_len);
+        let block = if begin + length <= end {
+            let window = self.window(index, start, end - start).await?;
+            window.slice((begin - start) as usize..(begin - start + length) as usize)
+        } else {
+            // A block across two windows (requests need not be aligned): read it alone.
+            self.read(index, begin, length).await?
+        };
+        self.limiter.acquire(length).await;
+        self.uploaded.fetch_add(length, Ordering::Relaxed);
+        Ok(block)
     }
 
-    /// Piece `index`, from the cache or read back from storage (and
-    /// checked against its SHA-1 the first time, for a resumed piece).
-    async fn piece(&self, index: u32, len: u64) -> Result<Bytes, BlockError> {
-        let checked = {
-            let mut st = self.state();
-            if let Some(pos) = st.cache.iter().position(|(i, _)| *i == index) {
-                let hit = st.cache.remove(pos).expect("position is in range");
-                let bytes = hit.1.clone();
-                st.cache.push_back(hit);
-                return Ok(bytes);
-            }
-            st.checked.has(index as usize)
-        };
+    /// `len` bytes at `offset` in piece `index`, read back from storage.
+    async fn read(&self, index: u32, offset: u64, len: u64) -> Result<Bytes, BlockError> {
         let storage = self
             .storage
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
             .clone()
             .ok_or(BlockError::NotYet)?;
-        let at = self.metainfo.piece_range(index as usize).start;
+        let at = self.metainfo.piece_range(index as usize).start + offset;
         let data = storage
             .read_at(at, len as u32)
             .await
@@ -226,17 +232,26 @@ impl Uploads {
         if data.len() as u64 != len {
             return Err(BlockError::NotYet);
         }
-        if !checked && !self.metainfo.piece_matches(index as usize, &data).await {
-            tracing::warn!(
-                piece = index,
-                "a resumed piece no longer matches its SHA-1: not served"
-            );
-            return Err(BlockError::Invalid);
+        Ok(data)
+    }
+
+    /// The window of `len` bytes at `offset` in piece `index`, from the
+    /// cache or read back from storage (then cached).
+    async fn window(&self, index: u32, offset: u64, len: u64) -> Result<Bytes, BlockError> {
+        let key = (index, offset);
+        {
+            let mut st = self.state();
+            if let Some(pos) = st.cache.iter().position(|(k, _)| *k == key) {
+                let hit = st.cache.remove(pos).expect("position is in range");
+                let bytes = hit.1.clone();
+                st.cache.push_back(hit);
+                return Ok(bytes);
+            }
         }
+        let data = self.read(index, offset, len).await?;
         let mut st = self.state();
-        st.checked.set(index as usize);
         st.cached_bytes += len;
-        st.cache.push_back((index, data.clone()));
+        st.cache.push_back((key, data.clone()));
         while st.cached_bytes > CACHE_BYTES {
             match st.cache.pop_front() {
                 Some((_, old)) => st.cached_bytes -= old.len() as u64,
@@ -244,6 +259,37 @@ impl Uploads {
             }
         }
         Ok(data)
+    }
+
+    /// Checks a piece held from an earlier run against its SHA-1 (BEP 3),
+    /// reading it one window at a time, before any of it is served.
+    async fn check(&self, index: u32, piece_len: u64) -> Result<(), BlockError> {
+        use sha1::{Digest, Sha1};
+        let Some(want) = self.metainfo.pieces.get(index as usize).copied() else {
+            return Err(BlockError::Invalid);
+        };
+        let mut hasher = Sha1::new();
+        let mut at = 0;
+        while at < piece_len {
+            let len = READ_WINDOW.min(piece_len - at);
+            let data = self.read(index, at, len).await?;
+            hasher = tokio::task::spawn_blocking(move || {
+                hasher.update(&data);
+                hasher
+            })
+            .await
+            .map_err(|_| BlockError::NotYet)?;
+            at += len;
+        }
+        if <[u8; 20]>::from(hasher.finalize()) != want {
+            tracing::warn!(
+                piece = index,
+                "a resumed piece no longer matches its SHA-1: not served"
+            );
+            return Err(BlockError::Invalid);
+        }
+        self.state().checked.set(index as usize);
+        Ok(())
     }
 
     /// Lets go of the storage: nothing more is served (the swarm is left).
@@ -266,6 +312,71 @@ impl Uploads {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A memory sink that counts the bytes read back.
+    #[derive(Debug, Default)]
+    struct Counting {
+        inner: dlm_core::MemorySink,
+        read: AtomicU64,
+    }
+
+    impl dlm_core::Sink for Counting {
+        async fn prepare(
+            &self,
+            len: Option<u64>,
+            digests: &[dlm_core::DigestAlgorithm],
+        ) -> dlm_core::Result<()> {
+            self.inner.prepare(len, digests).await
+        }
+        async fn write_at(&self, offset: u64, data: Bytes) -> dlm_core::Result<()> {
+            self.inner.write_at(offset, data).await
+        }
+        async fn read_at(&self, offset: u64, len: u32) -> dlm_core::Result<Bytes> {
+            self.read.fetch_add(u64::from(len), Ordering::Relaxed);
+            self.inner.read_at(offset, len).await
+        }
+        async fn sync(&self) -> dlm_core::Result<()> {
+            Ok(())
+        }
+        async fn commit(&self) -> dlm_core::Result<()> {
+            Ok(())
+        }
+        async fn reset(&self) -> dlm_core::Result<()> {
+            Ok(())
+        }
+    }
+
+    #[tokio::test]
+    async fn blocks_of_a_large_piece_are_read_a_window_at_a_time() {
+        use dlm_core::Sink;
+        // One 16 MiB piece, resumed (so checked by streaming it once through SHA-1).
+        let len: u64 = 16 << 20;
+        let data: Vec<u8> = (0..len).map(|i| (i * 7 % 251) as u8).collect();
+        let mut m = crate::Metainfo::for_tests(len, len);
+        use sha1::Digest;
+        m.pieces[0] = sha1::Sha1::digest(&data).into();
+        let sink = Arc::new(Counting::default());
+        sink.prepare(Some(len), &[]).await.unwrap();
+        sink.write_at(0, Bytes::from(data.clone())).await.unwrap();
+        let u = Uploads::new(Arc::new(m), None);
+        let mut have = Bitfield::empty(1);
+        have.set(0);
+        u.attach(StoredBytes::new(sink.clone()), &have, false);
+        let checked = sink.read.load(Ordering::Relaxed);
+        for begin in (0u32..4 << 20).step_by(16 << 10) {
+            let block = u.block(0, begin, 16 << 10).await.unwrap();
+            assert_eq!(
+                &block[..],
+                &data[begin as usize..begin as usize + (16 << 10)]
+            );
+        }
+        // The check read the piece once; 256 blocks in 4 MiB then cost 4 windows of 1 MiB.
+        let read = sink.read.load(Ordering::Relaxed);
+        assert_eq!(read - checked, len + (4 << 20));
+        // A block across a window boundary is read alone.
+        let across = u.block(0, (1 << 20) - 100, 200).await.unwrap();
+        assert_eq!(&across[..], &data[(1 << 20) - 100..(1 << 20) + 100]);
+    }
 
     #[test]
     fn pieces_complete_when_all_their_bytes_are_stored() {

@@ -11,7 +11,7 @@ mod ordered;
 
 pub use file::FileSink;
 pub use memory::MemorySink;
-pub use multi_file::{FileSpan, MultiFileSink};
+pub use multi_file::{DEFAULT_MAX_OPEN_FILES, FileSpan, MultiFileSink};
 pub use ordered::{DEFAULT_REORDER_BYTES, OrderedSink};
 
 use std::fmt;

@@ -1,6 +1,7 @@
 //! `MultiFileSink`: one byte space laid over several files (a torrent's
 //! files in metainfo order, BEP 3), with unwanted files' bytes kept aside.
 
+use std::collections::{BTreeSet, VecDeque};
 use std::fs::{File, OpenOptions};
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
@@ -46,6 +47,28 @@ impl FileSpan {
     }
 }
 
+/// Files a [`MultiFileSink`] keeps open at once unless told otherwise
+/// ([`MultiFileSink::with_max_open_files`]); libtorrent's file pool holds 40.
+pub const DEFAULT_MAX_OPEN_FILES: usize = 64;
+
+/// [`DEFAULT_MAX_OPEN_FILES`], or an eighth of the process's limit on open
+/// files when that is lower (sockets and other downloads need the rest).
+fn default_max_open() -> usize {
+    let limit = rustix::process::getrlimit(rustix::process::Resource::Nofile)
+        .current
+        .unwrap_or(u64::MAX);
+    DEFAULT_MAX_OPEN_FILES.min(usize::try_from(limit / 8).unwrap_or(usize::MAX).max(4))
+}
+
+/// The wanted files' open handles, least recently used first, and the ones
+/// written since the last sync (open or not: a closed file's written pages
+/// are still the inode's, and an fsync through a new handle flushes them).
+#[derive(Debug, Default)]
+struct OpenFiles {
+    lru: VecDeque<(usize, Arc<File>)>,
+    dirty: BTreeSet<usize>,
+}
+
 /// Where a piece of the byte space is stored.
 #[derive(Clone, Copy, Debug)]
 enum Place {
@@ -60,13 +83,17 @@ enum Place {
 /// files go to a sparse *parts file*, `DIR/.NAME.parts`, at their byte-space
 /// offsets, so a piece that straddles a wanted and an unwanted file can be
 /// read back whole for verification and seeding. Files are created at
-/// [`Sink::prepare`] with their final length (sparse).
+/// [`Sink::prepare`] with their final length (sparse). At most
+/// [`DEFAULT_MAX_OPEN_FILES`] of them (fewer under a low `RLIMIT_NOFILE`:
+/// an eighth of it) are open at once, the least recently used closed first,
+/// so a torrent of more files than the process may open still downloads.
 #[derive(Debug)]
 pub struct MultiFileSink {
     dir: PathBuf,
     files: Vec<FileSpan>,
     parts: PathBuf,
-    open: Mutex<Vec<Option<Arc<File>>>>,
+    open: Mutex<OpenFiles>,
+    max_open: usize,
     parts_file: Mutex<Option<Arc<File>>>,
 }
 
@@ -101,11 +128,18 @@ impl MultiFileSink {
         let safe = crate::safe_file_name(name).unwrap_or_else(|| "download".into());
         Ok(Self {
             parts: dir.join(format!(".{safe}.parts")),
-            open: Mutex::new(vec![None; files.len()]),
+            open: Mutex::new(OpenFiles::default()),
+            max_open: default_max_open(),
             parts_file: Mutex::new(None),
             dir,
             files,
         })
+    }
+
+    /// Keeps at most `n` (at least 1) of the files open at once.
+    pub fn with_max_open_files(mut self, n: usize) -> Self {
+        self.max_open = n.max(1);
+        self
     }
 
     /// The files.
@@ -152,13 +186,31 @@ impl MultiFileSink {
             }
             Place::File(i) => {
                 let mut open = self.open.lock().unwrap_or_else(PoisonError::into_inner);
-                if let Some(f) = &open[i] {
-                    return Ok(f.clone());
+                if let Some(pos) = open.lru.iter().position(|(j, _)| *j == i) {
+                    let hit = open.lru.remove(pos).expect("position is in range");
+                    let f = hit.1.clone();
+                    open.lru.push_back(hit);
+                    return Ok(f);
                 }
                 let f = Arc::new(open_rw(&self.dir.join(&self.files[i].path))?);
-                open[i] = Some(f.clone());
+                while open.lru.len() >= self.max_open {
+                    // Closed once no write or read still holds it.
+                    open.lru.pop_front();
+                }
+                open.lru.push_back((i, f.clone()));
                 Ok(f)
             }
+        }
+    }
+
+    /// Records that file `place` was written since the last sync.
+    fn written(&self, place: Place) {
+        if let Place::File(i) = place {
+            self.open
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .dirty
+                .insert(i);
         }
     }
 
@@ -257,6 +309,7 @@ impl Sink for MultiFileSink {
         let mut jobs = Vec::new();
         for (part, place, at) in self.placements(r) {
             let slice = data.slice((part.start - offset) as usize..(part.end - offset) as usize);
+            self.written(place);
             jobs.push((self.file(place)?, slice, at));
         }
         Self::blocking("writing", move || {
@@ -293,24 +346,37 @@ impl Sink for MultiFileSink {
     }
 
     async fn sync(&self) -> Result<()> {
-        let mut files: Vec<Arc<File>> = self
-            .open
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .iter()
-            .flatten()
-            .cloned()
-            .collect();
-        files.extend(
-            self.parts_file
+        let dirty = std::mem::take(
+            &mut self
+                .open
                 .lock()
                 .unwrap_or_else(PoisonError::into_inner)
-                .clone(),
+                .dirty,
         );
-        Self::blocking("syncing", move || {
-            files.iter().try_for_each(|f| f.sync_data())
-        })
-        .await
+        // One file at a time: the written files may be more than may be open at once.
+        for (n, i) in dirty.iter().enumerate() {
+            let synced = match self.file(Place::File(*i)) {
+                Ok(f) => Self::blocking("syncing", move || f.sync_data()).await,
+                Err(e) => Err(e),
+            };
+            if let Err(e) = synced {
+                self.open
+                    .lock()
+                    .unwrap_or_else(PoisonError::into_inner)
+                    .dirty
+                    .extend(dirty.iter().skip(n));
+                return Err(e);
+            }
+        }
+        let parts = self
+            .parts_file
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone();
+        match parts {
+            Some(f) => Self::blocking("syncing", move || f.sync_data()).await,
+            None => Ok(()),
+        }
     }
 
     async fn commit(&self) -> Result<()> {
