@@ -69,6 +69,10 @@ pub struct ControlFile {
     /// system restart.
     #[serde(default)]
     pub boot_id: Option<String>,
+    /// Which file the ranges were written to ([`Sink::storage_id`](crate::Sink::storage_id):
+    /// a `.part` file's device and inode), when the sink tells.
+    #[serde(default)]
+    pub storage: Option<String>,
     /// Connections the download was running with (informational).
     pub connections: u32,
     /// When this state was written, in ms since the Unix epoch.
@@ -84,11 +88,18 @@ impl ControlFile {
             done,
             durable: RangeSet::new(),
             boot_id: current_boot_id(),
+            storage: None,
             connections,
             saved_unix_ms: SystemTime::now()
                 .duration_since(UNIX_EPOCH)
                 .map_or(0, |d| d.as_millis() as u64),
         }
+    }
+
+    /// Records which file the ranges were written to.
+    pub fn with_storage(mut self, storage: Option<String>) -> Self {
+        self.storage = storage;
+        self
     }
 
     /// Sets the ranges known to be on disk.
@@ -177,7 +188,8 @@ impl ControlFile {
         Self::decode(&bytes).map(Some)
     }
 
-    /// Writes atomically to `path`: temp file, fsync, rename.
+    /// Writes atomically to `path`: temp file, fsync, rename, fsync of the
+    /// directory.
     ///
     /// # Errors
     /// [`ErrorKind::Io`].
@@ -199,7 +211,11 @@ impl ControlFile {
             if sync {
                 f.sync_data()?;
             }
-            std::fs::rename(&tmp, path)
+            std::fs::rename(&tmp, path)?;
+            if sync {
+                crate::dir_sync::sync_parent(path)?;
+            }
+            Ok(())
         };
         write().map_err(|e| Error::io(format!("saving {}", path.display()), e))
     }

@@ -8,6 +8,7 @@ mod backoff;
 pub mod config;
 mod control_file;
 mod digest;
+mod dir_sync;
 pub mod docs;
 mod engine;
 mod error;

@@ -1352,3 +1352,46 @@ fn a_truncated_part_file_is_fetched_again_not_filled_with_zeros() {
         }
     });
 }
+
+/// A `.part` replaced behind its control file's back (another file of the
+/// same length under its name) is not trusted: its device and inode are in
+/// the control file, and the download starts over instead of committing
+/// the other file's bytes.
+#[test]
+fn a_replaced_part_file_is_not_trusted() {
+    let Some(nginx) = Nginx::start(NginxOptions::default()) else {
+        return;
+    };
+    let size = 4 * MIB + 5;
+    let sha = write_random_file(nginx.www(), "rp.bin", size, 21).unwrap();
+    e2e(async {
+        let out_dir = tempfile::tempdir().unwrap();
+        let out = out_dir.path().join("rp.bin");
+        let registry = registry();
+        let url = nginx.http_url("/rp.bin");
+        let options = DownloadOptions::default()
+            .with_connections(4)
+            .with_max_chunk_bytes(Some(256 * KIB));
+        let err = cancel_after(
+            Download::new(source(&registry, &url).await, Output::File(out.clone()))
+                .with_options(options.clone().with_rate_limit(Some(2 * MIB))),
+            2 * MIB,
+        )
+        .await;
+        assert_eq!(err.kind(), ErrorKind::Cancelled, "{err}");
+        // Same name, same length, other bytes, another inode.
+        let part = part_path(&out);
+        let len = std::fs::metadata(&part).unwrap().len();
+        let other = out_dir.path().join("other");
+        std::fs::write(&other, vec![0xA5u8; len as usize]).unwrap();
+        std::fs::rename(&other, &part).unwrap();
+        let download = Download::new(source(&registry, &url).await, Output::File(out.clone()))
+            .with_options(options);
+        let (_, events) = run(download).await.completed();
+        assert!(
+            notices(&events).iter().any(|n| n.contains("was replaced")),
+            "{events:?}"
+        );
+        assert_eq!(sha256_file(&out).unwrap(), sha);
+    });
+}

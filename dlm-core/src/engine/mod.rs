@@ -709,6 +709,13 @@ impl Engine {
                 self.shared.emit(Event::Restarted { reason });
             } else if !ranged {
                 self.notice("cannot resume without byte ranges; starting over");
+            } else if saved.storage.is_some()
+                && target.sink.storage_id_dyn().is_some()
+                && saved.storage != target.sink.storage_id_dyn()
+            {
+                self.notice(
+                    "the partial file was replaced since the last run (another file under its name); starting over",
+                );
             } else if let Some(len) = identity.len {
                 let trusted = saved.trusted_done();
                 if trusted.total_len() < saved.done.total_len() {
@@ -731,7 +738,7 @@ impl Engine {
                 done = recorded.intersection(&held);
                 if done.total_len() < recorded.total_len() {
                     self.notice(&format!(
-                        "storage holds {} bytes fewer than the resume state says: fetching them again",
+                        "storage holds {} bytes fewer than its resume state says: fetching them again",
                         recorded.total_len() - done.total_len()
                     ));
                 }
@@ -1069,7 +1076,8 @@ impl Engine {
             self.last_data_sync = Instant::now();
         }
         let state = ControlFile::new(identity.clone(), done, self.options.connections)
-            .with_durable(self.durable.clone());
+            .with_durable(self.durable.clone())
+            .with_storage(target.sink.storage_id_dyn());
         let sync = self.options.sync_data;
         tokio::task::spawn_blocking(move || state.save_to(&path, sync))
             .await

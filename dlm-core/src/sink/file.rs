@@ -12,8 +12,8 @@ use crate::{DigestAlgorithm, Error, ErrorKind, Result};
 ///
 /// Bytes go to `NAME.part` (pre-allocated with `fallocate` when the length is
 /// known, so a full disk fails at the start, not halfway); [`Sink::commit`]
-/// fsyncs (unless [`FileSink::without_fsync`]) and renames it atomically to
-/// `NAME`. The engine's control file lives
+/// fsyncs (unless [`FileSink::without_fsync`]), renames it atomically to
+/// `NAME` and fsyncs the directory. The engine's control file lives
 /// beside it as `NAME.part.dlm` ([`FileSink::control_path`]).
 #[derive(Debug)]
 pub struct FileSink {
@@ -175,6 +175,13 @@ impl Sink for FileSink {
         Ok(Some(held))
     }
 
+    /// `DEVICE:INODE` of the `.part` file.
+    fn storage_id(&self) -> Option<String> {
+        use std::os::unix::fs::MetadataExt;
+        let m = std::fs::metadata(&self.part).ok()?;
+        Some(format!("{}:{}", m.dev(), m.ino()))
+    }
+
     async fn prepare(&self, len: Option<u64>, _digests: &[DigestAlgorithm]) -> Result<()> {
         match len {
             Some(len) => self.blocking("allocating", move |f| allocate(f, len)).await,
@@ -217,10 +224,18 @@ impl Sink for FileSink {
             self.blocking("syncing", File::sync_all).await?;
         }
         let (part, path) = (self.part.clone(), self.path.clone());
-        tokio::task::spawn_blocking(move || std::fs::rename(&part, &path))
-            .await
-            .map_err(|e| Error::new(ErrorKind::Io, format!("rename task failed: {e}")))?
-            .map_err(|e| Error::io(format!("renaming to {}", self.path.display()), e))?;
+        let fsync = self.fsync;
+        tokio::task::spawn_blocking(move || {
+            std::fs::rename(&part, &path)?;
+            // The new name is durable only once its directory is.
+            if fsync {
+                crate::dir_sync::sync_parent(&path)?;
+            }
+            Ok(())
+        })
+        .await
+        .map_err(|e| Error::new(ErrorKind::Io, format!("rename task failed: {e}")))?
+        .map_err(|e| Error::io(format!("renaming to {}", self.path.display()), e))?;
         // The handle now names the finished file: keep it for reading back
         // (a torrent seeds from it), but give up the writer's lock.
         if let Some(f) = &*self.file.lock().unwrap_or_else(PoisonError::into_inner) {

@@ -88,6 +88,15 @@ pub trait Sink: Send + Sync + fmt::Debug + 'static {
         async { Ok(None) }
     }
 
+    /// Which file the bytes are stored in, for the control file to record
+    /// and the next run to compare: a `.part` file's device and inode, so
+    /// one replaced behind the control file's back (same name and length,
+    /// other bytes) is not trusted. `None`, the default, when there is no
+    /// such file (yet) or the sink cannot tell.
+    fn storage_id(&self) -> Option<String> {
+        None
+    }
+
     /// Makes written bytes durable (`fdatasync`); called before the control
     /// file records them as done.
     ///
@@ -137,6 +146,7 @@ pub trait SinkDyn: Send + Sync + fmt::Debug {
     fn read_at_dyn(&self, offset: u64, len: u32) -> BoxFuture<'_, Result<Bytes>>;
     fn read_at_blocking_dyn(&self, offset: u64, buf: &mut [u8]) -> Option<Result<usize>>;
     fn stored_ranges_dyn(&self) -> BoxFuture<'_, Result<Option<crate::RangeSet>>>;
+    fn storage_id_dyn(&self) -> Option<String>;
     fn sync_dyn(&self) -> BoxFuture<'_, Result<()>>;
     fn commit_dyn(&self) -> BoxFuture<'_, Result<()>>;
     fn reset_dyn(&self) -> BoxFuture<'_, Result<()>>;
@@ -163,6 +173,9 @@ impl<T: Sink> SinkDyn for T {
     }
     fn stored_ranges_dyn(&self) -> BoxFuture<'_, Result<Option<crate::RangeSet>>> {
         Box::pin(self.stored_ranges())
+    }
+    fn storage_id_dyn(&self) -> Option<String> {
+        self.storage_id()
     }
     fn sync_dyn(&self) -> BoxFuture<'_, Result<()>> {
         Box::pin(self.sync())

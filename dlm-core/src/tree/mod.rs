@@ -107,6 +107,7 @@ impl TreeDownload {
             finished_bytes: 0,
             running: HashMap::new(),
             seen: HashSet::new(),
+            temporaries: HashSet::new(),
         };
         TreeHandle {
             cancel,
@@ -172,6 +173,9 @@ struct Runner {
     running: HashMap<String, DownloadControl>,
     /// Local paths already used: a listing that names a file twice gets it once.
     seen: HashSet<PathBuf>,
+    /// The `.part` and control files of the files started: no other entry
+    /// may be saved under those names, nor use a started file's name for its own.
+    temporaries: HashSet<PathBuf>,
 }
 
 impl Runner {
@@ -274,9 +278,22 @@ impl Runner {
             }
         };
         let local = self.dir.join(&relative);
+        let part = crate::FileSink::part_path_for(&local);
+        let control = crate::FileSink::control_path_for(&local);
+        if self.temporaries.contains(&local)
+            || self.seen.contains(&part)
+            || self.seen.contains(&control)
+        {
+            // `x` and `x.part` in one listing: either's bytes would land in the other's file.
+            let reason = "its name or partial file's name is another listed file's \
+                          partial file or name (NAME and NAME.part listed together)";
+            return self.refuse(shown, reason.to_string());
+        }
         if !self.seen.insert(local.clone()) {
             return self.refuse(shown, "listed twice".to_string());
         }
+        self.temporaries.insert(part);
+        self.temporaries.insert(control);
         self.summary.progress.files_listed += 1;
         self.summary.progress.bytes_listed += entry.len.unwrap_or(0);
         self.emit(TreeEvent::Listed {
@@ -419,6 +436,49 @@ mod tests {
             .await
             .unwrap_err();
         assert_eq!(err.kind(), ErrorKind::NotFound);
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_file_and_one_named_as_its_partial_file_never_share_bytes() {
+        let dir = tempfile::tempdir().unwrap();
+        let out = dir.path().join("out");
+        for (names, done) in [
+            (
+                vec![vec!["a.bin"], vec!["a.bin.part"], vec!["a.bin.part.dlm"]],
+                1,
+            ),
+            // b.bin.part.dlm is no partial file of b.bin.part's (that is b.bin.part.part).
+            (
+                vec![vec!["b.bin.part"], vec!["b.bin.part.dlm"], vec!["b.bin"]],
+                2,
+            ),
+        ] {
+            let listing: BoxListing = Arc::new(Names(names));
+            let summary = TreeDownload::new(listing, out.clone())
+                .start()
+                .wait()
+                .await
+                .unwrap();
+            assert_eq!(summary.progress.files_done, done, "{:?}", summary.refused);
+            assert_eq!(
+                summary.refused.len() as u64,
+                3 - done,
+                "{:?}",
+                summary.refused
+            );
+        }
+        // The first listed of each pair arrived whole, the others never touched it.
+        assert_eq!(std::fs::read(out.join("a.bin")).unwrap(), b"a.bin");
+        assert_eq!(
+            std::fs::read(out.join("b.bin.part")).unwrap(),
+            b"b.bin.part"
+        );
+        assert_eq!(
+            std::fs::read(out.join("b.bin.part.dlm")).unwrap(),
+            b"b.bin.part.dlm"
+        );
+        assert!(!out.join("a.bin.part").exists());
+        assert!(!out.join("b.bin").exists());
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
