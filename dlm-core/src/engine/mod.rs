@@ -527,24 +527,11 @@ impl Engine {
 
     async fn probe_with_retries(&self, i: usize) -> Result<Probe> {
         let source = &self.sources[i];
-        let mut attempt = 0;
-        loop {
+        self.with_retries("probe", || async {
             let cx = Context::new();
-            match source.probe_dyn(&cx).await {
-                Ok(p) => return Ok(p),
-                Err(e) if e.is_retryable() && attempt < self.options.max_retries => {
-                    attempt += 1;
-                    tracing::debug!(error = %e, attempt, "probe failed; retrying");
-                    let mut control = self.control.clone();
-                    tokio::select! {
-                        () = tokio::time::sleep(self.options.backoff.delay(attempt, e.retry_after())) => {}
-                        _ = control.wait_for(|c| *c == Control::Cancel) => return Err(Error::cancelled()),
-                    }
-                }
-                Err(e) if e.is_retryable() => return Err(e.exhausted(attempt + 1)),
-                Err(e) => return Err(e),
-            }
-        }
+            source.probe_dyn(&cx).await
+        })
+        .await
     }
 
     /// Hands the primary its storage ([`Source::attach`](crate::Source::attach)),
@@ -552,13 +539,24 @@ impl Engine {
     /// as a probe is retried.
     async fn attach_with_retries(&self, storage: Storage) -> Result<()> {
         let source = &self.sources[0];
+        self.with_retries("attach", || source.attach_dyn(storage.clone()))
+            .await
+    }
+
+    /// Runs `op` until it succeeds, fails for good, or has failed retryably
+    /// `max_retries` more times, backing off in between; a cancel ends the wait.
+    async fn with_retries<T, F, Fut>(&self, what: &str, mut op: F) -> Result<T>
+    where
+        F: FnMut() -> Fut,
+        Fut: std::future::Future<Output = Result<T>>,
+    {
         let mut attempt = 0;
         loop {
-            match source.attach_dyn(storage.clone()).await {
-                Ok(()) => return Ok(()),
+            match op().await {
+                Ok(v) => return Ok(v),
                 Err(e) if e.is_retryable() && attempt < self.options.max_retries => {
                     attempt += 1;
-                    tracing::debug!(error = %e, attempt, "attach failed; retrying");
+                    tracing::debug!(error = %e, attempt, "{what} failed; retrying");
                     let mut control = self.control.clone();
                     tokio::select! {
                         () = tokio::time::sleep(self.options.backoff.delay(attempt, e.retry_after())) => {}
