@@ -747,50 +747,61 @@ async fn stalling_server(body: &'static [u8], burst: usize) -> SocketAddr {
 }
 
 async fn serve_then_stall(mut conn: TcpStream, body: &'static [u8], burst: usize) {
-    let mut head = Vec::new();
+    let mut left = burst;
     let mut buf = [0u8; 4096];
-    while !head.windows(4).any(|w| w == b"\r\n\r\n") {
-        match conn.read(&mut buf).await {
-            Ok(0) | Err(_) => return,
-            Ok(n) => head.extend_from_slice(&buf[..n]),
+    // Requests on one connection (keep-alive), until one's body does not fit in what is left of the burst.
+    loop {
+        let mut head = Vec::new();
+        while !head.windows(4).any(|w| w == b"\r\n\r\n") {
+            match conn.read(&mut buf).await {
+                Ok(0) | Err(_) => return,
+                Ok(n) => head.extend_from_slice(&buf[..n]),
+            }
         }
-    }
-    let head = String::from_utf8_lossy(&head).to_ascii_lowercase();
-    let len = body.len();
-    let range = head
-        .lines()
-        .find_map(|l| l.strip_prefix("range: bytes="))
-        .and_then(|r| {
-            let (a, b) = r.trim().split_once('-')?;
-            let a: usize = a.parse().ok()?;
-            let b: usize = if b.is_empty() {
-                len - 1
-            } else {
-                b.parse().ok()?
-            };
-            Some((a, b.min(len - 1)))
-        });
-    let (status, start, end) = match range {
-        Some((a, b)) => ("206 Partial Content", a, b + 1),
-        None => ("200 OK", 0, len),
-    };
-    let mut resp = format!(
-        "HTTP/1.1 {status}\r\nContent-Length: {}\r\nAccept-Ranges: bytes\r\nETag: \"stall\"\r\n",
-        end - start
-    );
-    if range.is_some() {
-        resp.push_str(&format!(
-            "Content-Range: bytes {start}-{}/{len}\r\n",
-            end - 1
-        ));
-    }
-    resp.push_str("\r\n");
-    if conn.write_all(resp.as_bytes()).await.is_err() || head.starts_with("head ") {
-        return;
-    }
-    let upto = end.min(start + burst);
-    if conn.write_all(&body[start..upto]).await.is_err() {
-        return;
+        let head = String::from_utf8_lossy(&head).to_ascii_lowercase();
+        let len = body.len();
+        let range = head
+            .lines()
+            .find_map(|l| l.strip_prefix("range: bytes="))
+            .and_then(|r| {
+                let (a, b) = r.trim().split_once('-')?;
+                let a: usize = a.parse().ok()?;
+                let b: usize = if b.is_empty() {
+                    len - 1
+                } else {
+                    b.parse().ok()?
+                };
+                Some((a, b.min(len - 1)))
+            });
+        let (status, start, end) = match range {
+            Some((a, b)) => ("206 Partial Content", a, b + 1),
+            None => ("200 OK", 0, len),
+        };
+        let mut resp = format!(
+            "HTTP/1.1 {status}\r\nContent-Length: {}\r\nAccept-Ranges: bytes\r\nETag: \"stall\"\r\n",
+            end - start
+        );
+        if range.is_some() {
+            resp.push_str(&format!(
+                "Content-Range: bytes {start}-{}/{len}\r\n",
+                end - 1
+            ));
+        }
+        resp.push_str("\r\n");
+        if conn.write_all(resp.as_bytes()).await.is_err() {
+            return;
+        }
+        if head.starts_with("head ") {
+            continue;
+        }
+        let upto = end.min(start + left);
+        if conn.write_all(&body[start..upto]).await.is_err() {
+            return;
+        }
+        left -= upto - start;
+        if upto < end {
+            break;
+        }
     }
     // Stall: read (and drop) whatever comes until the client gives up.
     while matches!(conn.read(&mut buf).await, Ok(n) if n > 0) {}
