@@ -323,6 +323,9 @@ struct KillTarget<'a> {
     check: Box<dyn Fn() -> Result<(), String> + 'a>,
     /// How long an uninterrupted download takes at the paced rate, to spread the kills over it.
     expected: Duration,
+    /// How long `dlm` takes to get to the first body byte (process start, probe, for a torrent the peer
+    /// handshake), added to the span the kill instants are drawn from.
+    startup: Duration,
 }
 
 /// Downloads `target`, SIGKILLing runs at random instants until it has taken `kills` kills, then to the end;
@@ -335,13 +338,29 @@ async fn kill_loop(target: &KillTarget<'_>, kills: u32, rng: &mut fastrand::Rng,
     let spread_ms = (target.expected.as_millis() as u64 * 2 / u64::from(kills + 1)).max(200);
     let mut taken = 0;
     loop {
-        let kill_after =
-            (taken < kills).then(|| Duration::from_millis(50 + rng.u64(0..spread_ms + 250)));
+        let span_ms = spread_ms + target.startup.as_millis() as u64;
+        let kill_after = (taken < kills).then(|| Duration::from_millis(50 + rng.u64(0..span_ms)));
+        let began = Instant::now();
         let r = run_dlm(&target.args, &target.envs, kill_after).await;
+        let took = began.elapsed();
         row.runs += 1;
         let sent_now = target.meter.settled_bytes().await;
         let sent = sent_now.saturating_sub(sent_before);
         sent_before = sent_now;
+        eprintln!(
+            "{}: run {}: {}, resumed at {:?}, the server sent {sent} bytes",
+            row.case,
+            row.runs,
+            match kill_after {
+                Some(d) if r.killed() => format!("killed after {} ms", d.as_millis()),
+                _ => format!(
+                    "ended by itself after {} ms ({})",
+                    took.as_millis(),
+                    r.status
+                ),
+            },
+            r.resumed_bytes
+        );
         if let Some(resumed) = r.resumed_bytes {
             if pending_kills > 0 {
                 let saved = resumed.saturating_sub(last_resumed);
@@ -491,6 +510,7 @@ fn sigkill_http_16_connections() {
                 expected: Duration::from_secs_f64(
                     len as f64 / (rate_per_conn * connections) as f64,
                 ),
+                startup: Duration::from_millis(250),
             }
         })
         .await;
@@ -542,6 +562,7 @@ fn sigkill_ftp() {
                 expected: Duration::from_secs_f64(
                     len as f64 / (rate_per_conn * connections) as f64,
                 ),
+                startup: Duration::from_millis(250),
             }
         })
         .await;
@@ -599,6 +620,7 @@ fn sigkill_s3() {
                 expected: Duration::from_secs_f64(
                     len as f64 / (rate_per_conn * connections) as f64,
                 ),
+                startup: Duration::from_millis(250),
             }
         })
         .await;
@@ -633,9 +655,17 @@ fn sigkill_bittorrent() {
     for fx in &fixtures[1..] {
         options = options.with_seed(fx);
     }
-    let Some(seeder) = LibtorrentPeer::start(options) else {
+    let Some(mut seeder) = LibtorrentPeer::start(options) else {
         return;
     };
+    // libtorrent checks the seeded data first; a kill before it serves would measure nothing.
+    let keys: Vec<String> = fixtures.iter().map(TorrentFixture::info_hash_hex).collect();
+    seeder
+        .wait_until(Duration::from_secs(60), |s| {
+            keys.iter()
+                .all(|k| s.torrents.get(k).is_some_and(|t| t.is_seeding))
+        })
+        .expect("libtorrent seeds every torrent");
     let peer = SocketAddr::V4(seeder.addr()).to_string();
     let mut row = Row::new("SIGKILL bittorrent (libtorrent)");
     row.window_bytes = window_bytes(rate, 1, piece_len);
@@ -663,6 +693,7 @@ fn sigkill_bittorrent() {
                     dir_holds(&out, &[fx.name.as_str()])
                 }),
                 expected: Duration::from_secs_f64(len as f64 / rate as f64),
+                startup: Duration::from_millis(2000),
             }
         })
         .await;
