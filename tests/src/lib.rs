@@ -5,8 +5,9 @@
 //! (FTP, FTPS, anonymous, local and virtual users), pyftpdlib with injected faults (dropped data connections,
 //! hostile listings), s3s-fs (S3 with real SigV4 checking; boto3 for presigned URLs and uploads), BitTorrent
 //! peers ([`bt`]: opentracker, libtorrent, Transmission, aria2c, torrents made by mktorrent), IPFS peers
-//! ([`ipfs`]: a Helia node with trustless gateways, Kubo as a bitswap peer), and a test-owned TCP proxy that cuts
-//! connections after a set number of bytes. Each peer gets a free port and its own temp dir, and is stopped by PID
+//! ([`ipfs`]: a Helia node with trustless gateways, Kubo as a bitswap peer), and test-owned TCP proxies that cut
+//! connections after a set number of bytes or count and pace what a server sends; [`Tmpfs`] mounts a small file
+//! system to run out of space on. Each peer gets a free port and its own temp dir, and is stopped by PID
 //! when its handle is dropped.
 //!
 //! A peer program that is not installed makes its `start` return `None` after printing
@@ -33,6 +34,7 @@
 pub mod access_log;
 pub mod bt;
 pub mod cli;
+pub mod counting_proxy;
 pub mod cut_proxy;
 pub mod digest;
 pub mod dlmd;
@@ -49,6 +51,7 @@ pub mod runtime;
 pub mod s3_server;
 pub mod through;
 pub mod tls;
+pub mod tmpfs;
 pub mod vsftpd;
 
 pub use access_log::AccessLogEntry;
@@ -58,6 +61,7 @@ pub use bt::{
     TorrentSpec, Tracker, TransmissionSeeder,
 };
 pub use cli::{JsonRun, dlm_binary, dlm_command, dlm_json_run, dlm_kill_and_resume};
+pub use counting_proxy::CountingProxy;
 pub use cut_proxy::{CutMode, CutProxy, CutProxyOptions};
 pub use digest::sha256_file;
 pub use dlmd::{DLMD_TOKEN, Dlmd, DlmdOptions, EventStream, SseEvent, dlmd_binary};
@@ -75,4 +79,5 @@ pub use s3_server::{
     Boto3Upload, S3_ACCESS_KEY, S3_REGION, S3_SECRET_KEY, S3Server, StoredChecksum, StoredObject,
 };
 pub use tls::TlsFiles;
+pub use tmpfs::Tmpfs;
 pub use vsftpd::{VSFTPD_LOCAL_PASSWORD, VSFTPD_LOCAL_USER, Vsftpd, VsftpdOptions};

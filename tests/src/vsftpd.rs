@@ -37,11 +37,17 @@ const START_ATTEMPTS: usize = 5;
 pub struct VsftpdOptions {
     /// Sessions allowed per client address (vsftpd `max_per_ip`; more get `421`).
     pub max_per_ip: u32,
+    /// Most bytes per second each data transfer is sent at (vsftpd `anon_max_rate` and `local_max_rate`);
+    /// `None`: unlimited.
+    pub max_rate_bytes_per_sec: Option<u64>,
 }
 
 impl Default for VsftpdOptions {
     fn default() -> Self {
-        Self { max_per_ip: 100 }
+        Self {
+            max_per_ip: 100,
+            max_rate_bytes_per_sec: None,
+        }
     }
 }
 
@@ -158,6 +164,9 @@ impl Vsftpd {
             empty = dir.join("empty").display(),
             log = dir.join(format!("{name}.log")).display(),
         );
+        if let Some(rate) = options.max_rate_bytes_per_sec {
+            conf.push_str(&format!("anon_max_rate={rate}\nlocal_max_rate={rate}\n"));
+        }
         if flavour != Flavour::Plain {
             conf.push_str(&format!(
                 "ssl_enable=YES\nallow_anon_ssl=YES\nforce_anon_data_ssl=YES\nforce_anon_logins_ssl=YES\n\
@@ -266,6 +275,20 @@ impl Vsftpd {
     /// one `OK LOGIN` line per session, one `OK DOWNLOAD` per transfer.
     pub fn log_path(&self, instance: &str) -> PathBuf {
         self.dir.path().join(format!("{instance}.log"))
+    }
+
+    /// Bytes the plain instance's log says it sent for `path` (as the client named it, e.g. `/f.bin`), summed
+    /// over every `DOWNLOAD` line, completed (`OK`) or cut short (`FAIL`, as when the client was killed). vsftpd
+    /// writes a line when a transfer ends, so a transfer still running is not counted yet.
+    pub fn downloaded_bytes(&self, path: &str) -> u64 {
+        let log = fs::read_to_string(self.log_path("plain")).unwrap_or_default();
+        let quoted = format!("\"{path}\", ");
+        log.lines()
+            .filter(|l| l.contains(" DOWNLOAD: "))
+            .filter_map(|l| l.split_once(&quoted))
+            .filter_map(|(_, rest)| rest.split_once(" bytes"))
+            .filter_map(|(n, _)| n.trim().parse::<u64>().ok())
+            .sum()
     }
 
     /// The PIDs of the plain, explicit-TLS and implicit-TLS instances.

@@ -207,7 +207,10 @@ fn a_file_replaced_between_runs_restarts_from_zero() {
 
 #[test]
 fn a_server_allowing_two_sessions_lowers_the_connection_count() {
-    let Some(ftp) = Vsftpd::start_with(VsftpdOptions { max_per_ip: 2 }) else {
+    let Some(ftp) = Vsftpd::start_with(VsftpdOptions {
+        max_per_ip: 2,
+        ..VsftpdOptions::default()
+    }) else {
         return;
     };
     let size = 12 * MIB + 9;

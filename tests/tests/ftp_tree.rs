@@ -209,7 +209,10 @@ fn a_listing_with_escaping_names_is_refused_and_nothing_lands_outside() {
 
 #[test]
 fn a_tree_from_a_server_allowing_two_sessions_completes_with_four_connections() {
-    let Some(ftp) = Vsftpd::start_with(VsftpdOptions { max_per_ip: 2 }) else {
+    let Some(ftp) = Vsftpd::start_with(VsftpdOptions {
+        max_per_ip: 2,
+        ..VsftpdOptions::default()
+    }) else {
         return;
     };
     let files = write_tree(&ftp.root(), 30);
