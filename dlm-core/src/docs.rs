@@ -140,7 +140,8 @@ pub mod resume {
     //! 1. **Data before the ranges that claim it.** A save that makes ranges
     //!    durable first calls [`Sink::sync`](crate::Sink::sync)
     //!    (`fdatasync` on the `.part`; for a multi-file torrent, every file
-    //!    it holds open and its side file of shared pieces) and only after it
+    //!    written since the last sync, reopening those its open-file pool
+    //!    closed, and its side file of shared pieces) and only after it
     //!    returns copies the done ranges it snapshotted *before* the sync
     //!    into `durable`. That happens every `data_sync_interval` (15 s) and
     //!    on pause, cancel and failure; the saves in between record `done`
@@ -149,19 +150,21 @@ pub mod resume {
     //!    to `NAME.part.dlm.tmp`, `fdatasync`s it, and renames it over
     //!    `NAME.part.dlm`. A reader sees the old state or the new one, never
     //!    a torn one; a save that fails (a full disk) leaves the previous
-    //!    control file as it was. The directory is not fsynced, so after a
-    //!    power loss the rename itself may be undone: the older state comes
-    //!    back, which only costs re-fetching.
+    //!    control file as it was. The directory is then fsynced, so the
+    //!    rename itself survives a power loss once the save returns.
     //! 3. **The boot id decides what is trusted.** Each save records
     //!    `/proc/sys/kernel/random/boot_id`. On resume, the same id means
     //!    only the process died and the page cache still held every written
     //!    byte: all `done` ranges are trusted. Another id means the machine
     //!    restarted: only `durable` ranges are, the rest is fetched again.
-    //!    Either way the ranges are cut to what the `.part` still holds.
+    //!    Either way the ranges are cut to what the `.part` still holds, and
+    //!    none is trusted when the `.part` is another file than the one the
+    //!    control file recorded (its device and inode,
+    //!    [`Sink::storage_id`](crate::Sink::storage_id)).
     //! 4. **Commit.** When every byte is there and the digests match, the
-    //!    output is `fsync`ed (`sync_all`, data and length) and then renamed
-    //!    from `NAME.part` to `NAME`; the control file is removed after the
-    //!    rename.
+    //!    output is `fsync`ed (`sync_all`, data and length), renamed from
+    //!    `NAME.part` to `NAME`, and the directory fsynced; the control file
+    //!    is removed after that.
     //!
     //! What that guarantees:
     //!
@@ -181,9 +184,11 @@ pub mod resume {
     //!   disk. That rests on `fdatasync` doing what it promises, which a
     //!   drive with a volatile write cache and no flush support breaks. A
     //!   file renamed to its final name had been `fsync`ed first, so it is
-    //!   complete; the rename may be lost, leaving a complete `.part` with
-    //!   no control file, which is fetched again (or, for a torrent, hashed
-    //!   and kept). We cannot simulate a power loss in CI (dropping the page
+    //!   complete, and once commit returned the rename is on disk too; a
+    //!   power loss between the rename and the directory's fsync can leave
+    //!   a complete `.part` beside its control file, which resumes with
+    //!   nothing to fetch (or, without the control file, is fetched again;
+    //!   a torrent's is hashed and kept). We cannot simulate a power loss in CI (dropping the page
     //!   cache does not discard dirty pages), so this part is argued from the
     //!   code, not measured.
     //! - **`--no-fsync` (`sync_data` off):** nothing is ever flushed: the
