@@ -1395,3 +1395,44 @@ fn a_replaced_part_file_is_not_trusted() {
         assert_eq!(sha256_file(&out).unwrap(), sha);
     });
 }
+
+/// A run killed between its commit's rename (`.part` → final name) and the
+/// removal of its control file resumes from that control file: the final
+/// file goes back to its `.part` name and only what the last save missed is
+/// fetched, not the whole file.
+#[test]
+fn a_kill_between_the_commit_rename_and_the_control_file_removal_resumes() {
+    let Some(nginx) = Nginx::start(NginxOptions::default()) else {
+        return;
+    };
+    let size = 4 * MIB + 9;
+    let sha = write_random_file(nginx.www(), "cr.bin", size, 22).unwrap();
+    e2e(async {
+        let out_dir = tempfile::tempdir().unwrap();
+        let out = out_dir.path().join("cr.bin");
+        let registry = registry();
+        let url = nginx.http_url("/cr.bin");
+        let options = DownloadOptions::default()
+            .with_connections(4)
+            .with_max_chunk_bytes(Some(256 * KIB));
+        let err = cancel_after(
+            Download::new(source(&registry, &url).await, Output::File(out.clone()))
+                .with_options(options.clone().with_rate_limit(Some(2 * MIB))),
+            2 * MIB,
+        )
+        .await;
+        assert_eq!(err.kind(), ErrorKind::Cancelled, "{err}");
+        // What the commit's rename does, without the control file's removal after it.
+        std::fs::rename(part_path(&out), &out).unwrap();
+        let download = Download::new(source(&registry, &url).await, Output::File(out.clone()))
+            .with_options(options);
+        let (done, _) = run(download).await.completed();
+        assert_eq!(sha256_file(&out).unwrap(), sha);
+        assert!(
+            done.fetched_bytes < size - MIB,
+            "fetched {} of {size} bytes again",
+            done.fetched_bytes
+        );
+        assert!(!part_path(&out).exists());
+    });
+}

@@ -659,6 +659,24 @@ impl Engine {
                 part,
                 path: path.clone(),
             };
+        } else if path.exists() && control_path.exists() {
+            // A run that renamed `.part` to its final name at commit and died before
+            // removing its control file: the file goes back to its `.part` name and
+            // resumes from that state (what the last save missed is fetched again)
+            // instead of being fetched whole. Only when the state is this source's
+            // and the file is no longer than the remote.
+            let part = FileSink::part_path_for(&path);
+            let ours = ControlFile::load(&control_path)
+                .ok()
+                .flatten()
+                .is_some_and(|c| c.identity.source == self.sources[0].identity_dyn());
+            let fits = std::fs::symlink_metadata(&path)
+                .is_ok_and(|m| m.is_file() && probe.len.is_some_and(|len| m.len() <= len));
+            if ours && fits && !part.exists() {
+                std::fs::rename(&path, &part).map_err(|e| {
+                    Error::io(format!("moving {} back to resume it", path.display()), e)
+                })?;
+            }
         }
         Ok(Target {
             sink: Arc::new(if self.options.sync_data {
