@@ -1372,13 +1372,7 @@ fn a_replaced_part_file_is_not_trusted() {
         let options = DownloadOptions::default()
             .with_connections(4)
             .with_max_chunk_bytes(Some(256 * KIB));
-        let err = cancel_after(
-            Download::new(source(&registry, &url).await, Output::File(out.clone()))
-                .with_options(options.clone().with_rate_limit(Some(2 * MIB))),
-            2 * MIB,
-        )
-        .await;
-        assert_eq!(err.kind(), ErrorKind::Cancelled, "{err}");
+        cancel_halfway(&registry, &url, &out, &options).await;
         // Same name, same length, other bytes, another inode.
         let part = part_path(&out);
         let len = std::fs::metadata(&part).unwrap().len();
@@ -1415,13 +1409,7 @@ fn a_kill_between_the_commit_rename_and_the_control_file_removal_resumes() {
         let options = DownloadOptions::default()
             .with_connections(4)
             .with_max_chunk_bytes(Some(256 * KIB));
-        let err = cancel_after(
-            Download::new(source(&registry, &url).await, Output::File(out.clone()))
-                .with_options(options.clone().with_rate_limit(Some(2 * MIB))),
-            2 * MIB,
-        )
-        .await;
-        assert_eq!(err.kind(), ErrorKind::Cancelled, "{err}");
+        cancel_halfway(&registry, &url, &out, &options).await;
         // What the commit's rename does, without the control file's removal after it.
         std::fs::rename(part_path(&out), &out).unwrap();
         let download = Download::new(source(&registry, &url).await, Output::File(out.clone()))
@@ -1435,4 +1423,21 @@ fn a_kill_between_the_commit_rename_and_the_control_file_removal_resumes() {
         );
         assert!(!part_path(&out).exists());
     });
+}
+
+/// Downloads `url` into `out` at 2 MiB/s and cancels it after 2 MiB,
+/// leaving its `.part` and control file.
+async fn cancel_halfway(
+    registry: &ProtocolRegistry,
+    url: &str,
+    out: &Path,
+    options: &DownloadOptions,
+) {
+    let err = cancel_after(
+        Download::new(source(registry, url).await, Output::File(out.to_path_buf()))
+            .with_options(options.clone().with_rate_limit(Some(2 * MIB))),
+        2 * MIB,
+    )
+    .await;
+    assert_eq!(err.kind(), ErrorKind::Cancelled, "{err}");
 }
