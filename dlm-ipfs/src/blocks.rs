@@ -271,3 +271,19 @@ impl Blocks for Cached {
         })
     }
 }
+
+/// Blocks held in a map, for unit tests of DAG walks.
+#[cfg(test)]
+pub(crate) struct MemoryBlocks(pub(crate) HashMap<Cid, Bytes>);
+
+#[cfg(test)]
+impl Blocks for MemoryBlocks {
+    fn get<'a>(&'a self, cid: &'a Cid) -> BoxFuture<'a, Result<Bytes, IpfsError>> {
+        Box::pin(async move {
+            self.0.get(cid).cloned().ok_or(IpfsError::Unavailable {
+                cid: cid.to_string(),
+                reason: "not in memory".into(),
+            })
+        })
+    }
+}

@@ -190,27 +190,14 @@ async fn hamt_find(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::blocks::MemoryBlocks as Memory;
 
     use std::collections::HashMap;
 
     use bytes::Bytes;
-    use futures::future::BoxFuture;
 
     use crate::block::{DAG_PB, sha256_cid};
     use crate::dag_pb::DagPbNode;
-
-    struct Memory(HashMap<Cid, Bytes>);
-
-    impl Blocks for Memory {
-        fn get<'a>(&'a self, cid: &'a Cid) -> BoxFuture<'a, Result<Bytes, IpfsError>> {
-            Box::pin(async move {
-                self.0.get(cid).cloned().ok_or(IpfsError::Unavailable {
-                    cid: cid.to_string(),
-                    reason: "not in memory".into(),
-                })
-            })
-        }
-    }
 
     /// UnixFS data of a fanout-16 HAMT shard (type 5, murmur3-x64-64).
     const SHARD_16: &[u8] = &[0x08, 0x05, 0x28, 0x22, 0x30, 0x10];

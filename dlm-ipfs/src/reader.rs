@@ -146,29 +146,15 @@ fn slice(data: &Bytes, offset: u64, range: ByteRange) -> Option<Bytes> {
 
 #[cfg(test)]
 mod tests {
+    use crate::blocks::MemoryBlocks as Memory;
     use std::collections::HashMap;
 
-    use cid::Cid;
-    use futures::future::BoxFuture;
 
     use super::*;
     use crate::block::sha256_cid as cid;
     use crate::block::{DAG_PB, RAW};
     use crate::dag_pb::{DagPbNode, Link};
     use crate::unixfs::encode_file_data;
-
-    struct Memory(HashMap<Cid, Bytes>);
-
-    impl Blocks for Memory {
-        fn get<'a>(&'a self, cid: &'a Cid) -> BoxFuture<'a, Result<Bytes, IpfsError>> {
-            Box::pin(async move {
-                self.0.get(cid).cloned().ok_or(IpfsError::Unavailable {
-                    cid: cid.to_string(),
-                    reason: "not in memory".into(),
-                })
-            })
-        }
-    }
 
     /// A two-level file: root (with 2 bytes of its own) → 3 internal nodes →
     /// 4 raw leaves of 10 bytes each (the last internal node has 2).

@@ -190,6 +190,13 @@ impl Download {
     }
 }
 
+/// Whether `path` is a regular file no longer than the remote the probe
+/// describes: one that may hold (part of) its bytes.
+fn fits_remote(path: &Path, probe: &Probe) -> bool {
+    std::fs::symlink_metadata(path)
+        .is_ok_and(|m| m.is_file() && probe.len.is_some_and(|len| m.len() <= len))
+}
+
 /// The refusal to replace data at `path` that no resume state vouches for.
 fn already_exists(path: &Path) -> Error {
     Error::new(
@@ -647,9 +654,7 @@ impl Engine {
             // instead of fetching it again: moved to its `.part` name for that, and back
             // if none of it proves to be the remote's.
             let part = FileSink::part_path_for(&path);
-            let fits = std::fs::symlink_metadata(&path)
-                .is_ok_and(|m| m.is_file() && probe.len.is_some_and(|len| m.len() <= len));
-            if !probe.caps.verifies || !fits || part.exists() {
+            if !probe.caps.verifies || !fits_remote(&path, probe) || part.exists() {
                 return Err(already_exists(&path));
             }
             std::fs::rename(&path, &part).map_err(|e| {
@@ -670,9 +675,7 @@ impl Engine {
                 .ok()
                 .flatten()
                 .is_some_and(|c| c.identity.source == self.sources[0].identity_dyn());
-            let fits = std::fs::symlink_metadata(&path)
-                .is_ok_and(|m| m.is_file() && probe.len.is_some_and(|len| m.len() <= len));
-            if ours && fits && !part.exists() {
+            if ours && fits_remote(&path, probe) && !part.exists() {
                 std::fs::rename(&path, &part).map_err(|e| {
                     Error::io(format!("moving {} back to resume it", path.display()), e)
                 })?;
@@ -726,8 +729,10 @@ impl Engine {
             } else if !ranged {
                 self.notice("cannot resume without byte ranges; starting over");
             } else if saved.storage.is_some()
-                && target.sink.storage_id_dyn().is_some()
-                && saved.storage != target.sink.storage_id_dyn()
+                && target
+                    .sink
+                    .storage_id_dyn()
+                    .is_some_and(|now| saved.storage.as_ref() != Some(&now))
             {
                 self.notice(
                     "the partial file was replaced since the last run (another file under its name); starting over",
