@@ -149,7 +149,6 @@ mod tests {
     use crate::blocks::MemoryBlocks as Memory;
     use std::collections::HashMap;
 
-
     use super::*;
     use crate::block::sha256_cid as cid;
     use crate::block::{DAG_PB, RAW};
