@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
 use dlm_core::CancellationToken;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::time::Instant;
 
@@ -72,10 +72,19 @@ impl PeerError {
     }
 }
 
+/// A peer's byte stream: TCP, or anything layered on a transport (an
+/// encrypted stream, MSE; a uTP socket, BEP 29).
+pub trait PeerIo: AsyncRead + AsyncWrite + Send + Unpin + std::fmt::Debug {}
+
+impl<T: AsyncRead + AsyncWrite + Send + Unpin + std::fmt::Debug> PeerIo for T {}
+
+/// A connection's stream, whatever carries it.
+pub type PeerStream = Box<dyn PeerIo>;
+
 /// A handshaken connection to a peer.
 #[derive(Debug)]
 pub struct PeerConnection {
-    stream: TcpStream,
+    stream: PeerStream,
     buf: BytesMut,
     remote: Handshake,
     state: Arc<PeerState>,
@@ -183,9 +192,19 @@ impl PeerConnection {
         let stream = tokio::time::timeout(timeout, dial)
             .await
             .map_err(|_| stalled(addr, timeout))??;
+        let _ = stream.set_nodelay(true);
         // One limit for connecting and handshaking together.
         let left = timeout.saturating_sub(started.elapsed());
-        Self::handshake(stream, true, state, uploads, info_hash, peer_id, left).await
+        Self::handshake(
+            Box::new(stream),
+            true,
+            state,
+            uploads,
+            info_hash,
+            peer_id,
+            left,
+        )
+        .await
     }
 
     /// Answers a peer that connected to us: reads its handshake (which must
@@ -201,13 +220,23 @@ impl PeerConnection {
         peer_id: PeerId,
         timeout: Duration,
     ) -> Result<Self, PeerError> {
-        Self::handshake(stream, false, state, uploads, info_hash, peer_id, timeout).await
+        let _ = stream.set_nodelay(true);
+        Self::handshake(
+            Box::new(stream),
+            false,
+            state,
+            uploads,
+            info_hash,
+            peer_id,
+            timeout,
+        )
+        .await
     }
 
     /// Exchanges handshakes (BEP 3) within `timeout`: the side that
     /// connected (`initiator`) sends first. Then sends our bitfield.
     async fn handshake(
-        mut stream: TcpStream,
+        mut stream: PeerStream,
         initiator: bool,
         state: Arc<PeerState>,
         uploads: Arc<Uploads>,
@@ -219,7 +248,6 @@ impl PeerConnection {
         let io = |source| PeerError::Io { addr, source };
         let ours = Handshake::ours(info_hash, peer_id).encode();
         let go = async {
-            let _ = stream.set_nodelay(true);
             if initiator {
                 stream.write_all(&ours).await.map_err(io)?;
             }
@@ -239,7 +267,7 @@ impl PeerConnection {
     }
 
     async fn start(
-        stream: TcpStream,
+        stream: PeerStream,
         remote: Handshake,
         state: Arc<PeerState>,
         uploads: Arc<Uploads>,

@@ -11,7 +11,7 @@ mod upload;
 
 pub(crate) use bans::Bans;
 pub use bitfield::Bitfield;
-pub use connection::{PeerConnection, PeerError};
+pub use connection::{PeerConnection, PeerError, PeerIo, PeerStream};
 pub use counts::PieceCounts;
 pub use state::PeerState;
 pub use task::PeerHandle;
