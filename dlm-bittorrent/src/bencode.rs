@@ -112,6 +112,16 @@ pub fn validate(input: &[u8]) -> Result<(), BencodeError> {
     Ok(())
 }
 
+/// The length in bytes of the one value `input` starts with (what follows
+/// it is not looked at): BEP 9 `data` messages put raw bytes after a
+/// dictionary.
+///
+/// # Errors
+/// A [`BencodeError`] when `input` does not start with a well-formed value.
+pub fn value_len(input: &[u8]) -> Result<usize, BencodeError> {
+    value_end(input, 0, 0)
+}
+
 /// The raw bytes of `key`'s value in the top-level dictionary of `input`.
 ///
 /// # Errors

@@ -32,6 +32,19 @@ pub enum TorrentError {
         /// Whether trying later can help (connection failures, 5xx).
         retryable: bool,
     },
+    /// The magnet link is malformed or names no v1 swarm (BEP 9).
+    #[error("invalid magnet link: {0}")]
+    InvalidMagnet(String),
+    /// The torrent's metadata could not be fetched from peers (BEP 9): no
+    /// peer found, none had it, or what they sent did not match the
+    /// info-hash.
+    #[error("metadata for {info_hash}: {message}")]
+    Metadata {
+        /// The swarm, as 40 hex digits.
+        info_hash: String,
+        /// What went wrong.
+        message: String,
+    },
     /// Reading a local file failed.
     #[error("{what}: {source}")]
     Io {
@@ -45,9 +58,11 @@ pub enum TorrentError {
 impl From<TorrentError> for Error {
     fn from(e: TorrentError) -> Self {
         let (kind, retry) = match &e {
-            TorrentError::InvalidTorrent(_) | TorrentError::UnsafePath(_) => {
-                (ErrorKind::InvalidInput, false)
-            }
+            TorrentError::InvalidTorrent(_)
+            | TorrentError::UnsafePath(_)
+            | TorrentError::InvalidMagnet(_) => (ErrorKind::InvalidInput, false),
+            // Peers come and go: a later attempt may find one that has it.
+            TorrentError::Metadata { .. } => (ErrorKind::Network, true),
             TorrentError::Tracker { retryable, .. } => (ErrorKind::Protocol, *retryable),
             TorrentError::Fetch { retryable, .. } => (ErrorKind::Network, *retryable),
             TorrentError::Io { .. } => (ErrorKind::Io, false),

@@ -6,6 +6,8 @@ pub mod bencode;
 mod choker;
 mod config;
 mod error;
+pub mod extension;
+pub mod magnet;
 mod metainfo;
 mod metainfo_url;
 pub mod peer;
@@ -20,6 +22,7 @@ pub mod wire;
 
 pub use config::TorrentConfig;
 pub use error::TorrentError;
+pub use magnet::MagnetLink;
 pub use metainfo::{
     InfoHash, MAX_FILES, MAX_PIECE_LENGTH, MAX_TORRENT_BYTES, Metainfo, TorrentFile,
 };

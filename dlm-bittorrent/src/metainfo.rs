@@ -87,6 +87,9 @@ pub struct Metainfo {
     pub created_by: Option<String>,
     /// `comment`.
     pub comment: Option<String>,
+    /// The bencoded `info` dictionary exactly as in the `.torrent` (its
+    /// SHA-1 is the info-hash): what peers fetching the metadata get (BEP 9).
+    pub info_bytes: bytes::Bytes,
 }
 
 #[derive(Deserialize)]
@@ -164,9 +167,47 @@ impl Metainfo {
         let info_bytes = bencode::dict_value(bytes, b"info")
             .map_err(|e| invalid(e.to_string()))?
             .ok_or_else(|| invalid("no info dictionary"))?;
-        let info_hash = InfoHash(Sha1::digest(info_bytes).into());
         let raw: RawTorrent =
             serde_bencode::from_bytes(bytes).map_err(|e| invalid(format!("metainfo: {e}")))?;
+        let trackers = match raw.announce_list {
+            Some(tiers) if tiers.iter().any(|t| !t.is_empty()) => {
+                tiers.into_iter().filter(|t| !t.is_empty()).collect()
+            }
+            _ => raw
+                .announce
+                .filter(|a| !a.is_empty())
+                .map(|a| vec![vec![a]])
+                .unwrap_or_default(),
+        };
+        let url_list = match raw.url_list {
+            Some(UrlList::One(u)) if !u.is_empty() => vec![u],
+            Some(UrlList::Many(v)) => v.into_iter().filter(|u| !u.is_empty()).collect(),
+            _ => Vec::new(),
+        };
+        let mut m = Self::from_info(info_bytes, trackers, url_list)?;
+        m.creation_date = raw.creation_date;
+        m.created_by = raw.created_by;
+        m.comment = raw.comment;
+        Ok(m)
+    }
+
+    /// Builds the metainfo from a bencoded `info` dictionary alone (as
+    /// fetched from peers for a magnet link, BEP 9), with the trackers and
+    /// web seeds known from elsewhere. The info-hash is the SHA-1 of
+    /// `info_bytes` as given.
+    ///
+    /// # Errors
+    /// As [`Metainfo::from_bytes`].
+    pub fn from_info(
+        info_bytes: &[u8],
+        trackers: Vec<Vec<String>>,
+        url_list: Vec<String>,
+    ) -> Result<Self, TorrentError> {
+        if info_bytes.len() > MAX_TORRENT_BYTES {
+            return Err(invalid(format!("larger than {MAX_TORRENT_BYTES} bytes")));
+        }
+        bencode::validate(info_bytes).map_err(|e| invalid(e.to_string()))?;
+        let info_hash = InfoHash(Sha1::digest(info_bytes).into());
         let info: RawInfo = serde_bencode::from_bytes(info_bytes).map_err(|e| {
             if bencode::dict_value(info_bytes, b"meta version")
                 .ok()
@@ -244,18 +285,6 @@ impl Metainfo {
                 info.piece_length
             )));
         }
-        let trackers = match (raw.announce_list, raw.announce) {
-            (Some(tiers), _) if tiers.iter().any(|t| !t.is_empty()) => {
-                tiers.into_iter().filter(|t| !t.is_empty()).collect()
-            }
-            (_, Some(a)) if !a.is_empty() => vec![vec![a]],
-            _ => Vec::new(),
-        };
-        let url_list = match raw.url_list {
-            Some(UrlList::One(u)) if !u.is_empty() => vec![u],
-            Some(UrlList::Many(v)) => v.into_iter().filter(|u| !u.is_empty()).collect(),
-            _ => Vec::new(),
-        };
         Ok(Self {
             info_hash,
             name,
@@ -266,10 +295,51 @@ impl Metainfo {
             private: info.private == Some(1),
             trackers,
             url_list,
-            creation_date: raw.creation_date,
-            created_by: raw.created_by,
-            comment: raw.comment,
+            creation_date: None,
+            created_by: None,
+            comment: None,
+            info_bytes: bytes::Bytes::copy_from_slice(info_bytes),
         })
+    }
+
+    /// A `.torrent` file for this metainfo (BEP 3): its trackers
+    /// (`announce`, and the tiers as BEP 12 `announce-list`), the `info`
+    /// dictionary byte for byte, and the web seeds (BEP 19 `url-list`).
+    /// Reading it back gives the same info-hash.
+    pub fn to_torrent_bytes(&self) -> Vec<u8> {
+        fn string(out: &mut Vec<u8>, s: &[u8]) {
+            out.extend_from_slice(s.len().to_string().as_bytes());
+            out.push(b':');
+            out.extend_from_slice(s);
+        }
+        let mut out = b"d".to_vec();
+        // Keys in sorted order (BEP 3).
+        if let Some(first) = self.trackers.iter().flatten().next() {
+            string(&mut out, b"announce");
+            string(&mut out, first.as_bytes());
+            string(&mut out, b"announce-list");
+            out.push(b'l');
+            for tier in &self.trackers {
+                out.push(b'l');
+                for t in tier {
+                    string(&mut out, t.as_bytes());
+                }
+                out.push(b'e');
+            }
+            out.push(b'e');
+        }
+        string(&mut out, b"info");
+        out.extend_from_slice(&self.info_bytes);
+        if !self.url_list.is_empty() {
+            string(&mut out, b"url-list");
+            out.push(b'l');
+            for u in &self.url_list {
+                string(&mut out, u.as_bytes());
+            }
+            out.push(b'e');
+        }
+        out.push(b'e');
+        out
     }
 
     /// Reads and parses a `.torrent` file.
@@ -366,6 +436,7 @@ impl Metainfo {
             creation_date: None,
             created_by: None,
             comment: None,
+            info_bytes: bytes::Bytes::new(),
         }
     }
 }
