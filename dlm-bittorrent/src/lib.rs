@@ -3,6 +3,10 @@
 #![forbid(unsafe_code)]
 
 pub mod bencode;
+
+/// Our client name and version, as sent in the extended handshake's `v` (BEP 10).
+pub const CLIENT_NAME: &str = concat!("dlm ", env!("CARGO_PKG_VERSION"));
+
 mod choker;
 mod config;
 mod error;
@@ -22,7 +26,7 @@ pub mod wire;
 
 pub use config::TorrentConfig;
 pub use error::TorrentError;
-pub use magnet::MagnetLink;
+pub use magnet::{MagnetLink, MagnetSource};
 pub use metainfo::{
     InfoHash, MAX_FILES, MAX_PIECE_LENGTH, MAX_TORRENT_BYTES, Metainfo, TorrentFile,
 };

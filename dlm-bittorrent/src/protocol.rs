@@ -4,7 +4,10 @@ use std::sync::Arc;
 
 use dlm_core::{Error, ErrorKind, Input, Protocol, ProtocolRegistry, Resolve, Result, Target};
 
-use crate::{Metainfo, TorrentConfig, TorrentSource, fetch_metainfo, is_torrent_url};
+use crate::{
+    MagnetLink, MagnetSource, Metainfo, TorrentConfig, TorrentSource, fetch_metainfo,
+    is_torrent_url,
+};
 
 /// The media type of a `.torrent` (BEP 3 names none; trackers and aria2 use this one).
 pub const MEDIA_TYPE: &str = "application/x-bittorrent";
@@ -14,8 +17,10 @@ pub const MEDIA_TYPE: &str = "application/x-bittorrent";
 pub const SECTION: &str = "bittorrent";
 
 /// The BitTorrent backend: a local `.torrent` file (by extension), an
-/// `http(s)://…/x.torrent` URL, or any HTTP URL served as
-/// `application/x-bittorrent` (handed over by the HTTP protocol).
+/// `http(s)://…/x.torrent` URL, any HTTP URL served as
+/// `application/x-bittorrent` (handed over by the HTTP protocol), a
+/// `magnet:` link (BEP 9), or a bare info-hash (40 hex digits, taken as
+/// `magnet:?xt=urn:btih:…`).
 #[derive(Debug, Clone, Default)]
 pub struct TorrentProtocol {
     config: TorrentConfig,
@@ -34,7 +39,7 @@ impl Protocol for TorrentProtocol {
     }
 
     fn schemes(&self) -> &'static [&'static str] {
-        &[]
+        &["magnet"]
     }
 
     fn claims(&self, input: &Input) -> bool {
@@ -43,6 +48,7 @@ impl Protocol for TorrentProtocol {
                 .extension()
                 .is_some_and(|e| e.eq_ignore_ascii_case("torrent")),
             Input::Url(u) => is_torrent_url(u.as_str()).is_some(),
+            Input::Text(t) => is_info_hash(t),
             _ => false,
         }
     }
@@ -60,6 +66,14 @@ impl Protocol for TorrentProtocol {
     async fn resolve(&self, input: &Input, cx: &Resolve<'_>) -> Result<Target> {
         let config = dlm_core::config::apply_options(&self.config, SECTION, cx.options)?;
         let metainfo = match input {
+            Input::Url(url) if url.scheme() == "magnet" => {
+                let link = MagnetLink::parse(url.raw())?;
+                return Ok(Target::Source(Arc::new(MagnetSource::new(link, config))));
+            }
+            Input::Text(t) if is_info_hash(t) => {
+                let link = MagnetLink::parse(&format!("magnet:?xt=urn:btih:{t}"))?;
+                return Ok(Target::Source(Arc::new(MagnetSource::new(link, config))));
+            }
             Input::File(path) => {
                 let path = path.clone();
                 tokio::task::spawn_blocking(move || Metainfo::from_file(&path))
@@ -81,6 +95,11 @@ impl Protocol for TorrentProtocol {
             metainfo, config,
         ))))
     }
+}
+
+/// Whether `s` is a bare v1 info-hash: 40 hex digits.
+fn is_info_hash(s: &str) -> bool {
+    s.len() == 40 && s.bytes().all(|b| b.is_ascii_hexdigit())
 }
 
 /// Registers `.torrent` files with `config`.

@@ -27,6 +27,10 @@ const ANNOUNCE_AT_END: Duration = Duration::from_secs(5);
 /// Re-announce at most this often, whatever the tracker says.
 const MIN_REANNOUNCE: Duration = Duration::from_secs(30);
 
+/// Peer exchange messages go to each peer this often (BEP 11: at most once
+/// a minute).
+const PEX_INTERVAL_TICKS: u64 = 60;
+
 /// A tracker's announce interval is used up to this long (BEP 3 leaves it
 /// to the tracker; an hour bounds a hostile or broken value).
 const MAX_REANNOUNCE: Duration = Duration::from_secs(3600);
@@ -292,8 +296,9 @@ impl Swarm {
             None => None,
         };
         if let Some(l) = &listener {
-            self.port
-                .store(l.local_addr().map_or(0, |a| a.port()), Ordering::Relaxed);
+            let port = l.local_addr().map_or(0, |a| a.port());
+            self.port.store(port, Ordering::Relaxed);
+            self.uploads.set_listen_port(port);
         }
         self.use_trackers().await?;
         let mut candidates = self.config.peers.clone();
@@ -340,6 +345,7 @@ impl Swarm {
     fn serve_incoming(self: &Arc<Self>, listener: TcpListener) {
         if let Ok(a) = listener.local_addr() {
             self.port.store(a.port(), Ordering::Relaxed);
+            self.uploads.set_listen_port(a.port());
         }
         tokio::spawn(self.clone().accept_loop(listener));
         tokio::spawn(self.clone().choke_loop());
@@ -458,6 +464,7 @@ impl Swarm {
             tokio::spawn(async move {
                 swarm
                     .establish(addr, |state| {
+                        state.incoming.store(true, Ordering::Relaxed);
                         PeerConnection::accept(
                             stream,
                             state,
@@ -534,6 +541,76 @@ impl Swarm {
                 }
             }
             self.pool().unchoked = unchoked;
+            if !self.metainfo.private {
+                self.take_exchanged_peers(&peers);
+                if n > 0 && n.is_multiple_of(PEX_INTERVAL_TICKS) {
+                    self.exchange_peers(&peers);
+                }
+            }
+        }
+    }
+
+    /// Dials the peers that connected peers told us of (BEP 11 `added`)
+    /// while pieces are missing.
+    fn take_exchanged_peers(self: &Arc<Self>, peers: &[Arc<PeerState>]) {
+        let mut found = Vec::new();
+        for s in peers {
+            found.append(&mut s.extensions().inbox);
+        }
+        if found.is_empty() || self.left.load(Ordering::Relaxed) == 0 {
+            return;
+        }
+        tracing::debug!(peers = found.len(), "peers from peer exchange");
+        let swarm = self.clone();
+        tokio::spawn(async move { swarm.dial_all(crate::tracker::dedup(found)).await });
+    }
+
+    /// Prepares each peer's next `ut_pex` message (BEP 11): the peers we
+    /// are connected to that it was not told of yet, and those gone since.
+    fn exchange_peers(&self, peers: &[Arc<PeerState>]) {
+        use crate::extension::ut_pex::{FLAG_REACHABLE, FLAG_SEED, MAX_PEX_PEERS, PexMessage};
+        let total = self.metainfo.piece_count();
+        let current: HashMap<SocketAddr, u8> = peers
+            .iter()
+            .filter_map(|s| {
+                let a = s.listen_addr()?;
+                let flags = if s.piece_count() == total {
+                    FLAG_SEED | FLAG_REACHABLE
+                } else {
+                    FLAG_REACHABLE
+                };
+                Some((a, flags))
+            })
+            .collect();
+        for s in peers {
+            let mut e = s.extensions();
+            if e.ut_pex == 0 {
+                continue;
+            }
+            let me = s.listen_addr();
+            let added: Vec<(SocketAddr, u8)> = current
+                .iter()
+                .filter(|(a, _)| Some(**a) != me && !e.told.contains(a))
+                .map(|(a, f)| (*a, *f))
+                .take(MAX_PEX_PEERS)
+                .collect();
+            let dropped: Vec<SocketAddr> = e
+                .told
+                .iter()
+                .filter(|a| !current.contains_key(a))
+                .copied()
+                .take(MAX_PEX_PEERS)
+                .collect();
+            if added.is_empty() && dropped.is_empty() {
+                continue;
+            }
+            for a in &dropped {
+                e.told.remove(a);
+            }
+            e.told.extend(added.iter().map(|(a, _)| *a));
+            e.outbox = Some(PexMessage { added, dropped });
+            drop(e);
+            s.wake.notify_one();
         }
     }
 

@@ -58,6 +58,11 @@ pub struct Context {
     /// The engine connection making the call, when it is one: a swarm source
     /// binds one peer to each connection (see [`Source::availability`]).
     pub conn: Option<ConnId>,
+    /// A directory where the source may keep what it learned for a later
+    /// run of the same download (a magnet link's metadata, BEP 9): the
+    /// directory of the download's control file. `None` when the download
+    /// keeps no resume state.
+    pub state_dir: Option<std::path::PathBuf>,
 }
 
 impl Context {
@@ -68,7 +73,16 @@ impl Context {
 
     /// A context driven by `cancel`.
     pub fn with_cancel(cancel: CancellationToken) -> Self {
-        Self { cancel, conn: None }
+        Self {
+            cancel,
+            ..Self::default()
+        }
+    }
+
+    /// This context, with [`Context::state_dir`] set.
+    pub fn with_state_dir(mut self, dir: impl Into<std::path::PathBuf>) -> Self {
+        self.state_dir = Some(dir.into());
+        self
     }
 
     /// This context, for calls made by engine connection `conn`.

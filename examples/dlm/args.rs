@@ -141,7 +141,7 @@ pub(crate) enum RemoteCommand {
 
 #[derive(Debug, Args)]
 pub(crate) struct GetArgs {
-    /// What to download: URLs, paths (a .torrent), CIDs; several run -j at a time.
+    /// What to download: URLs, magnet links, paths (a .torrent), CIDs; several run -j at a time.
     #[arg(value_name = "INPUT", required_unless_present = "input_file")]
     pub(crate) urls: Vec<String>,
     /// Read inputs from FILE ("-" for standard input), one per line, with per-input options on

@@ -361,6 +361,11 @@ async fn info(a: InfoArgs) -> u8 {
         Ok(p) => p,
         Err(e) => return fail(&e),
     };
+    // What the probe learned (a magnet link's metadata, fetched from peers).
+    if let Some(d) = source.describe_dyn() {
+        print_description(&source.identity_dyn(), &d, a.json);
+        return exit_code::SUCCESS;
+    }
     if a.json {
         println!(
             "{}",

@@ -18,6 +18,9 @@ use tokio::time::Instant;
 use super::upload::BlockError;
 use super::{Bitfield, PeerState, Uploads};
 use crate::InfoHash;
+use crate::extension::ut_metadata::{MetadataMessage, piece_of};
+use crate::extension::ut_pex::PexMessage;
+use crate::extension::{ExtendedHandshake, UT_METADATA_ID, UT_PEX_ID};
 use crate::tracker::PeerId;
 use crate::wire::{BLOCK_LEN, HANDSHAKE_LEN, Handshake, Message, WireError};
 
@@ -102,6 +105,8 @@ pub struct PeerConnection {
     outstanding: usize,
     /// The peer's requests waiting to be served, oldest first.
     requests: VecDeque<Request>,
+    /// Extension messages to send (metadata answers, BEP 9), oldest first.
+    ext_out: VecDeque<Message>,
     /// How much of our `gained` log the peer has been told of (`have`s).
     told: usize,
     /// When we last sent anything (keep-alives every two minutes, BEP 3).
@@ -146,6 +151,9 @@ const RATE_WINDOW: Duration = Duration::from_millis(250);
 /// `max_allowed_in_request_queue` is 2000; Transmission keeps 512 — ours
 /// are served as they come, so a short queue is plenty).
 const MAX_QUEUED_REQUESTS: usize = 512;
+
+/// Metadata requests (BEP 9) from one peer queued at most; more are dropped.
+const MAX_QUEUED_EXTENSION_MESSAGES: usize = 64;
 
 /// A request for a piece not readable yet is tried again after this long,
 /// at most [`MAX_TRIES`] times.
@@ -285,6 +293,7 @@ impl PeerConnection {
             ahead: None,
             outstanding: 0,
             requests: VecDeque::new(),
+            ext_out: VecDeque::new(),
             told: uploads.gained_len(),
             uploads,
             last_sent: Instant::now(),
@@ -294,12 +303,85 @@ impl PeerConnection {
             window_start: Instant::now(),
             window_bytes: 0,
         };
+        if c.remote.supports_extensions() {
+            let hs = c.extended_handshake();
+            c.send(&hs).await?;
+        }
         let ours = c.uploads.pieces();
         if ours.count() > 0 {
             c.send(&Message::Bitfield(Bytes::copy_from_slice(ours.as_bytes())))
                 .await?;
         }
         Ok(c)
+    }
+
+    /// Our extended handshake (BEP 10): `ut_metadata` (BEP 9) with the
+    /// info dictionary's size, `ut_pex` (BEP 11) unless the torrent is
+    /// private (BEP 27), our port and client, and our request queue size.
+    fn extended_handshake(&self) -> Message {
+        let m = self.uploads.metainfo();
+        let mut h = ExtendedHandshake::default();
+        if !m.info_bytes.is_empty() {
+            h.m.insert("ut_metadata".into(), i64::from(UT_METADATA_ID));
+            h.metadata_size = Some(m.info_bytes.len() as i64);
+        }
+        if !m.private {
+            h.m.insert("ut_pex".into(), i64::from(UT_PEX_ID));
+        }
+        let port = self.uploads.listen_port();
+        h.p = (port != 0).then_some(i64::from(port));
+        h.v = Some(serde_bytes::ByteBuf::from(crate::CLIENT_NAME.as_bytes()));
+        h.reqq = Some(MAX_QUEUED_REQUESTS as i64);
+        Message::Extended {
+            id: 0,
+            payload: Bytes::from(h.encode()),
+        }
+    }
+
+    /// Handles an extension message (BEP 10): the peer's handshake, a
+    /// metadata request (BEP 9, answered from our info dictionary), or
+    /// peers it exchanges (BEP 11, kept for the swarm; never for a private
+    /// torrent, BEP 27). What is not understood is ignored.
+    fn note_extended(&mut self, id: u8, payload: &Bytes) {
+        let addr = self.state.addr();
+        match id {
+            0 => match ExtendedHandshake::decode(payload) {
+                Ok(h) => self.state.extensions().handshake(&h),
+                Err(e) => tracing::debug!(peer = %addr, error = %e, "extended handshake ignored"),
+            },
+            UT_METADATA_ID => {
+                let their_id = self.state.extensions().ut_metadata;
+                let piece = match MetadataMessage::decode(payload) {
+                    Ok(MetadataMessage::Request { piece }) => piece,
+                    Ok(_) => return,
+                    Err(e) => {
+                        tracing::debug!(peer = %addr, error = %e, "ut_metadata message ignored");
+                        return;
+                    }
+                };
+                if their_id == 0 || self.ext_out.len() >= MAX_QUEUED_EXTENSION_MESSAGES {
+                    return;
+                }
+                let info = &self.uploads.metainfo().info_bytes;
+                let reply = match piece_of(info, piece) {
+                    Some(data) => MetadataMessage::Data {
+                        piece,
+                        total_size: info.len() as u64,
+                        data,
+                    },
+                    None => MetadataMessage::Reject { piece },
+                };
+                self.ext_out.push_back(Message::Extended {
+                    id: their_id,
+                    payload: Bytes::from(reply.encode()),
+                });
+            }
+            UT_PEX_ID if !self.uploads.metainfo().private => match PexMessage::decode(payload) {
+                Ok(m) => self.state.extensions().received(m),
+                Err(e) => tracing::debug!(peer = %addr, error = %e, "ut_pex message ignored"),
+            },
+            _ => {}
+        }
     }
 
     /// The peer's address.
@@ -429,6 +511,7 @@ impl PeerConnection {
                     .downloaded
                     .fetch_add(block.len() as u64, Ordering::Relaxed);
             }
+            Message::Extended { id, payload } => self.note_extended(*id, payload),
             _ => {}
         }
         Ok(())
@@ -437,6 +520,21 @@ impl PeerConnection {
     /// Our side of the conversation: applies the choker's decision, sends
     /// `have` for pieces gained, serves queued requests, keeps alive.
     async fn service(&mut self) -> Result<(), PeerError> {
+        while let Some(m) = self.ext_out.pop_front() {
+            self.send(&m).await?;
+        }
+        let pex = {
+            let mut e = self.state.extensions();
+            let id = e.ut_pex;
+            e.outbox.take().filter(|_| id != 0).map(|m| (id, m))
+        };
+        if let Some((id, m)) = pex {
+            self.send(&Message::Extended {
+                id,
+                payload: Bytes::from(m.encode()),
+            })
+            .await?;
+        }
         let choke = self.state.choke_wanted.load(Ordering::Relaxed);
         if choke != self.choking {
             self.choking = choke;

@@ -8,7 +8,7 @@ use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 use tokio::sync::Notify;
 
-use super::{Bitfield, PieceCounts};
+use super::{Bitfield, PeerExtensions, PieceCounts};
 
 /// One peer's shared state.
 #[derive(Debug)]
@@ -26,8 +26,12 @@ pub struct PeerState {
     pub(crate) uploaded: AtomicU64,
     /// The connection ended.
     pub(crate) closed: AtomicBool,
+    /// The peer connected to us (its port is not where it listens).
+    pub(crate) incoming: AtomicBool,
     /// Wakes the connection's task: a choke decision changed or we have new pieces.
     pub(crate) wake: Notify,
+    /// The extension protocol's state (BEP 10, 11).
+    extensions: Mutex<PeerExtensions>,
 }
 
 impl PeerState {
@@ -42,13 +46,38 @@ impl PeerState {
             downloaded: AtomicU64::new(0),
             uploaded: AtomicU64::new(0),
             closed: AtomicBool::new(false),
+            incoming: AtomicBool::new(false),
             wake: Notify::new(),
+            extensions: Mutex::new(PeerExtensions::default()),
         }
     }
 
     /// The peer's address.
     pub fn addr(&self) -> SocketAddr {
         self.addr
+    }
+
+    /// The extension protocol's state of this peer.
+    pub(crate) fn extensions(&self) -> MutexGuard<'_, PeerExtensions> {
+        self.extensions
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Where the peer accepts connections: the address we dialled, or for
+    /// a peer that connected to us, its IP with the port its extended
+    /// handshake gave (BEP 10 `p`); `None` when that is unknown.
+    pub fn listen_addr(&self) -> Option<SocketAddr> {
+        if !self.incoming.load(Ordering::Relaxed) {
+            return Some(self.addr);
+        }
+        let port = self.extensions().listen_port?;
+        Some(SocketAddr::new(self.addr.ip(), port))
+    }
+
+    /// The peer's client name, from its extended handshake (BEP 10 `v`).
+    pub fn client(&self) -> Option<String> {
+        self.extensions().client.clone()
     }
 
     fn have_lock(&self) -> MutexGuard<'_, Bitfield> {

@@ -41,6 +41,9 @@ pub struct Uploads {
     uploaded: AtomicU64,
     /// Length of the `gained` log, readable without the lock.
     gained_len: AtomicUsize,
+    /// The TCP port peers can reach us on (0: not listening), told to them
+    /// in the extended handshake (BEP 10 `p`).
+    listen_port: std::sync::atomic::AtomicU16,
 }
 
 #[derive(Debug)]
@@ -86,7 +89,23 @@ impl Uploads {
             limiter: RateLimiter::new(rate),
             uploaded: AtomicU64::new(0),
             gained_len: AtomicUsize::new(0),
+            listen_port: std::sync::atomic::AtomicU16::new(0),
         }
+    }
+
+    /// The torrent served.
+    pub(crate) fn metainfo(&self) -> &Arc<Metainfo> {
+        &self.metainfo
+    }
+
+    /// Sets the port we listen for peers on (0: none).
+    pub(crate) fn set_listen_port(&self, port: u16) {
+        self.listen_port.store(port, Ordering::Relaxed);
+    }
+
+    /// The port we listen for peers on (0: none).
+    pub(crate) fn listen_port(&self) -> u16 {
+        self.listen_port.load(Ordering::Relaxed)
     }
 
     fn state(&self) -> MutexGuard<'_, State> {

@@ -532,13 +532,46 @@ impl Engine {
         self.shared.emit(Event::SourceDropped { source, reason });
     }
 
+    /// Probes source `i`, retrying as [`Self::with_retries`] does; a cancel
+    /// ends a probe in flight too (a magnet link's may take minutes).
     async fn probe_with_retries(&self, i: usize) -> Result<Probe> {
         let source = &self.sources[i];
-        self.with_retries("probe", || async {
-            let cx = Context::new();
-            source.probe_dyn(&cx).await
+        let state_dir = self.state_dir();
+        self.with_retries("probe", || {
+            let state_dir = state_dir.clone();
+            let mut control = self.control.clone();
+            async move {
+                let cancel = CancellationToken::new();
+                let mut cx = Context::with_cancel(cancel.clone());
+                cx.state_dir = state_dir;
+                tokio::select! {
+                    r = source.probe_dyn(&cx) => r,
+                    _ = control.wait_for(|c| *c == Control::Cancel) => {
+                        cancel.cancel();
+                        Err(Error::cancelled())
+                    }
+                }
+            }
         })
         .await
+    }
+
+    /// Where sources may keep state for a later run: the directory the
+    /// control file goes to ([`Context::state_dir`]).
+    fn state_dir(&self) -> Option<PathBuf> {
+        let dir = match &self.output {
+            Output::File(p) => p.parent().map(Path::to_path_buf),
+            Output::Dir(d) => Some(d.clone()),
+            Output::Sink { control_file, .. } => control_file
+                .as_ref()
+                .and_then(|c| c.parent())
+                .map(Path::to_path_buf),
+        }?;
+        Some(if dir.as_os_str().is_empty() {
+            PathBuf::from(".")
+        } else {
+            dir
+        })
     }
 
     /// Hands the primary its storage ([`Source::attach`](crate::Source::attach)),
@@ -1214,14 +1247,23 @@ fn part_name(target: &Target) -> String {
 
 /// Applies a file selection to a probe: marks the files wanted or not and
 /// adds to [`Probe::skip`] the alignment units (pieces) that hold no byte of
-/// a selected file.
+/// a selected file. Without a selection from the user, the files the
+/// probe itself left unwanted (a magnet link's `so`) are the ones skipped.
 ///
 /// # Errors
 /// [`ErrorKind::InvalidInput`] for an index past the last file, or a
 /// selection of anything but file 0 in a one-file byte space.
 fn select_files(probe: &mut Probe, selected: Option<&[usize]>) -> Result<()> {
-    let Some(selected) = selected else {
-        return Ok(());
+    let source_selection: Vec<usize>;
+    let selected = match selected {
+        Some(s) => s,
+        None if probe.files.iter().any(|f| !f.wanted) => {
+            source_selection = (0..probe.files.len())
+                .filter(|&i| probe.files[i].wanted)
+                .collect();
+            &source_selection
+        }
+        None => return Ok(()),
     };
     let count = probe.files.len().max(1);
     if let Some(bad) = selected.iter().find(|i| **i >= count) {
