@@ -23,7 +23,7 @@ pub use http::{content_disposition, content_range, digest};
 pub use ipfs::{bitswap, car, dag_pb, ipns};
 pub use local::{control_file, netrc, settings};
 pub use s3::{s3_error, s3_list};
-pub use torrent::{bencode, metainfo, tracker_reply, tracker_udp, wire};
+pub use torrent::{bencode, bt_extension, magnet, metainfo, tracker_reply, tracker_udp, wire};
 
 /// A target's function: runs the parser on one input, panics on a finding.
 pub type Target = fn(&[u8]);
@@ -32,6 +32,7 @@ pub type Target = fn(&[u8]);
 pub const TARGETS: &[(&str, Target)] = &[
     ("bencode", bencode),
     ("bitswap", bitswap),
+    ("bt_extension", bt_extension),
     ("car", car),
     ("content_disposition", content_disposition),
     ("content_range", content_range),
@@ -41,6 +42,7 @@ pub const TARGETS: &[(&str, Target)] = &[
     ("ftp_listing", ftp_listing),
     ("ftp_reply", ftp_reply),
     ("ipns", ipns),
+    ("magnet", magnet),
     ("metainfo", metainfo),
     ("netrc", netrc),
     ("s3_error", s3_error),

@@ -93,3 +93,46 @@ pub fn tracker_udp(data: &[u8]) {
         }
     }
 }
+
+/// The extension protocol (BEP 10): the input as an extended handshake, a
+/// `ut_metadata` message (BEP 9) and a `ut_pex` message (BEP 11).
+///
+/// Checks: what decodes encodes back to bytes that decode to the same
+/// message; a `ut_metadata` data message's bytes are what follows its
+/// dictionary; a `ut_pex` message keeps at most `MAX_PEX_READ` added peers.
+pub fn bt_extension(data: &[u8]) {
+    use dlm_bittorrent::extension::ExtendedHandshake;
+    use dlm_bittorrent::extension::ut_metadata::MetadataMessage;
+    use dlm_bittorrent::extension::ut_pex::{MAX_PEX_READ, PexMessage};
+    if let Ok(h) = ExtendedHandshake::decode(data) {
+        let again = ExtendedHandshake::decode(&h.encode()).expect("re-encoded handshake");
+        assert_eq!(again, h);
+    }
+    let bytes = bytes::Bytes::copy_from_slice(data);
+    if let Ok(m) = MetadataMessage::decode(&bytes) {
+        if let MetadataMessage::Data { data: piece, .. } = &m {
+            assert!(data.ends_with(piece));
+        }
+        let again = MetadataMessage::decode(&bytes::Bytes::from(m.encode()))
+            .expect("re-encoded ut_metadata");
+        assert_eq!(again, m);
+    }
+    if let Ok(m) = PexMessage::decode(data) {
+        assert!(m.added.len() <= MAX_PEX_READ);
+    }
+}
+
+/// Magnet links (BEP 9): the input as UTF-8 text.
+///
+/// Checks: a parsed link keeps its hint lists within `MAX_MAGNET_HINTS`.
+pub fn magnet(data: &[u8]) {
+    use dlm_bittorrent::magnet::{MAX_MAGNET_HINTS, MagnetLink};
+    let Ok(text) = std::str::from_utf8(data) else {
+        return;
+    };
+    if let Ok(m) = MagnetLink::parse(text) {
+        assert!(m.trackers.len() <= MAX_MAGNET_HINTS);
+        assert!(m.peers.len() <= MAX_MAGNET_HINTS);
+        assert!(m.web_seeds.len() <= MAX_MAGNET_HINTS);
+    }
+}
