@@ -9,7 +9,7 @@
 
 use std::future::Future;
 use std::net::SocketAddr;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use base64::Engine as _;
@@ -139,6 +139,66 @@ async fn an_uploaded_torrent_downloads_then_seeds_to_aria2c_until_its_ratio() {
             "seeded until the ratio: {done}"
         );
         assert!(done["ratio"].as_f64().unwrap() >= 1.0, "{done}");
+    })
+    .await;
+}
+
+/// A magnet job: the metadata comes from a libtorrent seeder found through
+/// the link's tracker, the download completes, and dlmd then seeds, metadata
+/// included, to an aria2c that has nothing but the same magnet link.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_magnet_job_completes_and_seeds_to_an_aria2c_magnet_leecher() {
+    let Some(tracker) = Tracker::start() else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let Some(fx) = TorrentSpec::single_file("magnet.bin", 4 * MIB)
+        .with_tracker(&tracker.announce_http())
+        .with_piece_len_log2(16)
+        .with_seed(23)
+        .create(&dir.path().join("seed"))
+    else {
+        return;
+    };
+    tracker.allow(&fx.info_hash_hex());
+    let Some(mut seeder) = LibtorrentPeer::start(LibtorrentOptions::default().with_seed(&fx))
+    else {
+        return;
+    };
+    assert!(
+        tracker.wait_for_seeders(&fx.info_hash, 1, Duration::from_secs(20)),
+        "the seeder announced"
+    );
+    let port = free_port();
+    let dlmd = dlmd_with(&[format!("bittorrent.listen_port={port}")]);
+    bounded(async {
+        let job = dlmd
+            .add_job(&json!({"url": fx.magnet(), "seed_ratio": 1.0}))
+            .await;
+        dlmd.wait_for_job(id(&job), JOB_TIMEOUT, |j| state(j) == "seeding")
+            .await;
+        fx.check_download(dlmd.download_dir()).unwrap();
+        seeder.stop();
+        let leech = dir.path().join("leech");
+        let magnet = PathBuf::from(fx.magnet());
+        let Some(mut aria2) = Aria2Leecher::start(&magnet, &leech, &Aria2Options::default())
+        else {
+            return;
+        };
+        let status = tokio::task::spawn_blocking(move || {
+            let s = aria2.wait(JOB_TIMEOUT);
+            (s, aria2.log())
+        })
+        .await
+        .unwrap();
+        assert!(
+            status.0.is_some_and(|s| s.success()),
+            "aria2c got the metadata and the data from dlmd: {}",
+            status.1
+        );
+        fx.check_download(&leech).unwrap();
+        dlmd.wait_for_job(id(&job), JOB_TIMEOUT, |j| state(j) == "completed")
+            .await;
     })
     .await;
 }
