@@ -22,6 +22,7 @@ mod source;
 mod swarm;
 pub mod tracker;
 pub mod verify;
+mod webseed;
 pub mod wire;
 
 pub use config::TorrentConfig;
@@ -33,3 +34,4 @@ pub use metainfo::{
 pub use metainfo_url::{fetch_metainfo, is_torrent_url};
 pub use protocol::{MEDIA_TYPE, SECTION, TorrentProtocol, register, register_with};
 pub use source::{PIECE_MEMORY_BYTES, TorrentSource};
+pub use webseed::CONNECTIONS_PER_WEB_SEED;

@@ -68,11 +68,13 @@ impl Protocol for TorrentProtocol {
         let metainfo = match input {
             Input::Url(url) if url.scheme() == "magnet" => {
                 let link = MagnetLink::parse(url.raw())?;
-                return Ok(Target::Source(Arc::new(MagnetSource::new(link, config))));
+                let source = MagnetSource::new(link, config).with_registry(cx.registry());
+                return Ok(Target::Source(Arc::new(source)));
             }
             Input::Text(t) if is_info_hash(t) => {
                 let link = MagnetLink::parse(&format!("magnet:?xt=urn:btih:{t}"))?;
-                return Ok(Target::Source(Arc::new(MagnetSource::new(link, config))));
+                let source = MagnetSource::new(link, config).with_registry(cx.registry());
+                return Ok(Target::Source(Arc::new(source)));
             }
             Input::File(path) => {
                 let path = path.clone();
@@ -91,9 +93,9 @@ impl Protocol for TorrentProtocol {
                 ));
             }
         };
-        Ok(Target::Source(Arc::new(TorrentSource::new(
-            metainfo, config,
-        ))))
+        Ok(Target::Source(Arc::new(
+            TorrentSource::new(metainfo, config).with_registry(cx.registry()),
+        )))
     }
 }
 

@@ -20,6 +20,7 @@ use tokio::sync::OnceCell;
 use crate::peer::{Bitfield, PeerHandle, PeerState};
 use crate::picker::PiecePicker;
 use crate::swarm::Swarm;
+use crate::webseed::WebSeeds;
 use crate::{Metainfo, TorrentConfig};
 
 /// Attempts at one piece, each from another peer, before the chunk fails.
@@ -65,6 +66,8 @@ pub struct TorrentSource {
     endgame: Arc<AtomicBool>,
     /// Pieces being assembled, in KiB ([`PIECE_MEMORY_BYTES`] in all).
     piece_memory: Arc<tokio::sync::Semaphore>,
+    /// The torrent's HTTP/FTP mirrors (BEP 19).
+    web_seeds: Arc<WebSeeds>,
 }
 
 impl TorrentSource {
@@ -74,20 +77,45 @@ impl TorrentSource {
         Self {
             sequential: config.sequential,
             swarm: Arc::new(Swarm::new(metainfo.clone(), config)),
-            metainfo,
             joined: OnceCell::new(),
             endgame: Arc::new(AtomicBool::new(false)),
             piece_memory: Arc::new(tokio::sync::Semaphore::new(
                 (PIECE_MEMORY_BYTES / 1024) as usize,
             )),
+            web_seeds: Arc::new(WebSeeds::new(metainfo.clone(), None)),
+            metainfo,
         }
     }
 
+    /// Serves the torrent's web seeds (BEP 19 `url-list`: HTTP(S) and FTP
+    /// mirrors) through `registry`'s sources, as connections of the swarm:
+    /// connections without a peer fetch whole pieces from them, every piece
+    /// checked against its SHA-1. Without a registry, web seeds are ignored.
+    pub fn with_registry(mut self, registry: dlm_core::ProtocolRegistry) -> Self {
+        self.web_seeds = Arc::new(WebSeeds::new(self.metainfo.clone(), Some(registry)));
+        self
+    }
+
+    /// Payload bytes the web seeds delivered, verified.
+    pub fn web_seed_bytes(&self) -> u64 {
+        self.web_seeds.delivered()
+    }
+
     /// Joins the swarm once (announces, dials the first peers); a failed
-    /// attempt is tried again by the next call.
+    /// attempt is tried again by the next call. A torrent with usable web
+    /// seeds joins even when no peer is found.
     async fn join(&self) -> Result<()> {
         self.joined
-            .get_or_try_init(|| async { self.swarm.join().await })
+            .get_or_try_init(|| async {
+                match self.swarm.join().await {
+                    Err(e) if self.web_seeds.usable() => {
+                        tracing::info!(error = %e, "no peer yet: downloading from the web seeds");
+                        self.swarm.join_without_peers().await;
+                        Ok(())
+                    }
+                    r => r,
+                }
+            })
             .await?;
         Ok(())
     }
@@ -188,6 +216,14 @@ async fn fetch_piece(
         .await
         .map_err(|_| Error::cancelled())?;
     let next = req.next.map(|n| (n as u32, m.piece_len(n) as u32));
+    // A connection without a peer of its own takes the piece from a web seed (BEP 19).
+    if held.is_none() && !swarm.is_bound(req.conn) && req.web_seeds.has_free_slot() {
+        match req.web_seeds.fetch_piece(index, &req.cancel).await {
+            Some(Ok(bytes)) => return Ok((bytes, None)),
+            Some(Err(e)) => tracing::debug!(piece = index, error = %e, "web seeds failed"),
+            None => {}
+        }
+    }
     for _ in 0..PIECE_ATTEMPTS {
         let peer = match held.take() {
             Some(p) if p.has(index) && !p.state().is_closed() => p,
@@ -266,6 +302,19 @@ async fn fetch_piece(
             }
         }
     }
+    // No peer has it (or none delivered it): the web seeds may.
+    if let Some(r) = req.web_seeds.fetch_piece(index, &req.cancel).await {
+        match r {
+            Ok(bytes) => return Ok((bytes, None)),
+            Err(e) => {
+                return Err(Error::new(
+                    ErrorKind::Network,
+                    format!("no peer or web seed delivered piece {index}: {e}"),
+                )
+                .retryable());
+            }
+        }
+    }
     Err(Error::new(
         ErrorKind::Network,
         format!("no connected peer delivered piece {index}"),
@@ -282,6 +331,10 @@ struct PieceRequest {
     endgame: Arc<AtomicBool>,
     /// The download's piece memory ([`PIECE_MEMORY_BYTES`], in KiB permits).
     memory: Arc<tokio::sync::Semaphore>,
+    /// The torrent's web seeds.
+    web_seeds: Arc<WebSeeds>,
+    /// Cancelled when the engine gives the range up.
+    cancel: CancellationToken,
 }
 
 /// Gives the peer held by a range's reader back to the swarm when the
@@ -334,6 +387,8 @@ impl Source for TorrentSource {
         let conn = cx.conn;
         let endgame = self.endgame.clone();
         let memory = self.piece_memory.clone();
+        let web_seeds = self.web_seeds.clone();
+        let cancel = cx.cancel.clone();
         let start = range.start();
         let end = range.end().unwrap_or(m.total_length).min(m.total_length);
         let first = (start / m.piece_length) as usize;
@@ -347,6 +402,8 @@ impl Source for TorrentSource {
             let swarm = swarm.clone();
             let endgame = endgame.clone();
             let memory = memory.clone();
+            let web_seeds = web_seeds.clone();
+            let cancel = cancel.clone();
             async move {
                 let (index, mut held) = state?;
                 let piece_start = m.piece_range(index).start;
@@ -360,6 +417,8 @@ impl Source for TorrentSource {
                     idle,
                     endgame,
                     memory,
+                    web_seeds,
+                    cancel,
                 };
                 match fetch_piece(&swarm, &m, req, held.peer.take()).await {
                     Ok((bytes, peer)) => {
@@ -376,8 +435,15 @@ impl Source for TorrentSource {
         Ok(Box::pin(frames))
     }
 
+    /// The pieces of the peer bound to `conn`; every piece for a
+    /// connection without a peer while a web seed is usable (BEP 19).
     fn availability(&self, conn: ConnId) -> Availability {
-        self.swarm.availability(conn)
+        match self.swarm.availability(conn) {
+            Availability::Ranges(r) if r.is_empty() && self.web_seeds.usable() => {
+                Availability::Whole
+            }
+            a => a,
+        }
     }
 
     fn scheduler(&self, sequential: bool) -> Option<Box<dyn Scheduler>> {

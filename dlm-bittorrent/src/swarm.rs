@@ -340,6 +340,28 @@ impl Swarm {
         Ok(())
     }
 
+    /// Joins with no peer to dial (a torrent served by its web seeds,
+    /// BEP 19, alone): listens, announces to the trackers that answer, and
+    /// runs the choker, so peers found later still connect.
+    pub(crate) async fn join_without_peers(self: &Arc<Self>) {
+        if let Some(l) = match self.config.listen_port {
+            Some(port) => bind(port).await,
+            None => None,
+        } {
+            self.serve_incoming(l);
+        } else {
+            tokio::spawn(self.clone().choke_loop());
+        }
+        if self.use_trackers().await.is_ok() && !self.metainfo.trackers.is_empty() {
+            tokio::spawn(self.clone().announce_loop(MIN_REANNOUNCE));
+        }
+    }
+
+    /// Whether engine connection `conn` has a peer bound to it.
+    pub(crate) fn is_bound(&self, conn: Option<ConnId>) -> bool {
+        conn.is_some_and(|c| self.pool().bound.contains_key(&c))
+    }
+
     /// Serves peers that connect to `listener`, with the choker, until the
     /// swarm stops.
     fn serve_incoming(self: &Arc<Self>, listener: TcpListener) {

@@ -181,6 +181,14 @@ impl<'a> Resolve<'a> {
             .any(|p| p.name_dyn() != self.current && !p.media_types_dyn().is_empty())
     }
 
+    /// The registry resolving this input (a cheap copy sharing its
+    /// protocols), for a protocol that opens other protocols' sources
+    /// later: BitTorrent web seeds (BEP 19) are HTTP or FTP sources of the
+    /// same swarm.
+    pub fn registry(&self) -> ProtocolRegistry {
+        self.registry.clone()
+    }
+
     /// Resolves `input` with the protocol that registered `content_type`
     /// ([`Protocol::media_types`]); `None` when no other protocol takes it.
     ///
@@ -304,7 +312,7 @@ impl<T: Protocol> ProtocolDyn for T {
 /// let err = registry.protocol(&Input::parse("gopher://h/x")).unwrap_err();
 /// assert_eq!(err.kind(), ErrorKind::Unsupported);
 /// ```
-#[derive(Default)]
+#[derive(Clone, Default)]
 pub struct ProtocolRegistry {
     by_scheme: BTreeMap<String, Arc<dyn ProtocolDyn>>,
     protocols: Vec<Arc<dyn ProtocolDyn>>,

@@ -181,8 +181,7 @@ async fn a_magnet_job_completes_and_seeds_to_an_aria2c_magnet_leecher() {
         seeder.stop();
         let leech = dir.path().join("leech");
         let magnet = PathBuf::from(fx.magnet());
-        let Some(mut aria2) = Aria2Leecher::start(&magnet, &leech, &Aria2Options::default())
-        else {
+        let Some(mut aria2) = Aria2Leecher::start(&magnet, &leech, &Aria2Options::default()) else {
             return;
         };
         let status = tokio::task::spawn_blocking(move || {

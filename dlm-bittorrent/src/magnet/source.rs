@@ -53,6 +53,8 @@ pub struct MagnetSource {
     torrent: OnceCell<Arc<TorrentSource>>,
     /// Where the metadata was saved or read from.
     saved: Mutex<Option<PathBuf>>,
+    /// For the web seeds (`ws`, BEP 19).
+    registry: Option<dlm_core::ProtocolRegistry>,
 }
 
 impl MagnetSource {
@@ -64,7 +66,15 @@ impl MagnetSource {
             peer_id: PeerId::random(),
             torrent: OnceCell::new(),
             saved: Mutex::new(None),
+            registry: None,
         }
+    }
+
+    /// Serves the link's web seeds (`ws`) through `registry`'s sources, as
+    /// [`TorrentSource::with_registry`] does.
+    pub fn with_registry(mut self, registry: dlm_core::ProtocolRegistry) -> Self {
+        self.registry = Some(registry);
+        self
     }
 
     /// The link.
@@ -120,7 +130,11 @@ impl MagnetSource {
                         m
                     }
                 };
-                Ok::<_, Error>(Arc::new(TorrentSource::new(metainfo, config)))
+                let mut torrent = TorrentSource::new(metainfo, config);
+                if let Some(r) = &self.registry {
+                    torrent = torrent.with_registry(r.clone());
+                }
+                Ok::<_, Error>(Arc::new(torrent))
             })
             .await
     }

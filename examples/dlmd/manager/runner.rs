@@ -119,6 +119,7 @@ impl Manager {
                     Some(d) if d.ends_with('/') => Output::Dir(self.download_dir.join(d)),
                     Some(d) => Output::File(self.download_dir.join(d)),
                 };
+                let described = source.clone();
                 let mut download = Download::new(source, output).with_options(opts);
                 for m in &row.mirrors {
                     download = download
@@ -133,6 +134,7 @@ impl Manager {
                     handle.control(),
                     protocol,
                     (files, row.selected.clone(), seed.is_some()),
+                    described,
                 );
                 let (result, ()) = tokio::join!(handle.wait(), forward);
                 result.map(Outcome::File)
@@ -175,7 +177,8 @@ impl Manager {
         mut events: broadcast::Receiver<Event>,
         control: DownloadControl,
         protocol: &'static str,
-        (spans, selected, seeding): (Vec<FileSpan>, Option<Vec<usize>>, bool),
+        (mut spans, selected, seeding): (Vec<FileSpan>, Option<Vec<usize>>, bool),
+        source: dlm_core::BoxSource,
     ) {
         let mut last_store = Instant::now() - STORE_PROGRESS_EVERY;
         let mut last_bytes = 0u64;
@@ -188,6 +191,17 @@ impl Manager {
                 Err(broadcast::error::RecvError::Closed) => return,
             };
             match ev {
+                // A magnet link knows its files only once its probe fetched the metadata.
+                Event::Probed { .. } if spans.is_empty() => {
+                    if let Some(d) = source.describe_dyn() {
+                        spans = d.files;
+                        let _ = self.store.set_files(
+                            id,
+                            "file",
+                            &span_files(&spans, selected.as_deref(), None),
+                        );
+                    }
+                }
                 Event::Started { path: Some(p), .. } => {
                     let rel = p.strip_prefix(&self.download_dir).unwrap_or(&p);
                     let _ = self.store.set_path(id, &rel.to_string_lossy());

@@ -26,6 +26,7 @@ pub struct TorrentSpec {
     files: Vec<(String, u64)>,
     single: bool,
     tiers: Vec<Vec<String>>,
+    web_seeds: Vec<String>,
     piece_len_log2: u8,
     seed: u64,
 }
@@ -50,6 +51,7 @@ impl TorrentSpec {
             files,
             single,
             tiers: Vec::new(),
+            web_seeds: Vec::new(),
             piece_len_log2: 18,
             seed: 1,
         }
@@ -59,6 +61,12 @@ impl TorrentSpec {
     /// `announce-list`, BEP 12).
     pub fn with_tracker(mut self, url: &str) -> Self {
         self.tiers.push(vec![url.to_owned()]);
+        self
+    }
+
+    /// Adds a web seed (BEP 19 `url-list`, mktorrent's `-w URL`).
+    pub fn with_web_seed(mut self, url: &str) -> Self {
+        self.web_seeds.push(url.to_owned());
         self
     }
 
@@ -128,6 +136,9 @@ impl TorrentSpec {
         command.arg("-l").arg(self.piece_len_log2.to_string());
         for tier in &self.tiers {
             command.arg("-a").arg(tier.join(","));
+        }
+        if !self.web_seeds.is_empty() {
+            command.arg("-w").arg(self.web_seeds.join(","));
         }
         command
             .arg("-n")
