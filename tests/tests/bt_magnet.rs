@@ -238,4 +238,59 @@ fn a_peer_learned_only_through_peer_exchange_serves_the_pieces() {
         from_seeder > 0,
         "the seeder, known only through the middle peer's ut_pex, served dlm"
     );
+    let handshake = dlm_extension_handshake(&middle, &fx.info_hash);
+    assert!(handshake.contains("ut_pex"), "{handshake}");
+}
+
+/// The extended handshake (BEP 10) dlm sent to libtorrent `peer`, as
+/// libtorrent's peer log shows it.
+fn dlm_extension_handshake(peer: &LibtorrentPeer, info_hash: &[u8; 20]) -> String {
+    let t = peer.torrent(info_hash).expect("the torrent's status");
+    t.peers
+        .values()
+        .filter(|p| {
+            p.peer_id
+                .as_deref()
+                .unwrap_or_default()
+                .starts_with(DLM_PEER_ID_HEX)
+        })
+        .find_map(|p| p.extension_handshake.clone())
+        .unwrap_or_else(|| panic!("no extended handshake from dlm in {:?}", t.peers))
+}
+
+#[test]
+fn a_private_torrent_offers_metadata_but_no_peer_exchange() {
+    let dir = tempfile::tempdir().unwrap();
+    let Some(fx) = TorrentSpec::single_file("private.bin", 1 << 20)
+        .with_tracker(NO_TRACKER)
+        .private()
+        .with_piece_len_log2(16)
+        .create(&dir.path().join("seed"))
+    else {
+        return;
+    };
+    let Some(seeder) = LibtorrentPeer::start(LibtorrentOptions::seeding(&fx)) else {
+        return;
+    };
+    let out = dir.path().join("out");
+    let peer = SocketAddr::V4(seeder.addr()).to_string();
+    let (ok, stdout, stderr) = run(dlm(&["info", path_str(&fx.torrent_path)]));
+    assert!(
+        ok && stdout.contains("private:        yes"),
+        "{stdout}{stderr}"
+    );
+    let (ok, _, stderr) = run(dlm(&[
+        "get",
+        path_str(&fx.torrent_path),
+        "--peer",
+        &peer,
+        "-d",
+        path_str(&out),
+    ]));
+    assert!(ok, "dlm get: {stderr}");
+    fx.check_download(&out).unwrap();
+    // BEP 27: no peer exchange for a private torrent.
+    let handshake = dlm_extension_handshake(&seeder, &fx.info_hash);
+    assert!(handshake.contains("ut_metadata"), "{handshake}");
+    assert!(!handshake.contains("ut_pex"), "{handshake}");
 }

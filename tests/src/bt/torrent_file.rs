@@ -27,6 +27,7 @@ pub struct TorrentSpec {
     single: bool,
     tiers: Vec<Vec<String>>,
     web_seeds: Vec<String>,
+    private: bool,
     piece_len_log2: u8,
     seed: u64,
 }
@@ -52,6 +53,7 @@ impl TorrentSpec {
             single,
             tiers: Vec::new(),
             web_seeds: Vec::new(),
+            private: false,
             piece_len_log2: 18,
             seed: 1,
         }
@@ -67,6 +69,12 @@ impl TorrentSpec {
     /// Adds a web seed (BEP 19 `url-list`, mktorrent's `-w URL`).
     pub fn with_web_seed(mut self, url: &str) -> Self {
         self.web_seeds.push(url.to_owned());
+        self
+    }
+
+    /// Marks the torrent private (BEP 27 `private=1`, mktorrent's `-p`).
+    pub fn private(mut self) -> Self {
+        self.private = true;
         self
     }
 
@@ -136,6 +144,9 @@ impl TorrentSpec {
         command.arg("-l").arg(self.piece_len_log2.to_string());
         for tier in &self.tiers {
             command.arg("-a").arg(tier.join(","));
+        }
+        if self.private {
+            command.arg("-p");
         }
         if !self.web_seeds.is_empty() {
             command.arg("-w").arg(self.web_seeds.join(","));
