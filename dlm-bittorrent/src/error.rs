@@ -32,6 +32,10 @@ pub enum TorrentError {
         /// Whether trying later can help (connection failures, 5xx).
         retryable: bool,
     },
+    /// The DHT (BEP 5) node could not start, or a lookup or announce
+    /// through it failed.
+    #[error("DHT: {0}")]
+    Dht(String),
     /// Reading a local file failed.
     #[error("{what}: {source}")]
     Io {
@@ -51,6 +55,7 @@ impl From<TorrentError> for Error {
             TorrentError::Tracker { retryable, .. } => (ErrorKind::Protocol, *retryable),
             TorrentError::Fetch { retryable, .. } => (ErrorKind::Network, *retryable),
             TorrentError::Io { .. } => (ErrorKind::Io, false),
+            TorrentError::Dht(_) => (ErrorKind::Network, true),
         };
         let err = Error::new(kind, e.to_string()).with_source(e);
         if retry { err.retryable() } else { err }

@@ -5,6 +5,7 @@
 pub mod bencode;
 mod choker;
 mod config;
+mod dht;
 mod error;
 mod metainfo;
 mod metainfo_url;
@@ -21,7 +22,7 @@ pub mod wire;
 pub use config::TorrentConfig;
 pub use error::TorrentError;
 pub use metainfo::{
-    InfoHash, MAX_FILES, MAX_PIECE_LENGTH, MAX_TORRENT_BYTES, Metainfo, TorrentFile,
+    InfoHash, MAX_FILES, MAX_METAINFO_NODES, MAX_PIECE_LENGTH, MAX_TORRENT_BYTES, Metainfo, TorrentFile,
 };
 pub use metainfo_url::{fetch_metainfo, is_torrent_url};
 pub use protocol::{MEDIA_TYPE, SECTION, TorrentProtocol, register, register_with};

@@ -28,6 +28,7 @@ pub struct TorrentSpec {
     tiers: Vec<Vec<String>>,
     piece_len_log2: u8,
     seed: u64,
+    private: bool,
 }
 
 impl TorrentSpec {
@@ -52,7 +53,14 @@ impl TorrentSpec {
             tiers: Vec::new(),
             piece_len_log2: 18,
             seed: 1,
+            private: false,
         }
+    }
+
+    /// Sets the `private` flag (BEP 27, mktorrent's `-p`): peers from the trackers (or given) only, no DHT.
+    pub fn with_private(mut self) -> Self {
+        self.private = true;
+        self
     }
 
     /// Adds a tracker in a tier of its own (mktorrent's `-a URL`; the first becomes `announce`, all go to
@@ -128,6 +136,9 @@ impl TorrentSpec {
         command.arg("-l").arg(self.piece_len_log2.to_string());
         for tier in &self.tiers {
             command.arg("-a").arg(tier.join(","));
+        }
+        if self.private {
+            command.arg("-p");
         }
         command
             .arg("-n")
