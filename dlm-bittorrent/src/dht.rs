@@ -158,7 +158,10 @@ impl Dht {
         Ok(node)
     }
 
-    async fn start(settings: DhtSettings, extra_nodes: &[(String, u16)]) -> Result<Self, TorrentError> {
+    async fn start(
+        settings: DhtSettings,
+        extra_nodes: &[(String, u16)],
+    ) -> Result<Self, TorrentError> {
         let saved = settings
             .state_file
             .as_deref()
@@ -192,11 +195,7 @@ impl Dht {
         .map_err(|e| dht_error(format!("starting the DHT node: {e}")))?
         .as_async();
         let local_port = dht.info().await.local_addr().port();
-        tracing::debug!(
-            local_port,
-            bootstrap = bootstrap.len(),
-            "DHT node started"
-        );
+        tracing::debug!(local_port, bootstrap = bootstrap.len(), "DHT node started");
         Ok(Self {
             dht,
             settings,
@@ -291,7 +290,10 @@ impl Dht {
             .take(MAX_SAVED_NODES)
             .collect();
         if !nodes.is_empty() {
-            *self.good_nodes.lock().unwrap_or_else(PoisonError::into_inner) = nodes;
+            *self
+                .good_nodes
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner) = nodes;
         }
     }
 
@@ -349,38 +351,41 @@ fn host_port(host: &str, port: u16) -> String {
 /// of its own within [`RESOLVE_TIMEOUT`]; names that fail are logged and
 /// skipped.
 async fn resolve_all(names: &[String]) -> Vec<SocketAddrV4> {
-    let lookups = names.iter().take(MAX_BOOTSTRAP_NODES).map(|name| async move {
-        if let Ok(SocketAddr::V4(a)) = name.parse::<SocketAddr>() {
-            return vec![a];
-        }
-        let (tx, rx) = tokio::sync::oneshot::channel();
-        let owned = name.clone();
-        let spawned = std::thread::Builder::new()
-            .name("dlm-dht-resolve".into())
-            .spawn(move || {
-                let _ = tx.send(owned.to_socket_addrs().map(|a| a.collect::<Vec<_>>()));
-            });
-        if spawned.is_err() {
-            return Vec::new();
-        }
-        match tokio::time::timeout(RESOLVE_TIMEOUT, rx).await {
-            Ok(Ok(Ok(addrs))) => addrs
-                .into_iter()
-                .filter_map(|a| match a {
-                    SocketAddr::V4(a) => Some(a),
-                    SocketAddr::V6(_) => None,
-                })
-                .collect(),
-            Ok(Ok(Err(e))) => {
-                tracing::debug!(%name, error = %e, "DHT bootstrap node not resolved");
-                Vec::new()
+    let lookups = names
+        .iter()
+        .take(MAX_BOOTSTRAP_NODES)
+        .map(|name| async move {
+            if let Ok(SocketAddr::V4(a)) = name.parse::<SocketAddr>() {
+                return vec![a];
             }
-            _ => {
-                tracing::debug!(%name, "DHT bootstrap node not resolved in time");
-                Vec::new()
+            let (tx, rx) = tokio::sync::oneshot::channel();
+            let owned = name.clone();
+            let spawned = std::thread::Builder::new()
+                .name("dlm-dht-resolve".into())
+                .spawn(move || {
+                    let _ = tx.send(owned.to_socket_addrs().map(|a| a.collect::<Vec<_>>()));
+                });
+            if spawned.is_err() {
+                return Vec::new();
             }
-        }
-    });
+            match tokio::time::timeout(RESOLVE_TIMEOUT, rx).await {
+                Ok(Ok(Ok(addrs))) => addrs
+                    .into_iter()
+                    .filter_map(|a| match a {
+                        SocketAddr::V4(a) => Some(a),
+                        SocketAddr::V6(_) => None,
+                    })
+                    .collect(),
+                Ok(Ok(Err(e))) => {
+                    tracing::debug!(%name, error = %e, "DHT bootstrap node not resolved");
+                    Vec::new()
+                }
+                _ => {
+                    tracing::debug!(%name, "DHT bootstrap node not resolved in time");
+                    Vec::new()
+                }
+            }
+        });
     futures::future::join_all(lookups)
         .await
         .into_iter()
@@ -468,7 +473,10 @@ mod tests {
         let loaded = load_state(&path);
         assert_eq!(loaded, nodes[..MAX_SAVED_NODES]);
         // No temporary file is left behind.
-        assert_eq!(std::fs::read_dir(path.parent().unwrap()).unwrap().count(), 1);
+        assert_eq!(
+            std::fs::read_dir(path.parent().unwrap()).unwrap().count(),
+            1
+        );
     }
 
     #[test]

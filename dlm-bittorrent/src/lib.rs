@@ -22,7 +22,8 @@ pub mod wire;
 pub use config::TorrentConfig;
 pub use error::TorrentError;
 pub use metainfo::{
-    InfoHash, MAX_FILES, MAX_METAINFO_NODES, MAX_PIECE_LENGTH, MAX_TORRENT_BYTES, Metainfo, TorrentFile,
+    InfoHash, MAX_FILES, MAX_METAINFO_NODES, MAX_PIECE_LENGTH, MAX_TORRENT_BYTES, Metainfo,
+    TorrentFile,
 };
 pub use metainfo_url::{fetch_metainfo, is_torrent_url};
 pub use protocol::{MEDIA_TYPE, SECTION, TorrentProtocol, register, register_with};

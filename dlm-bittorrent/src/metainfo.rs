@@ -468,7 +468,7 @@ mod tests {
     fn reads_dht_nodes() {
         // BEP 5's example shape: [["<host>", <port>], ["<host>", <port>], ...].
         let m = Metainfo::from_bytes(&trackerless(
-            b"ll9:127.0.0.1i6881eel15:router.invalidi25401eee",
+            b"ll9:127.0.0.1i6881eel14:router.invalidi25401eee",
         ))
         .unwrap();
         assert!(m.trackers.is_empty());

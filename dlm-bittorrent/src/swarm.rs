@@ -337,7 +337,10 @@ impl Swarm {
         }
         if self.connected() == 0 && tried == 0 {
             let dht = if self.uses_dht() {
-                format!(", and the DHT found none in {} s", DHT_FIRST_PEERS.as_secs())
+                format!(
+                    ", and the DHT found none in {} s",
+                    DHT_FIRST_PEERS.as_secs()
+                )
             } else {
                 String::new()
             };

@@ -30,9 +30,7 @@ fn loopback_dht(first: LibtorrentOptions, n: usize) -> Option<Vec<LibtorrentPeer
     for _ in 1..n {
         let seed = SocketAddr::V4(nodes[0].addr());
         nodes.push(LibtorrentPeer::start(
-            LibtorrentOptions::default()
-                .with_dht()
-                .with_dht_node(seed),
+            LibtorrentOptions::default().with_dht().with_dht_node(seed),
         )?);
     }
     let addrs: Vec<SocketAddr> = nodes.iter().map(|p| SocketAddr::V4(p.addr())).collect();
@@ -195,7 +193,11 @@ fn a_private_torrent_never_reaches_the_dht() {
     fx.check_download(&out).unwrap();
     // Give a stray query time to show in the status (written every 0.2 s).
     std::thread::sleep(Duration::from_secs(1));
-    assert_eq!(get_peers_seen(&nodes, &ih), 0, "a get_peers for a private torrent");
+    assert_eq!(
+        get_peers_seen(&nodes, &ih),
+        0,
+        "a get_peers for a private torrent"
+    );
     assert!(
         !nodes.iter().any(|n| announced(n, &ih)),
         "an announce_peer for a private torrent"

@@ -415,7 +415,11 @@ impl LtDhtStatus {
                         .map(|(k, a)| {
                             let addrs = a
                                 .as_array()
-                                .map(|a| a.iter().filter_map(|x| x.as_str().map(str::to_owned)).collect())
+                                .map(|a| {
+                                    a.iter()
+                                        .filter_map(|x| x.as_str().map(str::to_owned))
+                                        .collect()
+                                })
                                 .unwrap_or_default();
                             (k.clone(), addrs)
                         })
