@@ -12,7 +12,8 @@ use std::time::Duration;
 /// total silence (not even a keep-alive) before an idle connection is
 /// closed (not configurable); listening for peers on port 6881 (or the next free one up to
 /// 6890, else any); 4 upload slots (3 by tit-for-tat, 1 optimistic, BEP 3);
-/// no upload limit.
+/// no upload limit; the DHT (BEP 5) on, on UDP port 6881 (else any free
+/// one), bootstrapped from `mainline`'s default routers, with no state file.
 #[non_exhaustive]
 #[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]
 #[serde(default)]
@@ -44,6 +45,22 @@ pub struct TorrentConfig {
     pub sequential: bool,
     /// HTTP settings for HTTP trackers.
     pub http: dlm_http::HttpConfig,
+
+    // --- DHT (BEP 5), see `crate::dht` ---
+    /// Find peers through the DHT and announce ourselves there (BEP 5).
+    /// Private torrents (BEP 27) never use it, whatever this says.
+    pub dht: bool,
+    /// DHT bootstrap routers, `host:port` (IPv4 only; names are resolved
+    /// when the node starts). From options: `bittorrent.dht_bootstrap=127.0.0.1:6881,…`.
+    pub dht_bootstrap: Vec<String>,
+    /// The UDP port of the DHT node: this one, else any free one when it is
+    /// taken; 0: any free port. Torrents of one process with the same DHT
+    /// settings share one node.
+    pub dht_port: u16,
+    /// Where the DHT node keeps its good nodes between runs (read at
+    /// start as extra bootstrap nodes, written every 5 minutes and when the
+    /// node stops); `None`: not kept.
+    pub dht_state_file: Option<std::path::PathBuf>,
 }
 
 impl Default for TorrentConfig {
@@ -58,6 +75,13 @@ impl Default for TorrentConfig {
             upload_limit: None,
             sequential: false,
             http: dlm_http::HttpConfig::default(),
+            dht: true,
+            dht_bootstrap: mainline::DEFAULT_BOOTSTRAP_NODES
+                .iter()
+                .map(ToString::to_string)
+                .collect(),
+            dht_port: 6881,
+            dht_state_file: None,
         }
     }
 }
@@ -102,6 +126,30 @@ impl TorrentConfig {
     /// Sets [`TorrentConfig::idle_timeout`].
     pub fn with_idle_timeout(mut self, t: Duration) -> Self {
         self.idle_timeout = t;
+        self
+    }
+
+    /// Sets [`TorrentConfig::dht`].
+    pub fn with_dht(mut self, dht: bool) -> Self {
+        self.dht = dht;
+        self
+    }
+
+    /// Sets [`TorrentConfig::dht_bootstrap`] (`host:port` each).
+    pub fn with_dht_bootstrap(mut self, nodes: Vec<String>) -> Self {
+        self.dht_bootstrap = nodes;
+        self
+    }
+
+    /// Sets [`TorrentConfig::dht_port`] (UDP; 0: any).
+    pub fn with_dht_port(mut self, port: u16) -> Self {
+        self.dht_port = port;
+        self
+    }
+
+    /// Sets [`TorrentConfig::dht_state_file`].
+    pub fn with_dht_state_file(mut self, path: Option<std::path::PathBuf>) -> Self {
+        self.dht_state_file = path;
         self
     }
 }

@@ -45,6 +45,10 @@ pub enum TorrentError {
         /// What went wrong.
         message: String,
     },
+    /// The DHT (BEP 5) node could not start, or a lookup or announce
+    /// through it failed.
+    #[error("DHT: {0}")]
+    Dht(String),
     /// Reading a local file failed.
     #[error("{what}: {source}")]
     Io {
@@ -66,6 +70,7 @@ impl From<TorrentError> for Error {
             TorrentError::Tracker { retryable, .. } => (ErrorKind::Protocol, *retryable),
             TorrentError::Fetch { retryable, .. } => (ErrorKind::Network, *retryable),
             TorrentError::Io { .. } => (ErrorKind::Io, false),
+            TorrentError::Dht(_) => (ErrorKind::Network, true),
         };
         let err = Error::new(kind, e.to_string()).with_source(e);
         if retry { err.retryable() } else { err }

@@ -9,6 +9,7 @@ pub const CLIENT_NAME: &str = concat!("dlm ", env!("CARGO_PKG_VERSION"));
 
 mod choker;
 mod config;
+mod dht;
 mod error;
 pub mod extension;
 pub mod magnet;
@@ -29,7 +30,8 @@ pub use config::TorrentConfig;
 pub use error::TorrentError;
 pub use magnet::{MagnetLink, MagnetSource};
 pub use metainfo::{
-    InfoHash, MAX_FILES, MAX_PIECE_LENGTH, MAX_TORRENT_BYTES, Metainfo, TorrentFile,
+    InfoHash, MAX_FILES, MAX_METAINFO_NODES, MAX_PIECE_LENGTH, MAX_TORRENT_BYTES, Metainfo,
+    TorrentFile,
 };
 pub use metainfo_url::{fetch_metainfo, is_torrent_url};
 pub use protocol::{MEDIA_TYPE, SECTION, TorrentProtocol, register, register_with};

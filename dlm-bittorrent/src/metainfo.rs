@@ -1,6 +1,6 @@
 //! `Metainfo`: a parsed `.torrent` file (BEP 3), with the announce-list
-//! tiers of BEP 12, the `private` flag of BEP 27 and the `url-list` of
-//! BEP 19 (web seeds, recorded for later).
+//! tiers of BEP 12, the `private` flag of BEP 27, the `url-list` of
+//! BEP 19 (web seeds, recorded for later) and the DHT `nodes` of BEP 5.
 
 use std::collections::HashSet;
 use std::fmt;
@@ -20,6 +20,8 @@ pub const MAX_TORRENT_BYTES: usize = 64 << 20;
 pub const MAX_PIECE_LENGTH: u64 = 64 << 20;
 /// Most files in one torrent.
 pub const MAX_FILES: usize = 1_000_000;
+/// Most DHT nodes read from a torrent's `nodes` (BEP 5); the rest are ignored.
+pub const MAX_METAINFO_NODES: usize = 64;
 
 /// SHA-1 of the bencoded `info` dictionary exactly as it appears in the
 /// `.torrent` (BEP 3): the swarm's identity.
@@ -81,6 +83,10 @@ pub struct Metainfo {
     pub trackers: Vec<Vec<String>>,
     /// BEP 19 web seeds (`url-list`).
     pub url_list: Vec<String>,
+    /// BEP 5 DHT nodes (`nodes`, for trackerless torrents): `(host, port)`,
+    /// the host a name or an IP address; at most [`MAX_METAINFO_NODES`],
+    /// malformed entries skipped.
+    pub nodes: Vec<(String, u16)>,
     /// `creation date`, seconds since the Unix epoch.
     pub creation_date: Option<i64>,
     /// `created by`.
@@ -106,6 +112,8 @@ struct RawTorrent {
     created_by: Option<String>,
     #[serde(default)]
     comment: Option<String>,
+    #[serde(default)]
+    nodes: Option<serde_bencode::value::Value>,
 }
 
 #[derive(Deserialize)]
@@ -134,6 +142,31 @@ struct RawInfo {
 struct RawFile {
     length: u64,
     path: Vec<String>,
+}
+
+/// BEP 5's `nodes`, a list of `[host, port]` pairs: the well-formed ones
+/// (a UTF-8 host, a port in 1..=65535), at most [`MAX_METAINFO_NODES`]. A
+/// malformed key is ignored rather than refusing the torrent: the nodes are
+/// only hints.
+fn dht_nodes(raw: Option<serde_bencode::value::Value>) -> Vec<(String, u16)> {
+    use serde_bencode::value::Value;
+    let Some(Value::List(list)) = raw else {
+        return Vec::new();
+    };
+    list.iter()
+        .filter_map(|n| match n {
+            Value::List(pair) => match pair.as_slice() {
+                [Value::Bytes(host), Value::Int(port)] => {
+                    let host = std::str::from_utf8(host).ok()?.trim();
+                    let port = u16::try_from(*port).ok().filter(|p| *p != 0)?;
+                    (!host.is_empty()).then(|| (host.to_string(), port))
+                }
+                _ => None,
+            },
+            _ => None,
+        })
+        .take(MAX_METAINFO_NODES)
+        .collect()
 }
 
 fn invalid(msg: impl Into<String>) -> TorrentError {
@@ -185,6 +218,7 @@ impl Metainfo {
             _ => Vec::new(),
         };
         let mut m = Self::from_info(info_bytes, trackers, url_list)?;
+        m.nodes = dht_nodes(raw.nodes);
         m.creation_date = raw.creation_date;
         m.created_by = raw.created_by;
         m.comment = raw.comment;
@@ -295,6 +329,7 @@ impl Metainfo {
             private: info.private == Some(1),
             trackers,
             url_list,
+            nodes: Vec::new(),
             creation_date: None,
             created_by: None,
             comment: None,
@@ -433,6 +468,7 @@ impl Metainfo {
             private: false,
             trackers: Vec::new(),
             url_list: Vec::new(),
+            nodes: Vec::new(),
             creation_date: None,
             created_by: None,
             comment: None,
@@ -487,6 +523,51 @@ mod tests {
         );
         assert_eq!(m.url_list, vec!["http://ws.invalid/".to_string()]);
         assert_eq!(m.creation_date, Some(1_700_000_000));
+    }
+
+    /// A single-file torrent with `nodes` given as raw bencode after `info`.
+    fn trackerless(nodes: &[u8]) -> Vec<u8> {
+        let mut t = Vec::new();
+        t.extend_from_slice(b"d4:infod6:lengthi5e4:name1:a12:piece lengthi16384e6:pieces20:");
+        t.extend_from_slice(&[1u8; 20]);
+        t.extend_from_slice(b"e5:nodes");
+        t.extend_from_slice(nodes);
+        t.push(b'e');
+        t
+    }
+
+    #[test]
+    fn reads_dht_nodes() {
+        // BEP 5's example shape: [["<host>", <port>], ["<host>", <port>], ...].
+        let m = Metainfo::from_bytes(&trackerless(
+            b"ll9:127.0.0.1i6881eel14:router.invalidi25401eee",
+        ))
+        .unwrap();
+        assert!(m.trackers.is_empty());
+        assert_eq!(
+            m.nodes,
+            vec![
+                ("127.0.0.1".to_string(), 6881),
+                ("router.invalid".to_string(), 25401)
+            ]
+        );
+        // Malformed entries are skipped, the torrent is kept.
+        let m = Metainfo::from_bytes(&trackerless(
+            b"ll1:ai0eel1:bi70000eel1:cel1:di-1eei5el1:ei1ei2eel2:oki1eee",
+        ))
+        .unwrap();
+        assert_eq!(m.nodes, vec![("ok".to_string(), 1)]);
+        // Not a list at all.
+        let m = Metainfo::from_bytes(&trackerless(b"i3e")).unwrap();
+        assert!(m.nodes.is_empty());
+        // Bounded.
+        let mut many = b"l".to_vec();
+        for _ in 0..(MAX_METAINFO_NODES + 10) {
+            many.extend_from_slice(b"l1:hi1ee");
+        }
+        many.push(b'e');
+        let m = Metainfo::from_bytes(&trackerless(&many)).unwrap();
+        assert_eq!(m.nodes.len(), MAX_METAINFO_NODES);
     }
 
     #[test]

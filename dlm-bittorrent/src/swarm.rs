@@ -1,5 +1,6 @@
 //! `Swarm`: the peers of one torrent. It finds them (trackers, given
-//! addresses, peers that connect to our listening port), keeps each
+//! addresses, the DHT for public torrents, peers that connect to our
+//! listening port), keeps each
 //! connection running on its own task, binds one peer to each engine
 //! connection, lends peers to whoever needs a piece they have, chokes and
 //! unchokes uploads, and re-announces at the tracker's interval.
@@ -34,6 +35,18 @@ const PEX_INTERVAL_TICKS: u64 = 60;
 /// A tracker's announce interval is used up to this long (BEP 3 leaves it
 /// to the tracker; an hour bounds a hostile or broken value).
 const MAX_REANNOUNCE: Duration = Duration::from_secs(3600);
+
+/// While no tracker or given peer yields one, [`Swarm::join`] waits this
+/// long for the DHT's first peers (BEP 5) before failing with "no peers".
+const DHT_FIRST_PEERS: Duration = Duration::from_secs(30);
+
+/// DHT lookups and announces repeat this often (BEP 5 nodes keep an
+/// announce for about 30 minutes; libtorrent re-announces every 15).
+const DHT_INTERVAL: Duration = Duration::from_secs(15 * 60);
+
+/// A DHT lookup that found nothing while no peer is connected is retried
+/// after this, doubling up to [`DHT_INTERVAL`].
+const DHT_RETRY: Duration = Duration::from_secs(5);
 
 /// Connections and who uses them.
 #[derive(Debug, Default)]
@@ -109,6 +122,8 @@ pub(crate) struct Swarm {
     /// Bytes still missing, for announces.
     left: AtomicU64,
     tiers: tokio::sync::Mutex<Option<TrackerTiers>>,
+    /// The DHT task was started (once per swarm).
+    dht_started: std::sync::atomic::AtomicBool,
 }
 
 impl Swarm {
@@ -130,6 +145,7 @@ impl Swarm {
             verified: AtomicU64::new(0),
             completed_sent: std::sync::atomic::AtomicBool::new(false),
             tiers: tokio::sync::Mutex::new(None),
+            dht_started: std::sync::atomic::AtomicBool::new(false),
         }
     }
 
@@ -275,6 +291,7 @@ impl Swarm {
     /// As [`Swarm::use_trackers`]; a tracker that does not answer is only logged.
     pub(crate) async fn seed(self: &Arc<Self>, listener: TcpListener) -> Result<(), TorrentError> {
         self.serve_incoming(listener);
+        self.start_dht(false);
         self.use_trackers().await?;
         if let Err(e) = self.announce(Some(AnnounceEvent::Completed)).await {
             tracing::warn!(error = %e, "announce failed");
@@ -300,6 +317,7 @@ impl Swarm {
             self.port.store(port, Ordering::Relaxed);
             self.uploads.set_listen_port(port);
         }
+        self.start_dht(true);
         self.use_trackers().await?;
         let mut candidates = self.config.peers.clone();
         let mut tracker_error = None;
@@ -314,15 +332,31 @@ impl Swarm {
             }
         }
         candidates = crate::tracker::dedup(candidates);
-        if candidates.is_empty() {
+        let tried = candidates.len();
+        if tried > 0 {
+            self.dial_first(candidates).await;
+        }
+        if self.connected() == 0 && self.uses_dht() {
+            // The DHT task dials what its lookups find.
+            self.wait_for_peers(DHT_FIRST_PEERS).await;
+        }
+        if self.connected() == 0 && tried == 0 {
+            let dht = if self.uses_dht() {
+                format!(
+                    ", and the DHT found none in {} s",
+                    DHT_FIRST_PEERS.as_secs()
+                )
+            } else {
+                String::new()
+            };
             return Err(tracker_error.unwrap_or_else(|| TorrentError::Tracker {
                 tracker: "(none)".into(),
-                message: "no peers: the torrent has no tracker and no --peer was given".into(),
+                message: format!(
+                    "no peers: the torrent has no tracker and no --peer was given{dht}"
+                ),
                 retryable: false,
             }));
         }
-        let tried = candidates.len();
-        self.dial_first(candidates).await;
         if self.connected() == 0 {
             return Err(TorrentError::Tracker {
                 tracker: "(peers)".into(),
@@ -344,6 +378,7 @@ impl Swarm {
     /// BEP 19, alone): listens, announces to the trackers that answer, and
     /// runs the choker, so peers found later still connect.
     pub(crate) async fn join_without_peers(self: &Arc<Self>) {
+        self.start_dht(true);
         if let Some(l) = match self.config.listen_port {
             Some(port) => bind(port).await,
             None => None,
@@ -360,6 +395,101 @@ impl Swarm {
     /// Whether engine connection `conn` has a peer bound to it.
     pub(crate) fn is_bound(&self, conn: Option<ConnId>) -> bool {
         conn.is_some_and(|c| self.pool().bound.contains_key(&c))
+    }
+
+    /// Whether this torrent uses the DHT: configured so, and not private
+    /// (BEP 27: peers from the torrent's trackers only).
+    fn uses_dht(&self) -> bool {
+        self.config.dht && !self.metainfo.private
+    }
+
+    /// Starts the DHT task once (see [`Swarm::dht_loop`]) when the torrent
+    /// uses the DHT; `lookups`: also look up peers while pieces are
+    /// missing (a seeder only announces).
+    fn start_dht(self: &Arc<Self>, lookups: bool) {
+        if self.uses_dht() && !self.dht_started.swap(true, Ordering::AcqRel) {
+            tokio::spawn(self.clone().dht_loop(lookups));
+        }
+    }
+
+    /// Joins the process's DHT node (BEP 5), then until the swarm stops:
+    /// looks up peers while pieces are missing (`lookups`) and dials them
+    /// as they arrive, and announces our listening port (when we listen).
+    /// Repeats every [`DHT_INTERVAL`], sooner ([`DHT_RETRY`], doubling)
+    /// while no peer is connected or the announce failed. Nothing here
+    /// holds up the download: it runs beside the trackers.
+    async fn dht_loop(self: Arc<Self>, lookups: bool) {
+        let settings = crate::dht::DhtSettings::from_config(&self.config);
+        let node = tokio::select! {
+            () = self.stop.cancelled() => return,
+            n = crate::dht::Dht::shared(settings, &self.metainfo.nodes) => match n {
+                Ok(n) => n,
+                Err(e) => {
+                    tracing::warn!(error = %e, "no DHT");
+                    return;
+                }
+            },
+        };
+        let info_hash = self.metainfo.info_hash;
+        tracing::debug!(%info_hash, udp_port = node.local_port(), "using the DHT");
+        let mut retry = DHT_RETRY;
+        loop {
+            let missing = self.left.load(Ordering::Relaxed) > 0;
+            let mut found = 0;
+            if lookups && missing {
+                let mut peers = node.get_peers(info_hash);
+                loop {
+                    let batch = tokio::select! {
+                        () = self.stop.cancelled() => return,
+                        b = futures::StreamExt::next(&mut peers) => match b {
+                            Some(b) => b,
+                            None => break,
+                        },
+                    };
+                    found += batch.len();
+                    let swarm = self.clone();
+                    tokio::spawn(async move { swarm.dial_all(batch).await });
+                }
+                tracing::debug!(%info_hash, found, "DHT peers");
+            }
+            let port = self.port();
+            let mut announce_failed = false;
+            if port != 0 {
+                tokio::select! {
+                    () = self.stop.cancelled() => return,
+                    r = node.announce_peer(info_hash, port) => match r {
+                        Ok(()) => tracing::debug!(%info_hash, port, "announced to the DHT"),
+                        Err(e) => {
+                            announce_failed = true;
+                            tracing::debug!(%info_hash, error = %e, "DHT announce failed");
+                        }
+                    },
+                }
+            }
+            let wait = if announce_failed || (lookups && missing && self.connected() == 0) {
+                let w = retry;
+                retry = (retry * 2).min(DHT_INTERVAL);
+                w
+            } else {
+                retry = DHT_RETRY;
+                DHT_INTERVAL
+            };
+            tokio::select! {
+                () = self.stop.cancelled() => return,
+                () = tokio::time::sleep(wait) => {}
+            }
+        }
+    }
+
+    /// Waits until a peer that has pieces is connected, for at most `limit`.
+    async fn wait_for_peers(&self, limit: Duration) {
+        let deadline = tokio::time::Instant::now() + limit;
+        while tokio::time::Instant::now() < deadline && !self.stop.is_cancelled() {
+            if self.peers().iter().any(|p| p.piece_count() > 0) {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
     }
 
     /// Serves peers that connect to `listener`, with the choker, until the

@@ -169,7 +169,8 @@ async fn run(args: Args) -> Result<(), String> {
         .and_then(|_| std::fs::set_permissions(&db, std::fs::Permissions::from_mode(0o600)))
         .map_err(|e| format!("creating {}: {e}", db.display()))?;
     let store = Store::open(&db).map_err(|e| format!("opening the job database: {e}"))?;
-    let mut settings = dlm_core::Options::new();
+    // What protocols learn (the DHT's nodes) stays with the daemon's state; `-O` may move it.
+    let mut settings = protocols::state_options(&state_dir);
     for kv in &args.settings {
         let (k, v) = kv
             .split_once('=')

@@ -15,6 +15,17 @@ pub fn default_state_dir() -> PathBuf {
     Path::new(&home).join(".local/share/dlm")
 }
 
+/// `$XDG_CACHE_HOME/dlm`, else `~/.cache/dlm`: where the command line
+/// keeps what it learnt between runs (see
+/// [`crate::protocols::state_options`]).
+pub fn default_cache_dir() -> PathBuf {
+    if let Some(d) = std::env::var_os("XDG_CACHE_HOME").filter(|d| !d.is_empty()) {
+        return Path::new(&d).join("dlm");
+    }
+    let home = std::env::var_os("HOME").unwrap_or_else(|| ".".into());
+    Path::new(&home).join(".cache/dlm")
+}
+
 /// `STATE_DIR/token`.
 pub fn token_path(state_dir: &Path) -> PathBuf {
     state_dir.join("token")

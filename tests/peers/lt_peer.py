@@ -47,6 +47,15 @@ it (for an incoming connection, the remote's ephemeral port).
 ``--peer-log`` writes libtorrent's per-peer protocol log (handshakes, every message, why a peer was dropped) to
 ``lt.log`` beside the status file; otherwise that log has tracker, connect and error alerts only.
 
+DHT (BEP 5), off by default. ``--dht`` turns libtorrent's DHT on, on the listen port (UDP), purely on loopback:
+no bootstrap routers, ``--dht-node HOST:PORT`` (repeatable; also the stdin command ``dht-node HOST:PORT``) adds a
+node with ``add_dht_node``, and the per-IP limits that would keep several 127.0.0.1 nodes apart are off
+(``dht_restrict_routing_ips``, ``dht_restrict_search_ips``, ``dht_ignore_dark_internet``,
+``dht_prefer_verified_node_ids``; ``dht_block_ratelimit`` is raised, since every node shares one IP). The stdin
+command ``dht-announce`` forces an announce of every torrent (do it once the nodes have met). The status file then
+has ``"dht": {"nodes": N (routing table size), "get_peers": {"<info-hash hex>": n}, "announces": {"<info-hash hex>":
+["127.0.0.1:port", …]}}``: the ``get_peers`` and ``announce_peer`` queries this node received, by info-hash.
+
 Exits 0 on SIGTERM/SIGINT or ``quit`` (after a final status write), or when ``--exit-when-complete`` is given and
 every ``--leech`` torrent is complete.
 """
@@ -95,7 +104,48 @@ def parse_args():
     p.add_argument("--peer-log", action="store_true", help="log every peer message to lt.log")
     p.add_argument("--exit-when-complete", action="store_true")
     p.add_argument("--unchoke-slots", type=int, default=None, help="unchoke_slots_limit (default libtorrent's 8)")
+    # --- DHT (BEP 5) ---
+    p.add_argument("--dht", action="store_true", help="DHT on, on the listen port, loopback only (see above)")
+    p.add_argument("--dht-node", action="append", default=[], metavar="HOST:PORT", help="add_dht_node at start")
     return p.parse_args()
+
+
+# --- DHT (BEP 5) ---
+def dht_settings(args):
+    """Session settings for a DHT purely on loopback (tests/peers.md, "DHT purely on loopback")."""
+    if not args.dht:
+        return {}
+    return {
+        "enable_dht": True,
+        "dht_bootstrap_nodes": "",
+        "dht_restrict_routing_ips": False,
+        "dht_restrict_search_ips": False,
+        "dht_ignore_dark_internet": False,
+        "dht_prefer_verified_node_ids": False,
+        # Every test node is 127.0.0.1: the default (5 packets/s per IP, averaged over 10 s) bans them all.
+        "dht_block_ratelimit": 100_000,
+    }
+
+
+class DhtWatch:
+    """The get_peers and announce_peer queries this node received, by info-hash, and its routing table size."""
+
+    def __init__(self):
+        self.get_peers = {}
+        self.announces = {}
+        self.nodes = 0
+
+    def on_alert(self, a):
+        if isinstance(a, lt.dht_get_peers_alert):
+            ih = str(a.info_hash)
+            self.get_peers[ih] = self.get_peers.get(ih, 0) + 1
+        elif isinstance(a, lt.dht_announce_alert):
+            self.announces.setdefault(str(a.info_hash), []).append(f"{a.ip}:{a.port}")
+        elif isinstance(a, lt.dht_stats_alert):
+            self.nodes = sum(b["num_nodes"] for b in a.routing_table)
+
+    def to_json(self):
+        return {"nodes": self.nodes, "get_peers": self.get_peers, "announces": self.announces}
 
 
 def category(name):
@@ -208,9 +258,16 @@ def main():
         "upload_rate_limit": args.upload_limit,
         "download_rate_limit": args.download_limit,
     }
+    if args.dht:
+        mask |= category("dht") | category("dht_operation") | category("stats")
+        settings["alert_mask"] = mask
+    settings.update(dht_settings(args))
     if args.unchoke_slots is not None:
         settings["unchoke_slots_limit"] = args.unchoke_slots
     ses = lt.session(settings)
+    dht = DhtWatch() if args.dht else None
+    for node in args.dht_node:
+        ses.add_dht_node(parse_hostport(node))
     # By default libtorrent puts loopback and LAN peers in the "local" peer class, which rate limits ignore; keep
     # every peer in the global class so --upload-limit applies to 127.0.0.1.
     if hasattr(ses, "set_peer_class_filter"):
@@ -275,6 +332,8 @@ def main():
             return None
 
     def handle_alert(a):
+        if dht is not None:
+            dht.on_alert(a)
         t = torrent_of(a)
         if isinstance(a, lt.peer_log_alert):
             if t:
@@ -333,6 +392,8 @@ def main():
             "elapsed_s": round(time.monotonic() - started, 3),
             "torrents": {},
         }
+        if dht is not None:
+            out["dht"] = dht.to_json()
         for ih, t in torrents.items():
             st = t.handle.status()
             for pi in t.handle.get_peer_info():
@@ -390,6 +451,11 @@ def main():
         elif word == "reannounce":
             for t in torrents.values():
                 t.handle.force_reannounce()
+        elif word == "dht-node":
+            ses.add_dht_node(parse_hostport(arg))
+        elif word == "dht-announce":
+            for t in torrents.values():
+                t.handle.force_dht_announce()
         elif word == "quit":
             stop.set()
         elif word:
@@ -406,6 +472,8 @@ def main():
         for cmd in pending:
             run_command(cmd)
         if time.monotonic() >= next_status:
+            if dht is not None:
+                ses.post_dht_stats()
             write_status()
             next_status = time.monotonic() + STATUS_INTERVAL
         if args.exit_when_complete and leeching and all(t.handle.status().is_finished for t in leeching):

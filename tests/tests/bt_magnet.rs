@@ -263,7 +263,7 @@ fn a_private_torrent_offers_metadata_but_no_peer_exchange() {
     let dir = tempfile::tempdir().unwrap();
     let Some(fx) = TorrentSpec::single_file("private.bin", 1 << 20)
         .with_tracker(NO_TRACKER)
-        .private()
+        .with_private()
         .with_piece_len_log2(16)
         .create(&dir.path().join("seed"))
     else {

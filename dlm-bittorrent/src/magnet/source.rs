@@ -28,6 +28,9 @@ pub const METADATA_FILE_SUFFIX: &str = ".torrent";
 /// the engine probes again, with back-off, up to its retry limit).
 const METADATA_LIMIT: Duration = Duration::from_secs(120);
 
+/// DHT lookups (each at most 30 s) while the metadata is missing.
+const DHT_LOOKUPS: usize = 4;
+
 /// How often trackers are asked again for peers while the metadata is missing.
 const METADATA_REANNOUNCE: Duration = Duration::from_secs(30);
 
@@ -36,7 +39,8 @@ const METADATA_REANNOUNCE: Duration = Duration::from_secs(30);
 /// `probe` first looks for the metadata saved by an earlier run
 /// (`.<info-hash>.torrent` in [`Context::state_dir`]), else fetches it
 /// with `ut_metadata` from peers found through the link's trackers (`tr`),
-/// its peers (`x.pe`) and the configured ones, several at once, and checks
+/// its peers (`x.pe`), the configured ones and the DHT (BEP 5, unless
+/// [`TorrentConfig::dht`] is off), several at once, and checks
 /// it against the info-hash. The metadata is then saved there, so a resumed
 /// download needs no peer for it, and removed when the download completes.
 /// From then on the download is the [`TorrentSource`] of that metadata,
@@ -230,7 +234,25 @@ impl MagnetSource {
             })
             .boxed()
         };
-        let candidates = futures::stream::iter([given]).chain(tracker_peers).boxed();
+        // The DHT (BEP 5), unless turned off: a few lookups, one after the other.
+        let dht_peers = if self.config.dht {
+            let settings = crate::dht::DhtSettings::from_config(&self.config);
+            match crate::dht::Dht::shared(settings, &[]).await {
+                Ok(node) => futures::stream::iter(0..DHT_LOOKUPS)
+                    .map(move |_| node.get_peers(ih))
+                    .flatten()
+                    .boxed(),
+                Err(e) => {
+                    tracing::debug!(error = %e, "no DHT for the metadata");
+                    futures::stream::empty().boxed()
+                }
+            }
+        } else {
+            futures::stream::empty().boxed()
+        };
+        let candidates = futures::stream::iter([given])
+            .chain(futures::stream::select(tracker_peers, dht_peers))
+            .boxed();
         let fetched = fetch_metadata(
             ih,
             self.peer_id,

@@ -88,6 +88,9 @@ pub struct NetArgs {
     /// BitTorrent: accept no incoming peers (outgoing connections still upload).
     #[arg(long)]
     pub no_listen: bool,
+    /// BitTorrent: find no peers through the DHT and announce nothing there (BEP 5; private torrents never use it).
+    #[arg(long)]
+    pub no_dht: bool,
     /// BitTorrent: limit upload speed, bytes/s with K/M/G suffixes.
     #[arg(long, value_name = "RATE", value_parser = parse_size)]
     pub upload_limit: Option<u64>,
@@ -153,7 +156,7 @@ impl NetArgs {
     /// # Errors
     /// A `-O` that is not `KEY=VALUE`.
     pub fn options(&self) -> Result<Options, String> {
-        let mut o = Options::new();
+        let mut o = super::state_options(&crate::state::default_cache_dir());
         let secs = |n: u64| format!("{}s", n.max(1));
         for h in &self.headers {
             o = o.with(dlm_http::OPTION_HEADER, h.clone());
@@ -237,6 +240,9 @@ impl NetArgs {
             o = o.with("ipfs.dht", "true");
         }
         o = o.with("bittorrent.max_peers", self.max_peers.to_string());
+        if self.no_dht {
+            o = o.with("bittorrent.dht", "false");
+        }
         o = o.with(
             "bittorrent.listen_port",
             if self.no_listen {

@@ -38,6 +38,17 @@ pub fn is_per_download(key: &str) -> bool {
     key == dlm_http::OPTION_HEADER
 }
 
+/// Settings that keep protocol state under `dir` (the command line passes
+/// its cache directory, `dlmd` its state directory): the BitTorrent DHT's
+/// routing table, `bittorrent.dht_state_file=DIR/dht-nodes`. Put them
+/// before other options, which then win.
+pub fn state_options(dir: &std::path::Path) -> Options {
+    Options::new().with(
+        "bittorrent.dht_state_file",
+        dir.join("dht-nodes").display().to_string(),
+    )
+}
+
 /// `SECTION.KEY` → value pairs (a `dlmd` job's `options`) as [`Options`].
 pub fn options_from<'a>(pairs: impl IntoIterator<Item = (&'a String, &'a String)>) -> Options {
     pairs

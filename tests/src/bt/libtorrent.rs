@@ -76,6 +76,9 @@ pub struct LibtorrentOptions {
     download_limit_bytes_per_sec: u64,
     no_announce: bool,
     exit_when_complete: bool,
+    // DHT (BEP 5).
+    dht: bool,
+    dht_nodes: Vec<SocketAddr>,
 }
 
 impl LibtorrentOptions {
@@ -125,6 +128,19 @@ impl LibtorrentOptions {
     /// to it.
     pub fn without_trackers(mut self) -> Self {
         self.no_announce = true;
+        self
+    }
+
+    /// Turns libtorrent's DHT on (BEP 5), on the listen port, purely on loopback: no bootstrap routers, the
+    /// per-IP limits that would keep 127.0.0.1 nodes apart off (see `lt_peer.py`).
+    pub fn with_dht(mut self) -> Self {
+        self.dht = true;
+        self
+    }
+
+    /// With [`LibtorrentOptions::with_dht`]: a DHT node to add at start (`add_dht_node`).
+    pub fn with_dht_node(mut self, node: SocketAddr) -> Self {
+        self.dht_nodes.push(node);
         self
     }
 
@@ -191,6 +207,12 @@ impl LibtorrentPeer {
             if on {
                 command.arg(flag);
             }
+        }
+        if options.dht {
+            command.arg("--dht");
+        }
+        for node in &options.dht_nodes {
+            command.arg("--dht-node").arg(node.to_string());
         }
         let mut child = command
             .stdin(Stdio::piped())
@@ -310,6 +332,16 @@ impl LibtorrentPeer {
         self.command("resume");
     }
 
+    /// Adds a DHT node now (`add_dht_node`; needs [`LibtorrentOptions::with_dht`]).
+    pub fn add_dht_node(&mut self, node: SocketAddr) {
+        self.command(&format!("dht-node {node}"));
+    }
+
+    /// Announces every torrent to the DHT now (`force_dht_announce`).
+    pub fn dht_announce(&mut self) {
+        self.command("dht-announce");
+    }
+
     fn command(&mut self, line: &str) {
         let stdin = self.stdin.as_mut().expect("lt_peer.py stdin");
         writeln!(stdin, "{line}")
@@ -346,6 +378,56 @@ pub struct LtStatus {
     pub elapsed_s: f64,
     /// Torrents by v1 info-hash (40 lowercase hex digits).
     pub torrents: BTreeMap<String, LtTorrentStatus>,
+    /// What the DHT saw ([`LibtorrentOptions::with_dht`] only).
+    pub dht: Option<LtDhtStatus>,
+}
+
+/// What a libtorrent DHT node saw (BEP 5), from its DHT alerts.
+#[derive(Clone, Debug, Default)]
+pub struct LtDhtStatus {
+    /// Nodes in its routing table.
+    pub nodes: u64,
+    /// `get_peers` queries received, by info-hash (40 lowercase hex digits).
+    pub get_peers: BTreeMap<String, u64>,
+    /// `announce_peer` queries received, by info-hash: the announced `ip:port` each.
+    pub announces: BTreeMap<String, Vec<String>>,
+}
+
+impl LtDhtStatus {
+    fn from_json(v: &Value) -> Option<Self> {
+        let map = v.as_object()?;
+        Some(Self {
+            nodes: map.get("nodes").and_then(Value::as_u64).unwrap_or(0),
+            get_peers: map
+                .get("get_peers")
+                .and_then(Value::as_object)
+                .map(|m| {
+                    m.iter()
+                        .map(|(k, n)| (k.clone(), n.as_u64().unwrap_or(0)))
+                        .collect()
+                })
+                .unwrap_or_default(),
+            announces: map
+                .get("announces")
+                .and_then(Value::as_object)
+                .map(|m| {
+                    m.iter()
+                        .map(|(k, a)| {
+                            let addrs = a
+                                .as_array()
+                                .map(|a| {
+                                    a.iter()
+                                        .filter_map(|x| x.as_str().map(str::to_owned))
+                                        .collect()
+                                })
+                                .unwrap_or_default();
+                            (k.clone(), addrs)
+                        })
+                        .collect()
+                })
+                .unwrap_or_default(),
+        })
+    }
 }
 
 /// One torrent in an [`LtStatus`]. Byte counts are payload bytes.
@@ -450,6 +532,7 @@ impl LtStatus {
                         .collect()
                 })
                 .unwrap_or_default(),
+            dht: LtDhtStatus::from_json(&v["dht"]),
         }
     }
 }

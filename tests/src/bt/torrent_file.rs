@@ -59,6 +59,12 @@ impl TorrentSpec {
         }
     }
 
+    /// Sets the `private` flag (BEP 27, mktorrent's `-p`): peers from the trackers (or given) only, no DHT.
+    pub fn with_private(mut self) -> Self {
+        self.private = true;
+        self
+    }
+
     /// Adds a tracker in a tier of its own (mktorrent's `-a URL`; the first becomes `announce`, all go to
     /// `announce-list`, BEP 12).
     pub fn with_tracker(mut self, url: &str) -> Self {
@@ -69,12 +75,6 @@ impl TorrentSpec {
     /// Adds a web seed (BEP 19 `url-list`, mktorrent's `-w URL`).
     pub fn with_web_seed(mut self, url: &str) -> Self {
         self.web_seeds.push(url.to_owned());
-        self
-    }
-
-    /// Marks the torrent private (BEP 27 `private=1`, mktorrent's `-p`).
-    pub fn private(mut self) -> Self {
-        self.private = true;
         self
     }
 
