@@ -107,7 +107,8 @@ impl TorrentSource {
     async fn join(&self) -> Result<()> {
         self.joined
             .get_or_try_init(|| async {
-                match self.swarm.join().await {
+                // With web seeds to start from, peers the DHT finds join later.
+                match self.swarm.join(!self.web_seeds.usable()).await {
                     Err(e) if self.web_seeds.usable() => {
                         tracing::info!(error = %e, "no peer yet: downloading from the web seeds");
                         self.swarm.join_without_peers().await;

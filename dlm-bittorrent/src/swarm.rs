@@ -307,7 +307,7 @@ impl Swarm {
     /// # Errors
     /// [`TorrentError::Tracker`] when there are no peers at all: no tracker
     /// answered with any and none was given, or none could be reached.
-    pub(crate) async fn join(self: &Arc<Self>) -> Result<(), TorrentError> {
+    pub(crate) async fn join(self: &Arc<Self>, wait_for_dht: bool) -> Result<(), TorrentError> {
         let listener = match self.config.listen_port {
             Some(port) => bind(port).await,
             None => None,
@@ -336,7 +336,7 @@ impl Swarm {
         if tried > 0 {
             self.dial_first(candidates).await;
         }
-        if self.connected() == 0 && self.uses_dht() {
+        if self.connected() == 0 && self.uses_dht() && wait_for_dht {
             // The DHT task dials what its lookups find.
             self.wait_for_peers(DHT_FIRST_PEERS).await;
         }

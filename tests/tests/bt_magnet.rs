@@ -179,7 +179,7 @@ fn a_resumed_magnet_download_needs_no_peer_for_its_metadata() {
     assert!(stdout.contains(&fx.info_hash_hex()), "{stdout}");
     // No peer at all: with the metadata on disk, the run gets past it and
     // fails only for want of peers for the pieces.
-    let (ok, _, stderr) = run(dlm(&["get", &bare, "-d", path_str(&out)]));
+    let (ok, _, stderr) = run(dlm(&["get", &bare, "-d", path_str(&out), "--no-dht"]));
     assert!(!ok, "nothing to download from, yet it succeeded");
     assert!(
         !stderr.contains("metadata"),
@@ -209,7 +209,7 @@ fn a_peer_learned_only_through_peer_exchange_serves_the_pieces() {
     // a few bytes/s would slow even the handshakes it receives).
     let middle_dir = dir.path().join("middle");
     std::fs::create_dir_all(&middle_dir).unwrap();
-    let Some(middle) = LibtorrentPeer::start(
+    let Some(mut middle) = LibtorrentPeer::start(
         LibtorrentOptions::default()
             .with_leech(&fx.torrent_path, &middle_dir)
             .without_trackers()
@@ -238,24 +238,30 @@ fn a_peer_learned_only_through_peer_exchange_serves_the_pieces() {
         from_seeder > 0,
         "the seeder, known only through the middle peer's ut_pex, served dlm"
     );
-    let handshake = dlm_extension_handshake(&middle, &fx.info_hash);
+    let handshake = dlm_extension_handshake(&mut middle, &fx.info_hash);
     assert!(handshake.contains("ut_pex"), "{handshake}");
 }
 
 /// The extended handshake (BEP 10) dlm sent to libtorrent `peer`, as
 /// libtorrent's peer log shows it.
-fn dlm_extension_handshake(peer: &LibtorrentPeer, info_hash: &[u8; 20]) -> String {
-    let t = peer.torrent(info_hash).expect("the torrent's status");
-    t.peers
-        .values()
-        .filter(|p| {
-            p.peer_id
-                .as_deref()
-                .unwrap_or_default()
-                .starts_with(DLM_PEER_ID_HEX)
-        })
-        .find_map(|p| p.extension_handshake.clone())
-        .unwrap_or_else(|| panic!("no extended handshake from dlm in {:?}", t.peers))
+fn dlm_extension_handshake(peer: &mut LibtorrentPeer, info_hash: &[u8; 20]) -> String {
+    let from_dlm = |s: &dlm_tests::bt::LtStatus| {
+        s.torrents
+            .get(&hex::encode(info_hash))?
+            .peers
+            .values()
+            .filter(|p| {
+                p.peer_id
+                    .as_deref()
+                    .unwrap_or_default()
+                    .starts_with(DLM_PEER_ID_HEX)
+            })
+            .find_map(|p| p.extension_handshake.clone())
+    };
+    // The status file trails the peer log by up to 0.2 s.
+    peer.wait_until(Duration::from_secs(10), |s| from_dlm(s).is_some())
+        .and_then(|s| from_dlm(&s))
+        .unwrap_or_else(|| panic!("no extended handshake from dlm: {}", peer.log()))
 }
 
 #[test]
@@ -269,7 +275,7 @@ fn a_private_torrent_offers_metadata_but_no_peer_exchange() {
     else {
         return;
     };
-    let Some(seeder) = LibtorrentPeer::start(LibtorrentOptions::seeding(&fx)) else {
+    let Some(mut seeder) = LibtorrentPeer::start(LibtorrentOptions::seeding(&fx)) else {
         return;
     };
     let out = dir.path().join("out");
@@ -290,7 +296,7 @@ fn a_private_torrent_offers_metadata_but_no_peer_exchange() {
     assert!(ok, "dlm get: {stderr}");
     fx.check_download(&out).unwrap();
     // BEP 27: no peer exchange for a private torrent.
-    let handshake = dlm_extension_handshake(&seeder, &fx.info_hash);
+    let handshake = dlm_extension_handshake(&mut seeder, &fx.info_hash);
     assert!(handshake.contains("ut_metadata"), "{handshake}");
     assert!(!handshake.contains("ut_pex"), "{handshake}");
 }
