@@ -260,6 +260,16 @@ async fn bad_requests_get_json_errors_with_stable_codes() {
             msg.contains("bittorrent.max_pears"),
             "unknown setting: {msg}"
         );
+        // A job may not move the daemon's shared DHT node or its state file.
+        let (status, body) = dlmd
+            .api(
+                "POST",
+                "/v1/jobs",
+                Some(&json!({"url": url, "options": {"bittorrent.dht_state_file": "/tmp/x"}})),
+            )
+            .await;
+        let msg = assert_error(status, &body, 400, "bad_request");
+        assert!(msg.contains("daemon setting"), "process setting: {msg}");
         let (status, body) = dlmd
             .api(
                 "POST",

@@ -270,6 +270,15 @@ impl Manager {
         self.registry
             .protocol(&input)
             .map_err(|e| ManagerError::BadRequest(e.to_string()))?;
+        if let Some(k) = new
+            .options
+            .keys()
+            .find(|k| protocols::is_process_setting(k))
+        {
+            return Err(ManagerError::BadRequest(format!(
+                "{k} is a daemon setting (dlmd -O {k}=…), not a job option"
+            )));
+        }
         let options = protocols::options_from(&new.options);
         protocols::Settings::from_options(&options)
             .map_err(|e| ManagerError::BadRequest(e.to_string()))?;

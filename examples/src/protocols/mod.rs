@@ -49,6 +49,16 @@ pub fn state_options(dir: &std::path::Path) -> Options {
     )
 }
 
+/// Settings that belong to the process, not to one download: a `dlmd` job
+/// may not set them (the DHT node is shared by every torrent, and its state
+/// file is the daemon's to place).
+pub fn is_process_setting(key: &str) -> bool {
+    matches!(
+        key,
+        "bittorrent.dht_state_file" | "bittorrent.dht_port" | "bittorrent.dht_bootstrap"
+    )
+}
+
 /// `SECTION.KEY` → value pairs (a `dlmd` job's `options`) as [`Options`].
 pub fn options_from<'a>(pairs: impl IntoIterator<Item = (&'a String, &'a String)>) -> Options {
     pairs
