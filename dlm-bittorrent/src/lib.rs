@@ -8,6 +8,7 @@ mod config;
 mod error;
 mod metainfo;
 mod metainfo_url;
+pub mod mse;
 pub mod peer;
 pub mod picker;
 mod protocol;
@@ -23,6 +24,7 @@ pub use error::TorrentError;
 pub use metainfo::{
     InfoHash, MAX_FILES, MAX_PIECE_LENGTH, MAX_TORRENT_BYTES, Metainfo, TorrentFile,
 };
+pub use mse::Encryption;
 pub use metainfo_url::{fetch_metainfo, is_torrent_url};
 pub use protocol::{MEDIA_TYPE, SECTION, TorrentProtocol, register, register_with};
 pub use source::{PIECE_MEMORY_BYTES, TorrentSource};

@@ -1,0 +1,73 @@
+//! `MseError`: why an MSE handshake failed.
+
+/// Why a Message Stream Encryption handshake failed. The `Display` text
+/// says which side is at fault: the peer (a malformed or unsupported
+/// handshake) or our policy (`bittorrent.encryption`).
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum MseError {
+    /// Reading or writing failed, or the peer closed the connection
+    /// mid-handshake (a peer without MSE support usually does).
+    #[error("encrypted handshake: {0}")]
+    Io(#[from] std::io::Error),
+    /// The handshake did not finish in time.
+    #[error("encrypted handshake: no answer within {ms} ms")]
+    TimedOut {
+        /// The limit, in milliseconds.
+        ms: u64,
+    },
+    /// The synchronisation point (`HASH('req1', S)` for B, `ENCRYPT(VC)`
+    /// for A) was not within the 512 bytes of padding allowed.
+    #[error("encrypted handshake: no {what} within {limit} bytes (not MSE, or a wrong key)")]
+    NoSync {
+        /// What was searched for.
+        what: &'static str,
+        /// Bytes searched, after the peer's public key.
+        limit: usize,
+    },
+    /// The initiator asked for a torrent we do not serve (no candidate
+    /// `SKEY` matches `HASH('req2', SKEY)`).
+    #[error("encrypted handshake: the peer asked for a torrent we do not serve")]
+    UnknownInfoHash,
+    /// The decrypted verification constant was not 8 zero bytes.
+    #[error("encrypted handshake: wrong verification constant (VC)")]
+    BadVc,
+    /// A padding length above 512 bytes.
+    #[error("encrypted handshake: {what} of {len} bytes (at most 512)")]
+    PadTooLong {
+        /// `PadC` or `PadD`.
+        what: &'static str,
+        /// The length announced.
+        len: usize,
+    },
+    /// No crypto method both sides allow: the peer's `crypto_provide`, or
+    /// what it selected, against our policy.
+    #[error(
+        "encrypted handshake: no common crypto method (peer {peer:#04x}, ours {ours:#04x}; 0x01 plaintext, 0x02 RC4)"
+    )]
+    NoCommonMethod {
+        /// The peer's `crypto_provide` or `crypto_select` bits.
+        peer: u32,
+        /// The methods our policy allows.
+        ours: u32,
+    },
+    /// Our policy requires encryption and the peer sent a plaintext
+    /// BitTorrent handshake.
+    #[error("plaintext BitTorrent handshake refused: bittorrent.encryption=require")]
+    PlaintextRefused,
+    /// Our policy disables encryption and the peer started an MSE handshake.
+    #[error("encrypted handshake refused: bittorrent.encryption=disable")]
+    EncryptionRefused,
+    /// The operating system gave no random bytes for the key.
+    #[error("encrypted handshake: no random bytes for the key: {0}")]
+    Random(String),
+}
+
+impl MseError {
+    /// Whether the peer broke off (closed or reset the connection, or
+    /// stalled) rather than sending something we refused: the cases where
+    /// retrying in plaintext can help a peer without MSE support.
+    pub fn is_peer_gone(&self) -> bool {
+        matches!(self, Self::Io(_) | Self::TimedOut { .. } | Self::NoSync { .. })
+    }
+}
