@@ -3,6 +3,8 @@
 use std::net::SocketAddr;
 use std::time::Duration;
 
+use crate::mse::Encryption;
+
 /// Settings of the BitTorrent client.
 ///
 /// # Defaults
@@ -12,7 +14,8 @@ use std::time::Duration;
 /// total silence (not even a keep-alive) before an idle connection is
 /// closed (not configurable); listening for peers on port 6881 (or the next free one up to
 /// 6890, else any); 4 upload slots (3 by tit-for-tat, 1 optimistic, BEP 3);
-/// no upload limit.
+/// no upload limit; encryption `prefer` (obfuscated MSE handshakes,
+/// plaintext payload when the peer allows it: see [`Encryption`]).
 #[non_exhaustive]
 #[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]
 #[serde(default)]
@@ -44,6 +47,10 @@ pub struct TorrentConfig {
     pub sequential: bool,
     /// HTTP settings for HTTP trackers.
     pub http: dlm_http::HttpConfig,
+    // Message Stream Encryption (MSE/PE).
+    /// When peer connections use Message Stream Encryption
+    /// (`bittorrent.encryption=prefer|require|disable`).
+    pub encryption: Encryption,
 }
 
 impl Default for TorrentConfig {
@@ -58,6 +65,7 @@ impl Default for TorrentConfig {
             upload_limit: None,
             sequential: false,
             http: dlm_http::HttpConfig::default(),
+            encryption: Encryption::default(),
         }
     }
 }
@@ -96,6 +104,12 @@ impl TorrentConfig {
     /// Sets [`TorrentConfig::max_peers`].
     pub fn with_max_peers(mut self, n: usize) -> Self {
         self.max_peers = n.max(1);
+        self
+    }
+
+    /// Sets [`TorrentConfig::encryption`].
+    pub fn with_encryption(mut self, encryption: Encryption) -> Self {
+        self.encryption = encryption;
         self
     }
 

@@ -371,6 +371,7 @@ impl Swarm {
                     self.uploads.clone(),
                     self.metainfo.info_hash,
                     self.peer_id,
+                    self.config.encryption,
                     self.config.connect_timeout,
                 )
             })
@@ -464,6 +465,7 @@ impl Swarm {
                             swarm.uploads.clone(),
                             swarm.metainfo.info_hash,
                             swarm.peer_id,
+                            swarm.config.encryption,
                             swarm.config.connect_timeout,
                         )
                     })

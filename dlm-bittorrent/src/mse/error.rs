@@ -27,7 +27,7 @@ pub enum MseError {
     },
     /// The initiator asked for a torrent we do not serve (no candidate
     /// `SKEY` matches `HASH('req2', SKEY)`).
-    #[error("encrypted handshake: the peer asked for a torrent we do not serve")]
+    #[error("the peer asked for a torrent we do not serve")]
     UnknownInfoHash,
     /// The decrypted verification constant was not 8 zero bytes.
     #[error("encrypted handshake: wrong verification constant (VC)")]
@@ -55,6 +55,10 @@ pub enum MseError {
     /// BitTorrent handshake.
     #[error("plaintext BitTorrent handshake refused: bittorrent.encryption=require")]
     PlaintextRefused,
+    /// We started MSE and the peer answered with a plaintext BitTorrent
+    /// handshake: it does not speak MSE.
+    #[error("the peer answered the encrypted handshake in plaintext (no MSE support)")]
+    PlaintextReply,
     /// Our policy disables encryption and the peer started an MSE handshake.
     #[error("encrypted handshake refused: bittorrent.encryption=disable")]
     EncryptionRefused,
@@ -64,10 +68,14 @@ pub enum MseError {
 }
 
 impl MseError {
-    /// Whether the peer broke off (closed or reset the connection, or
-    /// stalled) rather than sending something we refused: the cases where
-    /// retrying in plaintext can help a peer without MSE support.
-    pub fn is_peer_gone(&self) -> bool {
-        matches!(self, Self::Io(_) | Self::TimedOut { .. } | Self::NoSync { .. })
+    /// Whether the peer looks like one without MSE support (it closed or
+    /// reset the connection, stalled, sent no sync point, or answered in
+    /// plaintext), rather than one that refused what we offered: the cases
+    /// where dialling again in plaintext can help.
+    pub fn may_retry_plaintext(&self) -> bool {
+        matches!(
+            self,
+            Self::Io(_) | Self::TimedOut { .. } | Self::NoSync { .. } | Self::PlaintextReply
+        )
     }
 }

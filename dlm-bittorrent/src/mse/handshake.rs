@@ -94,6 +94,12 @@ async fn sync<S: AsyncRead + Unpin>(
     }
 }
 
+/// Whether `buf` starts with BEP 3's handshake header: 19, "BitTorrent
+/// protocol" (a public key does with probability 2^-160).
+fn is_plaintext_handshake(buf: &[u8]) -> bool {
+    buf.first() == Some(&19) && buf.get(1..=PROTOCOL.len()) == Some(&PROTOCOL[..])
+}
+
 fn be16(b: &[u8]) -> usize {
     usize::from(u16::from_be_bytes([b[0], b[1]]))
 }
@@ -202,6 +208,11 @@ async fn initiate_keyed<S: AsyncRead + AsyncWrite + Unpin>(
     stream.write_all(&public_key_and_pad(&keys)).await?;
     // 2: Yb (PadB is skipped by the VC search).
     let mut buf = Vec::with_capacity(KEY_LEN + VC_SEARCH);
+    fill(&mut stream, &mut buf, 1 + PROTOCOL.len()).await?;
+    if is_plaintext_handshake(&buf) {
+        // A peer without MSE that answered our key with its own handshake.
+        return Err(MseError::PlaintextReply);
+    }
     fill(&mut stream, &mut buf, KEY_LEN).await?;
     let mut yb = [0u8; KEY_LEN];
     yb.copy_from_slice(&buf[..KEY_LEN]);
@@ -309,7 +320,7 @@ pub async fn respond_keyed<S: AsyncRead + AsyncWrite + Unpin>(
 ) -> Result<(MseStream<S>, InfoHash), MseError> {
     let mut buf = Vec::with_capacity(KEY_LEN + REQ1_SEARCH + 64);
     fill(&mut stream, &mut buf, 1 + PROTOCOL.len()).await?;
-    if buf[0] as usize == PROTOCOL.len() && buf[1..=PROTOCOL.len()] == *PROTOCOL {
+    if is_plaintext_handshake(&buf) {
         if policy == Encryption::Require {
             return Err(MseError::PlaintextRefused);
         }

@@ -16,8 +16,8 @@
 //! # What it costs
 //! Each handshake does two 768-bit modular exponentiations with 160-bit
 //! exponents per side, and RC4 runs one table lookup and swap per payload
-//! byte; `scripts/bench-mse` (release) measures both, see the numbers in
-//! the crate README. Under the default [`Encryption::Prefer`] the payload
+//! byte. The ignored test `mse::tests::cost` measures both (run it in
+//! release); the numbers are in the crate README. Under the default [`Encryption::Prefer`] the payload
 //! stays plaintext whenever the peer allows it, so only `require` (or a
 //! peer that insists on RC4) pays the RC4 cost.
 

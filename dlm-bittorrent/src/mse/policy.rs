@@ -15,9 +15,10 @@
 #[non_exhaustive]
 pub enum Encryption {
     /// Outgoing: an MSE handshake offering plaintext and RC4 (0x03), with
-    /// the BitTorrent handshake as its initial payload; a peer that closes
-    /// the connection or stalls during it is dialled again once, in
-    /// plaintext (as libtorrent does). Incoming: a plaintext handshake or
+    /// the BitTorrent handshake as its initial payload, within half of the
+    /// connect timeout; a peer that closes the connection, stalls or
+    /// answers in plaintext during it is dialled again once, in plaintext
+    /// (as libtorrent does). Incoming: a plaintext handshake or
     /// MSE, either accepted. When a peer offers both methods we select
     /// plaintext (libtorrent's `prefer_rc4 = false`): the handshake is
     /// obfuscated, the payload is not encrypted.

@@ -7,6 +7,7 @@ mod connection;
 mod counts;
 mod state;
 mod task;
+mod transport;
 mod upload;
 
 pub(crate) use bans::Bans;
