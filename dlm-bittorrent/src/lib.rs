@@ -24,7 +24,7 @@ pub use error::TorrentError;
 pub use metainfo::{
     InfoHash, MAX_FILES, MAX_PIECE_LENGTH, MAX_TORRENT_BYTES, Metainfo, TorrentFile,
 };
-pub use mse::Encryption;
 pub use metainfo_url::{fetch_metainfo, is_torrent_url};
+pub use mse::Encryption;
 pub use protocol::{MEDIA_TYPE, SECTION, TorrentProtocol, register, register_with};
 pub use source::{PIECE_MEMORY_BYTES, TorrentSource};

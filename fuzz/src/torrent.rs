@@ -4,8 +4,8 @@
 use std::path::{Component, Path};
 
 use bytes::BytesMut;
-use dlm_bittorrent::tracker;
 use dlm_bittorrent::InfoHash;
+use dlm_bittorrent::tracker;
 use dlm_bittorrent::wire::{HANDSHAKE_LEN, Handshake, Message};
 
 /// The bencode scanner (BEP 3) on arbitrary bytes. Input: bencoded bytes.

@@ -6,10 +6,16 @@
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum MseError {
-    /// Reading or writing failed, or the peer closed the connection
-    /// mid-handshake (a peer without MSE support usually does).
+    /// Reading or writing failed.
     #[error("encrypted handshake: {0}")]
     Io(#[from] std::io::Error),
+    /// The peer closed the connection mid-handshake: a peer without MSE
+    /// support does on our key, and so does one that refuses what we
+    /// provide (plaintext under its `require`, RC4 under its `disable`).
+    #[error(
+        "encrypted handshake: the peer closed the connection (no MSE support, or it refuses what we provide)"
+    )]
+    Closed,
     /// The handshake did not finish in time.
     #[error("encrypted handshake: no answer within {ms} ms")]
     TimedOut {
@@ -75,7 +81,11 @@ impl MseError {
     pub fn may_retry_plaintext(&self) -> bool {
         matches!(
             self,
-            Self::Io(_) | Self::TimedOut { .. } | Self::NoSync { .. } | Self::PlaintextReply
+            Self::Io(_)
+                | Self::Closed
+                | Self::TimedOut { .. }
+                | Self::NoSync { .. }
+                | Self::PlaintextReply
         )
     }
 }

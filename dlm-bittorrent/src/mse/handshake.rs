@@ -59,7 +59,7 @@ async fn fill<S: AsyncRead + Unpin>(
     while buf.len() < want {
         let n = stream.read(&mut chunk).await?;
         if n == 0 {
-            return Err(MseError::Io(std::io::ErrorKind::UnexpectedEof.into()));
+            return Err(MseError::Closed);
         }
         buf.extend_from_slice(&chunk[..n]);
     }
@@ -159,8 +159,9 @@ pub async fn initiate<S: AsyncRead + AsyncWrite + Unpin + Send>(
 /// returned as it is.
 ///
 /// # Errors
-/// [`MseError::Io`] when the connection fails or the peer closes it (a
-/// peer without MSE, or one that requires what we do not provide),
+/// [`MseError::Closed`] when the peer closes the connection (a peer
+/// without MSE, or one that requires what we do not provide),
+/// [`MseError::Io`] when the connection fails,
 /// [`MseError::TimedOut`], [`MseError::NoSync`], [`MseError::PadTooLong`],
 /// [`MseError::NoCommonMethod`] for a `crypto_select` we did not provide;
 /// `Io` with `InvalidInput` for an `initial_payload` above 65535 bytes.
@@ -191,7 +192,13 @@ pub async fn initiate_with_payload<S: AsyncRead + AsyncWrite + Unpin + Send>(
     let keys = fresh_keys()?;
     within(
         timeout,
-        initiate_keyed(stream, &info_hash.0, policy.allowed(), initial_payload, keys),
+        initiate_keyed(
+            stream,
+            &info_hash.0,
+            policy.allowed(),
+            initial_payload,
+            keys,
+        ),
     )
     .await
 }
@@ -292,7 +299,7 @@ async fn initiate_keyed<S: AsyncRead + AsyncWrite + Unpin>(
 /// `skey_candidates`; [`MseError::NoCommonMethod`] when the peer provides
 /// no method we allow; [`MseError::NoSync`], [`MseError::BadVc`],
 /// [`MseError::PadTooLong`] for a malformed handshake;
-/// [`MseError::Io`], [`MseError::TimedOut`].
+/// [`MseError::Closed`], [`MseError::Io`], [`MseError::TimedOut`].
 ///
 /// # Cancel safety
 /// Not cancel safe: dropping the future drops the stream mid-handshake.

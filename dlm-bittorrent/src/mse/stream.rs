@@ -160,7 +160,6 @@ mod tests {
     use super::*;
     use crate::mse::dh::KEY_LEN;
 
-
     /// Writes through a duplex small enough to force partial and pending
     /// writes: the peer still decrypts every byte in order.
     #[tokio::test]

@@ -205,16 +205,7 @@ impl PeerConnection {
         let (stream, order) = transport::dial(addr, info_hash, &ours, encryption, timeout).await?;
         // One limit for connecting and handshaking together.
         let left = timeout.saturating_sub(started.elapsed());
-        Self::handshake(
-            stream,
-            order,
-            state,
-            uploads,
-            info_hash,
-            peer_id,
-            left,
-        )
-        .await
+        Self::handshake(stream, order, state, uploads, info_hash, peer_id, left).await
     }
 
     /// Answers a peer that connected to us: a plaintext handshake or
