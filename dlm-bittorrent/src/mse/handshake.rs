@@ -20,7 +20,7 @@
 //! - Every read is bounded: at most 96 + 532 bytes before B's sync point,
 //!   96 + 520 before A's, then fixed-size fields and lengths capped at 512
 //!   (pads) or 65535 (`IA`, a `u16`); each read call takes at most
-//!   [`READ_CHUNK`] bytes, so the buffer stays below the longest handshake
+//!   4096 bytes, so the buffer stays below the longest handshake
 //!   plus one chunk.
 //! - Every wait is under the caller's `timeout` (the whole handshake).
 //! - Nothing the peer sends can panic: lengths are checked before slicing.
