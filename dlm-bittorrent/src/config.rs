@@ -3,6 +3,8 @@
 use std::net::SocketAddr;
 use std::time::Duration;
 
+use crate::mse::Encryption;
+
 /// Settings of the BitTorrent client.
 ///
 /// # Defaults
@@ -13,7 +15,9 @@ use std::time::Duration;
 /// closed (not configurable); listening for peers on port 6881 (or the next free one up to
 /// 6890, else any); 4 upload slots (3 by tit-for-tat, 1 optimistic, BEP 3);
 /// no upload limit; the DHT (BEP 5) on, on UDP port 6881 (else any free
-/// one), bootstrapped from `mainline`'s default routers, with no state file.
+/// one), bootstrapped from `mainline`'s default routers, with no state file;
+/// encryption `prefer` (obfuscated MSE handshakes, plaintext payload when
+/// the peer allows it: see [`Encryption`]).
 #[non_exhaustive]
 #[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]
 #[serde(default)]
@@ -61,6 +65,10 @@ pub struct TorrentConfig {
     /// start as extra bootstrap nodes, written every 5 minutes and when the
     /// node stops); `None`: not kept.
     pub dht_state_file: Option<std::path::PathBuf>,
+    // Message Stream Encryption (MSE/PE).
+    /// When peer connections use Message Stream Encryption
+    /// (`bittorrent.encryption=prefer|require|disable`).
+    pub encryption: Encryption,
 }
 
 impl Default for TorrentConfig {
@@ -82,6 +90,7 @@ impl Default for TorrentConfig {
                 .collect(),
             dht_port: 6881,
             dht_state_file: None,
+            encryption: Encryption::default(),
         }
     }
 }
@@ -120,6 +129,12 @@ impl TorrentConfig {
     /// Sets [`TorrentConfig::max_peers`].
     pub fn with_max_peers(mut self, n: usize) -> Self {
         self.max_peers = n.max(1);
+        self
+    }
+
+    /// Sets [`TorrentConfig::encryption`].
+    pub fn with_encryption(mut self, encryption: Encryption) -> Self {
+        self.encryption = encryption;
         self
     }
 

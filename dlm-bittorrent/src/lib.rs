@@ -15,6 +15,7 @@ pub mod extension;
 pub mod magnet;
 mod metainfo;
 mod metainfo_url;
+pub mod mse;
 pub mod peer;
 pub mod picker;
 mod protocol;
@@ -34,6 +35,7 @@ pub use metainfo::{
     TorrentFile,
 };
 pub use metainfo_url::{fetch_metainfo, is_torrent_url};
+pub use mse::Encryption;
 pub use protocol::{MEDIA_TYPE, SECTION, TorrentProtocol, register, register_with};
 pub use source::{PIECE_MEMORY_BYTES, TorrentSource};
 pub use webseed::CONNECTIONS_PER_WEB_SEED;

@@ -65,6 +65,8 @@ struct Pool {
     /// Each peer's pieces as byte ranges, with the piece count they were
     /// built from.
     ranges: HashMap<SocketAddr, (usize, RangeSet)>,
+    /// Why the last connection attempt failed (for "none could be reached").
+    last_error: Option<String>,
 }
 
 impl Pool {
@@ -360,7 +362,10 @@ impl Swarm {
         if self.connected() == 0 {
             return Err(TorrentError::Tracker {
                 tracker: "(peers)".into(),
-                message: format!("none of {tried} peers could be reached"),
+                message: match self.pool().last_error.take() {
+                    Some(e) => format!("none of {tried} peers could be reached (last: {e})"),
+                    None => format!("none of {tried} peers could be reached"),
+                },
                 retryable: true,
             });
         }
@@ -529,6 +534,7 @@ impl Swarm {
                     self.uploads.clone(),
                     self.metainfo.info_hash,
                     self.peer_id,
+                    self.config.encryption,
                     self.config.connect_timeout,
                 )
             })
@@ -547,7 +553,10 @@ impl Swarm {
         self.pool().dialing.remove(&addr);
         match r {
             Ok(c) => self.adopt(c),
-            Err(e) => tracing::debug!(%addr, error = %e, "peer not usable"),
+            Err(e) => {
+                tracing::debug!(%addr, error = %e, "peer not usable");
+                self.pool().last_error = Some(e.to_string());
+            }
         }
     }
 
@@ -623,6 +632,7 @@ impl Swarm {
                             swarm.uploads.clone(),
                             swarm.metainfo.info_hash,
                             swarm.peer_id,
+                            swarm.config.encryption,
                             swarm.config.connect_timeout,
                         )
                     })

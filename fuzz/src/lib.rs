@@ -23,7 +23,9 @@ pub use http::{content_disposition, content_range, digest};
 pub use ipfs::{bitswap, car, dag_pb, ipns};
 pub use local::{control_file, netrc, settings};
 pub use s3::{s3_error, s3_list};
-pub use torrent::{bencode, bt_extension, magnet, metainfo, tracker_reply, tracker_udp, wire};
+pub use torrent::{
+    bencode, bt_extension, magnet, metainfo, mse_respond, tracker_reply, tracker_udp, wire,
+};
 
 /// A target's function: runs the parser on one input, panics on a finding.
 pub type Target = fn(&[u8]);
@@ -44,6 +46,7 @@ pub const TARGETS: &[(&str, Target)] = &[
     ("ipns", ipns),
     ("magnet", magnet),
     ("metainfo", metainfo),
+    ("mse_respond", mse_respond),
     ("netrc", netrc),
     ("s3_error", s3_error),
     ("s3_list", s3_list),

@@ -6,8 +6,8 @@ Seeds and/or downloads torrents, prints ``READY <port>`` once it listens, and ke
 
     python3 lt_peer.py --status STATUS.json [--port N] [--seed TORRENT DIR]... [--leech TORRENT DIR]...
                        [--connect HOST:PORT]... [--upload-limit BYTES_PER_SEC] [--download-limit BYTES_PER_SEC]
-                       [--no-announce] [--utp] [--encrypted-outgoing] [--peer-log] [--exit-when-complete]
-                       [--unchoke-slots N]
+                       [--no-announce] [--utp] [--encrypted-outgoing] [--encryption forced|enabled|disabled]
+                       [--peer-log] [--exit-when-complete] [--unchoke-slots N]
 
 * ``--seed``: the data is in DIR and complete; added in seed mode (no hash check up front; libtorrent hashes each
   piece the first time a peer requests it).
@@ -20,6 +20,10 @@ Seeds and/or downloads torrents, prints ``READY <port>`` once it listens, and ke
 * Outgoing connections use the plain BitTorrent handshake; ``--encrypted-outgoing`` restores libtorrent's default
   (MSE/PE first, then a plaintext retry about 1 s after a peer that does not speak MSE closes). Incoming
   connections may use either.
+* ``--encryption POLICY`` sets libtorrent's ``in_enc_policy`` and ``out_enc_policy`` both (it overrides
+  ``--encrypted-outgoing``): ``forced`` accepts and opens MSE/PE connections only and, with ``allowed_enc_level`` =
+  RC4 and ``prefer_rc4``, encrypts the payload with RC4; ``enabled`` is libtorrent's default (MSE or plaintext, in
+  and out, plaintext payload preferred); ``disabled`` refuses MSE both ways.
 * Rate limits apply to loopback peers too (libtorrent exempts "local" peers by default; this script removes that
   exemption).
 
@@ -100,6 +104,12 @@ def parse_args():
         "--encrypted-outgoing",
         action="store_true",
         help="libtorrent's default for outgoing connections: MSE first, plaintext retry (default: plaintext only)",
+    )
+    p.add_argument(
+        "--encryption",
+        choices=("forced", "enabled", "disabled"),
+        default=None,
+        help="in_enc_policy and out_enc_policy (forced also sets allowed_enc_level = RC4)",
     )
     p.add_argument("--peer-log", action="store_true", help="log every peer message to lt.log")
     p.add_argument("--exit-when-complete", action="store_true")
@@ -262,6 +272,14 @@ def main():
         mask |= category("dht") | category("dht_operation") | category("stats")
         settings["alert_mask"] = mask
     settings.update(dht_settings(args))
+    if args.encryption is not None:
+        # libtorrent's enc_policy: pe_forced = 0, pe_enabled = 1, pe_disabled = 2; enc_level: pe_rc4 = 2, pe_both = 3.
+        policy = {"forced": 0, "enabled": 1, "disabled": 2}[args.encryption]
+        settings["out_enc_policy"] = policy
+        settings["in_enc_policy"] = policy
+        if args.encryption == "forced":
+            settings["allowed_enc_level"] = 2
+            settings["prefer_rc4"] = True
     if args.unchoke_slots is not None:
         settings["unchoke_slots_limit"] = args.unchoke_slots
     ses = lt.session(settings)
