@@ -69,6 +69,11 @@ pub struct TorrentConfig {
     /// When peer connections use Message Stream Encryption
     /// (`bittorrent.encryption=prefer|require|disable`).
     pub encryption: Encryption,
+    /// Local Service Discovery (BEP 14): announce our torrents on the LAN
+    /// (and loopback) and connect to the peers that announce them
+    /// (`bittorrent.lsd=true`, `--lsd`). Off by default, as in aria2 and
+    /// Transmission; private torrents (BEP 27) never use it.
+    pub lsd: bool,
 }
 
 impl Default for TorrentConfig {
@@ -91,6 +96,7 @@ impl Default for TorrentConfig {
             dht_port: 6881,
             dht_state_file: None,
             encryption: Encryption::default(),
+            lsd: false,
         }
     }
 }
@@ -129,6 +135,12 @@ impl TorrentConfig {
     /// Sets [`TorrentConfig::max_peers`].
     pub fn with_max_peers(mut self, n: usize) -> Self {
         self.max_peers = n.max(1);
+        self
+    }
+
+    /// Sets [`TorrentConfig::lsd`].
+    pub fn with_lsd(mut self, lsd: bool) -> Self {
+        self.lsd = lsd;
         self
     }
 

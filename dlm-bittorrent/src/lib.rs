@@ -12,6 +12,7 @@ mod config;
 mod dht;
 mod error;
 pub mod extension;
+pub mod lsd;
 pub mod magnet;
 mod metainfo;
 mod metainfo_url;

@@ -24,7 +24,7 @@ pub use ipfs::{bitswap, car, dag_pb, ipns};
 pub use local::{control_file, netrc, settings};
 pub use s3::{s3_error, s3_list};
 pub use torrent::{
-    bencode, bt_extension, magnet, metainfo, mse_respond, tracker_reply, tracker_udp, wire,
+    bencode, bt_extension, lsd, magnet, metainfo, mse_respond, tracker_reply, tracker_udp, wire,
 };
 
 /// A target's function: runs the parser on one input, panics on a finding.
@@ -44,6 +44,7 @@ pub const TARGETS: &[(&str, Target)] = &[
     ("ftp_listing", ftp_listing),
     ("ftp_reply", ftp_reply),
     ("ipns", ipns),
+    ("lsd", lsd),
     ("magnet", magnet),
     ("metainfo", metainfo),
     ("mse_respond", mse_respond),

@@ -100,6 +100,7 @@ def parse_args():
     p.add_argument("--download-limit", type=int, default=0, help="bytes per second, 0 = unlimited")
     p.add_argument("--no-announce", action="store_true", help="remove the torrents' trackers")
     p.add_argument("--utp", action="store_true", help="also use uTP (default: TCP only)")
+    p.add_argument("--lsd", action="store_true", help="local service discovery, BEP 14 (default: off)")
     p.add_argument(
         "--encrypted-outgoing",
         action="store_true",
@@ -251,7 +252,7 @@ def main():
         "listen_interfaces": f"127.0.0.1:{args.port}",
         "outgoing_interfaces": "127.0.0.1",
         "enable_dht": False,
-        "enable_lsd": False,
+        "enable_lsd": args.lsd,
         "enable_upnp": False,
         "enable_natpmp": False,
         "allow_multiple_connections_per_ip": True,

@@ -75,6 +75,7 @@ pub struct LibtorrentOptions {
     upload_limit_bytes_per_sec: u64,
     download_limit_bytes_per_sec: u64,
     no_announce: bool,
+    lsd: bool,
     exit_when_complete: bool,
     // DHT (BEP 5).
     dht: bool,
@@ -156,6 +157,13 @@ impl LibtorrentOptions {
         self
     }
 
+    /// Turns on local service discovery (BEP 14): libtorrent announces its torrents to 239.192.152.143:6771
+    /// (loopback included) and connects to peers that announce them.
+    pub fn with_lsd(mut self) -> Self {
+        self.lsd = true;
+        self
+    }
+
     /// Sets libtorrent's encryption policy for incoming and outgoing connections (default: MSE or plaintext in,
     /// plaintext out).
     pub fn with_encryption(mut self, policy: LtEncryption) -> Self {
@@ -228,6 +236,7 @@ impl LibtorrentPeer {
         }
         for (on, flag) in [
             (options.no_announce, "--no-announce"),
+            (options.lsd, "--lsd"),
             (options.exit_when_complete, "--exit-when-complete"),
         ] {
             if on {
