@@ -1,5 +1,6 @@
-//! Web seeds (BEP 19 `url-list`) against nginx: a torrent served by its web
-//! seed alone (single- and multi-file), one that mixes a web seed and a
+//! Web seeds (BEP 19 `url-list`) against nginx and vsftpd: a torrent served
+//! by its web seed alone (single- and multi-file over HTTP, and over FTP
+//! through the registry's FTP source), one that mixes a web seed and a
 //! libtorrent seeder, and a web seed serving corrupt data, which is dropped
 //! while the pieces come from the peer. Every file is compared with the
 //! seeded payload.
@@ -9,7 +10,7 @@ use std::path::Path;
 use std::time::Duration;
 
 use dlm_tests::bt::{LibtorrentOptions, LibtorrentPeer, TorrentFixture, TorrentSpec};
-use dlm_tests::{Nginx, NginxOptions, dlm_command};
+use dlm_tests::{Nginx, NginxOptions, Vsftpd, dlm_command};
 
 const TEST_TIMEOUT: Duration = Duration::from_secs(120);
 
@@ -189,5 +190,33 @@ fn a_web_seed_serving_corrupt_data_is_dropped_and_the_peer_serves_the_pieces() {
         ranged <= dlm_bittorrent::CONNECTIONS_PER_WEB_SEED + 1,
         "the web seed was dropped after its first bad piece ({ranged} ranged requests for {} pieces)",
         fx.num_pieces()
+    );
+}
+
+#[test]
+fn an_ftp_web_seed_serves_a_torrent_through_the_ftp_source() {
+    let Some(ftp) = Vsftpd::start() else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let Some(fx) = TorrentSpec::single_file("ftp seeded.bin", (3 << 20) + 7)
+        .with_web_seed(&ftp.url("ws/"))
+        .with_piece_len_log2(17)
+        .with_seed(9)
+        .create(&dir.path().join("seed"))
+    else {
+        return;
+    };
+    copy_tree(&fx.data_dir, &ftp.root().join("ws"));
+    let out = dir.path().join("out");
+    dlm_get(&[
+        fx.torrent_path.to_str().unwrap(),
+        "-d",
+        out.to_str().unwrap(),
+    ]);
+    fx.check_download(&out).unwrap();
+    assert!(
+        ftp.downloaded_bytes("/ws/ftp seeded.bin") > 0,
+        "vsftpd served the pieces"
     );
 }
