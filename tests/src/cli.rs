@@ -96,6 +96,37 @@ pub fn dlm_command() -> Command {
     cmd
 }
 
+/// What one `dlm` run ended with.
+#[derive(Debug)]
+pub struct DlmRun {
+    /// It exited 0.
+    pub ok: bool,
+    /// Its standard output.
+    pub stdout: String,
+    /// Its standard error.
+    pub stderr: String,
+}
+
+/// Runs `dlm ARGS --no-netrc` (plus `--quiet` for `get`) to the end, killed
+/// if the future is dropped.
+///
+/// # Panics
+///
+/// If the binary cannot be started.
+pub async fn dlm_run(args: &[&str]) -> DlmRun {
+    let mut cmd = tokio::process::Command::from(dlm_command());
+    cmd.args(args).arg("--no-netrc");
+    if args.first() == Some(&"get") {
+        cmd.arg("--quiet");
+    }
+    let out = cmd.kill_on_drop(true).output().await.expect("run dlm");
+    DlmRun {
+        ok: out.status.success(),
+        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+    }
+}
+
 fn build_example(name: &str) {
     let cargo = env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
     eprintln!("building the {name} example: cargo build --example {name} -p dlm-examples");

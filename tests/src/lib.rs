@@ -60,7 +60,9 @@ pub use bt::{
     LtPeerStats, LtStatus, LtTorrentStatus, ScrapeCounts, StaticTracker, TorrentFixture,
     TorrentSpec, Tracker, TransmissionSeeder,
 };
-pub use cli::{JsonRun, dlm_binary, dlm_command, dlm_json_run, dlm_kill_and_resume};
+pub use cli::{
+    DlmRun, JsonRun, dlm_binary, dlm_command, dlm_json_run, dlm_kill_and_resume, dlm_run,
+};
 pub use counting_proxy::CountingProxy;
 pub use cut_proxy::{CutMode, CutProxy, CutProxyOptions};
 pub use digest::sha256_file;

@@ -21,19 +21,10 @@ fn run<T>(body: impl std::future::Future<Output = T>) -> T {
     dlm_tests::runtime::e2e(TEST_TIMEOUT, body)
 }
 
-/// Runs `dlm ARGS --no-netrc` (`--quiet` for `get`); its status, stdout and stderr.
+/// Runs `dlm ARGS` (see [`dlm_tests::dlm_run`]): its status, stdout and stderr.
 async fn dlm(args: &[&str]) -> (bool, String, String) {
-    let mut cmd = tokio::process::Command::from(dlm_command());
-    cmd.args(args).arg("--no-netrc");
-    if args.first() == Some(&"get") {
-        cmd.arg("--quiet");
-    }
-    let out = cmd.kill_on_drop(true).output().await.unwrap();
-    (
-        out.status.success(),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
+    let r = dlm_tests::dlm_run(args).await;
+    (r.ok, r.stdout, r.stderr)
 }
 
 /// `magnet:?xt=urn:btih:<hash>` plus `extra` (`&x.pe=…`, `&so=…`).

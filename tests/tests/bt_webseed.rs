@@ -10,7 +10,7 @@ use std::path::Path;
 use std::time::Duration;
 
 use dlm_tests::bt::{LibtorrentOptions, LibtorrentPeer, TorrentFixture, TorrentSpec};
-use dlm_tests::{Nginx, NginxOptions, Vsftpd, dlm_command};
+use dlm_tests::{Nginx, NginxOptions, Vsftpd};
 
 const TEST_TIMEOUT: Duration = Duration::from_secs(120);
 
@@ -21,23 +21,12 @@ fn run<T>(body: impl std::future::Future<Output = T>) -> T {
     dlm_tests::runtime::e2e(TEST_TIMEOUT, body)
 }
 
-/// Runs `dlm get ARGS --no-netrc --quiet` and asserts it succeeded.
+/// Runs `dlm get ARGS` and asserts it succeeded.
 fn dlm_get(args: &[&str]) {
-    let out = run(async {
-        tokio::process::Command::from(dlm_command())
-            .arg("get")
-            .args(args)
-            .args(["--no-netrc", "--quiet"])
-            .kill_on_drop(true)
-            .output()
-            .await
-            .unwrap()
-    });
-    assert!(
-        out.status.success(),
-        "dlm get: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let mut all = vec!["get"];
+    all.extend_from_slice(args);
+    let r = run(dlm_tests::dlm_run(&all));
+    assert!(r.ok, "dlm get: {}", r.stderr);
 }
 
 /// Copies the fixture's payload (`data/<name>…`) under nginx's `www/<dir>/`.
