@@ -469,7 +469,13 @@ impl Source for TorrentSource {
                 have.set(i);
             }
         }
-        let wanted_left = m.total_length.saturating_sub(storage.done.total_len());
+        // `left` as announced (BEP 3): the bytes still to fetch, not those
+        // of files left out of the selection.
+        let mut had = storage.done.clone();
+        for r in storage.skip.ranges() {
+            had.insert(*r);
+        }
+        let wanted_left = m.total_length.saturating_sub(had.total_len());
         self.swarm.set_left(wanted_left);
         self.swarm.uploads().attach(storage.reader, &have, false);
         match self.join().await {

@@ -349,6 +349,9 @@ pub struct Storage {
     /// Bytes already done (verified) when the transfer starts. Bytes the
     /// source delivers later are reported by [`Source::stored`] once written.
     pub done: RangeSet,
+    /// Bytes that will not be fetched (files left out of the selection,
+    /// [`Probe::skip`]): a swarm counts them neither as had nor as left.
+    pub skip: RangeSet,
 }
 
 /// Read-only access to a download's stored bytes (its sink's

@@ -7,7 +7,8 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use dlm_tests::bt::{
-    Aria2Options, Aria2Seeder, LibtorrentOptions, LibtorrentPeer, NO_TRACKER, TorrentSpec, Tracker,
+    Aria2Options, Aria2Seeder, LibtorrentOptions, LibtorrentPeer, NO_TRACKER, StaticTracker,
+    TorrentSpec, Tracker,
 };
 use dlm_tests::{dlm_command, dlm_kill_and_resume};
 
@@ -284,8 +285,10 @@ fn a_file_selection_downloads_only_the_selected_files() {
         ("c.txt", 17),
         ("sub/d.bin", 700_003),
     ];
+    // A tracker that names no peer, to see what dlm announces.
+    let tracker = StaticTracker::start(&[]);
     let Some(fx) = TorrentSpec::multi_file("picked", &files)
-        .with_tracker(NO_TRACKER)
+        .with_tracker(&tracker.announce_url())
         .with_piece_len_log2(16)
         .create(&dir.path().join("seed"))
     else {
@@ -339,6 +342,22 @@ fn a_file_selection_downloads_only_the_selected_files() {
             .flatten()
             .all(|e| !e.file_name().to_string_lossy().starts_with('.')),
         "no parts file or resume state left"
+    );
+    // BEP 3 `left`: the selected files' pieces only, not the whole torrent.
+    let started = tracker
+        .requests()
+        .into_iter()
+        .find(|r| r.contains("event=started"))
+        .expect("a started announce");
+    let left: u64 = started
+        .split(['?', '&'])
+        .find_map(|kv| kv.strip_prefix("left="))
+        .and_then(|v| v.parse().ok())
+        .expect("left=");
+    assert!(
+        (500_017..fx.total_len).contains(&left),
+        "left={left} of {} bytes: {started}",
+        fx.total_len
     );
 }
 

@@ -435,6 +435,7 @@ impl Engine {
             .attach_with_retries(Storage {
                 reader: StoredBytes::new(target.sink.clone()),
                 done: present,
+                skip: self.skip.clone(),
             })
             .await
         {
