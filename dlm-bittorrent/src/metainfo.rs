@@ -960,6 +960,269 @@ mod tests {
         assert_eq!(m.files[1].path, PathBuf::from("root/_CON"));
     }
 
+    /// A bencode value for hand-made v2 torrents (dictionary keys sorted
+    /// when encoded, BEP 3).
+    enum B {
+        I(i64),
+        S(Vec<u8>),
+        L(Vec<B>),
+        D(Vec<(&'static str, B)>),
+        /// A dictionary with raw keys (a file tree's names, piece layers' roots).
+        Dk(Vec<(Vec<u8>, B)>),
+    }
+
+    impl B {
+        fn enc(&self, out: &mut Vec<u8>) {
+            fn bytes(out: &mut Vec<u8>, b: &[u8]) {
+                out.extend_from_slice(format!("{}:", b.len()).as_bytes());
+                out.extend_from_slice(b);
+            }
+            match self {
+                B::I(i) => out.extend_from_slice(format!("i{i}e").as_bytes()),
+                B::S(b) => bytes(out, b),
+                B::L(l) => {
+                    out.push(b'l');
+                    l.iter().for_each(|v| v.enc(out));
+                    out.push(b'e');
+                }
+                B::D(d) => {
+                    let mut d: Vec<_> = d.iter().collect();
+                    d.sort_by_key(|(k, _)| *k);
+                    out.push(b'd');
+                    for (k, v) in d {
+                        bytes(out, k.as_bytes());
+                        v.enc(out);
+                    }
+                    out.push(b'e');
+                }
+                B::Dk(d) => {
+                    let mut d: Vec<_> = d.iter().collect();
+                    d.sort_by(|a, b| a.0.cmp(&b.0));
+                    out.push(b'd');
+                    for (k, v) in d {
+                        bytes(out, k);
+                        v.enc(out);
+                    }
+                    out.push(b'e');
+                }
+            }
+        }
+        fn bytes(&self) -> Vec<u8> {
+            let mut out = Vec::new();
+            self.enc(&mut out);
+            out
+        }
+    }
+
+    fn file_node(len: u64, root: Option<Sha256Hash>) -> B {
+        let mut props = vec![("length", B::I(len as i64))];
+        if let Some(r) = root {
+            props.push(("pieces root", B::S(r.to_vec())));
+        }
+        B::Dk(vec![(Vec::new(), B::D(props))])
+    }
+
+    /// `root/a` (20000 bytes: two 16 KiB pieces) and `root/sub/b` (5
+    /// bytes); with `hybrid`, the v1 list too, with a BEP 47 padding file.
+    fn v2_torrent(hybrid: bool, layer_a: Option<Vec<u8>>) -> (Vec<u8>, Vec<u8>, Vec<u8>) {
+        let a: Vec<u8> = (0..20000u32).map(|i| (i % 13) as u8).collect();
+        let b = b"hello".to_vec();
+        let root_a = metainfo_v2::file_root(&a);
+        let root_b = metainfo_v2::file_root(&b);
+        let layer: Vec<u8> = a
+            .chunks(16384)
+            .flat_map(|p| metainfo_v2::piece_hash(p, 16384))
+            .collect();
+        let tree = B::Dk(vec![
+            (b"a".to_vec(), file_node(20000, Some(root_a))),
+            (
+                b"sub".to_vec(),
+                B::Dk(vec![(b"b".to_vec(), file_node(5, Some(root_b)))]),
+            ),
+        ]);
+        let mut info = vec![
+            ("file tree", tree),
+            ("meta version", B::I(2)),
+            ("name", B::S(b"root".to_vec())),
+            ("piece length", B::I(16384)),
+        ];
+        if hybrid {
+            let mut space = a.clone();
+            space.resize(32768, 0);
+            space.extend_from_slice(&b);
+            let pieces: Vec<u8> = space
+                .chunks(16384)
+                .flat_map(|p| <[u8; 20]>::from(Sha1::digest(p)))
+                .collect();
+            let file = |len: i64, path: &[&str], pad: bool| {
+                let mut d = vec![
+                    ("length", B::I(len)),
+                    (
+                        "path",
+                        B::L(path.iter().map(|c| B::S(c.as_bytes().to_vec())).collect()),
+                    ),
+                ];
+                if pad {
+                    d.push(("attr", B::S(b"p".to_vec())));
+                }
+                B::D(d)
+            };
+            info.push((
+                "files",
+                B::L(vec![
+                    file(20000, &["a"], false),
+                    file(12768, &[".pad", "12768"], true),
+                    file(5, &["sub", "b"], false),
+                ]),
+            ));
+            info.push(("pieces", B::S(pieces)));
+        }
+        let t = B::D(vec![
+            ("info", B::D(info)),
+            (
+                "piece layers",
+                B::Dk(vec![(root_a.to_vec(), B::S(layer_a.unwrap_or(layer)))]),
+            ),
+        ]);
+        let mut space = a;
+        space.resize(32768, 0);
+        space.extend_from_slice(&b);
+        (t.bytes(), space, b)
+    }
+
+    #[tokio::test]
+    async fn parses_a_v2_only_torrent_and_checks_its_pieces() {
+        let (t, space, _) = v2_torrent(false, None);
+        let m = Metainfo::from_bytes(&t).unwrap();
+        let info = bencode::dict_value(&t, b"info").unwrap().unwrap();
+        let v2: Sha256Hash = sha2::Sha256::digest(info).into();
+        assert_eq!(m.meta_version, MetaVersion::V2);
+        assert_eq!(m.info_hash_v2, Some(v2));
+        assert_eq!(m.info_hash.0[..], v2[..20]);
+        assert_eq!(m.swarm_info_hashes(), vec![m.info_hash]);
+        assert!(m.pieces.is_empty());
+        let files: Vec<_> = m
+            .files
+            .iter()
+            .map(|f| (f.path.clone(), f.offset, f.length))
+            .collect();
+        assert_eq!(
+            files,
+            vec![
+                (PathBuf::from("root/a"), 0, 20000),
+                (PathBuf::from("root/sub/b"), 32768, 5)
+            ]
+        );
+        // Each file padded to a piece boundary, the last one too (as libtorrent lays it out).
+        assert_eq!(m.total_length, 49152);
+        assert_eq!(m.piece_count(), 3);
+        let mut space = space;
+        space.resize(49152, 0);
+        for i in 0..3 {
+            let r = m.piece_range(i);
+            let piece = bytes::Bytes::copy_from_slice(&space[r.start as usize..r.end as usize]);
+            assert!(m.piece_matches(i, &piece).await, "piece {i}");
+            let mut bad = piece.to_vec();
+            bad[0] ^= 1;
+            assert!(!m.piece_matches(i, &bytes::Bytes::from(bad)).await);
+            // Padding that is not zeros fails too.
+            let mut bad = piece.to_vec();
+            *bad.last_mut().unwrap() = 1;
+            assert!(!m.piece_matches(i, &bytes::Bytes::from(bad)).await);
+        }
+        let spans = m.file_spans(|_| true);
+        assert_eq!(spans.len(), 2, "no span for padding");
+    }
+
+    #[tokio::test]
+    async fn parses_a_hybrid_torrent_without_its_padding_file() {
+        let (t, space, _) = v2_torrent(true, None);
+        let m = Metainfo::from_bytes(&t).unwrap();
+        assert_eq!(m.meta_version, MetaVersion::Hybrid);
+        let info = bencode::dict_value(&t, b"info").unwrap().unwrap();
+        assert_eq!(m.info_hash.0, <[u8; 20]>::from(Sha1::digest(info)));
+        assert_eq!(m.swarm_info_hashes().len(), 2);
+        assert_eq!(
+            m.swarm_info_hashes()[1].0[..],
+            m.info_hash_v2.unwrap()[..20]
+        );
+        assert_eq!(m.files.len(), 2);
+        assert_eq!((m.files[1].offset, m.total_length), (32768, 32773));
+        assert_eq!(m.piece_len(2), 5);
+        for i in 0..3 {
+            let r = m.piece_range(i);
+            let piece = bytes::Bytes::copy_from_slice(&space[r.start as usize..r.end as usize]);
+            assert!(m.piece_matches(i, &piece).await, "piece {i}");
+        }
+        // From the info dictionary alone (a magnet link): no piece layers, SHA-1 still checks.
+        let alone = Metainfo::from_info(info, Vec::new(), Vec::new()).unwrap();
+        assert!(alone.piece_layers.is_empty());
+        let r = alone.piece_range(0);
+        let piece = bytes::Bytes::copy_from_slice(&space[r.start as usize..r.end as usize]);
+        assert!(alone.piece_matches(0, &piece).await);
+    }
+
+    #[test]
+    fn refuses_bad_v2_torrents() {
+        let err = |t: &[u8]| Metainfo::from_bytes(t).unwrap_err().to_string();
+        // A piece layer that is not the file's.
+        let (t, _, _) = v2_torrent(false, Some(vec![7u8; 64]));
+        assert!(err(&t).contains("does not match"), "{}", err(&t));
+        // A piece layer of the wrong length.
+        let (t, _, _) = v2_torrent(false, Some(vec![7u8; 32]));
+        assert!(err(&t).contains("does not match"));
+        // The info dictionary alone: no piece layers to check a v2-only torrent with.
+        let (t, _, _) = v2_torrent(false, None);
+        let info = bencode::dict_value(&t, b"info").unwrap().unwrap();
+        assert!(Metainfo::from_info(info, Vec::new(), Vec::new()).is_err());
+        let torrent = |info: B| B::D(vec![("info", info)]).bytes();
+        let base = |tree: B, version: i64, piece: i64| {
+            B::D(vec![
+                ("file tree", tree),
+                ("meta version", B::I(version)),
+                ("name", B::S(b"n".to_vec())),
+                ("piece length", B::I(piece)),
+            ])
+        };
+        let one = || B::Dk(vec![(b"f".to_vec(), file_node(5, Some([1; 32])))]);
+        assert!(err(&torrent(base(one(), 3, 16384))).contains("meta version 3"));
+        assert!(err(&torrent(base(one(), 2, 20000))).contains("power of two"));
+        assert!(err(&torrent(base(one(), 2, 8192))).contains("power of two"));
+        // A file with a sibling, a root that is a file, a file without a root.
+        let sibling = B::Dk(vec![(
+            b"f".to_vec(),
+            B::Dk(vec![
+                (Vec::new(), B::D(vec![("length", B::I(1))])),
+                (b"x".to_vec(), file_node(1, Some([1; 32]))),
+            ]),
+        )]);
+        assert!(err(&torrent(base(sibling, 2, 16384))).contains("siblings"));
+        assert!(err(&torrent(base(file_node(5, Some([1; 32])), 2, 16384))).contains("root"));
+        let rootless = B::Dk(vec![(b"f".to_vec(), file_node(5, None))]);
+        assert!(err(&torrent(base(rootless, 2, 16384))).contains("no pieces root"));
+        // Unsafe names are refused as in v1.
+        let evil = B::Dk(vec![(b"..".to_vec(), file_node(5, Some([1; 32])))]);
+        let e = Metainfo::from_bytes(&torrent(base(evil, 2, 16384))).unwrap_err();
+        assert!(matches!(e, TorrentError::UnsafePath(_)), "{e}");
+        // Too deep a tree.
+        let mut deep = file_node(5, Some([1; 32]));
+        for _ in 0..=metainfo_v2::MAX_FILE_TREE_DEPTH {
+            deep = B::Dk(vec![(b"d".to_vec(), deep)]);
+        }
+        assert!(err(&torrent(base(deep, 2, 16384))).contains("deeper"));
+    }
+
+    #[test]
+    fn refuses_a_hybrid_whose_v1_and_v2_files_differ() {
+        let (t, _, _) = v2_torrent(true, None);
+        // Rename the v1 file `b` to `c`: same length, so the torrent still parses as bencode.
+        let at = t.windows(13).position(|w| w == b"4:pathl3:sub1").unwrap();
+        let mut bad = t.clone();
+        bad[at + 14] = b'c';
+        let e = Metainfo::from_bytes(&bad).unwrap_err().to_string();
+        assert!(e.contains("hybrid"), "{e}");
+    }
+
     proptest! {
         #[test]
         fn never_panics_on_mutations(pos in 0usize..400, byte in any::<u8>()) {
