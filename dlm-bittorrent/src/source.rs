@@ -490,6 +490,13 @@ impl Source for TorrentSource {
                 if m.private { "yes" } else { "no" }.to_string(),
             ),
         ];
+        let padding = m.total_length - m.files.iter().map(|f| f.length).sum::<u64>();
+        if padding > 0 {
+            f.push((
+                "padding".to_string(),
+                format!("{padding} bytes between files (BEP 47/52, never written)"),
+            ));
+        }
         if let Some(v2) = m.info_hash_v2 {
             // BEP 52: the SHA-256 info-hash; its first 20 bytes name the v2 swarm.
             f.insert(2, ("info-hash v2".to_string(), hex::encode(v2)));

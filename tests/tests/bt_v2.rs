@@ -137,6 +137,25 @@ fn a_hybrid_multi_file_torrent_with_padding_files() {
     let bytes = std::fs::read(&fx.torrent_path).unwrap();
     assert_eq!(m.info_hash_v2, Some(info_hash_v2_of(&bytes).unwrap()));
     assert_eq!(m.files.len(), FILES.len(), "padding files are not files");
+    // `dlm info` shows both info-hashes and the meta version.
+    let info = dlm_command()
+        .arg("info")
+        .arg(&fx.torrent_path)
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&info.stdout);
+    assert!(
+        info.status.success(),
+        "{}",
+        String::from_utf8_lossy(&info.stderr)
+    );
+    assert!(text.contains(&hex::encode(fx.info_hash)), "{text}");
+    assert!(
+        text.contains(&hex::encode(m.info_hash_v2.unwrap())),
+        "{text}"
+    );
+    assert!(text.contains("hybrid"), "{text}");
+    assert!(!text.contains(".pad"), "{text}");
     download_and_check(&fx, &dir.path().join("out"));
 }
 
