@@ -195,3 +195,62 @@ fn merkle_piece_checks_agree_with_libtorrent_and_catch_a_flipped_byte() {
         });
     }
 }
+
+/// `dlm seed` serves a v2-only and a hybrid torrent (padding read back as
+/// zeros, never from a file) to a libtorrent leecher that connects to it.
+#[test]
+fn libtorrent_downloads_v2_and_hybrid_torrents_from_dlm_seed() {
+    use tokio::io::AsyncBufReadExt;
+    let dir = tempfile::tempdir().unwrap();
+    for format in [LtTorrentFormat::V2Only, LtTorrentFormat::Hybrid] {
+        let sub = dir.path().join(format!("{format:?}"));
+        let spec = TorrentSpec::multi_file("served", FILES).with_seed(11);
+        let Some(fx) = fixture(&sub, spec, format) else {
+            return;
+        };
+        let out = sub.join("lt");
+        let done = run(async {
+            let mut seeder = tokio::process::Command::from(dlm_command())
+                .args(["seed", fx.torrent_path.to_str().unwrap()])
+                .args(["--listen", "127.0.0.1:0", "--seed-time", "50", "-d"])
+                .arg(&fx.data_dir)
+                .stdout(std::process::Stdio::piped())
+                .stderr(std::process::Stdio::null())
+                .kill_on_drop(true)
+                .spawn()
+                .unwrap();
+            let mut lines = tokio::io::BufReader::new(seeder.stdout.take().unwrap()).lines();
+            let first = lines.next_line().await.unwrap().expect("dlm seed prints its address");
+            let addr: SocketAddr = first
+                .strip_prefix("listening on ")
+                .and_then(|a| a.parse().ok())
+                .unwrap_or_else(|| panic!("unexpected first line {first:?}"));
+            let torrent = fx.torrent_path.clone();
+            let out = out.clone();
+            // libtorrent names a v2-only torrent by its full SHA-256, a hybrid by its SHA-1.
+            let key = hex::encode(fx.info_hash);
+            let done = tokio::task::spawn_blocking(move || {
+                let options = LibtorrentOptions::default()
+                    .with_leech(&torrent, &out)
+                    .with_connect(addr)
+                    .without_trackers();
+                let mut leecher = LibtorrentPeer::start(options)?;
+                let status = leecher.wait_until(Duration::from_secs(40), |s| {
+                    s.torrents
+                        .iter()
+                        .any(|(k, t)| k.starts_with(&key) && t.is_finished)
+                });
+                Some((status.is_some(), leecher.log()))
+            })
+            .await
+            .unwrap();
+            let _ = seeder.start_kill();
+            done
+        });
+        let Some((finished, log)) = done else {
+            return;
+        };
+        assert!(finished, "{format:?}: libtorrent did not finish\n{log}");
+        fx.check_download(&out).unwrap();
+    }
+}
