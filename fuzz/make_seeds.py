@@ -391,6 +391,52 @@ def local_seeds():
     write("bencode", "nested-info", "d4:infod6:lengthi12e4:name5:a.txtee")
 
 
+# --- MSE/PE (Message Stream Encryption): A's bytes for dlm's responder with the fuzz target's fixed keys ----
+
+MSE_P = int(
+    "FFFFFFFFFFFFFFFFC90FDAA22168C234C4C6628B80DC1CD129024E088A67CC74020BBEA63B139B22514A08798E3404DD"
+    "EF9519B3CD3A431B302B0A6DF25F14374FE1356D6D51C245E485B576625E7EC6F44C42E9A63A36210000000000090563", 16)
+
+
+def rc4_keystream(key, n, skip=1024):
+    s = list(range(256))
+    j = 0
+    for i in range(256):
+        j = (j + s[i] + key[i % len(key)]) & 255
+        s[i], s[j] = s[j], s[i]
+    i = j = 0
+    out = bytearray()
+    for _ in range(skip + n):
+        i = (i + 1) & 255
+        j = (j + s[i]) & 255
+        s[i], s[j] = s[j], s[i]
+        out.append(s[(s[i] + s[j]) & 255])
+    return bytes(out[skip:])
+
+
+def mse_seeds():
+    """dlm_fuzz::mse_respond: byte 0 is the mode (policy in bits 0-1; bit 7: no Ya prepended); A's private key
+    is twenty 0x03 bytes, B's twenty 0x04 bytes, the served info-hash twenty 0xAB bytes."""
+    xa, xb = int.from_bytes(b"\x03" * 20, "big"), int.from_bytes(b"\x04" * 20, "big")
+    yb = pow(2, xb, MSE_P)
+    s = pow(yb, xa, MSE_P).to_bytes(96, "big")
+    skey = b"\xab" * 20
+    sha1 = lambda *p: hashlib.sha1(b"".join(p)).digest()
+    req23 = bytes(a ^ b for a, b in zip(sha1(b"req2", skey), sha1(b"req3", s)))
+    handshake = b"\x13BitTorrent protocol" + bytes(8) + skey + b"-XX0001-fuzzfuzzfuzz"
+
+    def step3(pad_a, provide, pad_c, ia):
+        plain = bytes(8) + struct.pack(">IH", provide, len(pad_c)) + pad_c + struct.pack(">H", len(ia)) + ia
+        ks = rc4_keystream(sha1(b"keyA", s, skey), len(plain))
+        return pad_a + sha1(b"req1", s) + req23 + bytes(a ^ b for a, b in zip(plain, ks))
+
+    write("mse_respond", "prefer-both-ia", b"\x00" + step3(b"", 3, b"", handshake))
+    write("mse_respond", "require-rc4-pads", b"\x01" + step3(bytes(range(100)), 2, b"\x00" * 16, handshake))
+    write("mse_respond", "disable-refused", b"\x02" + step3(b"", 3, b"", b""))
+    write("mse_respond", "plaintext-handshake", b"\x80" + handshake + b"\x00\x00\x00\x01\x02")
+    write("mse_respond", "garbage", b"\x00" + bytes((i * 37) & 255 for i in range(700)))
+
+
 if __name__ == "__main__":
     header_seeds()
     ftp_seeds()
@@ -401,4 +447,5 @@ if __name__ == "__main__":
     car_seeds(node)
     bitswap_seeds(node)
     ipns_seeds()
+    mse_seeds()
     print("seeds written under", CORPUS)

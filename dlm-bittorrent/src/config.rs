@@ -3,6 +3,8 @@
 use std::net::SocketAddr;
 use std::time::Duration;
 
+use crate::mse::Encryption;
+
 /// Settings of the BitTorrent client.
 ///
 /// # Defaults
@@ -13,7 +15,9 @@ use std::time::Duration;
 /// closed (not configurable); listening for peers on port 6881 (or the next free one up to
 /// 6890, else any); 4 upload slots (3 by tit-for-tat, 1 optimistic, BEP 3);
 /// no upload limit; the DHT (BEP 5) on, on UDP port 6881 (else any free
-/// one), bootstrapped from `mainline`'s default routers, with no state file.
+/// one), bootstrapped from `mainline`'s default routers, with no state file;
+/// encryption `prefer` (obfuscated MSE handshakes, plaintext payload when
+/// the peer allows it: see [`Encryption`]).
 #[non_exhaustive]
 #[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]
 #[serde(default)]
@@ -61,6 +65,15 @@ pub struct TorrentConfig {
     /// start as extra bootstrap nodes, written every 5 minutes and when the
     /// node stops); `None`: not kept.
     pub dht_state_file: Option<std::path::PathBuf>,
+    // Message Stream Encryption (MSE/PE).
+    /// When peer connections use Message Stream Encryption
+    /// (`bittorrent.encryption=prefer|require|disable`).
+    pub encryption: Encryption,
+    /// Local Service Discovery (BEP 14): announce our torrents on the LAN
+    /// (and loopback) and connect to the peers that announce them
+    /// (`bittorrent.lsd=true`, `--lsd`). Off by default, as in aria2 and
+    /// Transmission; private torrents (BEP 27) never use it.
+    pub lsd: bool,
 }
 
 impl Default for TorrentConfig {
@@ -82,6 +95,8 @@ impl Default for TorrentConfig {
                 .collect(),
             dht_port: 6881,
             dht_state_file: None,
+            encryption: Encryption::default(),
+            lsd: false,
         }
     }
 }
@@ -120,6 +135,18 @@ impl TorrentConfig {
     /// Sets [`TorrentConfig::max_peers`].
     pub fn with_max_peers(mut self, n: usize) -> Self {
         self.max_peers = n.max(1);
+        self
+    }
+
+    /// Sets [`TorrentConfig::lsd`].
+    pub fn with_lsd(mut self, lsd: bool) -> Self {
+        self.lsd = lsd;
+        self
+    }
+
+    /// Sets [`TorrentConfig::encryption`].
+    pub fn with_encryption(mut self, encryption: Encryption) -> Self {
+        self.encryption = encryption;
         self
     }
 

@@ -49,6 +49,10 @@ pub enum TorrentError {
     /// through it failed.
     #[error("DHT: {0}")]
     Dht(String),
+    /// Local Service Discovery (BEP 14) could not start: port 6771 or the
+    /// multicast group unavailable.
+    #[error("LSD: {0}")]
+    Lsd(String),
     /// Reading a local file failed.
     #[error("{what}: {source}")]
     Io {
@@ -71,6 +75,7 @@ impl From<TorrentError> for Error {
             TorrentError::Fetch { retryable, .. } => (ErrorKind::Network, *retryable),
             TorrentError::Io { .. } => (ErrorKind::Io, false),
             TorrentError::Dht(_) => (ErrorKind::Network, true),
+            TorrentError::Lsd(_) => (ErrorKind::Network, false),
         };
         let err = Error::new(kind, e.to_string()).with_source(e);
         if retry { err.retryable() } else { err }

@@ -12,10 +12,12 @@ mod config;
 mod dht;
 mod error;
 pub mod extension;
+pub mod lsd;
 pub mod magnet;
 mod metainfo;
 mod metainfo_url;
 pub mod metainfo_v2;
+pub mod mse;
 pub mod peer;
 pub mod picker;
 mod protocol;
@@ -35,6 +37,7 @@ pub use metainfo::{
     Metainfo, TorrentFile,
 };
 pub use metainfo_url::{fetch_metainfo, is_torrent_url};
+pub use mse::Encryption;
 pub use protocol::{MEDIA_TYPE, SECTION, TorrentProtocol, register, register_with};
 pub use source::{PIECE_MEMORY_BYTES, TorrentSource};
 pub use webseed::CONNECTIONS_PER_WEB_SEED;

@@ -65,6 +65,8 @@ struct Pool {
     /// Each peer's pieces as byte ranges, with the piece count they were
     /// built from.
     ranges: HashMap<SocketAddr, (usize, RangeSet)>,
+    /// Why the last connection attempt failed (for "none could be reached").
+    last_error: Option<String>,
 }
 
 impl Pool {
@@ -124,6 +126,8 @@ pub(crate) struct Swarm {
     tiers: tokio::sync::Mutex<Option<TrackerTiers>>,
     /// The DHT task was started (once per swarm).
     dht_started: std::sync::atomic::AtomicBool,
+    /// The LSD task (BEP 14) was started.
+    lsd_started: std::sync::atomic::AtomicBool,
 }
 
 impl Swarm {
@@ -146,6 +150,7 @@ impl Swarm {
             completed_sent: std::sync::atomic::AtomicBool::new(false),
             tiers: tokio::sync::Mutex::new(None),
             dht_started: std::sync::atomic::AtomicBool::new(false),
+            lsd_started: std::sync::atomic::AtomicBool::new(false),
         }
     }
 
@@ -304,6 +309,7 @@ impl Swarm {
     pub(crate) async fn seed(self: &Arc<Self>, listener: TcpListener) -> Result<(), TorrentError> {
         self.serve_incoming(listener);
         self.start_dht(false);
+        self.start_lsd();
         self.use_trackers().await?;
         if let Err(e) = self.announce(Some(AnnounceEvent::Completed)).await {
             tracing::warn!(error = %e, "announce failed");
@@ -320,16 +326,21 @@ impl Swarm {
     /// [`TorrentError::Tracker`] when there are no peers at all: no tracker
     /// answered with any and none was given, or none could be reached.
     pub(crate) async fn join(self: &Arc<Self>, wait_for_dht: bool) -> Result<(), TorrentError> {
-        let listener = match self.config.listen_port {
-            Some(port) => bind(port).await,
-            None => None,
-        };
-        if let Some(l) = &listener {
+        // Listening starts at once (peers found through the DHT or the LAN
+        // connect while we wait for them), and once: a retried join keeps it.
+        if self.port() == 0
+            && let Some(l) = match self.config.listen_port {
+                Some(port) => bind(port).await,
+                None => None,
+            }
+        {
             let port = l.local_addr().map_or(0, |a| a.port());
             self.port.store(port, Ordering::Relaxed);
             self.uploads.set_listen_port(port);
+            tokio::spawn(self.clone().accept_loop(l));
         }
         self.start_dht(true);
+        self.start_lsd();
         self.use_trackers().await?;
         let mut candidates = self.config.peers.clone();
         let mut tracker_error = None;
@@ -348,12 +359,20 @@ impl Swarm {
         if tried > 0 {
             self.dial_first(candidates).await;
         }
-        if self.connected() == 0 && self.uses_dht() && wait_for_dht {
-            // The DHT task dials what its lookups find.
+        // With nothing to dial at all, peers can still come from the DHT or
+        // the LAN: wait for the first ones, unless nothing is missing (a
+        // re-checked complete download) or the caller has other sources.
+        let waited = self.connected() == 0
+            && tried == 0
+            && (self.uses_dht() || self.uses_lsd())
+            && wait_for_dht
+            && self.left.load(Ordering::Relaxed) > 0;
+        if waited {
+            // The DHT and LSD tasks dial what they find.
             self.wait_for_peers(DHT_FIRST_PEERS).await;
         }
         if self.connected() == 0 && tried == 0 {
-            let dht = if self.uses_dht() {
+            let dht = if waited && self.uses_dht() {
                 format!(
                     ", and the DHT found none in {} s",
                     DHT_FIRST_PEERS.as_secs()
@@ -372,12 +391,12 @@ impl Swarm {
         if self.connected() == 0 {
             return Err(TorrentError::Tracker {
                 tracker: "(peers)".into(),
-                message: format!("none of {tried} peers could be reached"),
+                message: match self.pool().last_error.take() {
+                    Some(e) => format!("none of {tried} peers could be reached (last: {e})"),
+                    None => format!("none of {tried} peers could be reached"),
+                },
                 retryable: true,
             });
-        }
-        if let Some(l) = listener {
-            tokio::spawn(self.clone().accept_loop(l));
         }
         if tracker_error.is_none() && !self.metainfo.trackers.is_empty() {
             tokio::spawn(self.clone().announce_loop(every));
@@ -391,14 +410,8 @@ impl Swarm {
     /// runs the choker, so peers found later still connect.
     pub(crate) async fn join_without_peers(self: &Arc<Self>) {
         self.start_dht(true);
-        if let Some(l) = match self.config.listen_port {
-            Some(port) => bind(port).await,
-            None => None,
-        } {
-            self.serve_incoming(l);
-        } else {
-            tokio::spawn(self.clone().choke_loop());
-        }
+        // `join` already listens when it can.
+        tokio::spawn(self.clone().choke_loop());
         if self.use_trackers().await.is_ok() && !self.metainfo.trackers.is_empty() {
             tokio::spawn(self.clone().announce_loop(MIN_REANNOUNCE));
         }
@@ -407,6 +420,47 @@ impl Swarm {
     /// Whether engine connection `conn` has a peer bound to it.
     pub(crate) fn is_bound(&self, conn: Option<ConnId>) -> bool {
         conn.is_some_and(|c| self.pool().bound.contains_key(&c))
+    }
+
+    /// Whether this torrent uses Local Service Discovery (BEP 14):
+    /// configured so, and not private (BEP 27).
+    fn uses_lsd(&self) -> bool {
+        self.config.lsd && !self.metainfo.private
+    }
+
+    /// Announces the torrent on the LAN (BEP 14) once we listen, and dials
+    /// the peers that announce it (they may connect to us by themselves
+    /// too), until the swarm stops.
+    fn start_lsd(self: &Arc<Self>) {
+        let port = self.port();
+        if !self.uses_lsd() || port == 0 || self.lsd_started.swap(true, Ordering::AcqRel) {
+            return;
+        }
+        let lsd = match crate::lsd::Lsd::shared() {
+            Ok(l) => l,
+            Err(e) => {
+                tracing::warn!(error = %e, "no local service discovery");
+                return;
+            }
+        };
+        let (registration, mut found) = lsd.register(self.metainfo.info_hash, port);
+        let swarm = self.clone();
+        tokio::spawn(async move {
+            let _registration = registration;
+            loop {
+                let peer = tokio::select! {
+                    () = swarm.stop.cancelled() => return,
+                    p = found.recv() => match p {
+                        Some(p) => p,
+                        None => return,
+                    },
+                };
+                tracing::debug!(%peer, "peer from local service discovery");
+                // A seeder dials too: a LAN peer announcing the torrent most
+                // likely wants it (libtorrent's seeds do the same).
+                swarm.dial_all(vec![peer]).await;
+            }
+        });
     }
 
     /// Whether this torrent uses the DHT: configured so, and not private
@@ -542,6 +596,7 @@ impl Swarm {
                     self.uploads.clone(),
                     self.metainfo.info_hash,
                     self.peer_id,
+                    self.config.encryption,
                     self.config.connect_timeout,
                 )
             })
@@ -560,7 +615,10 @@ impl Swarm {
         self.pool().dialing.remove(&addr);
         match r {
             Ok(c) => self.adopt(c),
-            Err(e) => tracing::debug!(%addr, error = %e, "peer not usable"),
+            Err(e) => {
+                tracing::debug!(%addr, error = %e, "peer not usable");
+                self.pool().last_error = Some(e.to_string());
+            }
         }
     }
 
@@ -636,6 +694,7 @@ impl Swarm {
                             swarm.uploads.clone(),
                             swarm.metainfo.info_hash,
                             swarm.peer_id,
+                            swarm.config.encryption,
                             swarm.config.connect_timeout,
                         )
                     })

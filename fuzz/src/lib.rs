@@ -23,7 +23,9 @@ pub use http::{content_disposition, content_range, digest};
 pub use ipfs::{bitswap, car, dag_pb, ipns};
 pub use local::{control_file, netrc, settings};
 pub use s3::{s3_error, s3_list};
-pub use torrent::{bencode, bt_extension, magnet, metainfo, tracker_reply, tracker_udp, wire};
+pub use torrent::{
+    bencode, bt_extension, lsd, magnet, metainfo, mse_respond, tracker_reply, tracker_udp, wire,
+};
 
 /// A target's function: runs the parser on one input, panics on a finding.
 pub type Target = fn(&[u8]);
@@ -42,8 +44,10 @@ pub const TARGETS: &[(&str, Target)] = &[
     ("ftp_listing", ftp_listing),
     ("ftp_reply", ftp_reply),
     ("ipns", ipns),
+    ("lsd", lsd),
     ("magnet", magnet),
     ("metainfo", metainfo),
+    ("mse_respond", mse_respond),
     ("netrc", netrc),
     ("s3_error", s3_error),
     ("s3_list", s3_list),

@@ -4,6 +4,7 @@
 use std::path::{Component, Path};
 
 use bytes::BytesMut;
+use dlm_bittorrent::InfoHash;
 use dlm_bittorrent::tracker;
 use dlm_bittorrent::wire::{HANDSHAKE_LEN, Handshake, Message};
 
@@ -144,5 +145,66 @@ pub fn magnet(data: &[u8]) {
         assert!(m.trackers.len() <= MAX_MAGNET_HINTS);
         assert!(m.peers.len() <= MAX_MAGNET_HINTS);
         assert!(m.web_seeds.len() <= MAX_MAGNET_HINTS);
+    }
+}
+
+/// The MSE/PE responder (`dlm_bittorrent::mse`, B's side of the
+/// handshake). Input: byte 0 is the mode: bits 0-1 pick the policy (0
+/// prefer, 1 require, else disable); with bit 7 clear, A's public key for
+/// the private key of twenty 0x03 bytes is sent first, then the rest of the
+/// input (so seeds made for the fixed keys reach the encrypted fields);
+/// with bit 7 set, the rest is the whole stream. B's private key is twenty
+/// 0x04 bytes and it serves the info-hash of twenty 0xAB bytes; what B
+/// sends is discarded.
+///
+/// Checks: a handshake that succeeds names the served info-hash and obeys
+/// the policy (RC4 under require, plaintext under disable), and the
+/// payload stream after it reads to its end.
+pub fn mse_respond(data: &[u8]) {
+    use dlm_bittorrent::mse::{Encryption, dh::KeyPair, handshake::respond_keyed};
+    use tokio::io::AsyncReadExt;
+    const SERVED: InfoHash = InfoHash([0xAB; 20]);
+    let Some((&mode, rest)) = data.split_first() else {
+        return;
+    };
+    let policy = match mode & 3 {
+        0 => Encryption::Prefer,
+        1 => Encryption::Require,
+        _ => Encryption::Disable,
+    };
+    let mut input = Vec::with_capacity(96 + rest.len());
+    if mode & 0x80 == 0 {
+        input.extend_from_slice(KeyPair::from_private(&[3; 20]).public());
+    }
+    input.extend_from_slice(rest);
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .build()
+        .expect("runtime");
+    rt.block_on(async {
+        let io = tokio::io::join(&input[..], tokio::io::sink());
+        let keys = KeyPair::from_private(&[4; 20]);
+        if let Ok((mut s, info_hash)) = respond_keyed(io, &[SERVED], policy, Some(keys)).await {
+            assert_eq!(info_hash, SERVED);
+            match policy {
+                Encryption::Require => assert!(s.is_encrypted()),
+                Encryption::Disable => assert!(!s.is_encrypted()),
+                _ => {}
+            }
+            let mut payload = Vec::new();
+            let _ = s.read_to_end(&mut payload).await;
+        }
+    });
+}
+
+/// Local service discovery announces (BEP 14): the datagram.
+///
+/// Checks: a parsed announce names a port and 1..=`MAX_LSD_INFOHASHES`
+/// info-hashes, and its encoding parses back to it.
+pub fn lsd(data: &[u8]) {
+    use dlm_bittorrent::lsd::{LsdAnnounce, MAX_LSD_INFOHASHES};
+    if let Some(m) = LsdAnnounce::parse(data) {
+        assert!(m.port != 0);
+        assert!((1..=MAX_LSD_INFOHASHES).contains(&m.info_hashes.len()));
+        assert_eq!(LsdAnnounce::parse(&m.encode()).as_ref(), Some(&m));
     }
 }

@@ -141,3 +141,31 @@ fn header_values_parse() {
         assert!(n > 0, "{name}");
     }
 }
+
+/// The MSE seeds made for the fuzz target's fixed keys complete the
+/// handshake (so the fuzzer starts past the hashes), with the policy's
+/// crypto method.
+#[test]
+fn mse_seeds_complete_the_handshake() {
+    use dlm_bittorrent::InfoHash;
+    use dlm_bittorrent::mse::{Encryption, dh::KeyPair, handshake::respond_keyed};
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .build()
+        .unwrap();
+    for (name, policy, rc4) in [
+        ("prefer-both-ia", Encryption::Prefer, false),
+        ("require-rc4-pads", Encryption::Require, true),
+    ] {
+        let data = seed("mse_respond", name);
+        let mut input = KeyPair::from_private(&[3; 20]).public().to_vec();
+        input.extend_from_slice(&data[1..]);
+        let r = rt.block_on(respond_keyed(
+            tokio::io::join(&input[..], tokio::io::sink()),
+            &[InfoHash([0xAB; 20])],
+            policy,
+            Some(KeyPair::from_private(&[4; 20])),
+        ));
+        let (s, _) = r.unwrap_or_else(|e| panic!("{name}: {e}"));
+        assert_eq!(s.is_encrypted(), rc4, "{name}");
+    }
+}

@@ -6,8 +6,8 @@ Seeds and/or downloads torrents, prints ``READY <port>`` once it listens, and ke
 
     python3 lt_peer.py --status STATUS.json [--port N] [--seed TORRENT DIR]... [--leech TORRENT DIR]...
                        [--connect HOST:PORT]... [--upload-limit BYTES_PER_SEC] [--download-limit BYTES_PER_SEC]
-                       [--no-announce] [--utp] [--encrypted-outgoing] [--peer-log] [--exit-when-complete]
-                       [--unchoke-slots N]
+                       [--no-announce] [--utp] [--encrypted-outgoing] [--encryption forced|enabled|disabled]
+                       [--peer-log] [--exit-when-complete] [--unchoke-slots N]
 
 * ``--seed``: the data is in DIR and complete; added in seed mode (no hash check up front; libtorrent hashes each
   piece the first time a peer requests it).
@@ -20,6 +20,10 @@ Seeds and/or downloads torrents, prints ``READY <port>`` once it listens, and ke
 * Outgoing connections use the plain BitTorrent handshake; ``--encrypted-outgoing`` restores libtorrent's default
   (MSE/PE first, then a plaintext retry about 1 s after a peer that does not speak MSE closes). Incoming
   connections may use either.
+* ``--encryption POLICY`` sets libtorrent's ``in_enc_policy`` and ``out_enc_policy`` both (it overrides
+  ``--encrypted-outgoing``): ``forced`` accepts and opens MSE/PE connections only and, with ``allowed_enc_level`` =
+  RC4 and ``prefer_rc4``, encrypts the payload with RC4; ``enabled`` is libtorrent's default (MSE or plaintext, in
+  and out, plaintext payload preferred); ``disabled`` refuses MSE both ways.
 * Rate limits apply to loopback peers too (libtorrent exempts "local" peers by default; this script removes that
   exemption).
 
@@ -96,10 +100,17 @@ def parse_args():
     p.add_argument("--download-limit", type=int, default=0, help="bytes per second, 0 = unlimited")
     p.add_argument("--no-announce", action="store_true", help="remove the torrents' trackers")
     p.add_argument("--utp", action="store_true", help="also use uTP (default: TCP only)")
+    p.add_argument("--lsd", action="store_true", help="local service discovery, BEP 14 (default: off)")
     p.add_argument(
         "--encrypted-outgoing",
         action="store_true",
         help="libtorrent's default for outgoing connections: MSE first, plaintext retry (default: plaintext only)",
+    )
+    p.add_argument(
+        "--encryption",
+        choices=("forced", "enabled", "disabled"),
+        default=None,
+        help="in_enc_policy and out_enc_policy (forced also sets allowed_enc_level = RC4)",
     )
     p.add_argument("--peer-log", action="store_true", help="log every peer message to lt.log")
     p.add_argument("--exit-when-complete", action="store_true")
@@ -241,7 +252,7 @@ def main():
         "listen_interfaces": f"127.0.0.1:{args.port}",
         "outgoing_interfaces": "127.0.0.1",
         "enable_dht": False,
-        "enable_lsd": False,
+        "enable_lsd": args.lsd,
         "enable_upnp": False,
         "enable_natpmp": False,
         "allow_multiple_connections_per_ip": True,
@@ -262,6 +273,14 @@ def main():
         mask |= category("dht") | category("dht_operation") | category("stats")
         settings["alert_mask"] = mask
     settings.update(dht_settings(args))
+    if args.encryption is not None:
+        # libtorrent's enc_policy: pe_forced = 0, pe_enabled = 1, pe_disabled = 2; enc_level: pe_rc4 = 2, pe_both = 3.
+        policy = {"forced": 0, "enabled": 1, "disabled": 2}[args.encryption]
+        settings["out_enc_policy"] = policy
+        settings["in_enc_policy"] = policy
+        if args.encryption == "forced":
+            settings["allowed_enc_level"] = 2
+            settings["prefer_rc4"] = True
     if args.unchoke_slots is not None:
         settings["unchoke_slots_limit"] = args.unchoke_slots
     ses = lt.session(settings)

@@ -41,6 +41,7 @@ fn every_piece_of_a_libtorrent_seed_arrives_and_verifies() {
             std::sync::Arc::new(Uploads::new(m.clone(), None)),
             m.info_hash,
             PeerId::random(),
+            dlm_bittorrent::Encryption::default(),
             IDLE,
         )
         .await

@@ -220,7 +220,11 @@ fn libtorrent_downloads_v2_and_hybrid_torrents_from_dlm_seed() {
                 .spawn()
                 .unwrap();
             let mut lines = tokio::io::BufReader::new(seeder.stdout.take().unwrap()).lines();
-            let first = lines.next_line().await.unwrap().expect("dlm seed prints its address");
+            let first = lines
+                .next_line()
+                .await
+                .unwrap()
+                .expect("dlm seed prints its address");
             let addr: SocketAddr = first
                 .strip_prefix("listening on ")
                 .and_then(|a| a.parse().ok())

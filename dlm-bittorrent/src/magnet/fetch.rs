@@ -10,10 +10,11 @@ use bytes::{Bytes, BytesMut};
 use dlm_core::CancellationToken;
 use futures::stream::{FuturesUnordered, Stream, StreamExt};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::TcpStream;
 
 use crate::extension::ut_metadata::{MAX_METADATA_BYTES, MetadataAssembly, MetadataMessage};
 use crate::extension::{ExtendedHandshake, UT_METADATA_ID};
+use crate::mse::Encryption;
+use crate::peer::{OurHandshake, PeerStream};
 use crate::tracker::PeerId;
 use crate::wire::{HANDSHAKE_LEN, Handshake, Message};
 use crate::{InfoHash, TorrentError};
@@ -61,6 +62,7 @@ pub(crate) async fn fetch_metadata(
     peer_id: PeerId,
     mut candidates: impl Stream<Item = Vec<SocketAddr>> + Unpin + Send,
     connect_timeout: Duration,
+    encryption: Encryption,
     limit: Duration,
     cancel: CancellationToken,
 ) -> Result<Fetched, TorrentError> {
@@ -83,7 +85,13 @@ pub(crate) async fn fetch_metadata(
                 break;
             };
             tried += 1;
-            running.push(from_peer(addr, info_hash, peer_id, connect_timeout));
+            running.push(from_peer(
+                addr,
+                info_hash,
+                peer_id,
+                connect_timeout,
+                encryption,
+            ));
         }
         if running.is_empty() && candidates_done {
             return Err(fail(match (tried, last_error) {
@@ -137,9 +145,17 @@ async fn from_peer(
     info_hash: InfoHash,
     peer_id: PeerId,
     connect_timeout: Duration,
+    encryption: Encryption,
 ) -> PeerOutcome {
     let mut reachable = false;
-    let result = exchange(addr, info_hash, peer_id, connect_timeout, &mut reachable).await;
+    let result = exchange(
+        addr,
+        info_hash,
+        peer_id,
+        (connect_timeout, encryption),
+        &mut reachable,
+    )
+    .await;
     PeerOutcome {
         addr,
         reachable,
@@ -151,23 +167,29 @@ async fn exchange(
     addr: SocketAddr,
     info_hash: InfoHash,
     peer_id: PeerId,
-    connect_timeout: Duration,
+    (connect_timeout, encryption): (Duration, Encryption),
     reachable: &mut bool,
 ) -> Result<Bytes, String> {
+    let ours = Handshake::ours(info_hash, peer_id).encode();
     let handshake = async {
-        let mut stream = TcpStream::connect(addr).await?;
-        let _ = stream.set_nodelay(true);
-        stream
-            .write_all(&Handshake::ours(info_hash, peer_id).encode())
-            .await?;
+        // TCP, and MSE as configured (our handshake may ride in its payload).
+        let (mut stream, sent) =
+            crate::peer::dial(addr, info_hash, &ours, encryption, connect_timeout)
+                .await
+                .map_err(|e| e.to_string())?;
+        if sent != OurHandshake::Sent {
+            stream.write_all(&ours).await.map_err(|e| e.to_string())?;
+        }
         let mut hs = [0u8; HANDSHAKE_LEN];
-        stream.read_exact(&mut hs).await?;
-        Ok::<_, std::io::Error>((stream, hs))
+        stream
+            .read_exact(&mut hs)
+            .await
+            .map_err(|e| e.to_string())?;
+        Ok::<_, String>((stream, hs))
     };
     let (mut stream, hs) = tokio::time::timeout(connect_timeout, handshake)
         .await
-        .map_err(|_| format!("no handshake within {} s", connect_timeout.as_secs()))?
-        .map_err(|e| e.to_string())?;
+        .map_err(|_| format!("no handshake within {} s", connect_timeout.as_secs()))??;
     let remote = Handshake::decode(&hs, Some(info_hash)).map_err(|e| e.to_string())?;
     *reachable = true;
     if !remote.supports_extensions() {
@@ -280,7 +302,7 @@ async fn exchange(
     }
 }
 
-async fn send(stream: &mut TcpStream, m: &Message) -> Result<(), String> {
+async fn send(stream: &mut PeerStream, m: &Message) -> Result<(), String> {
     let mut out = BytesMut::new();
     m.encode(&mut out);
     let write = stream.write_all(&out);

@@ -258,6 +258,7 @@ impl MagnetSource {
             self.peer_id,
             candidates,
             self.config.connect_timeout,
+            self.config.encryption,
             METADATA_LIMIT,
             cx.cancel.clone(),
         )

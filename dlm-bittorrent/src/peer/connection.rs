@@ -15,12 +15,14 @@ use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::time::Instant;
 
+use super::transport::{self, OurHandshake};
 use super::upload::BlockError;
 use super::{Bitfield, PeerState, Uploads};
 use crate::InfoHash;
 use crate::extension::ut_metadata::{MetadataMessage, piece_of};
 use crate::extension::ut_pex::PexMessage;
 use crate::extension::{ExtendedHandshake, UT_METADATA_ID, UT_PEX_ID};
+use crate::mse::Encryption;
 use crate::tracker::PeerId;
 use crate::wire::{BLOCK_LEN, HANDSHAKE_LEN, Handshake, Message, WireError};
 
@@ -65,6 +67,15 @@ pub enum PeerError {
     Cancelled {
         /// The peer.
         addr: SocketAddr,
+    },
+    /// The Message Stream Encryption handshake failed, or our
+    /// `bittorrent.encryption` policy refused the peer.
+    #[error("peer {addr}: {source}")]
+    Encryption {
+        /// The peer.
+        addr: SocketAddr,
+        /// What went wrong.
+        source: crate::mse::MseError,
     },
 }
 
@@ -177,46 +188,38 @@ const KEEPALIVE: Duration = Duration::from_secs(90);
 pub(crate) const SILENCE_TIMEOUT: Duration = Duration::from_secs(180);
 
 impl PeerConnection {
-    /// Connects to `addr` and exchanges handshakes (BEP 3) within `timeout`,
+    /// Connects to `addr`, runs the Message Stream Encryption handshake as
+    /// `encryption` says (with our BitTorrent handshake as its initial
+    /// payload; under `Prefer` a peer that drops it is dialled again in
+    /// plaintext) and exchanges handshakes (BEP 3), all within `timeout`,
     /// then sends our bitfield when we have pieces.
     ///
     /// # Errors
     /// [`PeerError::Io`] when the connection fails; [`PeerError::Wire`] for
-    /// a handshake from another swarm or not BitTorrent at all.
+    /// a handshake from another swarm or not BitTorrent at all;
+    /// [`PeerError::Encryption`] when MSE fails or `encryption` refuses
+    /// the peer.
     pub async fn connect(
         state: Arc<PeerState>,
         uploads: Arc<Uploads>,
         info_hash: InfoHash,
         peer_id: PeerId,
+        encryption: Encryption,
         timeout: Duration,
     ) -> Result<Self, PeerError> {
         let addr = state.addr();
         let started = Instant::now();
-        let dial = async {
-            TcpStream::connect(addr)
-                .await
-                .map_err(|source| PeerError::Io { addr, source })
-        };
-        let stream = tokio::time::timeout(timeout, dial)
-            .await
-            .map_err(|_| stalled(addr, timeout))??;
-        let _ = stream.set_nodelay(true);
+        let ours = Handshake::ours(info_hash, peer_id).encode();
+        let (stream, order) = transport::dial(addr, info_hash, &ours, encryption, timeout).await?;
         // One limit for connecting and handshaking together.
         let left = timeout.saturating_sub(started.elapsed());
-        Self::handshake(
-            Box::new(stream),
-            true,
-            state,
-            uploads,
-            info_hash,
-            peer_id,
-            left,
-        )
-        .await
+        Self::handshake(stream, order, state, uploads, info_hash, peer_id, left).await
     }
 
-    /// Answers a peer that connected to us: reads its handshake (which must
-    /// name `info_hash`), sends ours and our bitfield, within `timeout`.
+    /// Answers a peer that connected to us: a plaintext handshake or
+    /// Message Stream Encryption, as `encryption` allows, then reads its
+    /// handshake (which must name `info_hash`), sends ours and our
+    /// bitfield, all within `timeout`.
     ///
     /// # Errors
     /// As [`PeerConnection::connect`].
@@ -226,26 +229,31 @@ impl PeerConnection {
         uploads: Arc<Uploads>,
         info_hash: InfoHash,
         peer_id: PeerId,
+        encryption: Encryption,
         timeout: Duration,
     ) -> Result<Self, PeerError> {
-        let _ = stream.set_nodelay(true);
+        let addr = state.addr();
+        let started = Instant::now();
+        let stream = transport::answer(stream, addr, info_hash, encryption, timeout).await?;
+        let left = timeout.saturating_sub(started.elapsed());
         Self::handshake(
-            Box::new(stream),
-            false,
+            stream,
+            OurHandshake::Answer,
             state,
             uploads,
             info_hash,
             peer_id,
-            timeout,
+            left,
         )
         .await
     }
 
     /// Exchanges handshakes (BEP 3) within `timeout`: the side that
-    /// connected (`initiator`) sends first. Then sends our bitfield.
+    /// connected sends first (or sent it as MSE's initial payload, `order`).
+    /// Then sends our bitfield.
     async fn handshake(
         mut stream: PeerStream,
-        initiator: bool,
+        order: OurHandshake,
         state: Arc<PeerState>,
         uploads: Arc<Uploads>,
         info_hash: InfoHash,
@@ -255,7 +263,7 @@ impl PeerConnection {
         let addr = state.addr();
         let io = |source| PeerError::Io { addr, source };
         let go = async {
-            if initiator {
+            if order == OurHandshake::First {
                 let ours = Handshake::ours(info_hash, peer_id).encode();
                 stream.write_all(&ours).await.map_err(io)?;
             }
@@ -270,7 +278,7 @@ impl PeerConnection {
                     source: WireError::WrongInfoHash(remote.info_hash),
                 });
             }
-            if !initiator {
+            if order == OurHandshake::Answer {
                 // Answer with the info-hash the peer asked for (BEP 3).
                 let ours = Handshake::ours(remote.info_hash, peer_id).encode();
                 stream.write_all(&ours).await.map_err(io)?;

@@ -8,6 +8,7 @@ mod counts;
 mod extensions;
 mod state;
 mod task;
+mod transport;
 mod upload;
 
 pub(crate) use bans::Bans;
@@ -17,4 +18,5 @@ pub use counts::PieceCounts;
 pub(crate) use extensions::PeerExtensions;
 pub use state::PeerState;
 pub use task::PeerHandle;
+pub(crate) use transport::{OurHandshake, dial};
 pub use upload::{BlockError, Uploads};

@@ -91,6 +91,10 @@ pub struct NetArgs {
     /// BitTorrent: find no peers through the DHT and announce nothing there (BEP 5; private torrents never use it).
     #[arg(long)]
     pub no_dht: bool,
+    /// BitTorrent: announce on the LAN and find peers there (local service discovery, BEP 14; off by default,
+    /// never for private torrents).
+    #[arg(long)]
+    pub lsd: bool,
     /// BitTorrent: limit upload speed, bytes/s with K/M/G suffixes.
     #[arg(long, value_name = "RATE", value_parser = parse_size)]
     pub upload_limit: Option<u64>,
@@ -242,6 +246,9 @@ impl NetArgs {
         o = o.with("bittorrent.max_peers", self.max_peers.to_string());
         if self.no_dht {
             o = o.with("bittorrent.dht", "false");
+        }
+        if self.lsd {
+            o = o.with("bittorrent.lsd", "true");
         }
         o = o.with(
             "bittorrent.listen_port",

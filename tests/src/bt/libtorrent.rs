@@ -75,10 +75,23 @@ pub struct LibtorrentOptions {
     upload_limit_bytes_per_sec: u64,
     download_limit_bytes_per_sec: u64,
     no_announce: bool,
+    lsd: bool,
     exit_when_complete: bool,
     // DHT (BEP 5).
     dht: bool,
     dht_nodes: Vec<SocketAddr>,
+    encryption: Option<LtEncryption>,
+}
+
+/// libtorrent's MSE/PE policy for both directions (`in_enc_policy`, `out_enc_policy`), `lt_peer.py --encryption`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum LtEncryption {
+    /// MSE only, in and out, with RC4 on the payload (`allowed_enc_level` = RC4, `prefer_rc4`).
+    Forced,
+    /// MSE or plaintext, in and out (libtorrent's default).
+    Enabled,
+    /// Plaintext only: MSE refused both ways.
+    Disabled,
 }
 
 impl LibtorrentOptions {
@@ -144,6 +157,20 @@ impl LibtorrentOptions {
         self
     }
 
+    /// Turns on local service discovery (BEP 14): libtorrent announces its torrents to 239.192.152.143:6771
+    /// (loopback included) and connects to peers that announce them.
+    pub fn with_lsd(mut self) -> Self {
+        self.lsd = true;
+        self
+    }
+
+    /// Sets libtorrent's encryption policy for incoming and outgoing connections (default: MSE or plaintext in,
+    /// plaintext out).
+    pub fn with_encryption(mut self, policy: LtEncryption) -> Self {
+        self.encryption = Some(policy);
+        self
+    }
+
     /// Exits (status 0) once every leeched torrent is complete; see [`LibtorrentPeer::wait_exit`].
     pub fn with_exit_when_complete(mut self, exit: bool) -> Self {
         self.exit_when_complete = exit;
@@ -200,8 +227,16 @@ impl LibtorrentPeer {
             .arg(options.upload_limit_bytes_per_sec.to_string())
             .arg("--download-limit")
             .arg(options.download_limit_bytes_per_sec.to_string());
+        if let Some(policy) = options.encryption {
+            command.arg("--encryption").arg(match policy {
+                LtEncryption::Forced => "forced",
+                LtEncryption::Enabled => "enabled",
+                LtEncryption::Disabled => "disabled",
+            });
+        }
         for (on, flag) in [
             (options.no_announce, "--no-announce"),
+            (options.lsd, "--lsd"),
             (options.exit_when_complete, "--exit-when-complete"),
         ] {
             if on {
