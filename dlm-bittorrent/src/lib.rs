@@ -16,6 +16,7 @@ pub mod lsd;
 pub mod magnet;
 mod metainfo;
 mod metainfo_url;
+pub mod metainfo_v2;
 pub mod mse;
 pub mod peer;
 pub mod picker;
@@ -32,8 +33,8 @@ pub use config::TorrentConfig;
 pub use error::TorrentError;
 pub use magnet::{MagnetLink, MagnetSource};
 pub use metainfo::{
-    InfoHash, MAX_FILES, MAX_METAINFO_NODES, MAX_PIECE_LENGTH, MAX_TORRENT_BYTES, Metainfo,
-    TorrentFile,
+    InfoHash, MAX_FILES, MAX_METAINFO_NODES, MAX_PIECE_LENGTH, MAX_TORRENT_BYTES, MetaVersion,
+    Metainfo, TorrentFile,
 };
 pub use metainfo_url::{fetch_metainfo, is_torrent_url};
 pub use mse::Encryption;

@@ -51,7 +51,9 @@ impl Seeder {
         }
         let storage = Arc::new(
             MultiFileSink::new(dir, &metainfo.name, spans)
-                .map_err(|e| TorrentError::InvalidTorrent(e.to_string()))?,
+                .map_err(|e| TorrentError::InvalidTorrent(e.to_string()))?
+                // Padding after the last file (BEP 52) reads as zeros.
+                .with_len(metainfo.total_length),
         );
         let checking = |e: dlm_core::Error| {
             io(

@@ -370,9 +370,9 @@ impl Source for TorrentSource {
         probe.etag = Some(format!("\"{}\"", m.info_hash));
         probe.file_name = Some(m.name.clone());
         let multi = m.files.len() > 1
-            || m.files
-                .first()
-                .is_some_and(|f| f.path != std::path::Path::new(&m.name));
+            || m.files.first().is_some_and(|f| {
+                f.path != std::path::Path::new(&m.name) || f.length != m.total_length
+            });
         if multi {
             // A selection (DownloadOptions::selected_files) is applied by the engine.
             probe.files = m.file_spans(|_| true);
@@ -492,6 +492,7 @@ impl Source for TorrentSource {
         let mut f = vec![
             ("name".to_string(), m.name.clone()),
             ("info-hash".to_string(), m.info_hash.to_hex()),
+            ("meta version".to_string(), m.meta_version.to_string()),
             (
                 "pieces".to_string(),
                 format!("{} × {} bytes", m.piece_count(), m.piece_length),
@@ -501,6 +502,17 @@ impl Source for TorrentSource {
                 if m.private { "yes" } else { "no" }.to_string(),
             ),
         ];
+        let padding = m.total_length - m.files.iter().map(|f| f.length).sum::<u64>();
+        if padding > 0 {
+            f.push((
+                "padding".to_string(),
+                format!("{padding} bytes between files (BEP 47/52, never written)"),
+            ));
+        }
+        if let Some(v2) = m.info_hash_v2 {
+            // BEP 52: the SHA-256 info-hash; its first 20 bytes name the v2 swarm.
+            f.insert(2, ("info-hash v2".to_string(), hex::encode(v2)));
+        }
         for (i, tier) in m.trackers.iter().enumerate() {
             f.push((format!("tracker tier {i}"), tier.join(", ")));
         }

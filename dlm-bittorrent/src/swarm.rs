@@ -261,8 +261,20 @@ impl Swarm {
                 retryable: false,
             });
         };
-        let (tracker, resp) = tiers.announce(&self.request(event)).await?;
+        let req = self.request(event);
+        let (tracker, mut resp) = tiers.announce(&req).await?;
         tracing::debug!(%tracker, peers = resp.peers.len(), ?event, "announced");
+        // A hybrid torrent joins its v2 swarm too (BEP 52: truncated SHA-256).
+        for info_hash in self.metainfo.swarm_info_hashes().into_iter().skip(1) {
+            let v2 = AnnounceRequest {
+                info_hash,
+                ..req.clone()
+            };
+            match tiers.announce(&v2).await {
+                Ok((_, r)) => resp.peers.extend(r.peers),
+                Err(e) => tracing::debug!(%info_hash, error = %e, "v2 announce failed"),
+            }
+        }
         let every =
             Duration::from_secs(u64::from(resp.interval.max(resp.min_interval.unwrap_or(0))))
                 .clamp(MIN_REANNOUNCE, MAX_REANNOUNCE);
@@ -484,13 +496,14 @@ impl Swarm {
                 }
             },
         };
-        let info_hash = self.metainfo.info_hash;
-        tracing::debug!(%info_hash, udp_port = node.local_port(), "using the DHT");
+        // A hybrid torrent is looked up and announced under both info-hashes (BEP 52).
+        let info_hashes = self.metainfo.swarm_info_hashes();
+        tracing::debug!(?info_hashes, udp_port = node.local_port(), "using the DHT");
         let mut retry = DHT_RETRY;
         loop {
             let missing = self.left.load(Ordering::Relaxed) > 0;
             let mut found = 0;
-            if lookups && missing {
+            for &info_hash in info_hashes.iter().filter(|_| lookups && missing) {
                 let mut peers = node.get_peers(info_hash);
                 loop {
                     let batch = tokio::select! {
@@ -508,7 +521,7 @@ impl Swarm {
             }
             let port = self.port();
             let mut announce_failed = false;
-            if port != 0 {
+            for &info_hash in info_hashes.iter().filter(|_| port != 0) {
                 tokio::select! {
                     () = self.stop.cancelled() => return,
                     r = node.announce_peer(info_hash, port) => match r {

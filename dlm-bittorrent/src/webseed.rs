@@ -173,6 +173,8 @@ impl WebSeeds {
             if start >= end {
                 continue;
             }
+            // Padding before this file (BEP 47/52) is zeros, not on the server.
+            out.resize((start - piece.start) as usize, 0);
             let source = self.file_source(registry, seed, i).await?;
             let local = ByteRange::new(start - f.offset, end - f.offset);
             let mut body = source
@@ -191,6 +193,7 @@ impl WebSeeds {
                 return Err(format!("{} sent less than asked", seed.url));
             }
         }
+        out.resize(piece.len() as usize, 0);
         Ok(out.freeze())
     }
 

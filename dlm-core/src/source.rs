@@ -151,9 +151,12 @@ pub struct Probe {
     /// and signed query strings removed; for display only.
     pub effective_url: Option<String>,
     /// For a byte space made of several files (a multi-file torrent): the
-    /// files, contiguous from 0 with relative, already sanitised paths. An
-    /// [`Output::Dir`](crate::Output::Dir) download then writes them with a
-    /// [`MultiFileSink`](crate::MultiFileSink) under the directory.
+    /// files, in order from 0 with relative, already sanitised paths. A gap
+    /// between two files (or after the last, up to [`Probe::len`]) is
+    /// padding (BEP 47 padding files, BEP 52 alignment): zeros, never
+    /// stored. An [`Output::Dir`](crate::Output::Dir) download then writes
+    /// them with a [`MultiFileSink`](crate::MultiFileSink) under the
+    /// directory.
     pub files: Vec<crate::FileSpan>,
     /// Ranges not to fetch (the pieces of a torrent that hold only files the
     /// user did not select): treated as done from the start.
@@ -313,8 +316,9 @@ pub struct Description {
     pub fields: Vec<(String, String)>,
     /// Length of the byte space in bytes, when known.
     pub len: Option<u64>,
-    /// The files of a byte space made of several (a torrent's), contiguous
-    /// from 0 with sanitised relative paths; `wanted` marks the selection.
+    /// The files of a byte space made of several (a torrent's), in order
+    /// from 0 with sanitised relative paths (gaps are padding, as in
+    /// [`Probe::files`]); `wanted` marks the selection.
     pub files: Vec<crate::FileSpan>,
 }
 

@@ -16,18 +16,28 @@ pub fn bencode(data: &[u8]) {
     let _ = dlm_bittorrent::bencode::dict_value(data, b"info");
 }
 
-/// `.torrent` files (BEP 3, BEP 52 hybrids) through `Metainfo::from_bytes`.
-/// Input: the file.
+/// `.torrent` files (BEP 3; BEP 52 v2-only and hybrid, with BEP 47 padding
+/// files; seeds `v2-*` and `hybrid-*` made by libtorrent 2.1.1's
+/// `create_torrent`) through `Metainfo::from_bytes`. Input: the file.
 ///
-/// Checks: what parses describes one consistent byte space (file lengths
-/// add up to the total, the piece count covers it) with relative paths that
-/// stay inside the destination.
+/// Checks: what parses describes one consistent byte space (files in order,
+/// not overlapping, inside the total, padding only between or after them;
+/// v2 files each on a piece boundary; the piece count covers it) with
+/// relative paths that stay inside the destination.
 pub fn metainfo(data: &[u8]) {
     let Ok(m) = dlm_bittorrent::Metainfo::from_bytes(data) else {
         return;
     };
-    let sum: u64 = m.files.iter().map(|f| f.length).sum();
-    assert_eq!(sum, m.total_length);
+    let mut end = 0;
+    for f in &m.files {
+        assert!(f.offset >= end, "{:?} overlaps", f.path);
+        end = f.offset + f.length;
+        if m.meta_version != dlm_bittorrent::MetaVersion::V1 && f.length > 0 {
+            assert_eq!(f.offset % m.piece_length, 0, "{:?}", f.path);
+            assert!(f.pieces_root.is_some());
+        }
+    }
+    assert!(end <= m.total_length);
     assert_eq!(
         m.piece_count() as u64,
         m.total_length.div_ceil(m.piece_length)

@@ -262,16 +262,25 @@ impl PeerConnection {
     ) -> Result<Self, PeerError> {
         let addr = state.addr();
         let io = |source| PeerError::Io { addr, source };
-        let ours = Handshake::ours(info_hash, peer_id).encode();
         let go = async {
             if order == OurHandshake::First {
+                let ours = Handshake::ours(info_hash, peer_id).encode();
                 stream.write_all(&ours).await.map_err(io)?;
             }
             let mut hs = [0u8; HANDSHAKE_LEN];
             stream.read_exact(&mut hs).await.map_err(io)?;
-            let remote = Handshake::decode(&hs, Some(info_hash))
-                .map_err(|source| PeerError::Wire { addr, source })?;
+            let remote =
+                Handshake::decode(&hs, None).map_err(|source| PeerError::Wire { addr, source })?;
+            // A hybrid torrent (BEP 52) is one swarm under either info-hash.
+            if remote.info_hash != info_hash && !uploads.is_swarm(remote.info_hash) {
+                return Err(PeerError::Wire {
+                    addr,
+                    source: WireError::WrongInfoHash(remote.info_hash),
+                });
+            }
             if order == OurHandshake::Answer {
+                // Answer with the info-hash the peer asked for (BEP 3).
+                let ours = Handshake::ours(remote.info_hash, peer_id).encode();
                 stream.write_all(&ours).await.map_err(io)?;
             }
             Ok::<_, PeerError>(remote)

@@ -72,6 +72,12 @@ pub enum BlockError {
 }
 
 impl Uploads {
+    /// Whether `info_hash` names this torrent's swarm: its info-hash, or
+    /// for a hybrid torrent either of its two (BEP 52).
+    pub fn is_swarm(&self, info_hash: crate::InfoHash) -> bool {
+        self.metainfo.swarm_info_hashes().contains(&info_hash)
+    }
+
     /// Nothing to serve yet; uploads limited to `rate` bytes/s (`None`: unlimited).
     pub fn new(metainfo: Arc<Metainfo>, rate: Option<u64>) -> Self {
         let pieces = metainfo.piece_count();
@@ -284,6 +290,20 @@ impl Uploads {
     /// reading it one window at a time, before any of it is served.
     async fn check(&self, index: u32, piece_len: u64) -> Result<(), BlockError> {
         use sha1::{Digest, Sha1};
+        if self.metainfo.meta_version != crate::MetaVersion::V1 {
+            // BEP 52 Merkle trees (and SHA-1 too for a hybrid): the piece is
+            // read whole (at most MAX_PIECE_LENGTH) and checked at once.
+            let data = self.read(index, 0, piece_len).await?;
+            if !self.metainfo.piece_matches(index as usize, &data).await {
+                tracing::warn!(
+                    piece = index,
+                    "a resumed piece no longer matches: not served"
+                );
+                return Err(BlockError::Invalid);
+            }
+            self.state().checked.set(index as usize);
+            return Ok(());
+        }
         let Some(want) = self.metainfo.pieces.get(index as usize).copied() else {
             return Err(BlockError::Invalid);
         };

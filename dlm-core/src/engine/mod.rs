@@ -629,7 +629,11 @@ impl Engine {
                     .as_deref()
                     .and_then(safe_file_name)
                     .unwrap_or_else(|| FALLBACK_NAME.to_string());
-                let sink = crate::MultiFileSink::new(dir.clone(), &name, probe.files.clone())?;
+                let mut sink = crate::MultiFileSink::new(dir.clone(), &name, probe.files.clone())?;
+                if let Some(len) = probe.len {
+                    // Padding may follow the last file (BEP 52 alignment).
+                    sink = sink.with_len(len);
+                }
                 let control_path = dir.join(format!(".{name}.dlm"));
                 // Without resume state, files already there are someone's data: never truncated
                 // unasked, kept where the source can verify them, refused otherwise.

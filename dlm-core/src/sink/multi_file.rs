@@ -1,5 +1,6 @@
 //! `MultiFileSink`: one byte space laid over several files (a torrent's
-//! files in metainfo order, BEP 3), with unwanted files' bytes kept aside.
+//! files in metainfo order, BEP 3), with unwanted files' bytes kept aside
+//! and padding (gaps between the files) never stored.
 
 use std::collections::{BTreeSet, VecDeque};
 use std::fs::{File, OpenOptions};
@@ -87,10 +88,17 @@ enum Place {
 /// [`DEFAULT_MAX_OPEN_FILES`] of them (fewer under a low `RLIMIT_NOFILE`:
 /// an eighth of it) are open at once, the least recently used closed first,
 /// so a torrent of more files than the process may open still downloads.
+///
+/// Gaps between the spans (and after the last one, up to
+/// [`MultiFileSink::with_len`]) are *padding*: BEP 47 padding files and
+/// BEP 52's alignment gaps, whose content is zeros by definition. They are
+/// never written (writes there are dropped), read as zeros, count as held
+/// by [`Sink::stored_ranges`], and no file is created for them.
 #[derive(Debug)]
 pub struct MultiFileSink {
     dir: PathBuf,
     files: Vec<FileSpan>,
+    len: Option<u64>,
     parts: PathBuf,
     open: Mutex<OpenFiles>,
     max_open: usize,
@@ -98,12 +106,12 @@ pub struct MultiFileSink {
 }
 
 impl MultiFileSink {
-    /// A sink for `files` (in byte-space order, contiguous from 0) under
-    /// `dir`; `name` names the parts file.
+    /// A sink for `files` (in byte-space order, from 0, not overlapping; a
+    /// gap between two is padding) under `dir`; `name` names the parts file.
     ///
     /// # Errors
     /// [`ErrorKind::InvalidInput`] when a path would leave `dir`, or the
-    /// spans are not contiguous from 0.
+    /// spans overlap or are out of order.
     pub fn new(dir: PathBuf, name: &str, files: Vec<FileSpan>) -> Result<Self> {
         let mut at = 0;
         for f in &files {
@@ -113,17 +121,20 @@ impl MultiFileSink {
                     format!("{} would leave the download directory", f.path.display()),
                 ));
             }
-            if f.offset != at {
+            if f.offset < at {
                 return Err(Error::new(
                     ErrorKind::InvalidInput,
                     format!(
-                        "{} starts at {} instead of {at}",
+                        "{} starts at {}, before the previous file's end {at}",
                         f.path.display(),
                         f.offset
                     ),
                 ));
             }
-            at += f.len;
+            at = f
+                .offset
+                .checked_add(f.len)
+                .ok_or_else(|| Error::new(ErrorKind::InvalidInput, "file offsets overflow"))?;
         }
         let safe = crate::safe_file_name(name).unwrap_or_else(|| "download".into());
         Ok(Self {
@@ -133,7 +144,33 @@ impl MultiFileSink {
             parts_file: Mutex::new(None),
             dir,
             files,
+            len: None,
         })
+    }
+
+    /// Sets the byte space's length in bytes, when it ends in padding after
+    /// the last file (BEP 52 aligns every file's end to a piece boundary):
+    /// the bytes from the last file's end to `len` are padding too.
+    pub fn with_len(mut self, len: u64) -> Self {
+        self.len = Some(len);
+        self
+    }
+
+    /// The padding ranges: gaps between the spans, and from the last span
+    /// to the length set by [`MultiFileSink::with_len`].
+    fn padding(&self) -> Vec<ByteRange> {
+        let mut at = 0;
+        let mut out = Vec::new();
+        for f in &self.files {
+            if f.offset > at {
+                out.push(ByteRange::new(at, f.offset));
+            }
+            at = at.max(f.offset + f.len);
+        }
+        if let Some(len) = self.len.filter(|l| *l > at) {
+            out.push(ByteRange::new(at, len));
+        }
+        out
     }
 
     /// Keeps at most `n` (at least 1) of the files open at once.
@@ -271,6 +308,10 @@ impl Sink for MultiFileSink {
             Ok(held)
         })
         .await?;
+        let mut held = held;
+        for gap in self.padding() {
+            held.insert(gap);
+        }
         Ok(Some(held))
     }
 
@@ -326,18 +367,18 @@ impl Sink for MultiFileSink {
         let mut jobs = Vec::new();
         for (part, place, at) in self.placements(r) {
             let sparse = matches!(place, Place::Parts);
-            jobs.push((self.file(place)?, part.len() as usize, at, sparse));
+            jobs.push((self.file(place)?, part, at, sparse));
         }
         Self::blocking("reading", move || {
-            let mut out = BytesMut::with_capacity(len as usize);
-            for (f, n, at, sparse) in jobs {
-                let start = out.len();
-                out.resize(start + n, 0);
+            // Padding (no file) reads as zeros.
+            let mut out = BytesMut::zeroed(len as usize);
+            for (f, part, at, sparse) in jobs {
+                let buf = &mut out[(part.start - offset) as usize..(part.end - offset) as usize];
                 if sparse {
                     // The parts file is sparse and may end early: unwritten bytes read as zeros.
-                    super::file::read_full_at(&f, &mut out[start..], at)?;
+                    super::file::read_full_at(&f, buf, at)?;
                 } else {
-                    f.read_exact_at(&mut out[start..], at)?;
+                    f.read_exact_at(buf, at)?;
                 }
             }
             Ok(out.freeze())
@@ -493,12 +534,40 @@ mod tests {
     }
 
     #[test]
-    fn refuses_paths_that_leave_the_directory_and_gaps() {
+    fn refuses_paths_that_leave_the_directory_and_overlaps() {
         let d = PathBuf::from("/tmp/x");
         assert!(MultiFileSink::new(d.clone(), "t", vec![span("../evil", 0, 1, true)]).is_err());
         assert!(MultiFileSink::new(d.clone(), "t", vec![span("/abs", 0, 1, true)]).is_err());
         assert!(
-            MultiFileSink::new(d, "t", vec![span("a", 0, 1, true), span("b", 2, 1, true)]).is_err()
+            MultiFileSink::new(d, "t", vec![span("a", 0, 2, true), span("b", 1, 1, true)]).is_err()
         );
+    }
+
+    #[tokio::test]
+    async fn padding_is_never_stored_and_reads_as_zeros() {
+        let dir = tempfile::tempdir().unwrap();
+        // a: [0, 3), padding [3, 8), b: [8, 10), padding [10, 16).
+        let files = vec![span("t/a", 0, 3, true), span("t/b", 8, 2, true)];
+        let sink = MultiFileSink::new(dir.path().to_path_buf(), "t", files)
+            .unwrap()
+            .with_len(16);
+        sink.prepare(Some(16), &[]).await.unwrap();
+        let mut data = vec![0u8; 16];
+        data[..3].copy_from_slice(b"abc");
+        data[8..10].copy_from_slice(b"de");
+        sink.write_at(0, Bytes::from(data.clone())).await.unwrap();
+        sink.commit().await.unwrap();
+        assert_eq!(std::fs::read(dir.path().join("t/a")).unwrap(), b"abc");
+        assert_eq!(std::fs::read(dir.path().join("t/b")).unwrap(), b"de");
+        assert_eq!(&sink.read_at(0, 16).await.unwrap()[..], &data[..]);
+        let mut names: Vec<_> = std::fs::read_dir(dir.path().join("t"))
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .collect();
+        names.sort();
+        assert_eq!(names, ["a", "b"]);
+        assert!(!sink.parts_path().exists());
+        let held = sink.stored_ranges().await.unwrap().unwrap();
+        assert!(held.contains_range(ByteRange::new(0, 16)));
     }
 }

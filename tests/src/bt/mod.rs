@@ -62,7 +62,8 @@ pub use libtorrent::{
 };
 pub use static_tracker::StaticTracker;
 pub use torrent_file::{
-    FixtureFile, TorrentFixture, TorrentSpec, info_hash_of, percent_encode_bytes,
+    FixtureFile, LT_MAKE_TORRENT_SCRIPT, LtTorrentFormat, TorrentFixture, TorrentSpec,
+    info_hash_of, info_hash_v2_of, percent_encode_bytes,
 };
 pub use tracker::{ScrapeCounts, Tracker};
 pub use transmission::TransmissionSeeder;

@@ -117,27 +117,7 @@ impl TorrentSpec {
         let Some(mktorrent) = which("mktorrent") else {
             return missing_peer("mktorrent (apt-get install mktorrent)");
         };
-        let data_dir = dir.join("data");
-        let root = data_dir.join(&self.name);
-        let mut files = Vec::new();
-        for (i, (rel, len)) in self.files.iter().enumerate() {
-            let path = if self.single {
-                root.clone()
-            } else {
-                root.join(rel)
-            };
-            let parent = path.parent().expect("a payload file has a parent");
-            fs::create_dir_all(parent)
-                .unwrap_or_else(|e| panic!("create {}: {e}", parent.display()));
-            let file_name = path.file_name().expect("file name").to_string_lossy();
-            let sha256 = write_random_file(parent, &file_name, *len, self.seed + i as u64)
-                .unwrap_or_else(|e| panic!("write {}: {e}", path.display()));
-            files.push(FixtureFile {
-                path: rel.clone(),
-                len: *len,
-                sha256,
-            });
-        }
+        let (data_dir, root, files) = self.write_payload(dir);
         let torrent_path = dir.join(format!("{}.torrent", self.name));
         let mut command = Command::new(mktorrent);
         command.arg("-d").arg("-t").arg("2");
@@ -184,6 +164,116 @@ impl TorrentSpec {
             trackers: self.tiers.iter().flatten().cloned().collect(),
         })
     }
+
+    /// Like [`TorrentSpec::create`], but the `.torrent` is made by libtorrent's creator
+    /// (`tests/peers/lt_make_torrent.py`): BitTorrent v2 only or hybrid v1+v2 (BEP 52; a hybrid multi-file torrent
+    /// has BEP 47 padding files). The piece length and trackers apply; web seeds and `private` do not.
+    /// [`TorrentFixture::info_hash`] is the 20-byte info-hash the swarm uses: for a v2-only torrent the SHA-256
+    /// of the `info` bytes truncated to 20 bytes, for a hybrid the SHA-1.
+    ///
+    /// Returns `None` (after `skipping: …`) when the libtorrent bindings are missing.
+    ///
+    /// # Panics
+    ///
+    /// When the bindings are missing under `DLM_REQUIRE_PEERS=1`, a file cannot be written, or the script fails.
+    pub fn create_with_libtorrent(
+        &self,
+        dir: &Path,
+        format: LtTorrentFormat,
+    ) -> Option<TorrentFixture> {
+        let Some(python) = super::libtorrent::libtorrent_python() else {
+            return missing_peer("libtorrent python bindings (pip install libtorrent)");
+        };
+        let (data_dir, root, files) = self.write_payload(dir);
+        let torrent_path = dir.join(format!("{}.torrent", self.name));
+        let mut command = Command::new(python);
+        command
+            .arg(LT_MAKE_TORRENT_SCRIPT)
+            .arg("--format")
+            .arg(match format {
+                LtTorrentFormat::V2Only => "v2",
+                LtTorrentFormat::Hybrid => "hybrid",
+            })
+            .arg("--piece-length")
+            .arg((1u64 << self.piece_len_log2).to_string());
+        for url in self.tiers.iter().flatten() {
+            command.arg("--tracker").arg(url);
+        }
+        let out = command
+            .arg(&root)
+            .arg(&torrent_path)
+            .stdin(Stdio::null())
+            .output()
+            .unwrap_or_else(|e| panic!("run lt_make_torrent.py: {e}"));
+        assert!(
+            out.status.success(),
+            "lt_make_torrent.py failed ({}): {}{}",
+            out.status,
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let bytes = fs::read(&torrent_path).expect("read the new .torrent");
+        let info_hash = match format {
+            LtTorrentFormat::Hybrid => info_hash_of(&bytes),
+            LtTorrentFormat::V2Only => info_hash_v2_of(&bytes).map(|h| {
+                let mut short = [0u8; 20];
+                short.copy_from_slice(&h[..20]);
+                short
+            }),
+        }
+        .unwrap_or_else(|e| panic!("info-hash of {}: {e}", torrent_path.display()));
+        let total_len = files.iter().map(|f| f.len).sum();
+        Some(TorrentFixture {
+            torrent_path,
+            data_dir,
+            name: self.name.clone(),
+            single_file: self.single,
+            info_hash,
+            files,
+            total_len,
+            piece_len: 1 << self.piece_len_log2,
+            trackers: self.tiers.iter().flatten().cloned().collect(),
+        })
+    }
+
+    /// Writes the payload under `dir/data/`: the data dir, the payload's root (file or directory), the files.
+    fn write_payload(&self, dir: &Path) -> (PathBuf, PathBuf, Vec<FixtureFile>) {
+        let data_dir = dir.join("data");
+        let root = data_dir.join(&self.name);
+        let mut files = Vec::new();
+        for (i, (rel, len)) in self.files.iter().enumerate() {
+            let path = if self.single {
+                root.clone()
+            } else {
+                root.join(rel)
+            };
+            let parent = path.parent().expect("a payload file has a parent");
+            fs::create_dir_all(parent)
+                .unwrap_or_else(|e| panic!("create {}: {e}", parent.display()));
+            let file_name = path.file_name().expect("file name").to_string_lossy();
+            let sha256 = write_random_file(parent, &file_name, *len, self.seed + i as u64)
+                .unwrap_or_else(|e| panic!("write {}: {e}", path.display()));
+            files.push(FixtureFile {
+                path: rel.clone(),
+                len: *len,
+                sha256,
+            });
+        }
+        (data_dir, root, files)
+    }
+}
+
+/// The script behind [`TorrentSpec::create_with_libtorrent`].
+pub const LT_MAKE_TORRENT_SCRIPT: &str =
+    concat!(env!("CARGO_MANIFEST_DIR"), "/peers/lt_make_torrent.py");
+
+/// Which hashes a libtorrent-made `.torrent` carries (BEP 52).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum LtTorrentFormat {
+    /// `meta version` 2 only (`create_torrent.v2_only`): `file tree` and `piece layers`, no `pieces`.
+    V2Only,
+    /// libtorrent's default: v1 `pieces` (with BEP 47 padding files) and the v2 hashes.
+    Hybrid,
 }
 
 /// One payload file of a [`TorrentFixture`].
@@ -309,6 +399,18 @@ pub fn info_hash_of(torrent: &[u8]) -> io::Result<[u8; 20]> {
     let span = info_span(torrent)
         .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, format!("bencode: {e}")))?;
     Ok(sha1::Sha1::digest(&torrent[span.0..span.1]).into())
+}
+
+/// The v2 info-hash of a `.torrent` (BEP 52): the SHA-256 of the exact bytes of the top-level `info` value.
+///
+/// # Errors
+///
+/// If the bytes are not a bencoded dictionary with an `info` key.
+pub fn info_hash_v2_of(torrent: &[u8]) -> io::Result<[u8; 32]> {
+    use sha2::Digest;
+    let span = info_span(torrent)
+        .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, format!("bencode: {e}")))?;
+    Ok(sha2::Sha256::digest(&torrent[span.0..span.1]).into())
 }
 
 /// The byte span `[start, end)` of the top-level dictionary's `info` value.

@@ -1,0 +1,260 @@
+//! BitTorrent v2 and hybrid torrents (BEP 52, with BEP 47 padding files):
+//! `.torrent` files made by libtorrent's own creator, downloaded by the
+//! `dlm` CLI from a libtorrent seeder given with `--peer`, compared byte
+//! for byte, with no padding file created; and dlm's piece checks (SHA-256
+//! Merkle roots) against libtorrent's hashes.
+
+use std::net::SocketAddr;
+use std::path::Path;
+use std::time::Duration;
+
+use dlm_bittorrent::{MetaVersion, Metainfo};
+use dlm_tests::bt::{
+    LibtorrentOptions, LibtorrentPeer, LtTorrentFormat, NO_TRACKER, TorrentFixture, TorrentSpec,
+    info_hash_v2_of,
+};
+use dlm_tests::dlm_command;
+
+const TEST_TIMEOUT: Duration = Duration::from_secs(60);
+
+fn run<T>(body: impl std::future::Future<Output = T>) -> T {
+    dlm_tests::runtime::e2e(TEST_TIMEOUT, body)
+}
+
+/// Files of varied sizes at 32 KiB pieces: several pieces with a short
+/// last one, smaller than a block, exactly one piece, less than a piece,
+/// and one with a full last piece.
+const FILES: &[(&str, u64)] = &[
+    ("a.bin", 100_000),
+    ("b.txt", 5_000),
+    ("one-piece.bin", 32_768),
+    ("sub/c.bin", 40_000),
+    ("sub/deeper/d.bin", 196_608),
+];
+
+/// Makes the fixture with libtorrent, or `None` (skipped) without it.
+fn fixture(dir: &Path, spec: TorrentSpec, format: LtTorrentFormat) -> Option<TorrentFixture> {
+    spec.with_tracker(NO_TRACKER)
+        .with_piece_len_log2(15)
+        .create_with_libtorrent(&dir.join("seed"), format)
+}
+
+/// `dlm get TORRENT --peer SEEDER -d OUT`, then checks every file byte for
+/// byte and that nothing else (no `.pad` directory, no leftover resume or
+/// parts file) is in OUT.
+fn download_and_check(fx: &TorrentFixture, out: &Path) {
+    let Some(seeder) = LibtorrentPeer::start(LibtorrentOptions::seeding(fx)) else {
+        return;
+    };
+    let peer = SocketAddr::V4(seeder.addr()).to_string();
+    let torrent = fx.torrent_path.to_str().unwrap().to_string();
+    let output = run(async {
+        tokio::process::Command::from(dlm_command())
+            .args([
+                "get",
+                &torrent,
+                "--peer",
+                &peer,
+                "-d",
+                out.to_str().unwrap(),
+            ])
+            .args(["--no-netrc", "--quiet"])
+            .kill_on_drop(true)
+            .output()
+            .await
+            .unwrap()
+    });
+    assert!(
+        output.status.success(),
+        "dlm get: {}\nseeder: {}",
+        String::from_utf8_lossy(&output.stderr),
+        seeder.log()
+    );
+    fx.check_download(out).unwrap();
+    let mut found = Vec::new();
+    list(out, out, &mut found);
+    found.sort();
+    let mut want: Vec<String> = fx
+        .files
+        .iter()
+        .map(|f| {
+            fx.file_path_in(out, f)
+                .strip_prefix(out)
+                .unwrap()
+                .to_string_lossy()
+                .into_owned()
+        })
+        .collect();
+    want.sort();
+    assert_eq!(found, want, "exactly the payload's files, no padding file");
+}
+
+/// Every file below `dir`, relative to `root`.
+fn list(root: &Path, dir: &Path, out: &mut Vec<String>) {
+    for e in std::fs::read_dir(dir).unwrap().flatten() {
+        let p = e.path();
+        if p.is_dir() {
+            list(root, &p, out);
+        } else {
+            out.push(p.strip_prefix(root).unwrap().to_string_lossy().into_owned());
+        }
+    }
+}
+
+#[test]
+fn a_v2_only_single_file_torrent() {
+    let dir = tempfile::tempdir().unwrap();
+    let spec = TorrentSpec::single_file("v2-single.bin", 300_001);
+    let Some(fx) = fixture(dir.path(), spec, LtTorrentFormat::V2Only) else {
+        return;
+    };
+    let m = Metainfo::from_file(&fx.torrent_path).unwrap();
+    assert_eq!(m.meta_version, MetaVersion::V2);
+    assert_eq!(m.info_hash.0, fx.info_hash, "the truncated SHA-256");
+    download_and_check(&fx, &dir.path().join("out"));
+}
+
+#[test]
+fn a_v2_only_multi_file_torrent() {
+    let dir = tempfile::tempdir().unwrap();
+    let spec = TorrentSpec::multi_file("v2-tree", FILES);
+    let Some(fx) = fixture(dir.path(), spec, LtTorrentFormat::V2Only) else {
+        return;
+    };
+    download_and_check(&fx, &dir.path().join("out"));
+}
+
+#[test]
+fn a_hybrid_multi_file_torrent_with_padding_files() {
+    let dir = tempfile::tempdir().unwrap();
+    let spec = TorrentSpec::multi_file("hybrid-tree", FILES).with_seed(7);
+    let Some(fx) = fixture(dir.path(), spec, LtTorrentFormat::Hybrid) else {
+        return;
+    };
+    let m = Metainfo::from_file(&fx.torrent_path).unwrap();
+    assert_eq!(m.meta_version, MetaVersion::Hybrid);
+    assert_eq!(m.info_hash.0, fx.info_hash, "the v1 SHA-1");
+    let bytes = std::fs::read(&fx.torrent_path).unwrap();
+    assert_eq!(m.info_hash_v2, Some(info_hash_v2_of(&bytes).unwrap()));
+    assert_eq!(m.files.len(), FILES.len(), "padding files are not files");
+    // `dlm info` shows both info-hashes and the meta version.
+    let info = dlm_command()
+        .arg("info")
+        .arg(&fx.torrent_path)
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&info.stdout);
+    assert!(
+        info.status.success(),
+        "{}",
+        String::from_utf8_lossy(&info.stderr)
+    );
+    assert!(text.contains(&hex::encode(fx.info_hash)), "{text}");
+    assert!(
+        text.contains(&hex::encode(m.info_hash_v2.unwrap())),
+        "{text}"
+    );
+    assert!(text.contains("hybrid"), "{text}");
+    assert!(!text.contains(".pad"), "{text}");
+    download_and_check(&fx, &dir.path().join("out"));
+}
+
+/// dlm's piece checks against libtorrent's hashes: every piece of the
+/// payload (files padded with zeros to piece boundaries) matches, and one
+/// flipped byte in the file's data or in its padding fails it.
+#[test]
+fn merkle_piece_checks_agree_with_libtorrent_and_catch_a_flipped_byte() {
+    let dir = tempfile::tempdir().unwrap();
+    for format in [LtTorrentFormat::V2Only, LtTorrentFormat::Hybrid] {
+        let sub = dir.path().join(format!("{format:?}"));
+        let spec = TorrentSpec::multi_file("check", FILES).with_seed(3);
+        let Some(fx) = fixture(&sub, spec, format) else {
+            return;
+        };
+        let m = Metainfo::from_file(&fx.torrent_path).unwrap();
+        let mut space = vec![0u8; m.total_length as usize];
+        for f in &m.files {
+            let data = std::fs::read(fx.data_dir.join(&f.path)).unwrap();
+            space[f.offset as usize..(f.offset + f.length) as usize].copy_from_slice(&data);
+        }
+        run(async {
+            for i in 0..m.piece_count() {
+                let r = m.piece_range(i);
+                let piece = bytes::Bytes::copy_from_slice(&space[r.start as usize..r.end as usize]);
+                assert!(m.piece_matches(i, &piece).await, "{format:?} piece {i}");
+                let mut bad = piece.to_vec();
+                bad[piece.len() / 2] ^= 1;
+                assert!(
+                    !m.piece_matches(i, &bytes::Bytes::from(bad)).await,
+                    "{format:?} piece {i} with a flipped byte"
+                );
+                let mut bad_pad = piece.to_vec();
+                *bad_pad.last_mut().unwrap() ^= 1;
+                assert!(!m.piece_matches(i, &bytes::Bytes::from(bad_pad)).await);
+            }
+        });
+    }
+}
+
+/// `dlm seed` serves a v2-only and a hybrid torrent (padding read back as
+/// zeros, never from a file) to a libtorrent leecher that connects to it.
+#[test]
+fn libtorrent_downloads_v2_and_hybrid_torrents_from_dlm_seed() {
+    use tokio::io::AsyncBufReadExt;
+    let dir = tempfile::tempdir().unwrap();
+    for format in [LtTorrentFormat::V2Only, LtTorrentFormat::Hybrid] {
+        let sub = dir.path().join(format!("{format:?}"));
+        let spec = TorrentSpec::multi_file("served", FILES).with_seed(11);
+        let Some(fx) = fixture(&sub, spec, format) else {
+            return;
+        };
+        let out = sub.join("lt");
+        let done = run(async {
+            let mut seeder = tokio::process::Command::from(dlm_command())
+                .args(["seed", fx.torrent_path.to_str().unwrap()])
+                .args(["--listen", "127.0.0.1:0", "--seed-time", "50", "-d"])
+                .arg(&fx.data_dir)
+                .stdout(std::process::Stdio::piped())
+                .stderr(std::process::Stdio::null())
+                .kill_on_drop(true)
+                .spawn()
+                .unwrap();
+            let mut lines = tokio::io::BufReader::new(seeder.stdout.take().unwrap()).lines();
+            let first = lines
+                .next_line()
+                .await
+                .unwrap()
+                .expect("dlm seed prints its address");
+            let addr: SocketAddr = first
+                .strip_prefix("listening on ")
+                .and_then(|a| a.parse().ok())
+                .unwrap_or_else(|| panic!("unexpected first line {first:?}"));
+            let torrent = fx.torrent_path.clone();
+            let out = out.clone();
+            // libtorrent names a v2-only torrent by its full SHA-256, a hybrid by its SHA-1.
+            let key = hex::encode(fx.info_hash);
+            let done = tokio::task::spawn_blocking(move || {
+                let options = LibtorrentOptions::default()
+                    .with_leech(&torrent, &out)
+                    .with_connect(addr)
+                    .without_trackers();
+                let mut leecher = LibtorrentPeer::start(options)?;
+                let status = leecher.wait_until(Duration::from_secs(40), |s| {
+                    s.torrents
+                        .iter()
+                        .any(|(k, t)| k.starts_with(&key) && t.is_finished)
+                });
+                Some((status.is_some(), leecher.log()))
+            })
+            .await
+            .unwrap();
+            let _ = seeder.start_kill();
+            done
+        });
+        let Some((finished, log)) = done else {
+            return;
+        };
+        assert!(finished, "{format:?}: libtorrent did not finish\n{log}");
+        fx.check_download(&out).unwrap();
+    }
+}
