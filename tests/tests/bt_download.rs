@@ -347,8 +347,8 @@ fn a_file_selection_downloads_only_the_selected_files() {
     let started = tracker
         .requests()
         .into_iter()
-        .find(|r| r.contains("event=started"))
-        .expect("a started announce");
+        .find(|r| r.contains("event=started") && r.contains("peer_id=-DL0100-"))
+        .expect("dlm's started announce");
     let left: u64 = started
         .split(['?', '&'])
         .find_map(|kv| kv.strip_prefix("left="))
