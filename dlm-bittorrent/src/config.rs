@@ -17,7 +17,7 @@ use crate::mse::Encryption;
 /// no upload limit; the DHT (BEP 5) on, on UDP port 6881 (else any free
 /// one), bootstrapped from `mainline`'s default routers, with no state file;
 /// encryption `prefer` (obfuscated MSE handshakes, plaintext payload when
-/// the peer allows it: see [`Encryption`]).
+/// the peer allows it: see [`Encryption`]); uTP (BEP 29) on, beside TCP.
 #[non_exhaustive]
 #[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]
 #[serde(default)]
@@ -69,6 +69,13 @@ pub struct TorrentConfig {
     /// When peer connections use Message Stream Encryption
     /// (`bittorrent.encryption=prefer|require|disable`).
     pub encryption: Encryption,
+    /// Connect to peers over uTP (BEP 29) as well as TCP, and accept uTP
+    /// connections on the UDP port with the listening TCP port's number
+    /// (`bittorrent.utp=false` turns it off). Outgoing: TCP first, uTP
+    /// beside it after 500 ms or as soon as TCP fails, the first to open
+    /// is kept (see [`crate::TCP_HEAD_START`]), so a
+    /// peer that answers on TCP waits for nothing.
+    pub utp: bool,
 }
 
 impl Default for TorrentConfig {
@@ -91,6 +98,7 @@ impl Default for TorrentConfig {
             dht_port: 6881,
             dht_state_file: None,
             encryption: Encryption::default(),
+            utp: true,
         }
     }
 }
@@ -135,6 +143,12 @@ impl TorrentConfig {
     /// Sets [`TorrentConfig::encryption`].
     pub fn with_encryption(mut self, encryption: Encryption) -> Self {
         self.encryption = encryption;
+        self
+    }
+
+    /// Sets [`TorrentConfig::utp`].
+    pub fn with_utp(mut self, utp: bool) -> Self {
+        self.utp = utp;
         self
     }
 

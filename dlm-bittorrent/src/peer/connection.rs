@@ -12,7 +12,6 @@ use std::time::Duration;
 use bytes::{Bytes, BytesMut};
 use dlm_core::CancellationToken;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
-use tokio::net::TcpStream;
 use tokio::time::Instant;
 
 use super::transport::{self, OurHandshake};
@@ -207,10 +206,25 @@ impl PeerConnection {
         encryption: Encryption,
         timeout: Duration,
     ) -> Result<Self, PeerError> {
+        Self::connect_via(state, uploads, info_hash, peer_id, encryption, timeout, None).await
+    }
+
+    /// As [`PeerConnection::connect`], by TCP or, when `utp` is given, by
+    /// TCP and uTP (BEP 29) as [`crate::utp::race`] says.
+    pub(crate) async fn connect_via(
+        state: Arc<PeerState>,
+        uploads: Arc<Uploads>,
+        info_hash: InfoHash,
+        peer_id: PeerId,
+        encryption: Encryption,
+        timeout: Duration,
+        utp: Option<&crate::utp::UtpSocket>,
+    ) -> Result<Self, PeerError> {
         let addr = state.addr();
         let started = Instant::now();
         let ours = Handshake::ours(info_hash, peer_id).encode();
-        let (stream, order) = transport::dial(addr, info_hash, &ours, encryption, timeout).await?;
+        let (stream, order) =
+            transport::dial(addr, info_hash, &ours, encryption, timeout, utp).await?;
         // One limit for connecting and handshaking together.
         let left = timeout.saturating_sub(started.elapsed());
         Self::handshake(stream, order, state, uploads, info_hash, peer_id, left).await
@@ -224,7 +238,7 @@ impl PeerConnection {
     /// # Errors
     /// As [`PeerConnection::connect`].
     pub async fn accept(
-        stream: TcpStream,
+        stream: impl PeerIo + 'static,
         state: Arc<PeerState>,
         uploads: Arc<Uploads>,
         info_hash: InfoHash,
@@ -234,7 +248,7 @@ impl PeerConnection {
     ) -> Result<Self, PeerError> {
         let addr = state.addr();
         let started = Instant::now();
-        let stream = transport::answer(stream, addr, info_hash, encryption, timeout).await?;
+        let stream = transport::answer(Box::new(stream), addr, info_hash, encryption, timeout).await?;
         let left = timeout.saturating_sub(started.elapsed());
         Self::handshake(
             stream,

@@ -91,6 +91,9 @@ pub struct NetArgs {
     /// BitTorrent: find no peers through the DHT and announce nothing there (BEP 5; private torrents never use it).
     #[arg(long)]
     pub no_dht: bool,
+    /// BitTorrent: no uTP (BEP 29): connect to peers and accept them over TCP only.
+    #[arg(long)]
+    pub no_utp: bool,
     /// BitTorrent: limit upload speed, bytes/s with K/M/G suffixes.
     #[arg(long, value_name = "RATE", value_parser = parse_size)]
     pub upload_limit: Option<u64>,
@@ -242,6 +245,9 @@ impl NetArgs {
         o = o.with("bittorrent.max_peers", self.max_peers.to_string());
         if self.no_dht {
             o = o.with("bittorrent.dht", "false");
+        }
+        if self.no_utp {
+            o = o.with("bittorrent.utp", "false");
         }
         o = o.with(
             "bittorrent.listen_port",
