@@ -71,10 +71,12 @@ pub struct TorrentConfig {
     pub encryption: Encryption,
     /// Connect to peers over uTP (BEP 29) as well as TCP, and accept uTP
     /// connections on the UDP port with the listening TCP port's number
-    /// (`bittorrent.utp=false` turns it off). Outgoing: TCP first, uTP
-    /// beside it after 500 ms or as soon as TCP fails, the first to open
-    /// is kept (see [`crate::TCP_HEAD_START`]), so a
-    /// peer that answers on TCP waits for nothing.
+    /// (`bittorrent.utp=false` turns it off). Outgoing: TCP first; uTP
+    /// beside it after [`crate::TCP_HEAD_START`] (500 ms), or alone within
+    /// [`crate::UTP_FALLBACK_LIMIT`] (1 s) as soon as TCP fails or closes
+    /// before the BitTorrent handshake; the first connection to open is
+    /// kept. A peer that answers on TCP waits for nothing; one that speaks
+    /// neither fails at most 1 s later than over TCP alone.
     pub utp: bool,
 }
 

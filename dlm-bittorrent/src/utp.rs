@@ -13,7 +13,10 @@
 //!
 //! # Choosing TCP or uTP
 //! See [`race`]: TCP first; uTP beside it after [`TCP_HEAD_START`] or as
-//! soon as TCP fails; the first connection to open is kept.
+//! soon as TCP fails (then within [`UTP_FALLBACK_LIMIT`]); the first
+//! connection to open is kept. A peer whose TCP connection opens but closes
+//! before the BitTorrent handshake (a client with TCP turned off) is tried
+//! again over uTP alone, within the same limit.
 
 use std::fmt;
 use std::net::{Ipv4Addr, SocketAddr};
@@ -206,7 +209,10 @@ pub(crate) async fn bind(
     }
     for p in tries {
         if let Ok(l) = TcpListener::bind((Ipv4Addr::UNSPECIFIED, p)).await {
-            tracing::warn!(port, "no UDP port for uTP beside the TCP listener: TCP only");
+            tracing::warn!(
+                port,
+                "no UDP port for uTP beside the TCP listener: TCP only"
+            );
             return Some((l, None));
         }
     }
@@ -235,11 +241,18 @@ pub(crate) enum Transport {
     Utp,
 }
 
+/// When TCP fails (refused, reset, closed before the BitTorrent
+/// handshake), the most a uTP connect (BEP 29) then gets: 1 s. A uTP
+/// connect is one `ST_SYN` answered by one `ST_STATE` (`librqbit-utp` sends
+/// the SYN once), so this is several round trips on any usable path, and it
+/// is all a peer that speaks neither TCP nor uTP costs beyond TCP's answer.
+pub const UTP_FALLBACK_LIMIT: Duration = Duration::from_secs(1);
+
 /// Connects to `addr` by TCP and, when `utp` is given, by uTP (BEP 29) as
 /// well, and keeps the first connection that opens: TCP starts at once;
-/// uTP starts after [`TCP_HEAD_START`], or as soon as TCP fails, whichever
-/// comes first. Both run within `timeout` from the start. `tcp` and the
-/// uTP connect are the two dialers (so a caller may wrap them).
+/// uTP starts after [`TCP_HEAD_START`] beside a TCP connect still under way
+/// (then both run until `timeout`), or as soon as TCP fails (then uTP gets
+/// at most [`UTP_FALLBACK_LIMIT`]). `tcp` is the TCP connect.
 ///
 /// Why TCP first (libtorrent tries uTP first): uTP's point is its
 /// delay-based congestion control (LEDBAT, BEP 29), which `librqbit-utp`
@@ -248,7 +261,8 @@ pub(crate) enum Transport {
 /// peers TCP cannot, at no cost to the peers TCP can.
 ///
 /// # Errors
-/// TCP's error when both fail (uTP's when there is no TCP error to tell).
+/// TCP's error when both fail; [`std::io::ErrorKind::TimedOut`] when
+/// nothing opened within `timeout`.
 pub(crate) async fn race<T, FT>(
     addr: SocketAddr,
     utp: Option<&UtpSocket>,
@@ -261,9 +275,11 @@ where
 {
     let deadline = tokio::time::Instant::now() + timeout;
     let tcp = tokio::time::timeout_at(deadline, tcp);
+    let as_tcp = |s: T| (Box::new(s) as crate::peer::PeerStream, Transport::Tcp);
+    let as_utp = |s: UtpConnection| (Box::new(s) as crate::peer::PeerStream, Transport::Utp);
     let Some(socket) = utp else {
         return match tcp.await {
-            Ok(r) => r.map(|s| (Box::new(s) as crate::peer::PeerStream, Transport::Tcp)),
+            Ok(r) => r.map(as_tcp),
             Err(_) => Err(timed_out(timeout)),
         };
     };
@@ -271,40 +287,38 @@ where
     let head_start = tokio::time::sleep(TCP_HEAD_START.min(timeout));
     tokio::pin!(head_start);
     // TCP alone for its head start.
-    let tcp_error = tokio::select! {
-        r = &mut tcp => match r {
-            Ok(Ok(s)) => return Ok((Box::new(s), Transport::Tcp)),
-            Ok(Err(e)) => Some(e),
-            Err(_) => return Err(timed_out(timeout)),
+    tokio::select! {
+        r = &mut tcp => return match r {
+            Ok(Ok(s)) => Ok(as_tcp(s)),
+            Ok(Err(e)) => {
+                let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+                match socket.connect(addr, left.min(UTP_FALLBACK_LIMIT)).await {
+                    Ok(s) => Ok(as_utp(s)),
+                    Err(u) => {
+                        tracing::debug!(%addr, error = %u, "uTP failed too");
+                        Err(e)
+                    }
+                }
+            }
+            Err(_) => Err(timed_out(timeout)),
         },
-        () = &mut head_start => None,
-    };
+        () = &mut head_start => {}
+    }
+    // Both, until the first opens or both fail.
     let left = deadline.saturating_duration_since(tokio::time::Instant::now());
     let utp = socket.connect(addr, left);
     tokio::pin!(utp);
-    match tcp_error {
-        Some(e) => match utp.await {
-            Ok(s) => Ok((Box::new(s), Transport::Utp)),
-            Err(u) => {
-                tracing::debug!(%addr, error = %u, "uTP failed too");
-                Err(e)
-            }
+    tokio::select! {
+        r = &mut tcp => match r {
+            Ok(Ok(s)) => Ok(as_tcp(s)),
+            Ok(Err(e)) => utp.await.map(as_utp).map_err(|_| e),
+            Err(_) => Err(timed_out(timeout)),
         },
-        None => tokio::select! {
-            r = &mut tcp => match r {
-                Ok(Ok(s)) => Ok((Box::new(s), Transport::Tcp)),
-                Ok(Err(e)) => match utp.await {
-                    Ok(s) => Ok((Box::new(s), Transport::Utp)),
-                    Err(_) => Err(e),
-                },
-                Err(_) => Err(timed_out(timeout)),
-            },
-            r = &mut utp => match r {
-                Ok(s) => Ok((Box::new(s), Transport::Utp)),
-                Err(u) => match tcp.await {
-                    Ok(r) => r.map(|s| (Box::new(s) as crate::peer::PeerStream, Transport::Tcp)),
-                    Err(_) => Err(u),
-                },
+        r = &mut utp => match r {
+            Ok(s) => Ok(as_utp(s)),
+            Err(u) => match tcp.await {
+                Ok(r) => r.map(as_tcp),
+                Err(_) => Err(u),
             },
         },
     }
@@ -315,4 +329,122 @@ fn timed_out(timeout: Duration) -> std::io::Error {
         std::io::ErrorKind::TimedOut,
         format!("no connection in {} ms", timeout.as_millis()),
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    use super::*;
+
+    fn loopback() -> SocketAddr {
+        SocketAddr::from((Ipv4Addr::LOCALHOST, 0))
+    }
+
+    async fn tcp(addr: SocketAddr) -> std::io::Result<tokio::net::TcpStream> {
+        tokio::net::TcpStream::connect(addr).await
+    }
+
+    /// A free port on which nothing listens (TCP nor UDP).
+    fn dead_port() -> SocketAddr {
+        let l = std::net::TcpListener::bind(loopback()).unwrap();
+        l.local_addr().unwrap()
+    }
+
+    #[tokio::test]
+    async fn bytes_cross_a_utp_connection_both_ways() {
+        let stop = CancellationToken::new();
+        let a = UtpSocket::bind(loopback(), stop.child_token())
+            .await
+            .unwrap();
+        let b = UtpSocket::bind(loopback(), stop.child_token())
+            .await
+            .unwrap();
+        let to_b = SocketAddr::from((Ipv4Addr::LOCALHOST, b.port()));
+        let (out, inc) = tokio::join!(a.connect(to_b, Duration::from_secs(5)), b.accept());
+        let (mut out, (mut inc, from)) = (out.unwrap(), inc.unwrap());
+        assert_eq!(from.port(), a.port(), "the remote is A's socket");
+        let payload: Vec<u8> = (0..200_000u32).map(|i| i as u8).collect();
+        let send = payload.clone();
+        let writer = tokio::spawn(async move {
+            out.write_all(&send).await.unwrap();
+            out.flush().await.unwrap();
+            let mut echo = [0u8; 4];
+            out.read_exact(&mut echo).await.unwrap();
+            echo
+        });
+        let mut got = vec![0u8; payload.len()];
+        inc.read_exact(&mut got).await.unwrap();
+        inc.write_all(b"done").await.unwrap();
+        assert!(got == payload, "the bytes arrive whole and in order");
+        assert_eq!(&writer.await.unwrap(), b"done");
+        stop.cancel();
+    }
+
+    #[tokio::test]
+    async fn a_peer_refusing_tcp_is_reached_over_utp() {
+        let stop = CancellationToken::new();
+        let peer = UtpSocket::bind(loopback(), stop.child_token())
+            .await
+            .unwrap();
+        let ours = UtpSocket::bind(loopback(), stop.child_token())
+            .await
+            .unwrap();
+        // Nothing listens on TCP at the uTP socket's port.
+        let addr = SocketAddr::from((Ipv4Addr::LOCALHOST, peer.port()));
+        let accept = tokio::spawn(async move { peer.accept().await.map(|(_, a)| a) });
+        let (_, how) = race(addr, Some(&ours), Duration::from_secs(5), tcp(addr))
+            .await
+            .unwrap();
+        assert_eq!(how, Transport::Utp);
+        assert_eq!(accept.await.unwrap().unwrap().port(), ours.port());
+        stop.cancel();
+    }
+
+    #[tokio::test]
+    async fn a_peer_answering_tcp_keeps_tcp() {
+        let stop = CancellationToken::new();
+        let (listener, peer) = bind(0, true, &stop).await.unwrap();
+        assert!(peer.is_some(), "the UDP twin of a free port binds");
+        let ours = outgoing(&stop).await.unwrap();
+        let addr = SocketAddr::from((Ipv4Addr::LOCALHOST, listener.local_addr().unwrap().port()));
+        let (_, how) = race(addr, Some(&ours), Duration::from_secs(5), tcp(addr))
+            .await
+            .unwrap();
+        assert_eq!(how, Transport::Tcp);
+        stop.cancel();
+    }
+
+    #[tokio::test]
+    async fn a_peer_speaking_neither_fails_with_tcps_error() {
+        let stop = CancellationToken::new();
+        let ours = outgoing(&stop).await.unwrap();
+        let addr = dead_port();
+        let e = race(addr, Some(&ours), Duration::from_secs(5), tcp(addr))
+            .await
+            .err()
+            .expect("nothing answers");
+        assert_eq!(e.kind(), std::io::ErrorKind::ConnectionRefused, "{e}");
+        stop.cancel();
+    }
+
+    #[tokio::test]
+    async fn the_listener_and_its_udp_twin_share_a_port() {
+        let stop = CancellationToken::new();
+        let (l, u) = bind(0, true, &stop).await.unwrap();
+        assert_eq!(l.local_addr().unwrap().port(), u.unwrap().port());
+        let (_, u) = bind(0, false, &stop).await.unwrap();
+        assert!(u.is_none(), "no uTP socket unless asked");
+        stop.cancel();
+    }
+
+    #[test]
+    fn utp_is_on_unless_an_option_turns_it_off() {
+        assert!(crate::TorrentConfig::default().utp);
+        let opts = dlm_core::Options::new().with("bittorrent.utp", "false");
+        let c =
+            dlm_core::config::apply_options(&crate::TorrentConfig::default(), "bittorrent", &opts)
+                .unwrap();
+        assert!(!c.utp);
+    }
 }

@@ -174,7 +174,7 @@ async fn exchange(
     let handshake = async {
         // TCP (no uTP here yet), and MSE as configured (our handshake may
         // ride in its payload).
-        let (mut stream, sent) =
+        let (mut stream, sent, _) =
             crate::peer::dial(addr, info_hash, &ours, encryption, connect_timeout, None)
                 .await
                 .map_err(|e| e.to_string())?;

@@ -23,6 +23,7 @@ use crate::extension::ut_pex::PexMessage;
 use crate::extension::{ExtendedHandshake, UT_METADATA_ID, UT_PEX_ID};
 use crate::mse::Encryption;
 use crate::tracker::PeerId;
+use crate::utp::Transport;
 use crate::wire::{BLOCK_LEN, HANDSHAKE_LEN, Handshake, Message, WireError};
 
 /// Why a peer connection failed.
@@ -206,7 +207,10 @@ impl PeerConnection {
         encryption: Encryption,
         timeout: Duration,
     ) -> Result<Self, PeerError> {
-        Self::connect_via(state, uploads, info_hash, peer_id, encryption, timeout, None).await
+        Self::connect_via(
+            state, uploads, info_hash, peer_id, encryption, timeout, None,
+        )
+        .await
     }
 
     /// As [`PeerConnection::connect`], by TCP or, when `utp` is given, by
@@ -223,11 +227,38 @@ impl PeerConnection {
         let addr = state.addr();
         let started = Instant::now();
         let ours = Handshake::ours(info_hash, peer_id).encode();
-        let (stream, order) =
+        let (stream, order, how) =
             transport::dial(addr, info_hash, &ours, encryption, timeout, utp).await?;
         // One limit for connecting and handshaking together.
         let left = timeout.saturating_sub(started.elapsed());
-        Self::handshake(stream, order, state, uploads, info_hash, peer_id, left).await
+        let r = Self::handshake(
+            stream,
+            order,
+            state.clone(),
+            uploads.clone(),
+            info_hash,
+            peer_id,
+            left,
+        )
+        .await;
+        match (r, utp) {
+            // A peer that closes a TCP connection before the handshake
+            // (TCP turned off) may still take uTP (BEP 29).
+            (Err(e), Some(socket)) if how == Transport::Tcp && transport::worth_utp(&e) => {
+                let left = timeout.saturating_sub(started.elapsed());
+                tracing::debug!(%addr, error = %e, "handshake failed over TCP, trying uTP");
+                let Ok((stream, order, _)) =
+                    transport::dial_utp(addr, info_hash, &ours, encryption, left, socket).await
+                else {
+                    return Err(e);
+                };
+                let left = timeout.saturating_sub(started.elapsed());
+                Self::handshake(stream, order, state, uploads, info_hash, peer_id, left)
+                    .await
+                    .map_err(|_| e)
+            }
+            (r, _) => r,
+        }
     }
 
     /// Answers a peer that connected to us: a plaintext handshake or
@@ -248,7 +279,8 @@ impl PeerConnection {
     ) -> Result<Self, PeerError> {
         let addr = state.addr();
         let started = Instant::now();
-        let stream = transport::answer(Box::new(stream), addr, info_hash, encryption, timeout).await?;
+        let stream =
+            transport::answer(Box::new(stream), addr, info_hash, encryption, timeout).await?;
         let left = timeout.saturating_sub(started.elapsed());
         Self::handshake(
             stream,
