@@ -422,8 +422,7 @@ mod tests {
         let addr = dead_port();
         let e = race(addr, Some(&ours), Duration::from_secs(5), tcp(addr))
             .await
-            .err()
-            .expect("nothing answers");
+            .expect_err("nothing answers");
         assert_eq!(e.kind(), std::io::ErrorKind::ConnectionRefused, "{e}");
         stop.cancel();
     }
