@@ -17,7 +17,7 @@ use crate::mse::Encryption;
 /// no upload limit; the DHT (BEP 5) on, on UDP port 6881 (else any free
 /// one), bootstrapped from `mainline`'s default routers, with no state file;
 /// encryption `prefer` (obfuscated MSE handshakes, plaintext payload when
-/// the peer allows it: see [`Encryption`]).
+/// the peer allows it: see [`Encryption`]); uTP (BEP 29) on, beside TCP.
 #[non_exhaustive]
 #[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]
 #[serde(default)]
@@ -74,6 +74,15 @@ pub struct TorrentConfig {
     /// (`bittorrent.lsd=true`, `--lsd`). Off by default, as in aria2 and
     /// Transmission; private torrents (BEP 27) never use it.
     pub lsd: bool,
+    /// Connect to peers over uTP (BEP 29) as well as TCP, and accept uTP
+    /// connections on the UDP port with the listening TCP port's number
+    /// (`bittorrent.utp=false` turns it off). Outgoing: TCP first; uTP
+    /// beside it after [`crate::TCP_HEAD_START`] (500 ms), or alone within
+    /// [`crate::UTP_FALLBACK_LIMIT`] (1 s) as soon as TCP fails or closes
+    /// before the BitTorrent handshake; the first connection to open is
+    /// kept. A peer that answers on TCP waits for nothing; one that speaks
+    /// neither fails at most 1 s later than over TCP alone.
+    pub utp: bool,
 }
 
 impl Default for TorrentConfig {
@@ -97,6 +106,7 @@ impl Default for TorrentConfig {
             dht_state_file: None,
             encryption: Encryption::default(),
             lsd: false,
+            utp: true,
         }
     }
 }
@@ -147,6 +157,12 @@ impl TorrentConfig {
     /// Sets [`TorrentConfig::encryption`].
     pub fn with_encryption(mut self, encryption: Encryption) -> Self {
         self.encryption = encryption;
+        self
+    }
+
+    /// Sets [`TorrentConfig::utp`].
+    pub fn with_utp(mut self, utp: bool) -> Self {
+        self.utp = utp;
         self
     }
 

@@ -179,10 +179,25 @@ impl Dht {
         bootstrap.retain(|a| seen.insert(*a));
         bootstrap.truncate(MAX_BOOTSTRAP_NODES);
         let build = |port: u16| {
-            mainline::Dht::builder()
-                .bootstrap(&bootstrap)
-                .port(port)
-                .build()
+            // mainline 8.0.1 panics instead of failing when its actor thread
+            // exits on a taken port before it is asked anything: look first
+            // (the uTP socket of a swarm, BEP 29, may hold the port), and
+            // treat a panic in the short race that remains as the error.
+            if port != 0
+                && std::net::UdpSocket::bind((std::net::Ipv4Addr::UNSPECIFIED, port)).is_err()
+            {
+                return Err(std::io::Error::new(
+                    std::io::ErrorKind::AddrInUse,
+                    format!("UDP port {port} is taken"),
+                ));
+            }
+            std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                mainline::Dht::builder()
+                    .bootstrap(&bootstrap)
+                    .port(port)
+                    .build()
+            }))
+            .unwrap_or_else(|_| Err(std::io::Error::other("the DHT node did not start")))
         };
         let dht = match build(settings.port) {
             Ok(d) => Ok(d),

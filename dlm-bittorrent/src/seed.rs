@@ -98,7 +98,8 @@ impl Seeder {
         self.swarm.uploads().uploaded()
     }
 
-    /// Accepts peers on `listener` until `until` resolves (a time limit, a
+    /// Accepts peers on `listener`, and over uTP (BEP 29) on the UDP port
+    /// with its number unless [`crate::TorrentConfig::utp`] is off, until `until` resolves (a time limit, a
     /// ratio reached, Ctrl-C), then closes every connection. The torrent's
     /// trackers hear `completed` at the start and `stopped` at the end
     /// (BEP 3), with the bytes uploaded.
@@ -118,12 +119,29 @@ impl Seeder {
     }
 }
 
-/// Binds a listening socket for peers.
+/// Binds a listening socket for peers. With port 0, a port whose UDP
+/// twin is free as well is preferred (a few tries), so that
+/// [`Seeder::serve`] can accept uTP (BEP 29) on the same port number.
 ///
 /// # Errors
 /// [`TorrentError::Io`] when the address cannot be bound.
 pub async fn listen(addr: std::net::SocketAddr) -> Result<TcpListener, TorrentError> {
-    TcpListener::bind(addr)
-        .await
-        .map_err(|e| io(&format!("listening on {addr}"), e))
+    let bind = || async {
+        TcpListener::bind(addr)
+            .await
+            .map_err(|e| io(&format!("listening on {addr}"), e))
+    };
+    if addr.port() != 0 {
+        return bind().await;
+    }
+    for _ in 0..7 {
+        let l = bind().await?;
+        let udp_free = l
+            .local_addr()
+            .is_ok_and(|a| std::net::UdpSocket::bind(a).is_ok());
+        if udp_free {
+            return Ok(l);
+        }
+    }
+    bind().await
 }

@@ -6,7 +6,7 @@
 //! unchokes uploads, and re-announces at the tracker's interval.
 
 use std::collections::{HashMap, HashSet};
-use std::net::{Ipv4Addr, SocketAddr};
+use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU16, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
@@ -128,6 +128,9 @@ pub(crate) struct Swarm {
     dht_started: std::sync::atomic::AtomicBool,
     /// The LSD task (BEP 14) was started.
     lsd_started: std::sync::atomic::AtomicBool,
+    /// The uTP socket (BEP 29) every uTP connection of this swarm uses,
+    /// once bound (see [`crate::utp`]).
+    utp: std::sync::OnceLock<crate::utp::UtpSocket>,
 }
 
 impl Swarm {
@@ -151,6 +154,7 @@ impl Swarm {
             tiers: tokio::sync::Mutex::new(None),
             dht_started: std::sync::atomic::AtomicBool::new(false),
             lsd_started: std::sync::atomic::AtomicBool::new(false),
+            utp: std::sync::OnceLock::new(),
         }
     }
 
@@ -307,6 +311,12 @@ impl Swarm {
     /// # Errors
     /// As [`Swarm::use_trackers`]; a tracker that does not answer is only logged.
     pub(crate) async fn seed(self: &Arc<Self>, listener: TcpListener) -> Result<(), TorrentError> {
+        if let (true, Ok(a)) = (self.config.utp, listener.local_addr()) {
+            match crate::utp::UtpSocket::bind(a, self.stop.child_token()).await {
+                Ok(u) => self.use_utp(u),
+                Err(e) => tracing::warn!(port = a.port(), error = %e, "no uTP: TCP only"),
+            }
+        }
         self.serve_incoming(listener);
         self.start_dht(false);
         self.start_lsd();
@@ -329,10 +339,7 @@ impl Swarm {
         // Listening starts at once (peers found through the DHT or the LAN
         // connect while we wait for them), and once: a retried join keeps it.
         if self.port() == 0
-            && let Some(l) = match self.config.listen_port {
-                Some(port) => bind(port).await,
-                None => None,
-            }
+            && let Some(l) = self.listen().await
         {
             let port = l.local_addr().map_or(0, |a| a.port());
             self.port.store(port, Ordering::Relaxed);
@@ -415,6 +422,34 @@ impl Swarm {
         if self.use_trackers().await.is_ok() && !self.metainfo.trackers.is_empty() {
             tokio::spawn(self.clone().announce_loop(MIN_REANNOUNCE));
         }
+    }
+
+    /// Binds the listening port (when configured) and, with uTP on, its
+    /// UDP twin (see [`crate::utp::bind`]); with uTP on and no UDP twin, a
+    /// uTP socket for outgoing connections only.
+    async fn listen(&self) -> Option<TcpListener> {
+        let bound = match self.config.listen_port {
+            Some(port) => crate::utp::bind(port, self.config.utp, &self.stop).await,
+            None => None,
+        };
+        let (listener, utp) = match bound {
+            Some((l, u)) => (Some(l), u),
+            None => (None, None),
+        };
+        let utp = match utp {
+            Some(u) => Some(u),
+            None if self.config.utp => crate::utp::outgoing(&self.stop).await,
+            None => None,
+        };
+        if let Some(u) = utp {
+            self.use_utp(u);
+        }
+        listener
+    }
+
+    fn use_utp(&self, socket: crate::utp::UtpSocket) {
+        tracing::debug!(udp_port = socket.port(), "uTP on");
+        let _ = self.utp.set(socket);
     }
 
     /// Whether engine connection `conn` has a peer bound to it.
@@ -591,13 +626,14 @@ impl Swarm {
         };
         let attempts = addrs.iter().map(|addr| {
             self.establish(*addr, |state| {
-                PeerConnection::connect(
+                PeerConnection::connect_via(
                     state,
                     self.uploads.clone(),
                     self.metainfo.info_hash,
                     self.peer_id,
                     self.config.encryption,
                     self.config.connect_timeout,
+                    self.utp.get(),
                 )
             })
         });
@@ -659,18 +695,26 @@ impl Swarm {
         self.returned.notify_waiters();
     }
 
+    /// Accepts peers on `listener` (TCP) and on the uTP socket (BEP 29),
+    /// when there is one, and hands both to the same handshake.
     async fn accept_loop(self: Arc<Self>, listener: TcpListener) {
+        let utp = self.utp.get().cloned();
         loop {
-            let (stream, addr) = tokio::select! {
+            let accepted = tokio::select! {
                 () = self.stop.cancelled() => return,
-                a = listener.accept() => match a {
-                    Ok(a) => a,
-                    Err(e) => {
-                        tracing::debug!(error = %e, "accept failed");
-                        tokio::time::sleep(Duration::from_millis(100)).await;
-                        continue;
-                    }
+                a = listener.accept() => a.map(|(s, a)| (Box::new(s) as crate::peer::PeerStream, a)),
+                a = async { utp.as_ref()?.accept().await.ok() }, if utp.is_some() => match a {
+                    Some((s, a)) => Ok((Box::new(s) as crate::peer::PeerStream, a)),
+                    None => Err(std::io::Error::other("the uTP socket stopped")),
                 },
+            };
+            let (stream, addr) = match accepted {
+                Ok(a) => a,
+                Err(e) => {
+                    tracing::debug!(error = %e, "accept failed");
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                    continue;
+                }
             };
             {
                 let mut p = self.pool();
@@ -1020,21 +1064,4 @@ fn piece_ranges(have: &crate::peer::Bitfield, m: &Metainfo) -> RangeSet {
         ));
     }
     set
-}
-
-/// Binds the listening port: `port`, else the next nine (as clients that
-/// default to 6881 do), else any free port; `None` when nothing binds.
-async fn bind(port: u16) -> Option<TcpListener> {
-    let tries = if port == 0 {
-        vec![0]
-    } else {
-        (port..port.saturating_add(10)).chain([0]).collect()
-    };
-    for p in tries {
-        if let Ok(l) = TcpListener::bind((Ipv4Addr::UNSPECIFIED, p)).await {
-            return Some(l);
-        }
-    }
-    tracing::warn!(port, "could not listen for peers");
-    None
 }

@@ -6,7 +6,7 @@ Seeds and/or downloads torrents, prints ``READY <port>`` once it listens, and ke
 
     python3 lt_peer.py --status STATUS.json [--port N] [--seed TORRENT DIR]... [--leech TORRENT DIR]...
                        [--connect HOST:PORT]... [--upload-limit BYTES_PER_SEC] [--download-limit BYTES_PER_SEC]
-                       [--no-announce] [--utp] [--encrypted-outgoing] [--encryption forced|enabled|disabled]
+                       [--no-announce] [--utp | --utp-only] [--encrypted-outgoing] [--encryption forced|enabled|disabled]
                        [--peer-log] [--exit-when-complete] [--unchoke-slots N]
 
 * ``--seed``: the data is in DIR and complete; added in seed mode (no hash check up front; libtorrent hashes each
@@ -17,6 +17,8 @@ Seeds and/or downloads torrents, prints ``READY <port>`` once it listens, and ke
   added at run time by writing ``connect HOST:PORT`` lines to standard input.
 * Standard input, one command a line: ``connect HOST:PORT``, ``upload-limit N``, ``download-limit N`` (bytes per
   second, 0 = unlimited), ``pause``, ``resume``, ``reannounce``, ``quit``.
+* Transports: TCP only by default; ``--utp`` adds uTP (BEP 29) in and out; ``--utp-only`` turns TCP off both ways
+  (``enable_incoming_tcp`` and ``enable_outgoing_tcp`` false), so peers reach it, and it reaches them, over uTP only.
 * Outgoing connections use the plain BitTorrent handshake; ``--encrypted-outgoing`` restores libtorrent's default
   (MSE/PE first, then a plaintext retry about 1 s after a peer that does not speak MSE closes). Incoming
   connections may use either.
@@ -101,6 +103,7 @@ def parse_args():
     p.add_argument("--no-announce", action="store_true", help="remove the torrents' trackers")
     p.add_argument("--utp", action="store_true", help="also use uTP (default: TCP only)")
     p.add_argument("--lsd", action="store_true", help="local service discovery, BEP 14 (default: off)")
+    p.add_argument("--utp-only", action="store_true", help="uTP only: TCP off in and out")
     p.add_argument(
         "--encrypted-outgoing",
         action="store_true",
@@ -256,8 +259,10 @@ def main():
         "enable_upnp": False,
         "enable_natpmp": False,
         "allow_multiple_connections_per_ip": True,
-        "enable_incoming_utp": args.utp,
-        "enable_outgoing_utp": args.utp,
+        "enable_incoming_utp": args.utp or args.utp_only,
+        "enable_outgoing_utp": args.utp or args.utp_only,
+        "enable_incoming_tcp": not args.utp_only,
+        "enable_outgoing_tcp": not args.utp_only,
         # Outgoing: plaintext only unless asked (libtorrent's default opens with an MSE handshake and, when the
         # peer closes on it, reconnects in plaintext about 1 s later). Incoming: MSE or plaintext.
         "out_enc_policy": 1 if args.encrypted_outgoing else 2,

@@ -172,9 +172,10 @@ async fn exchange(
 ) -> Result<Bytes, String> {
     let ours = Handshake::ours(info_hash, peer_id).encode();
     let handshake = async {
-        // TCP, and MSE as configured (our handshake may ride in its payload).
-        let (mut stream, sent) =
-            crate::peer::dial(addr, info_hash, &ours, encryption, connect_timeout)
+        // TCP (no uTP here yet), and MSE as configured (our handshake may
+        // ride in its payload).
+        let (mut stream, sent, _) =
+            crate::peer::dial(addr, info_hash, &ours, encryption, connect_timeout, None)
                 .await
                 .map_err(|e| e.to_string())?;
         if sent != OurHandshake::Sent {

@@ -12,7 +12,6 @@ use std::time::Duration;
 use bytes::{Bytes, BytesMut};
 use dlm_core::CancellationToken;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
-use tokio::net::TcpStream;
 use tokio::time::Instant;
 
 use super::transport::{self, OurHandshake};
@@ -24,6 +23,7 @@ use crate::extension::ut_pex::PexMessage;
 use crate::extension::{ExtendedHandshake, UT_METADATA_ID, UT_PEX_ID};
 use crate::mse::Encryption;
 use crate::tracker::PeerId;
+use crate::utp::Transport;
 use crate::wire::{BLOCK_LEN, HANDSHAKE_LEN, Handshake, Message, WireError};
 
 /// Why a peer connection failed.
@@ -207,13 +207,58 @@ impl PeerConnection {
         encryption: Encryption,
         timeout: Duration,
     ) -> Result<Self, PeerError> {
+        Self::connect_via(
+            state, uploads, info_hash, peer_id, encryption, timeout, None,
+        )
+        .await
+    }
+
+    /// As [`PeerConnection::connect`], by TCP or, when `utp` is given, by
+    /// TCP and uTP (BEP 29) as [`crate::utp::race`] says.
+    pub(crate) async fn connect_via(
+        state: Arc<PeerState>,
+        uploads: Arc<Uploads>,
+        info_hash: InfoHash,
+        peer_id: PeerId,
+        encryption: Encryption,
+        timeout: Duration,
+        utp: Option<&crate::utp::UtpSocket>,
+    ) -> Result<Self, PeerError> {
         let addr = state.addr();
         let started = Instant::now();
         let ours = Handshake::ours(info_hash, peer_id).encode();
-        let (stream, order) = transport::dial(addr, info_hash, &ours, encryption, timeout).await?;
+        let (stream, order, how) =
+            transport::dial(addr, info_hash, &ours, encryption, timeout, utp).await?;
         // One limit for connecting and handshaking together.
         let left = timeout.saturating_sub(started.elapsed());
-        Self::handshake(stream, order, state, uploads, info_hash, peer_id, left).await
+        let r = Self::handshake(
+            stream,
+            order,
+            state.clone(),
+            uploads.clone(),
+            info_hash,
+            peer_id,
+            left,
+        )
+        .await;
+        match (r, utp) {
+            // A peer that closes a TCP connection before the handshake
+            // (TCP turned off) may still take uTP (BEP 29).
+            (Err(e), Some(socket)) if how == Transport::Tcp && transport::worth_utp(&e) => {
+                let left = timeout.saturating_sub(started.elapsed());
+                tracing::debug!(%addr, error = %e, "handshake failed over TCP, trying uTP");
+                let Ok((stream, order, _)) =
+                    transport::dial_utp(addr, info_hash, &ours, encryption, left, socket).await
+                else {
+                    return Err(e);
+                };
+                let left = timeout.saturating_sub(started.elapsed());
+                Self::handshake(stream, order, state, uploads, info_hash, peer_id, left)
+                    .await
+                    .map_err(|_| e)
+            }
+            (r, _) => r,
+        }
     }
 
     /// Answers a peer that connected to us: a plaintext handshake or
@@ -224,7 +269,7 @@ impl PeerConnection {
     /// # Errors
     /// As [`PeerConnection::connect`].
     pub async fn accept(
-        stream: TcpStream,
+        stream: impl PeerIo + 'static,
         state: Arc<PeerState>,
         uploads: Arc<Uploads>,
         info_hash: InfoHash,
@@ -234,7 +279,8 @@ impl PeerConnection {
     ) -> Result<Self, PeerError> {
         let addr = state.addr();
         let started = Instant::now();
-        let stream = transport::answer(stream, addr, info_hash, encryption, timeout).await?;
+        let stream =
+            transport::answer(Box::new(stream), addr, info_hash, encryption, timeout).await?;
         let left = timeout.saturating_sub(started.elapsed());
         Self::handshake(
             stream,

@@ -95,6 +95,9 @@ pub struct NetArgs {
     /// never for private torrents).
     #[arg(long)]
     pub lsd: bool,
+    /// BitTorrent: no uTP (BEP 29): connect to peers and accept them over TCP only.
+    #[arg(long)]
+    pub no_utp: bool,
     /// BitTorrent: limit upload speed, bytes/s with K/M/G suffixes.
     #[arg(long, value_name = "RATE", value_parser = parse_size)]
     pub upload_limit: Option<u64>,
@@ -249,6 +252,9 @@ impl NetArgs {
         }
         if self.lsd {
             o = o.with("bittorrent.lsd", "true");
+        }
+        if self.no_utp {
+            o = o.with("bittorrent.utp", "false");
         }
         o = o.with(
             "bittorrent.listen_port",

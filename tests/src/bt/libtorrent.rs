@@ -65,7 +65,8 @@ pub fn libtorrent_python() -> Option<PathBuf> {
 ///
 /// # Defaults
 ///
-/// Nothing to seed or leech, any free port, announce to the torrents' trackers, no rate limits, TCP only,
+/// Nothing to seed or leech, any free port, announce to the torrents' trackers, no rate limits, TCP only (see
+/// [`LtTransport`]),
 /// plaintext outgoing connections, runs until stopped, libtorrent's 8 unchoke slots.
 #[derive(Clone, Debug, Default)]
 pub struct LibtorrentOptions {
@@ -81,6 +82,19 @@ pub struct LibtorrentOptions {
     dht: bool,
     dht_nodes: Vec<SocketAddr>,
     encryption: Option<LtEncryption>,
+    transport: LtTransport,
+}
+
+/// The transports a libtorrent peer connects and accepts over (`lt_peer.py --utp`, `--utp-only`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum LtTransport {
+    /// TCP only (uTP off both ways).
+    #[default]
+    Tcp,
+    /// TCP and uTP (BEP 29), in and out: libtorrent's default (it tries uTP first).
+    TcpAndUtp,
+    /// uTP only: TCP off both ways (`enable_incoming_tcp`, `enable_outgoing_tcp` false).
+    UtpOnly,
 }
 
 /// libtorrent's MSE/PE policy for both directions (`in_enc_policy`, `out_enc_policy`), `lt_peer.py --encryption`.
@@ -171,6 +185,12 @@ impl LibtorrentOptions {
         self
     }
 
+    /// Sets the transports it connects and accepts over (default [`LtTransport::Tcp`]).
+    pub fn with_transport(mut self, transport: LtTransport) -> Self {
+        self.transport = transport;
+        self
+    }
+
     /// Exits (status 0) once every leeched torrent is complete; see [`LibtorrentPeer::wait_exit`].
     pub fn with_exit_when_complete(mut self, exit: bool) -> Self {
         self.exit_when_complete = exit;
@@ -241,6 +261,15 @@ impl LibtorrentPeer {
         ] {
             if on {
                 command.arg(flag);
+            }
+        }
+        match options.transport {
+            LtTransport::Tcp => {}
+            LtTransport::TcpAndUtp => {
+                command.arg("--utp");
+            }
+            LtTransport::UtpOnly => {
+                command.arg("--utp-only");
             }
         }
         if options.dht {

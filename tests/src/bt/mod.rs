@@ -58,7 +58,7 @@ use std::time::Duration;
 pub use aria2::{Aria2Leecher, Aria2Options, Aria2Seeder};
 pub use libtorrent::{
     LIBTORRENT_PEER_SCRIPT, LIBTORRENT_PYTHON_ENV, LibtorrentOptions, LibtorrentPeer, LtDhtStatus,
-    LtEncryption, LtPeerStats, LtStatus, LtTorrentStatus, libtorrent_python,
+    LtEncryption, LtPeerStats, LtStatus, LtTorrentStatus, LtTransport, libtorrent_python,
 };
 pub use static_tracker::StaticTracker;
 pub use torrent_file::{
