@@ -15,7 +15,7 @@ use dlm_core::{
     BoxSource, ByteRange, CancellationToken, Context, Input, Options, ProtocolRegistry, ReadRange,
 };
 use futures::StreamExt;
-use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, utf8_percent_encode};
+use percent_encoding::utf8_percent_encode;
 use tokio::sync::{Mutex, Semaphore};
 
 use crate::Metainfo;
@@ -30,13 +30,6 @@ const MAX_FAILURES: usize = 3;
 
 /// The longest wait for one piece from a web seed.
 const PIECE_TIMEOUT: Duration = Duration::from_secs(120);
-
-/// What a path segment keeps unescaped (RFC 3986 `unreserved`).
-const SEGMENT: &AsciiSet = &NON_ALPHANUMERIC
-    .remove(b'-')
-    .remove(b'.')
-    .remove(b'_')
-    .remove(b'~');
 
 /// One mirror.
 #[derive(Debug)]
@@ -250,7 +243,10 @@ pub(crate) fn file_url(base: &str, m: &Metainfo, i: usize) -> String {
     let segments: Vec<String> = m.files[i]
         .path
         .components()
-        .map(|c| utf8_percent_encode(&c.as_os_str().to_string_lossy(), SEGMENT).to_string())
+        .map(|c| {
+            utf8_percent_encode(&c.as_os_str().to_string_lossy(), crate::tracker::UNRESERVED)
+                .to_string()
+        })
         .collect();
     url.push_str(&segments.join("/"));
     url

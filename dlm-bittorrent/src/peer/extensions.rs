@@ -13,8 +13,6 @@ const MAX_INBOX: usize = 2 * MAX_PEX_READ;
 /// One peer's extensions.
 #[derive(Debug, Default)]
 pub(crate) struct PeerExtensions {
-    /// The peer's extended handshake arrived.
-    pub(crate) handshaken: bool,
     /// The id the peer receives `ut_metadata` on (0: unsupported).
     pub(crate) ut_metadata: u8,
     /// The id the peer receives `ut_pex` on (0: unsupported).
@@ -34,7 +32,6 @@ pub(crate) struct PeerExtensions {
 impl PeerExtensions {
     /// Notes the peer's extended handshake.
     pub(crate) fn handshake(&mut self, h: &ExtendedHandshake) {
-        self.handshaken = true;
         self.ut_metadata = h.id_of("ut_metadata").unwrap_or(0);
         self.ut_pex = h.id_of("ut_pex").unwrap_or(0);
         self.listen_port = h.port();

@@ -8,8 +8,9 @@ use super::response::{MAX_RESPONSE_BYTES, parse_http_reply};
 use super::{AnnounceEvent, AnnounceRequest, AnnounceResponse};
 use crate::TorrentError;
 
-/// Bytes left alone in `info_hash` and `peer_id` (RFC 3986 unreserved).
-const UNRESERVED: &AsciiSet = &NON_ALPHANUMERIC
+/// Bytes left alone in `info_hash` and `peer_id`, and in a web seed's
+/// path segments (RFC 3986 §2.3 unreserved).
+pub(crate) const UNRESERVED: &AsciiSet = &NON_ALPHANUMERIC
     .remove(b'-')
     .remove(b'.')
     .remove(b'_')

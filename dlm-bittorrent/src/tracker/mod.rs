@@ -11,6 +11,7 @@ mod udp;
 use std::net::SocketAddr;
 
 pub use self::http::HttpTracker;
+pub(crate) use self::http::UNRESERVED;
 pub use peer_id::PeerId;
 pub use response::{
     AnnounceResponse, MAX_RESPONSE_BYTES, parse_compact_v4, parse_compact_v6, parse_http_reply,
