@@ -478,13 +478,7 @@ impl Source for TorrentSource {
         let wanted_left = m.total_length.saturating_sub(had.total_len());
         self.swarm.set_left(wanted_left);
         self.swarm.uploads().attach(storage.reader, &have, false);
-        match self.join().await {
-            // Nothing to fetch: no peer yet is not worth retrying for.
-            Err(e) if wanted_left == 0 && e.is_retryable() => {
-                Err(Error::new(e.kind(), e.message().to_string()))
-            }
-            r => r,
-        }
+        self.join().await
     }
 
     fn describe(&self) -> Option<Description> {

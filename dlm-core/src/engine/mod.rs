@@ -431,14 +431,19 @@ impl Engine {
         let mut algorithms = self.algorithms(&probe);
         target.sink.prepare_dyn(probe.len, &algorithms).await?;
         let complete = probe.len.is_some_and(|len| done.covers(len));
-        if let Err(e) = self
-            .attach_with_retries(Storage {
-                reader: StoredBytes::new(target.sink.clone()),
-                done: present,
-                skip: self.skip.clone(),
-            })
-            .await
-        {
+        let storage = Storage {
+            reader: StoredBytes::new(target.sink.clone()),
+            done: present,
+            skip: self.skip.clone(),
+        };
+        // With every byte here, a source that cannot reach its swarm yet is
+        // no reason to wait and retry: one attempt, then a notice.
+        let attached = if complete {
+            self.sources[0].attach_dyn(storage).await
+        } else {
+            self.attach_with_retries(storage).await
+        };
+        if let Err(e) = attached {
             if !complete || e.kind() == ErrorKind::Cancelled {
                 return Err(e);
             }
