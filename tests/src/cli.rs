@@ -127,6 +127,64 @@ pub async fn dlm_run(args: &[&str]) -> DlmRun {
     }
 }
 
+/// A running `dlm seed` on 127.0.0.1, killed when dropped.
+#[derive(Debug)]
+pub struct DlmSeed {
+    child: tokio::process::Child,
+    /// Kept open: the seeder may print more, and a closed pipe would fail it.
+    _stdout: tokio::io::Lines<tokio::io::BufReader<tokio::process::ChildStdout>>,
+    addr: std::net::SocketAddrV4,
+}
+
+impl DlmSeed {
+    /// Starts `dlm seed TORRENT --listen 127.0.0.1:0 -d DATA_DIR ARGS` and
+    /// waits for the `listening on ADDR` line it prints first.
+    ///
+    /// # Panics
+    ///
+    /// If it cannot be started or its first line is not that.
+    pub async fn start(torrent: &Path, data_dir: &Path, args: &[&str]) -> Self {
+        use tokio::io::AsyncBufReadExt;
+        let mut child = tokio::process::Command::from(dlm_command())
+            .arg("seed")
+            .arg(torrent)
+            .args(["--listen", "127.0.0.1:0", "-d"])
+            .arg(data_dir)
+            .args(args)
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::null())
+            .kill_on_drop(true)
+            .spawn()
+            .expect("run dlm seed");
+        let stdout = child.stdout.take().expect("piped stdout");
+        let mut lines = tokio::io::BufReader::new(stdout).lines();
+        let first = lines
+            .next_line()
+            .await
+            .expect("read dlm seed's output")
+            .expect("dlm seed prints its address");
+        let addr = first
+            .strip_prefix("listening on ")
+            .and_then(|a| a.parse().ok())
+            .unwrap_or_else(|| panic!("unexpected first line {first:?}"));
+        Self {
+            child,
+            _stdout: lines,
+            addr,
+        }
+    }
+
+    /// Where it accepts peers.
+    pub fn addr(&self) -> std::net::SocketAddrV4 {
+        self.addr
+    }
+
+    /// Stops it (SIGKILL) without waiting.
+    pub fn kill(&mut self) {
+        let _ = self.child.start_kill();
+    }
+}
+
 fn build_example(name: &str) {
     let cargo = env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
     eprintln!("building the {name} example: cargo build --example {name} -p dlm-examples");

@@ -61,7 +61,7 @@ pub use bt::{
     TorrentSpec, Tracker, TransmissionSeeder,
 };
 pub use cli::{
-    DlmRun, JsonRun, dlm_binary, dlm_command, dlm_json_run, dlm_kill_and_resume, dlm_run,
+    DlmRun, DlmSeed, JsonRun, dlm_binary, dlm_command, dlm_json_run, dlm_kill_and_resume, dlm_run,
 };
 pub use counting_proxy::CountingProxy;
 pub use cut_proxy::{CutMode, CutProxy, CutProxyOptions};

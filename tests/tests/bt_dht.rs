@@ -16,7 +16,6 @@ use std::time::{Duration, Instant};
 
 use dlm_tests::bt::{LibtorrentOptions, LibtorrentPeer, TorrentFixture, TorrentSpec};
 use dlm_tests::dlm_command;
-use tokio::io::{AsyncBufReadExt, BufReader};
 
 const TEST_TIMEOUT: Duration = Duration::from_secs(120);
 
@@ -240,21 +239,10 @@ fn a_libtorrent_leecher_finds_dlm_seed_through_its_announce() {
     let ih = fx.info_hash_hex();
     let options = dht_options(&nodes[1], dir.path());
     let ran = dlm_tests::runtime::e2e(TEST_TIMEOUT, async {
-        let mut seeder = tokio::process::Command::from(dlm_command())
-            .arg("seed")
-            .arg(&fx.torrent_path)
-            .args(["--listen", "127.0.0.1:0", "--seed-time", "100", "-d"])
-            .arg(&fx.data_dir)
-            .args(&options)
-            .stdout(std::process::Stdio::piped())
-            .stderr(std::process::Stdio::null())
-            .kill_on_drop(true)
-            .spawn()
-            .unwrap();
-        let mut lines = BufReader::new(seeder.stdout.take().unwrap()).lines();
-        let first = lines.next_line().await.unwrap().unwrap_or_default();
-        assert!(first.starts_with("listening on "), "{first:?}");
-        let port = first.rsplit(':').next().unwrap().to_string();
+        let mut args = vec!["--seed-time", "100"];
+        args.extend(options.iter().map(String::as_str));
+        let seeder = dlm_tests::DlmSeed::start(&fx.torrent_path, &fx.data_dir, &args).await;
+        let port = seeder.addr().port().to_string();
         let fx_path = fx.torrent_path.clone();
         let out = dir.path().join("out");
         let out2 = out.clone();

@@ -2,12 +2,9 @@
 //! real client, aria2c, downloads the whole torrent from dlm alone (a
 //! test-owned tracker names only dlm), then checks every piece.
 
-use std::net::SocketAddrV4;
 use std::time::Duration;
 
 use dlm_tests::bt::{Aria2Leecher, Aria2Options, NO_TRACKER, StaticTracker, TorrentSpec};
-use dlm_tests::dlm_command;
-use tokio::io::{AsyncBufReadExt, BufReader};
 
 const TEST_TIMEOUT: Duration = Duration::from_secs(120);
 
@@ -25,32 +22,10 @@ fn aria2c_downloads_a_multi_file_torrent_from_dlm_alone() {
     };
     let out = dir.path().join("aria2");
     let ran = dlm_tests::runtime::e2e(TEST_TIMEOUT, async {
-        let mut seeder = tokio::process::Command::from(dlm_command())
-            .args([
-                "seed",
-                fx.torrent_path.to_str().unwrap(),
-                "--listen",
-                "127.0.0.1:0",
-                "--seed-time",
-                "110",
-                "-d",
-            ])
-            .arg(&fx.data_dir)
-            .stdout(std::process::Stdio::piped())
-            .stderr(std::process::Stdio::piped())
-            .kill_on_drop(true)
-            .spawn()
-            .unwrap();
-        let mut lines = BufReader::new(seeder.stdout.take().unwrap()).lines();
-        let first = lines
-            .next_line()
-            .await
-            .unwrap()
-            .expect("dlm seed prints its address");
-        let addr: SocketAddrV4 = first
-            .strip_prefix("listening on ")
-            .and_then(|a| a.parse().ok())
-            .unwrap_or_else(|| panic!("unexpected first line {first:?}"));
+        let mut seeder =
+            dlm_tests::DlmSeed::start(&fx.torrent_path, &fx.data_dir, &["--seed-time", "110"])
+                .await;
+        let addr = seeder.addr();
         let tracker = StaticTracker::start(&[addr]);
         let options = Aria2Options::default().only_tracker(&tracker.announce_url());
         let torrent = fx.torrent_path.clone();
@@ -69,7 +44,7 @@ fn aria2c_downloads_a_multi_file_torrent_from_dlm_alone() {
             status.is_some_and(|s| s.success()),
             "aria2c: {status:?}\n{log}"
         );
-        let _ = seeder.start_kill();
+        seeder.kill();
         true
     });
     if ran {

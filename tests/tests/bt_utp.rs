@@ -10,7 +10,6 @@ use std::time::Duration;
 
 use dlm_tests::bt::{LibtorrentOptions, LibtorrentPeer, LtTransport, NO_TRACKER, TorrentSpec};
 use dlm_tests::dlm_command;
-use tokio::io::{AsyncBufReadExt, BufReader};
 
 const TEST_TIMEOUT: Duration = Duration::from_secs(90);
 
@@ -95,33 +94,13 @@ fn a_utp_only_libtorrent_leecher_downloads_from_dlm_seed() {
     let leech_dir = dir.path().join("leech");
     std::fs::create_dir_all(&leech_dir).unwrap();
     let done = dlm_tests::runtime::e2e(TEST_TIMEOUT, async {
-        let mut seeder = tokio::process::Command::from(dlm_command())
-            .args([
-                "seed",
-                fx.torrent_path.to_str().unwrap(),
-                "--listen",
-                "127.0.0.1:0",
-                "--seed-time",
-                "80",
-                "--no-dht",
-                "-d",
-            ])
-            .arg(&fx.data_dir)
-            .stdout(std::process::Stdio::piped())
-            .stderr(std::process::Stdio::piped())
-            .kill_on_drop(true)
-            .spawn()
-            .unwrap();
-        let mut lines = BufReader::new(seeder.stdout.take().unwrap()).lines();
-        let first = lines
-            .next_line()
-            .await
-            .unwrap()
-            .expect("dlm seed prints its address");
-        let addr: SocketAddrV4 = first
-            .strip_prefix("listening on ")
-            .and_then(|a| a.parse().ok())
-            .unwrap_or_else(|| panic!("unexpected first line {first:?}"));
+        let mut seeder = dlm_tests::DlmSeed::start(
+            &fx.torrent_path,
+            &fx.data_dir,
+            &["--seed-time", "80", "--no-dht"],
+        )
+        .await;
+        let addr = seeder.addr();
         let options = LibtorrentOptions::default()
             .with_leech(&fx.torrent_path, &leech_dir)
             .without_trackers()
@@ -134,7 +113,7 @@ fn a_utp_only_libtorrent_leecher_downloads_from_dlm_seed() {
         })
         .await
         .unwrap();
-        let _ = seeder.start_kill();
+        seeder.kill();
         done
     });
     if let Some(done) = done {

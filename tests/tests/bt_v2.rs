@@ -200,7 +200,6 @@ fn merkle_piece_checks_agree_with_libtorrent_and_catch_a_flipped_byte() {
 /// zeros, never from a file) to a libtorrent leecher that connects to it.
 #[test]
 fn libtorrent_downloads_v2_and_hybrid_torrents_from_dlm_seed() {
-    use tokio::io::AsyncBufReadExt;
     let dir = tempfile::tempdir().unwrap();
     for format in [LtTorrentFormat::V2Only, LtTorrentFormat::Hybrid] {
         let sub = dir.path().join(format!("{format:?}"));
@@ -210,25 +209,10 @@ fn libtorrent_downloads_v2_and_hybrid_torrents_from_dlm_seed() {
         };
         let out = sub.join("lt");
         let done = run(async {
-            let mut seeder = tokio::process::Command::from(dlm_command())
-                .args(["seed", fx.torrent_path.to_str().unwrap()])
-                .args(["--listen", "127.0.0.1:0", "--seed-time", "50", "-d"])
-                .arg(&fx.data_dir)
-                .stdout(std::process::Stdio::piped())
-                .stderr(std::process::Stdio::null())
-                .kill_on_drop(true)
-                .spawn()
-                .unwrap();
-            let mut lines = tokio::io::BufReader::new(seeder.stdout.take().unwrap()).lines();
-            let first = lines
-                .next_line()
-                .await
-                .unwrap()
-                .expect("dlm seed prints its address");
-            let addr: SocketAddr = first
-                .strip_prefix("listening on ")
-                .and_then(|a| a.parse().ok())
-                .unwrap_or_else(|| panic!("unexpected first line {first:?}"));
+            let mut seeder =
+                dlm_tests::DlmSeed::start(&fx.torrent_path, &fx.data_dir, &["--seed-time", "50"])
+                    .await;
+            let addr = SocketAddr::V4(seeder.addr());
             let torrent = fx.torrent_path.clone();
             let out = out.clone();
             // libtorrent names a v2-only torrent by its full SHA-256, a hybrid by its SHA-1.
@@ -248,7 +232,7 @@ fn libtorrent_downloads_v2_and_hybrid_torrents_from_dlm_seed() {
             })
             .await
             .unwrap();
-            let _ = seeder.start_kill();
+            seeder.kill();
             done
         });
         let Some((finished, log)) = done else {
