@@ -151,18 +151,7 @@ impl TorrentSpec {
         let bytes = fs::read(&torrent_path).expect("read the new .torrent");
         let info_hash = info_hash_of(&bytes)
             .unwrap_or_else(|e| panic!("info-hash of {}: {e}", torrent_path.display()));
-        let total_len = files.iter().map(|f| f.len).sum();
-        Some(TorrentFixture {
-            torrent_path,
-            data_dir,
-            name: self.name.clone(),
-            single_file: self.single,
-            info_hash,
-            files,
-            total_len,
-            piece_len: 1 << self.piece_len_log2,
-            trackers: self.tiers.iter().flatten().cloned().collect(),
-        })
+        Some(self.fixture(torrent_path, data_dir, info_hash, files))
     }
 
     /// Like [`TorrentSpec::create`], but the `.torrent` is made by libtorrent's creator
@@ -222,18 +211,28 @@ impl TorrentSpec {
             }),
         }
         .unwrap_or_else(|e| panic!("info-hash of {}: {e}", torrent_path.display()));
-        let total_len = files.iter().map(|f| f.len).sum();
-        Some(TorrentFixture {
+        Some(self.fixture(torrent_path, data_dir, info_hash, files))
+    }
+
+    /// The fixture of a `.torrent` made from this spec.
+    fn fixture(
+        &self,
+        torrent_path: PathBuf,
+        data_dir: PathBuf,
+        info_hash: [u8; 20],
+        files: Vec<FixtureFile>,
+    ) -> TorrentFixture {
+        TorrentFixture {
             torrent_path,
             data_dir,
             name: self.name.clone(),
             single_file: self.single,
             info_hash,
+            total_len: files.iter().map(|f| f.len).sum(),
             files,
-            total_len,
             piece_len: 1 << self.piece_len_log2,
             trackers: self.tiers.iter().flatten().cloned().collect(),
-        })
+        }
     }
 
     /// Writes the payload under `dir/data/`: the data dir, the payload's root (file or directory), the files.
