@@ -297,13 +297,8 @@ async fn receive_loop(lsd: Weak<Lsd>, socket: UdpSocket, stop: CancellationToken
         if m.cookie.as_deref() == Some(lsd.cookie.as_str()) {
             continue;
         }
-        let peer = SocketAddr::new(
-            IpAddr::from(match from.ip() {
-                IpAddr::V4(ip) => ip,
-                IpAddr::V6(_) => continue,
-            }),
-            m.port,
-        );
+        let IpAddr::V4(ip) = from.ip() else { continue };
+        let peer = SocketAddr::from((ip, m.port));
         let listeners = lsd.listeners();
         for ih in &m.info_hashes {
             for (_, tx) in listeners.get(ih).into_iter().flatten() {
