@@ -174,12 +174,15 @@ async fn attempt(
     peer: &PeerHandle,
     m: &Metainfo,
     index: usize,
-    next: Option<(u32, u32)>,
+    next: &[(u32, u32)],
     idle: std::time::Duration,
     cancel: CancellationToken,
 ) -> Attempt {
     let len = m.piece_len(index) as u32;
-    match peer.fetch(index as u32, len, next, idle, cancel).await {
+    match peer
+        .fetch(index as u32, len, next.to_vec(), idle, cancel)
+        .await
+    {
         Ok(bytes) if m.piece_matches(index, &bytes).await => Attempt::Good(bytes),
         Ok(_) => Attempt::Bad,
         Err(e) => Attempt::Failed(e),
@@ -200,8 +203,9 @@ fn judge(swarm: &Swarm, peer: &PeerHandle, index: usize, a: &Attempt) {
 
 /// Fetches piece `index` from the swarm, verified, trying other peers.
 /// `held` is the peer that fetched the previous piece of this range (it may
-/// have requested this one already); `next` is the piece after, to request
-/// while this one finishes. In endgame a second, idle peer races for the
+/// have requested this one already); `req.next` are the pieces after it in
+/// the range, which the peer requests ahead (up to `crate::peer::AHEAD_BYTES`)
+/// while this one finishes and is written. In endgame a second, idle peer races for the
 /// piece and the loser's requests are cancelled. Returns the piece and the
 /// peer to keep for the next one.
 async fn fetch_piece(
@@ -216,7 +220,11 @@ async fn fetch_piece(
         .acquire_many(memory_permits(m.piece_len(index)))
         .await
         .map_err(|_| Error::cancelled())?;
-    let next = req.next.map(|n| (n as u32, m.piece_len(n) as u32));
+    let next: Vec<(u32, u32)> = req
+        .next
+        .clone()
+        .map(|n| (n as u32, m.piece_len(n) as u32))
+        .collect();
     // A connection without a peer of its own takes the piece from a web seed (BEP 19).
     if held.is_none() && !swarm.is_bound(req.conn) && req.web_seeds.has_free_slot() {
         match req.web_seeds.fetch_piece(index, &req.cancel).await {
@@ -253,7 +261,7 @@ async fn fetch_piece(
             .as_ref()
             .and_then(|_| swarm.take_idle(index, peer.addr()));
         let Some(racer) = racer else {
-            let a = attempt(&peer, m, index, next, req.idle, CancellationToken::new()).await;
+            let a = attempt(&peer, m, index, &next, req.idle, CancellationToken::new()).await;
             judge(swarm, &peer, index, &a);
             if let Attempt::Good(bytes) = a {
                 return Ok((bytes, Some(peer)));
@@ -262,8 +270,8 @@ async fn fetch_piece(
             continue;
         };
         let (stop_a, stop_b) = (CancellationToken::new(), CancellationToken::new());
-        let a = attempt(&peer, m, index, next, req.idle, stop_a.clone());
-        let b = attempt(&racer, m, index, None, req.idle, stop_b.clone());
+        let a = attempt(&peer, m, index, &next, req.idle, stop_a.clone());
+        let b = attempt(&racer, m, index, &[], req.idle, stop_b.clone());
         tokio::pin!(a, b);
         let (first, first_is_a) = tokio::select! {
             r = &mut a => (r, true),
@@ -326,7 +334,8 @@ async fn fetch_piece(
 /// What [`fetch_piece`] needs besides the swarm.
 struct PieceRequest {
     index: usize,
-    next: Option<usize>,
+    /// The pieces after `index` in the range, to request ahead.
+    next: std::ops::Range<usize>,
     conn: Option<ConnId>,
     idle: std::time::Duration,
     endgame: Arc<AtomicBool>,
@@ -394,6 +403,8 @@ impl Source for TorrentSource {
         let end = range.end().unwrap_or(m.total_length).min(m.total_length);
         let first = (start / m.piece_length) as usize;
         let last = end.div_ceil(m.piece_length) as usize;
+        // Pieces a peer requests ahead of the one fetched (crate::peer::AHEAD_BYTES).
+        let ahead_pieces = (crate::peer::AHEAD_BYTES / m.piece_length).max(1) as usize;
         let held = Held {
             swarm: swarm.clone(),
             peer: None,
@@ -413,7 +424,7 @@ impl Source for TorrentSource {
                 }
                 let req = PieceRequest {
                     index,
-                    next: (index + 1 < last).then_some(index + 1),
+                    next: index + 1..last.min(index + 1 + ahead_pieces),
                     conn,
                     idle,
                     endgame,

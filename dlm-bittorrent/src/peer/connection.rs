@@ -110,8 +110,11 @@ pub struct PeerConnection {
     /// We choke the peer (what we last told it).
     choking: bool,
     pieces: usize,
-    /// The next piece, already requested in part while the last one finished.
-    ahead: Option<PartialPiece>,
+    /// The pieces after the one being fetched, in order (at most
+    /// [`AHEAD_BYTES`] of them): requested while the current piece finishes
+    /// and while the connection waits for its next fetch, so the request
+    /// pipeline does not drain between pieces.
+    ahead: VecDeque<PartialPiece>,
     /// Requests sent and not yet answered.
     outstanding: usize,
     /// The peer's requests waiting to be served, oldest first.
@@ -157,6 +160,16 @@ const START_PIPELINE: usize = 64;
 const QUEUE_TIME: f64 = 1.0;
 /// Rate measurement window.
 const RATE_WINDOW: Duration = Duration::from_millis(250);
+
+/// Bytes of pieces requested ahead of the one being fetched, per
+/// connection (always at least one piece): 4 MiB, as many as
+/// [`MAX_PIPELINE`] blocks, so a full pipeline never waits for the next
+/// fetch.
+pub const AHEAD_BYTES: u64 = 4 << 20;
+
+/// Spare room kept in the read buffer before each read, so one read can
+/// take several blocks (a block message is 16 KiB and 13 bytes).
+const READ_ROOM: usize = 64 << 10;
 
 /// Requests from one peer queued at most (libtorrent's default
 /// `max_allowed_in_request_queue` is 2000; Transmission keeps 512 — ours
@@ -353,7 +366,7 @@ impl PeerConnection {
             interested: false,
             choking: true,
             pieces,
-            ahead: None,
+            ahead: VecDeque::new(),
             outstanding: 0,
             requests: VecDeque::new(),
             ext_out: VecDeque::new(),
@@ -468,8 +481,18 @@ impl PeerConnection {
     }
 
     async fn send(&mut self, m: &Message) -> Result<(), PeerError> {
+        self.send_all(std::slice::from_ref(m)).await
+    }
+
+    /// Sends `ms` in one write.
+    async fn send_all(&mut self, ms: &[Message]) -> Result<(), PeerError> {
+        if ms.is_empty() {
+            return Ok(());
+        }
         let mut out = BytesMut::new();
-        m.encode(&mut out);
+        for m in ms {
+            m.encode(&mut out);
+        }
         self.last_sent = Instant::now();
         self.stream
             .write_all(&out)
@@ -484,6 +507,8 @@ impl PeerConnection {
     /// `false` when nothing came in time. Cancel-safe.
     async fn fill(&mut self, wait: Duration) -> Result<bool, PeerError> {
         let addr = self.state.addr();
+        // Moves a partial message to the front when the buffer is ours alone.
+        self.buf.reserve(READ_ROOM);
         match tokio::time::timeout(wait, self.stream.read_buf(&mut self.buf)).await {
             Err(_) => Ok(false),
             Ok(Ok(0)) => Err(PeerError::Io {
@@ -656,20 +681,63 @@ impl PeerConnection {
     /// where the task's `select!` drops it.
     pub(crate) async fn serve_turn(&mut self) -> Result<(), PeerError> {
         while let Some(m) = self.decode()? {
-            if let (
+            match m {
                 Message::Piece {
                     index,
                     begin,
                     block,
-                },
-                Some(a),
-            ) = (&m, self.ahead.as_mut())
-                && a.index == *index
-            {
-                a.place(*begin, block);
+                } => {
+                    if let Some(a) = self.ahead.iter_mut().find(|a| a.index == index)
+                        && a.place(begin, &block)
+                    {
+                        self.outstanding = self.outstanding.saturating_sub(1);
+                    }
+                }
+                // The peer dropped every request: ask again once it unchokes us.
+                Message::Choke => self.rewind_all(None),
+                _ => {}
             }
         }
+        if !self.choked {
+            self.request_more(None).await?;
+        }
         self.service().await
+    }
+
+    /// Requests blocks of `cur`, then of the pieces ahead, until
+    /// `self.pipeline` requests are in flight; sent in one write.
+    async fn request_more(&mut self, cur: Option<&mut PartialPiece>) -> Result<(), PeerError> {
+        let mut out = Vec::new();
+        let mut want = self.pipeline.saturating_sub(self.outstanding);
+        for p in cur.into_iter().chain(self.ahead.iter_mut()) {
+            if want == 0 {
+                break;
+            }
+            while want > 0 && p.requested < p.blocks.len() {
+                let (begin, length) = p.blocks[p.requested];
+                let skip = p.received[p.requested];
+                p.requested += 1;
+                if !skip {
+                    out.push(Message::Request {
+                        index: p.index,
+                        begin,
+                        length,
+                    });
+                    want -= 1;
+                }
+            }
+        }
+        self.outstanding += out.len();
+        self.send_all(&out).await
+    }
+
+    /// Forgets what was requested of `cur` and the pieces ahead (a choke
+    /// dropped every request): the missing blocks are asked for again.
+    fn rewind_all(&mut self, cur: Option<&mut PartialPiece>) {
+        for p in cur.into_iter().chain(self.ahead.iter_mut()) {
+            p.rewind();
+        }
+        self.outstanding = 0;
     }
 
     /// Waits for the peer's next bytes, a wake-up, or the retry/keep-alive
@@ -727,16 +795,20 @@ impl PeerConnection {
         len: u32,
         idle: Duration,
     ) -> Result<Bytes, PeerError> {
-        self.fetch_piece_then(index, len, None, idle, &CancellationToken::new())
+        self.fetch_piece_then(index, len, &[], idle, &CancellationToken::new())
             .await
     }
 
     /// As [`PeerConnection::fetch_piece`], and once every block of this
-    /// piece is requested, goes on requesting blocks of `next` (a piece this
-    /// peer has), so the pipeline never drains between pieces. The next call
-    /// for `next` continues with what already arrived. When `cancel` fires,
-    /// the blocks still requested are cancelled (BEP 3 `cancel`, as in
-    /// endgame) and [`PeerError::Cancelled`] is returned.
+    /// piece is requested, goes on requesting blocks of the pieces in `next`
+    /// (`(index, length)`, in order; those this peer has, at most
+    /// [`AHEAD_BYTES`] of them), also while the connection waits for its
+    /// next fetch, so the pipeline never drains between pieces. A later
+    /// call for one of them continues with what already arrived; pieces
+    /// ahead that a call no longer lists are dropped and their requests
+    /// cancelled. When `cancel` fires, the blocks still requested are
+    /// cancelled (BEP 3 `cancel`, as in endgame) and
+    /// [`PeerError::Cancelled`] is returned.
     ///
     /// Only blocks we asked for count as the peer answering: a peer that
     /// keeps us choked, or unchokes us and then sends keep-alives, `have`s
@@ -751,7 +823,7 @@ impl PeerConnection {
         &mut self,
         index: u32,
         len: u32,
-        next: Option<(u32, u32)>,
+        next: &[(u32, u32)],
         idle: Duration,
         cancel: &CancellationToken,
     ) -> Result<Bytes, PeerError> {
@@ -768,59 +840,41 @@ impl PeerConnection {
             self.window_start = Instant::now();
             self.window_bytes = 0;
         }
-        let mut cur = match self.ahead.take() {
-            Some(a) if a.index == index && a.len == len => a,
-            _ => PartialPiece::new(index, len),
+        let mut cur = match self
+            .ahead
+            .iter()
+            .position(|a| a.index == index && a.len == len)
+        {
+            Some(i) => self
+                .ahead
+                .remove(i)
+                .unwrap_or_else(|| PartialPiece::new(index, len)),
+            None => PartialPiece::new(index, len),
         };
-        let mut nxt = next
-            .filter(|(i, _)| *i != index && self.has(*i as usize))
-            .map(|(i, l)| PartialPiece::new(i, l));
-        // Requests sent for a piece given up on may still be answered: ignored below.
-        self.outstanding = cur.requested - cur.done.min(cur.requested);
+        self.plan_ahead(index, next).await?;
+        // Requests sent for pieces given up on may still be answered: ignored below.
+        self.outstanding = cur.in_flight()
+            + self
+                .ahead
+                .iter()
+                .map(PartialPiece::in_flight)
+                .sum::<usize>();
         // Time waited since the last block we asked for.
         let mut quiet = Duration::ZERO;
-        while cur.done < cur.blocks.len() {
+        while !cur.is_complete() {
             if cancel.is_cancelled() {
-                self.cancel_requests(&cur).await?;
-                if let Some(n) = nxt.as_ref() {
-                    self.cancel_requests(n).await?;
-                }
+                self.cancel_requests(Some(&cur)).await?;
                 return Err(PeerError::Cancelled { addr });
             }
             if self.choked {
                 self.next_or_cancel(idle, &mut quiet, cancel).await?;
                 if !self.choked {
                     // A choke dropped every request: ask again for what is missing.
-                    cur.rewind();
-                    if let Some(n) = nxt.as_mut() {
-                        n.rewind();
-                    }
-                    self.outstanding = 0;
+                    self.rewind_all(Some(&mut cur));
                 }
                 continue;
             }
-            while self.outstanding < self.pipeline {
-                let target = if cur.requested < cur.blocks.len() {
-                    &mut cur
-                } else if let Some(n) = nxt.as_mut().filter(|n| n.requested < n.blocks.len()) {
-                    n
-                } else {
-                    break;
-                };
-                let (begin, length) = target.blocks[target.requested];
-                let index = target.index;
-                let skip = target.received[target.requested];
-                target.requested += 1;
-                if !skip {
-                    self.send(&Message::Request {
-                        index,
-                        begin,
-                        length,
-                    })
-                    .await?;
-                    self.outstanding += 1;
-                }
-            }
+            self.request_more(Some(&mut cur)).await?;
             match self.next_or_cancel(idle, &mut quiet, cancel).await? {
                 Some(Message::Piece {
                     index: i,
@@ -830,7 +884,7 @@ impl PeerConnection {
                     let target = if i == cur.index {
                         Some(&mut cur)
                     } else {
-                        nxt.as_mut().filter(|n| n.index == i)
+                        self.ahead.iter_mut().find(|a| a.index == i)
                     };
                     if let Some(t) = target
                         && t.place(begin, &block)
@@ -840,18 +894,38 @@ impl PeerConnection {
                         quiet = Duration::ZERO;
                     }
                 }
-                Some(Message::Choke) => {
-                    cur.rewind();
-                    if let Some(n) = nxt.as_mut() {
-                        n.rewind();
-                    }
-                    self.outstanding = 0;
-                }
+                Some(Message::Choke) => self.rewind_all(Some(&mut cur)),
                 _ => {}
             }
         }
-        self.ahead = nxt;
-        Ok(cur.data.freeze())
+        Ok(cur.into_bytes())
+    }
+
+    /// Makes the pieces ahead those of `next` this peer has (keeping what
+    /// already arrived for them), at most [`AHEAD_BYTES`] and at least one
+    /// piece; the requests still in flight for pieces dropped are cancelled.
+    async fn plan_ahead(&mut self, index: u32, next: &[(u32, u32)]) -> Result<(), PeerError> {
+        let mut old = std::mem::take(&mut self.ahead);
+        let mut bytes = 0u64;
+        for &(i, l) in next {
+            if i == index || !self.has(i as usize) {
+                continue;
+            }
+            if !self.ahead.is_empty() && bytes + u64::from(l) > AHEAD_BYTES {
+                break;
+            }
+            bytes += u64::from(l);
+            let p = match old.iter().position(|a| a.index == i && a.len == l) {
+                Some(k) => old.remove(k).unwrap_or_else(|| PartialPiece::new(i, l)),
+                None => PartialPiece::new(i, l),
+            };
+            self.ahead.push_back(p);
+        }
+        let mut cancels = Vec::new();
+        for p in &old {
+            p.cancels(&mut cancels);
+        }
+        self.send_all(&cancels).await
     }
 
     /// Counts `n` payload bytes towards the rate and resizes the pipeline
@@ -916,21 +990,16 @@ impl PeerConnection {
         }
     }
 
-    /// Withdraws the requests still unanswered for `p` (BEP 3 `cancel`).
-    async fn cancel_requests(&mut self, p: &PartialPiece) -> Result<(), PeerError> {
-        for slot in 0..p.requested.min(p.blocks.len()) {
-            if !p.received[slot] {
-                let (begin, length) = p.blocks[slot];
-                self.send(&Message::Cancel {
-                    index: p.index,
-                    begin,
-                    length,
-                })
-                .await?;
-            }
+    /// Withdraws the requests still unanswered for `cur` and the pieces
+    /// ahead (BEP 3 `cancel`), and forgets the pieces ahead.
+    async fn cancel_requests(&mut self, cur: Option<&PartialPiece>) -> Result<(), PeerError> {
+        let mut cancels = Vec::new();
+        for p in cur.into_iter().chain(self.ahead.iter()) {
+            p.cancels(&mut cancels);
         }
+        self.ahead.clear();
         self.outstanding = 0;
-        Ok(())
+        self.send_all(&cancels).await
     }
 }
 
@@ -946,6 +1015,9 @@ fn stalled(addr: SocketAddr, t: Duration) -> PeerError {
 struct PartialPiece {
     index: u32,
     len: u32,
+    /// The bytes from the piece's start up to the furthest block placed;
+    /// blocks placed in order are appended, a gap left by a block placed
+    /// further on is zero-filled until its own block arrives.
     data: BytesMut,
     blocks: Vec<(u32, u32)>,
     received: Vec<bool>,
@@ -984,17 +1056,119 @@ impl PartialPiece {
         if !fits || self.received[slot] {
             return false;
         }
-        if self.data.is_empty() {
-            self.data = BytesMut::zeroed(self.len as usize);
+        if self.data.capacity() == 0 {
+            self.data.reserve(self.len as usize);
         }
-        self.data[begin as usize..begin as usize + block.len()].copy_from_slice(block);
+        let (begin, end) = (begin as usize, begin as usize + block.len());
+        if begin > self.data.len() {
+            self.data.resize(begin, 0);
+        }
+        if begin == self.data.len() {
+            self.data.extend_from_slice(block);
+        } else {
+            self.data[begin..end].copy_from_slice(block);
+        }
         self.received[slot] = true;
         self.done += 1;
         true
     }
 
+    /// Every block arrived.
+    fn is_complete(&self) -> bool {
+        self.done == self.blocks.len()
+    }
+
+    /// The whole piece, once complete.
+    fn into_bytes(self) -> Bytes {
+        debug_assert_eq!(self.data.len(), self.len as usize);
+        self.data.freeze()
+    }
+
+    /// Blocks requested and not received.
+    fn in_flight(&self) -> usize {
+        let requested = self.requested.min(self.blocks.len());
+        self.received[..requested].iter().filter(|r| !**r).count()
+    }
+
+    /// Appends a BEP 3 `cancel` for each block requested and not received.
+    fn cancels(&self, out: &mut Vec<Message>) {
+        for slot in 0..self.requested.min(self.blocks.len()) {
+            if !self.received[slot] {
+                let (begin, length) = self.blocks[slot];
+                out.push(Message::Cancel {
+                    index: self.index,
+                    begin,
+                    length,
+                });
+            }
+        }
+    }
+
     /// Forgets what was requested (after a choke): ask again for the missing blocks.
     fn rewind(&mut self) {
         self.requested = 0;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn block(slot: u32, len: usize) -> Vec<u8> {
+        vec![slot as u8 + 1; len]
+    }
+
+    #[test]
+    fn blocks_in_any_order_make_the_piece() {
+        let len = 2 * BLOCK_LEN + 100;
+        for order in [[0u32, 1, 2], [2, 0, 1], [1, 2, 0]] {
+            let mut p = PartialPiece::new(7, len);
+            for slot in order {
+                let l = if slot == 2 { 100 } else { BLOCK_LEN as usize };
+                assert!(p.place(slot * BLOCK_LEN, &block(slot, l)));
+            }
+            assert!(p.is_complete());
+            let data = p.into_bytes();
+            let mut want = block(0, BLOCK_LEN as usize);
+            want.extend(block(1, BLOCK_LEN as usize));
+            want.extend(block(2, 100));
+            assert_eq!(&data[..], &want[..], "order {order:?}");
+        }
+    }
+
+    #[test]
+    fn duplicate_misaligned_and_wrong_size_blocks_are_refused() {
+        let mut p = PartialPiece::new(0, 2 * BLOCK_LEN);
+        assert!(p.place(0, &block(0, BLOCK_LEN as usize)));
+        assert!(!p.place(0, &block(0, BLOCK_LEN as usize)), "duplicate");
+        assert!(!p.place(1, &block(1, BLOCK_LEN as usize)), "misaligned");
+        assert!(!p.place(BLOCK_LEN, &block(1, 10)), "short");
+        assert!(
+            !p.place(2 * BLOCK_LEN, &block(2, BLOCK_LEN as usize)),
+            "past the end"
+        );
+        assert!(!p.is_complete());
+    }
+
+    #[test]
+    fn in_flight_and_cancels_cover_requested_blocks_not_received() {
+        let mut p = PartialPiece::new(3, 4 * BLOCK_LEN);
+        p.requested = 3;
+        assert!(p.place(BLOCK_LEN, &block(1, BLOCK_LEN as usize)));
+        assert_eq!(p.in_flight(), 2);
+        let mut cancels = Vec::new();
+        p.cancels(&mut cancels);
+        let begins: Vec<u32> = cancels
+            .iter()
+            .map(|m| match m {
+                Message::Cancel {
+                    index: 3, begin, ..
+                } => *begin,
+                other => panic!("not a cancel: {other:?}"),
+            })
+            .collect();
+        assert_eq!(begins, vec![0, 2 * BLOCK_LEN]);
+        p.rewind();
+        assert_eq!(p.in_flight(), 0);
     }
 }

@@ -13,7 +13,7 @@ mod upload;
 
 pub(crate) use bans::Bans;
 pub use bitfield::Bitfield;
-pub use connection::{PeerConnection, PeerError, PeerIo, PeerStream};
+pub use connection::{AHEAD_BYTES, PeerConnection, PeerError, PeerIo, PeerStream};
 pub use counts::PieceCounts;
 pub(crate) use extensions::PeerExtensions;
 pub use state::PeerState;

@@ -15,7 +15,7 @@ use super::{PeerConnection, PeerError, PeerState};
 struct Fetch {
     index: u32,
     len: u32,
-    next: Option<(u32, u32)>,
+    next: Vec<(u32, u32)>,
     idle: Duration,
     cancel: CancellationToken,
     reply: oneshot::Sender<Result<Bytes, PeerError>>,
@@ -60,7 +60,7 @@ impl PeerHandle {
     }
 
     /// Downloads piece `index` of `len` bytes, then requests ahead into
-    /// `next` (see [`PeerConnection::fetch_piece_then`]).
+    /// the pieces of `next`, `(index, length)` in order (see [`PeerConnection::fetch_piece_then`]).
     ///
     /// # Errors
     /// As [`PeerConnection::fetch_piece_then`]; a connection that ended is
@@ -69,7 +69,7 @@ impl PeerHandle {
         &self,
         index: u32,
         len: u32,
-        next: Option<(u32, u32)>,
+        next: Vec<(u32, u32)>,
         idle: Duration,
         cancel: CancellationToken,
     ) -> Result<Bytes, PeerError> {
@@ -106,7 +106,7 @@ async fn run(mut conn: PeerConnection, mut fetches: mpsc::Receiver<Fetch>) {
         tokio::select! {
             f = fetches.recv() => {
                 let Some(f) = f else { break };
-                let r = conn.fetch_piece_then(f.index, f.len, f.next, f.idle, &f.cancel).await;
+                let r = conn.fetch_piece_then(f.index, f.len, &f.next, f.idle, &f.cancel).await;
                 let fatal = matches!(&r, Err(e) if !e.keeps_connection());
                 if let Err(e) = &r && fatal {
                     tracing::debug!(%addr, error = %e, "peer connection ended");

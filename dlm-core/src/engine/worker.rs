@@ -4,7 +4,7 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::Instant;
 
-use bytes::BytesMut;
+use bytes::{Bytes, BytesMut};
 use futures::StreamExt;
 use tokio_util::sync::CancellationToken;
 
@@ -269,7 +269,8 @@ impl Worker {
             s = self.source.open_dyn(&cx, read) => s.map_err(FetchError::Source)?,
         };
         let mut pos = range.start;
-        let mut buf = BytesMut::with_capacity(self.write_buffer_bytes);
+        // Allocated by the first frame that is buffered.
+        let mut buf = BytesMut::new();
         loop {
             let frame = tokio::select! {
                 biased;
@@ -309,11 +310,21 @@ impl Worker {
                     self.shared.received.fetch_add(n, Ordering::Relaxed);
                     let have = pos + buf.len() as u64;
                     let take = end.saturating_sub(have).min(n) as usize;
-                    buf.extend_from_slice(&bytes[..take]);
-                    slot.pos.store(pos + buf.len() as u64, Ordering::Relaxed);
-                    let reached_end = pos + buf.len() as u64 >= end;
-                    if buf.len() >= self.write_buffer_bytes || reached_end {
-                        self.flush(&mut pos, &mut buf).await?;
+                    let reached_end = have + take as u64 >= end;
+                    if buf.is_empty() && take >= self.write_buffer_bytes {
+                        // A frame as large as the buffer (a torrent's piece) is
+                        // written as it is, without a copy.
+                        slot.pos.store(pos + take as u64, Ordering::Relaxed);
+                        self.write(&mut pos, bytes.slice(..take)).await?;
+                    } else {
+                        if buf.capacity() == 0 {
+                            buf.reserve(self.write_buffer_bytes);
+                        }
+                        buf.extend_from_slice(&bytes[..take]);
+                        slot.pos.store(pos + buf.len() as u64, Ordering::Relaxed);
+                        if buf.len() >= self.write_buffer_bytes || reached_end {
+                            self.flush(&mut pos, &mut buf).await?;
+                        }
                     }
                     if reached_end {
                         if end == range.end {
@@ -339,7 +350,14 @@ impl Worker {
             return Ok(());
         }
         let data = buf.split().freeze();
+        self.write(pos, data).await?;
+        // The write dropped its view of the buffer: this takes the same memory back.
         buf.reserve(self.write_buffer_bytes);
+        Ok(())
+    }
+
+    /// Writes `data` at `pos` and records it as done.
+    async fn write(&self, pos: &mut u64, data: Bytes) -> Result<(), FetchError> {
         let r = ByteRange::new(*pos, *pos + data.len() as u64);
         self.sink
             .write_at_dyn(*pos, data)
