@@ -17,7 +17,7 @@
 //! # Never in the way
 //! Everything runs on a task of its own beside the swarm: no download waits
 //! for a gateway or fails for want of one. Each network wait is bounded:
-//! discovery by 3 s ([`gateway`]), one mapping request by
+//! discovery by 3 s (an SSDP search and a NAT-PMP probe at once), one mapping request by
 //! [`REQUEST_TIMEOUT`], a removal by [`REMOVE_TIMEOUT`]. No gateway, or a
 //! refusal, is one log line (info the first time in a process, debug after),
 //! and the mapping is tried again after [`RETRY_AFTER`].
