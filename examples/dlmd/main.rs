@@ -78,7 +78,7 @@ struct Args {
     settings: Vec<String>,
     /// BitTorrent: map no port on the NAT gateway (UPnP IGD, NAT-PMP, PCP) for any job
     /// (bittorrent.port_mapping=false; on by default).
-    #[arg(long, env = protocols::NO_PORT_MAPPING_ENV)]
+    #[arg(long, env = protocols::NO_PORT_MAPPING_ENV, value_parser = clap::builder::FalseyValueParser::new())]
     no_port_mapping: bool,
 }
 

@@ -5,7 +5,8 @@
 //!   `upnpc -l` lists them, a BitTorrent handshake from outside the NAT reaches dlm through the external
 //!   address, and SIGTERM removes every mapping before dlm exits;
 //! * a gateway with NAT-PMP/PCP only: the same ports mapped through PCP (or NAT-PMP), removed on SIGTERM;
-//! * `--no-port-mapping`: nothing mapped, while a seeder beside it without the flag is.
+//! * `--no-port-mapping`, or `DLM_NO_PORT_MAPPING=1` as the test helpers set it: nothing mapped, while a seeder
+//!   beside them without either is.
 
 use std::fs;
 use std::path::{Path, PathBuf};
@@ -46,10 +47,19 @@ struct Seed {
 
 impl Seed {
     fn start(nat: &Miniupnpd, fx: &TorrentFixture, dir: &Path, name: &str, args: &[&str]) -> Self {
+        Self::start_with(nat.dlm_command(), fx, dir, name, args)
+    }
+
+    fn start_with(
+        mut cmd: std::process::Command,
+        fx: &TorrentFixture,
+        dir: &Path,
+        name: &str,
+        args: &[&str],
+    ) -> Self {
         let stdout = dir.join(format!("{name}.out"));
         let stderr = dir.join(format!("{name}.err"));
-        let child = nat
-            .dlm_command()
+        let child = cmd
             .arg("seed")
             .arg(&fx.torrent_path)
             .arg("-d")
@@ -319,6 +329,10 @@ fn no_port_mapping_maps_nothing() {
     let mut args = vec!["--no-port-mapping"];
     args.extend(LONE_DHT);
     let off = Seed::start(&nat, &fx, dir.path(), "off", &args);
+    // The environment variable the test helpers set does the same ("1", as dlm_command sets it).
+    let mut by_env = nat.dlm_command();
+    by_env.env(dlm_tests::cli::NO_PORT_MAPPING_ENV, "1");
+    let env_off = Seed::start_with(by_env, &fx, dir.path(), "env-off", &LONE_DHT);
     // A seeder beside it without the flag is mapped: by then the first one, started earlier, would have been
     // too. (Two seeders of one torrent on one machine: harmless, they listen on different ports.)
     let on = Seed::start(&nat, &fx, dir.path(), "on", &["--no-dht"]);
@@ -331,21 +345,27 @@ fn no_port_mapping_maps_nothing() {
     })
     .expect("the control seeder's mapping is listed");
 
-    assert!(
-        off.mapped().is_empty(),
-        "--no-port-mapping printed {:?}",
-        off.mapped()
-    );
-    assert!(
-        !off.log().contains("port mapp"),
-        "--no-port-mapping looked for a gateway:\n{}",
-        off.log()
-    );
+    for (seed, how) in [
+        (&off, "--no-port-mapping"),
+        (&env_off, "DLM_NO_PORT_MAPPING=1"),
+    ] {
+        assert!(
+            seed.mapped().is_empty(),
+            "{how} printed {:?}",
+            seed.mapped()
+        );
+        assert!(
+            !seed.log().contains("port mapp"),
+            "{how} looked for a gateway:\n{}",
+            seed.log()
+        );
+    }
     let listed = nat.upnpc_list();
     assert!(
         listed.iter().all(|(_, p, _)| *p == on.port),
-        "mapped with --no-port-mapping (port {}): {listed:?}",
-        off.port
+        "mapped with --no-port-mapping (port {}) or DLM_NO_PORT_MAPPING=1 (port {}): {listed:?}",
+        off.port,
+        env_off.port
     );
     assert!(
         nat.redirects().iter().all(|r| r.external_port == on.port),

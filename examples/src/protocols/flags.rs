@@ -104,7 +104,7 @@ pub struct NetArgs {
     pub no_utp: bool,
     /// BitTorrent: do not map the listening and DHT ports on the NAT gateway (UPnP IGD, NAT-PMP, PCP;
     /// on by default).
-    #[arg(long, env = NO_PORT_MAPPING_ENV)]
+    #[arg(long, env = NO_PORT_MAPPING_ENV, value_parser = clap::builder::FalseyValueParser::new())]
     pub no_port_mapping: bool,
     /// BitTorrent: limit upload speed, bytes/s with K/M/G suffixes.
     #[arg(long, value_name = "RATE", value_parser = parse_size)]
