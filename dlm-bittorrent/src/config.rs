@@ -17,7 +17,8 @@ use crate::mse::Encryption;
 /// no upload limit; the DHT (BEP 5) on, on UDP port 6881 (else any free
 /// one), bootstrapped from `mainline`'s default routers, with no state file;
 /// encryption `prefer` (obfuscated MSE handshakes, plaintext payload when
-/// the peer allows it: see [`Encryption`]); uTP (BEP 29) on, beside TCP.
+/// the peer allows it: see [`Encryption`]); uTP (BEP 29) on, beside TCP;
+/// port mapping on the NAT gateway (UPnP IGD, NAT-PMP, PCP) on.
 #[non_exhaustive]
 #[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]
 #[serde(default)]
@@ -83,6 +84,15 @@ pub struct TorrentConfig {
     /// kept. A peer that answers on TCP waits for nothing; one that speaks
     /// neither fails at most 1 s later than over TCP alone.
     pub utp: bool,
+    /// Map the listening port (TCP, and UDP for uTP) and the DHT node's UDP
+    /// port on the NAT gateway so peers outside can connect: UPnP IGD
+    /// (IGD:1/2 WANIPConnection), NAT-PMP (RFC 6886) or PCP (RFC 6887),
+    /// in the background; a missing gateway only costs a log line. On by
+    /// default, as in libtorrent, qBittorrent and rqbit; private torrents
+    /// (BEP 27) map too (it finds no peers, it lets them reach us).
+    /// `bittorrent.port_mapping=false`, `--no-port-mapping` turn it off. See
+    /// [`crate::port_mapping`].
+    pub port_mapping: bool,
 }
 
 impl Default for TorrentConfig {
@@ -107,6 +117,7 @@ impl Default for TorrentConfig {
             encryption: Encryption::default(),
             lsd: false,
             utp: true,
+            port_mapping: true,
         }
     }
 }
@@ -163,6 +174,12 @@ impl TorrentConfig {
     /// Sets [`TorrentConfig::utp`].
     pub fn with_utp(mut self, utp: bool) -> Self {
         self.utp = utp;
+        self
+    }
+
+    /// Sets [`TorrentConfig::port_mapping`].
+    pub fn with_port_mapping(mut self, port_mapping: bool) -> Self {
+        self.port_mapping = port_mapping;
         self
     }
 

@@ -53,6 +53,11 @@ pub enum TorrentError {
     /// multicast group unavailable.
     #[error("LSD: {0}")]
     Lsd(String),
+    /// Mapping a port on the NAT gateway failed: none answered, or it
+    /// refused (UPnP IGD, NAT-PMP RFC 6886, PCP RFC 6887; see
+    /// [`crate::port_mapping`]). Only logged: no download fails for it.
+    #[error("port mapping: {0}")]
+    PortMapping(String),
     /// Reading a local file failed.
     #[error("{what}: {source}")]
     Io {
@@ -76,6 +81,8 @@ impl From<TorrentError> for Error {
             TorrentError::Io { .. } => (ErrorKind::Io, false),
             TorrentError::Dht(_) => (ErrorKind::Network, true),
             TorrentError::Lsd(_) => (ErrorKind::Network, false),
+            // A gateway may come back (or be rebooted); tried again later.
+            TorrentError::PortMapping(_) => (ErrorKind::Network, true),
         };
         let err = Error::new(kind, e.to_string()).with_source(e);
         if retry { err.retryable() } else { err }

@@ -20,6 +20,7 @@ pub mod metainfo_v2;
 pub mod mse;
 pub mod peer;
 pub mod picker;
+pub mod port_mapping;
 mod protocol;
 pub mod seed;
 mod source;

@@ -98,11 +98,26 @@ impl Seeder {
         self.swarm.uploads().uploaded()
     }
 
+    /// Each port the NAT gateway maps for this seeder ([`crate::port_mapping`]:
+    /// its listening port, uTP's and the DHT's), as granted, from the
+    /// moment of the call: subscribe before [`Seeder::serve`]. A receiver
+    /// that falls behind by more than 16 gets
+    /// [`RecvError::Lagged`](tokio::sync::broadcast::error::RecvError::Lagged);
+    /// the channel closes when the seeder is dropped.
+    pub fn mapped_ports(
+        &self,
+    ) -> tokio::sync::broadcast::Receiver<crate::port_mapping::MappedPort> {
+        self.swarm.mapped_ports()
+    }
+
     /// Accepts peers on `listener`, and over uTP (BEP 29) on the UDP port
     /// with its number unless [`crate::TorrentConfig::utp`] is off, until `until` resolves (a time limit, a
     /// ratio reached, Ctrl-C), then closes every connection. The torrent's
     /// trackers hear `completed` at the start and `stopped` at the end
-    /// (BEP 3), with the bytes uploaded.
+    /// (BEP 3), with the bytes uploaded. With
+    /// [`crate::TorrentConfig::port_mapping`] on, the listening port (and
+    /// uTP's, the DHT's) is mapped on the NAT gateway in the background,
+    /// and the mappings are removed at the end (at most 2 s).
     ///
     /// # Errors
     /// [`TorrentError::Tracker`] when the trackers' HTTP client cannot be

@@ -19,6 +19,7 @@ use tokio::sync::Notify;
 
 use crate::choker::{Candidate, Choker};
 use crate::peer::{Bans, PeerConnection, PeerHandle, PeerState, PieceCounts, Uploads};
+use crate::port_mapping::{MappedPort, PortMapping, Transport};
 use crate::tracker::{AnnounceEvent, AnnounceRequest, PeerId, TrackerTiers};
 use crate::{Metainfo, TorrentConfig, TorrentError};
 
@@ -47,6 +48,9 @@ const DHT_INTERVAL: Duration = Duration::from_secs(15 * 60);
 /// A DHT lookup that found nothing while no peer is connected is retried
 /// after this, doubling up to [`DHT_INTERVAL`].
 const DHT_RETRY: Duration = Duration::from_secs(5);
+
+/// Port mapping reports queued per subscriber of [`Swarm::mapped_ports`].
+const MAPPED_QUEUE: usize = 16;
 
 /// Connections and who uses them.
 #[derive(Debug, Default)]
@@ -131,6 +135,11 @@ pub(crate) struct Swarm {
     /// The uTP socket (BEP 29) every uTP connection of this swarm uses,
     /// once bound (see [`crate::utp`]).
     utp: std::sync::OnceLock<crate::utp::UtpSocket>,
+    /// Ports mapped on the NAT gateway for this swarm (see
+    /// [`crate::port_mapping`]), removed when it stops.
+    port_mappings: Mutex<Vec<PortMapping>>,
+    /// Each mapping the gateway grants, for [`Swarm::mapped_ports`].
+    mapped: tokio::sync::broadcast::Sender<MappedPort>,
 }
 
 impl Swarm {
@@ -155,6 +164,8 @@ impl Swarm {
             dht_started: std::sync::atomic::AtomicBool::new(false),
             lsd_started: std::sync::atomic::AtomicBool::new(false),
             utp: std::sync::OnceLock::new(),
+            port_mappings: Mutex::new(Vec::new()),
+            mapped: tokio::sync::broadcast::channel(MAPPED_QUEUE).0,
         }
     }
 
@@ -311,10 +322,16 @@ impl Swarm {
     /// # Errors
     /// As [`Swarm::use_trackers`]; a tracker that does not answer is only logged.
     pub(crate) async fn seed(self: &Arc<Self>, listener: TcpListener) -> Result<(), TorrentError> {
-        if let (true, Ok(a)) = (self.config.utp, listener.local_addr()) {
-            match crate::utp::UtpSocket::bind(a, self.stop.child_token()).await {
-                Ok(u) => self.use_utp(u),
-                Err(e) => tracing::warn!(port = a.port(), error = %e, "no uTP: TCP only"),
+        if let Ok(a) = listener.local_addr() {
+            self.map_port(Transport::Tcp, a);
+            if self.config.utp {
+                match crate::utp::UtpSocket::bind(a, self.stop.child_token()).await {
+                    Ok(u) => {
+                        self.use_utp(u);
+                        self.map_port(Transport::Udp, a);
+                    }
+                    Err(e) => tracing::warn!(port = a.port(), error = %e, "no uTP: TCP only"),
+                }
             }
         }
         self.serve_incoming(listener);
@@ -342,6 +359,13 @@ impl Swarm {
             && let Some(l) = self.listen().await
         {
             let port = l.local_addr().map_or(0, |a| a.port());
+            if let Ok(a) = l.local_addr() {
+                self.map_port(Transport::Tcp, a);
+                // `listen` bound uTP's UDP twin on the same port, if any.
+                if self.utp.get().is_some_and(|u| u.port() == port) {
+                    self.map_port(Transport::Udp, a);
+                }
+            }
             self.port.store(port, Ordering::Relaxed);
             self.uploads.set_listen_port(port);
             tokio::spawn(self.clone().accept_loop(l));
@@ -447,6 +471,61 @@ impl Swarm {
         listener
     }
 
+    /// Keeps `bound` mapped on the NAT gateway for `transport` while the
+    /// swarm runs, when [`TorrentConfig::port_mapping`] is on (see
+    /// [`crate::port_mapping`]); what the gateway grants goes to
+    /// [`Swarm::mapped_ports`]. Returns at once.
+    fn map_port(self: &Arc<Self>, transport: Transport, bound: SocketAddr) {
+        if !self.config.port_mapping {
+            return;
+        }
+        let mut mappings = self
+            .port_mappings
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        // Checked under the lock `stop` takes the mappings with.
+        if self.stop.is_cancelled() {
+            return;
+        }
+        let Some(mapping) = PortMapping::start(transport, bound) else {
+            return;
+        };
+        let mut granted = mapping.watch();
+        granted.mark_changed();
+        let (tx, stop) = (self.mapped.clone(), self.stop.clone());
+        tokio::spawn(async move {
+            loop {
+                tokio::select! {
+                    () = stop.cancelled() => return,
+                    c = granted.changed() => if c.is_err() { return },
+                }
+                if let Some(m) = granted.borrow_and_update().clone() {
+                    let _ = tx.send(m);
+                }
+            }
+        });
+        mappings.push(mapping);
+    }
+
+    /// Each port mapping the gateway grants this swarm from now on (a
+    /// process-wide one, the DHT's, as well, also when granted before).
+    pub(crate) fn mapped_ports(&self) -> tokio::sync::broadcast::Receiver<MappedPort> {
+        self.mapped.subscribe()
+    }
+
+    /// Removes this swarm's port mappings from the gateway (those it
+    /// shares, once their last user goes), at most
+    /// [`crate::port_mapping::REMOVE_TIMEOUT`] for all.
+    async fn release_port_mappings(&self) {
+        let mappings = std::mem::take(
+            &mut *self
+                .port_mappings
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner),
+        );
+        futures::future::join_all(mappings.into_iter().map(PortMapping::release)).await;
+    }
+
     fn use_utp(&self, socket: crate::utp::UtpSocket) {
         tracing::debug!(udp_port = socket.port(), "uTP on");
         let _ = self.utp.set(socket);
@@ -534,6 +613,11 @@ impl Swarm {
         // A hybrid torrent is looked up and announced under both info-hashes (BEP 52).
         let info_hashes = self.metainfo.swarm_info_hashes();
         tracing::debug!(?info_hashes, udp_port = node.local_port(), "using the DHT");
+        // The node is the process's: its mapping is shared the same way.
+        self.map_port(
+            Transport::Udp,
+            SocketAddr::from((std::net::Ipv4Addr::UNSPECIFIED, node.local_port())),
+        );
         let mut retry = DHT_RETRY;
         loop {
             let missing = self.left.load(Ordering::Relaxed) > 0;
@@ -1024,20 +1108,36 @@ impl Swarm {
         if self.stop.is_cancelled() {
             return;
         }
-        self.stop.cancel();
+        self.port_mappings_stop();
         self.uploads.detach();
         let peers: Vec<PeerHandle> = self.pool().peers.drain().map(|(_, h)| h).collect();
         for h in peers {
             h.state().close();
         }
-        let _ = tokio::time::timeout(ANNOUNCE_AT_END, self.announce(Some(AnnounceEvent::Stopped)))
-            .await;
+        let announce =
+            tokio::time::timeout(ANNOUNCE_AT_END, self.announce(Some(AnnounceEvent::Stopped)));
+        let _ = tokio::join!(announce, self.release_port_mappings());
+    }
+
+    /// Cancels the swarm's tasks under the port mappings' lock, so no
+    /// mapping starts after [`Swarm::release_port_mappings`] took them.
+    fn port_mappings_stop(&self) {
+        let _mappings = self
+            .port_mappings
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        self.stop.cancel();
     }
 
     /// Stops the background tasks and closes every connection without
     /// announcing (the source was dropped, or a seeder stops).
     pub(crate) fn abandon(&self) {
-        self.stop.cancel();
+        self.port_mappings_stop();
+        // Dropped handles remove their mappings on tasks of their own.
+        self.port_mappings
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clear();
         self.uploads.detach();
         for (_, h) in self.pool().peers.drain() {
             h.state().close();

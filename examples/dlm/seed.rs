@@ -26,6 +26,14 @@ pub(crate) async fn run(a: SeedArgs) -> u8 {
     };
     println!("listening on {}", seeder.local_addr());
     eprintln!("dlm: {}", seeder.summary());
+    // Notices (a port mapped on the NAT gateway) go beside the listening address, on stdout.
+    let notices = seeder.notices();
+    tokio::spawn(async move {
+        futures::pin_mut!(notices);
+        while let Some(line) = futures::StreamExt::next(&mut notices).await {
+            println!("{line}");
+        }
+    });
     let ratio_bytes = a
         .seed_ratio
         .map(|r| (r * seeder.total_bytes() as f64) as u64);

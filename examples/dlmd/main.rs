@@ -5,6 +5,7 @@
 //! ```text
 //! dlmd [--listen 127.0.0.1:6800] [--state-dir DIR] [--download-dir DIR]
 //!      [--max-active 5] [--max-per-host 2] [--log-format text|json]
+//!      [--no-port-mapping] [-O SECTION.KEY=VALUE …]
 //! ```
 //!
 //! On first start it writes a random API token to `STATE_DIR/token` (mode
@@ -71,9 +72,14 @@ struct Args {
     #[arg(long, value_enum, default_value_t = LogFormat::Text)]
     log_format: LogFormat,
     /// A protocol setting for every job, SECTION.KEY=VALUE (repeatable), as `dlm -O` takes
-    /// them, e.g. bittorrent.max_peers=80; a job's own `options` win.
+    /// them, e.g. bittorrent.max_peers=80; a job's own `options` win, except for daemon settings
+    /// (bittorrent.dht_port, bittorrent.port_mapping, …), which jobs may not set.
     #[arg(short = 'O', long = "option", value_name = "KEY=VALUE")]
     settings: Vec<String>,
+    /// BitTorrent: map no port on the NAT gateway (UPnP IGD, NAT-PMP, PCP) for any job
+    /// (bittorrent.port_mapping=false; on by default).
+    #[arg(long, env = protocols::NO_PORT_MAPPING_ENV, value_parser = clap::builder::FalseyValueParser::new())]
+    no_port_mapping: bool,
 }
 
 /// Shortest API token accepted, bytes.
@@ -171,6 +177,9 @@ async fn run(args: Args) -> Result<(), String> {
     let store = Store::open(&db).map_err(|e| format!("opening the job database: {e}"))?;
     // What protocols learn (the DHT's nodes) stays with the daemon's state; `-O` may move it.
     let mut settings = protocols::state_options(&state_dir);
+    if args.no_port_mapping {
+        settings = settings.with("bittorrent.port_mapping", "false");
+    }
     for kv in &args.settings {
         let (k, v) = kv
             .split_once('=')

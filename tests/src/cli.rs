@@ -85,13 +85,21 @@ pub const PROXY_ENV_VARS: &[&str] = &[
     "no_proxy",
 ];
 
+/// The environment variable that acts as `--no-port-mapping` for `dlm` and `dlmd` (the examples'
+/// `protocols::NO_PORT_MAPPING_ENV`). [`dlm_command`] and [`crate::Dlmd`] set it to `1`, so no test asks the
+/// real network's gateway for a port (an SSDP search, a NAT-PMP request to the default route); the port mapping
+/// tests remove it and run dlm in network namespaces of their own ([`crate::nat`]).
+pub const NO_PORT_MAPPING_ENV: &str = "DLM_NO_PORT_MAPPING";
+
 /// A [`Command`] for the [`dlm_binary`] with the proxy variables ([`PROXY_ENV_VARS`]), `NETRC` and `DLM_LOG`
-/// removed from its environment and standard input closed. Add `--no-netrc` to `get`/`info` as well.
+/// removed from its environment, port mapping off ([`NO_PORT_MAPPING_ENV`]`=1`; remove it to test mapping) and
+/// standard input closed. Add `--no-netrc` to `get`/`info` as well.
 pub fn dlm_command() -> Command {
     let mut cmd = Command::new(dlm_binary());
     for var in PROXY_ENV_VARS.iter().chain(&["NETRC", "DLM_LOG"]) {
         cmd.env_remove(var);
     }
+    cmd.env(NO_PORT_MAPPING_ENV, "1");
     cmd.stdin(std::process::Stdio::null());
     cmd
 }

@@ -171,6 +171,8 @@ impl Dlmd {
             cmd.env_remove(var);
         }
         cmd.env("DLM_TOKEN", DLMD_TOKEN);
+        // No job asks the real network's gateway for a port (see NO_PORT_MAPPING_ENV).
+        cmd.env(crate::cli::NO_PORT_MAPPING_ENV, "1");
         for (k, v) in &self.opts.env {
             cmd.env(k, v);
         }

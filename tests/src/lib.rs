@@ -7,7 +7,8 @@
 //! peers ([`bt`]: opentracker, libtorrent, Transmission, aria2c, torrents made by mktorrent), IPFS peers
 //! ([`ipfs`]: a Helia node with trustless gateways, Kubo as a bitswap peer), and test-owned TCP proxies that cut
 //! connections after a set number of bytes or count and pace what a server sends; [`Tmpfs`] mounts a small file
-//! system to run out of space on. Each peer gets a free port and its own temp dir, and is stopped by PID
+//! system to run out of space on; [`Miniupnpd`] is a NAT gateway (UPnP IGD, NAT-PMP, PCP) in network namespaces of
+//! the test's own. Each peer gets a free port and its own temp dir, and is stopped by PID
 //! when its handle is dropped.
 //!
 //! A peer program that is not installed makes its `start` return `None` after printing
@@ -42,6 +43,7 @@ pub mod fixture;
 pub mod forward_proxy;
 pub mod http1;
 pub mod ipfs;
+pub mod nat;
 pub mod nginx;
 pub mod peer;
 pub mod pure_ftpd;
@@ -70,6 +72,7 @@ pub use dlmd::{DLMD_TOKEN, Dlmd, DlmdOptions, EventStream, SseEvent, dlmd_binary
 pub use fixture::{walk, write_random_file};
 pub use forward_proxy::{ForwardProxy, ProxyKind};
 pub use ipfs::{AddSpec, HeliaConfig, HeliaNode, KuboNode};
+pub use nat::{Miniupnpd, MiniupnpdOptions};
 pub use nginx::{CredentialsLogEntry, Nginx, NginxOptions};
 pub use peer::{
     ChildGuard, free_port, free_ports, missing_peer, require_peers, wait_for_port, which,

@@ -501,6 +501,7 @@ fn a_torrent_of_more_files_than_the_process_may_open_downloads() {
             .arg(dlm_tests::dlm_binary())
             .args(["get", fx.torrent_path.to_str().unwrap(), "--peer", &peer])
             .args(["-d", out.to_str().unwrap(), "--no-netrc", "--quiet"])
+            .env(dlm_tests::cli::NO_PORT_MAPPING_ENV, "1")
             .kill_on_drop(true)
             .output()
             .await

@@ -56,7 +56,7 @@ fn dlm_and_libtorrent_find_each_other_through_local_service_discovery() {
     // The other way: dlm seeds and announces; a libtorrent leecher with no
     // tracker and no peer finds it.
     let seed_port = free_port().to_string();
-    let mut seeding = std::process::Command::new(dlm_tests::dlm_binary())
+    let mut seeding = dlm_command()
         .arg("seed")
         .arg(&fx.torrent_path)
         .arg("-d")

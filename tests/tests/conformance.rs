@@ -167,7 +167,9 @@ fn torrent_sources_conform_against_libtorrent() {
     let expected = std::fs::read(fx.data_dir.join(&fx.name)).unwrap();
     let config = dlm_bittorrent::TorrentConfig::default()
         .with_peer(SocketAddr::V4(seeder.addr()))
-        .with_listen_port(None);
+        .with_listen_port(None)
+        // The DHT's port would be mapped: never ask the real network's gateway.
+        .with_port_mapping(false);
     let mut registry = ProtocolRegistry::new();
     dlm_bittorrent::register_with(&mut registry, config).unwrap();
     run(async {

@@ -270,6 +270,16 @@ async fn bad_requests_get_json_errors_with_stable_codes() {
             .await;
         let msg = assert_error(status, &body, 400, "bad_request");
         assert!(msg.contains("daemon setting"), "process setting: {msg}");
+        // Nor open ports on the host's NAT gateway: that is the daemon's choice (dlmd --no-port-mapping).
+        let (status, body) = dlmd
+            .api(
+                "POST",
+                "/v1/jobs",
+                Some(&json!({"url": url, "options": {"bittorrent.port_mapping": "true"}})),
+            )
+            .await;
+        let msg = assert_error(status, &body, 400, "bad_request");
+        assert!(msg.contains("daemon setting"), "process setting: {msg}");
         let (status, body) = dlmd
             .api(
                 "POST",

@@ -88,6 +88,22 @@ impl TorrentSeeder {
         self.seeder.uploaded()
     }
 
+    /// One-line notices while serving, as they happen (subscribe before [`TorrentSeeder::serve`]):
+    /// `port mapped: TCP 10.0.0.2:6881 -> 203.0.113.7:6881 (UPnP IGD)` for each port the NAT
+    /// gateway maps. Ends when the seeder is dropped.
+    pub fn notices(&self) -> impl futures::Stream<Item = String> + Send + 'static {
+        use tokio::sync::broadcast::error::RecvError;
+        futures::stream::unfold(self.seeder.mapped_ports(), |mut rx| async move {
+            loop {
+                match rx.recv().await {
+                    Ok(m) => return Some((format!("port mapped: {m}"), rx)),
+                    Err(RecvError::Lagged(_)) => continue,
+                    Err(RecvError::Closed) => return None,
+                }
+            }
+        })
+    }
+
     /// Serves peers until `until` resolves, then leaves the swarm.
     ///
     /// # Errors

@@ -8,6 +8,10 @@ use dlm_core::Options;
 
 use crate::size::parse_size;
 
+/// The environment variable that, set to anything but `0`, `false`, `no` or `off`, acts as
+/// `--no-port-mapping` for `dlm` and `dlmd` (tests set it, so they never ask a real gateway).
+pub const NO_PORT_MAPPING_ENV: &str = "DLM_NO_PORT_MAPPING";
+
 /// Options shared by every command that talks to a server.
 #[derive(Debug, Args)]
 pub struct NetArgs {
@@ -98,6 +102,10 @@ pub struct NetArgs {
     /// BitTorrent: no uTP (BEP 29): connect to peers and accept them over TCP only.
     #[arg(long)]
     pub no_utp: bool,
+    /// BitTorrent: do not map the listening and DHT ports on the NAT gateway (UPnP IGD, NAT-PMP, PCP;
+    /// on by default).
+    #[arg(long, env = NO_PORT_MAPPING_ENV, value_parser = clap::builder::FalseyValueParser::new())]
+    pub no_port_mapping: bool,
     /// BitTorrent: limit upload speed, bytes/s with K/M/G suffixes.
     #[arg(long, value_name = "RATE", value_parser = parse_size)]
     pub upload_limit: Option<u64>,
@@ -255,6 +263,9 @@ impl NetArgs {
         }
         if self.no_utp {
             o = o.with("bittorrent.utp", "false");
+        }
+        if self.no_port_mapping {
+            o = o.with("bittorrent.port_mapping", "false");
         }
         o = o.with(
             "bittorrent.listen_port",

@@ -15,7 +15,7 @@ use dlm_core::config::apply_options;
 use dlm_core::{Error, ErrorKind, Options, ProtocolRegistry, Result};
 use dlm_http::HttpConfig;
 
-pub use flags::{NetArgs, PeerArg};
+pub use flags::{NO_PORT_MAPPING_ENV, NetArgs, PeerArg};
 
 /// The settings of every protocol, as built from defaults and options.
 #[derive(Clone, Debug)]
@@ -51,11 +51,15 @@ pub fn state_options(dir: &std::path::Path) -> Options {
 
 /// Settings that belong to the process, not to one download: a `dlmd` job
 /// may not set them (the DHT node is shared by every torrent, and its state
-/// file is the daemon's to place).
+/// file is the daemon's to place; whether ports are opened on the NAT gateway
+/// is the host's choice, not an API client's, and the DHT's mapping is shared).
 pub fn is_process_setting(key: &str) -> bool {
     matches!(
         key,
-        "bittorrent.dht_state_file" | "bittorrent.dht_port" | "bittorrent.dht_bootstrap"
+        "bittorrent.dht_state_file"
+            | "bittorrent.dht_port"
+            | "bittorrent.dht_bootstrap"
+            | "bittorrent.port_mapping"
     )
 }
 
