@@ -242,3 +242,49 @@ fn libtorrent_downloads_v2_and_hybrid_torrents_from_dlm_seed() {
         fx.check_download(&out).unwrap();
     }
 }
+
+/// A v2-only magnet link (`xt=urn:btmh:1220…`, BEP 52) with only `x.pe`
+/// naming a libtorrent seeder: dlm fetches the info dictionary (checked by
+/// its SHA-256), learns the piece layers of the files longer than a piece
+/// by hash requests (checked against each pieces root), and downloads
+/// every file byte for byte. `dlm info` on the same link prints the
+/// torrent once the metadata is in.
+#[test]
+fn a_v2_only_magnet_learns_its_piece_layers_from_libtorrent() {
+    let dir = tempfile::tempdir().unwrap();
+    let spec = TorrentSpec::multi_file("v2-magnet", FILES).with_seed(5);
+    let Some(fx) = fixture(dir.path(), spec, LtTorrentFormat::V2Only) else {
+        return;
+    };
+    let m = Metainfo::from_file(&fx.torrent_path).unwrap();
+    assert!(
+        m.files.iter().filter(|f| f.length > m.piece_length).count() >= 2,
+        "files longer than a piece, so piece layers are needed"
+    );
+    let v2 = info_hash_v2_of(&std::fs::read(&fx.torrent_path).unwrap()).unwrap();
+    let Some(seeder) = LibtorrentPeer::start(LibtorrentOptions::seeding(&fx)) else {
+        return;
+    };
+    let peer = SocketAddr::V4(seeder.addr()).to_string();
+    let link = format!("magnet:?xt=urn:btmh:1220{}&x.pe={peer}", hex::encode(v2));
+    let out = dir.path().join("out");
+    let info = run(dlm_tests::dlm_run(&["info", &link, "--no-dht"]));
+    assert!(
+        info.ok,
+        "dlm info: {}\nseeder: {}",
+        info.stderr,
+        seeder.log()
+    );
+    assert!(info.stdout.contains("v2-magnet"), "{}", info.stdout);
+    let got = run(dlm_tests::dlm_run(&[
+        "get",
+        &link,
+        "-d",
+        out.to_str().unwrap(),
+        "--no-dht",
+    ]));
+    assert!(got.ok, "dlm get: {}\nseeder: {}", got.stderr, seeder.log());
+    fx.check_download(&out).unwrap();
+    let saved = out.join(format!(".{}.torrent", hex::encode(&v2[..20])));
+    assert!(!saved.exists(), "the saved metadata goes once complete");
+}
