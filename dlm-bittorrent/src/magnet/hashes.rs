@@ -25,7 +25,7 @@ use crate::mse::Encryption;
 use crate::peer::{OurHandshake, PeerStream};
 use crate::tracker::PeerId;
 use crate::wire::{HANDSHAKE_LEN, Handshake, HashRequest, Message};
-use crate::{Metainfo, TorrentError};
+use crate::{MetaVersion, Metainfo, TorrentError};
 
 /// A peer that sends nothing for this long is given up on.
 const PEER_IDLE: Duration = Duration::from_secs(20);
@@ -110,6 +110,7 @@ pub(crate) async fn fetch_piece_layers(
         return Ok(());
     }
     let piece_length = m.piece_length;
+    let v2_swarm = m.meta_version == MetaVersion::V2;
     let work = async {
         let mut last_error = String::from("no peer to ask");
         for &addr in peers {
@@ -127,7 +128,7 @@ pub(crate) async fn fetch_piece_layers(
             }
             let r = from_peer(
                 addr,
-                info_hash,
+                (info_hash, v2_swarm),
                 peer_id,
                 (connect_timeout, encryption),
                 requests,
@@ -161,10 +162,12 @@ pub(crate) async fn fetch_piece_layers(
 }
 
 /// Sends every request in `requests` to one peer and places the answers
-/// that prove out; returns once each was answered or rejected.
+/// that prove out; returns once each was answered or rejected. The peer
+/// must speak v2: the reserved bit of BEP 52, or, in a v2-only swarm
+/// (`v2_swarm`), the handshake under the truncated v2 info-hash.
 async fn from_peer(
     addr: SocketAddr,
-    info_hash: crate::InfoHash,
+    (info_hash, v2_swarm): (crate::InfoHash, bool),
     peer_id: PeerId,
     (connect_timeout, encryption): (Duration, Encryption),
     requests: Vec<HashRequest>,
@@ -190,8 +193,15 @@ async fn from_peer(
         .await
         .map_err(|_| format!("no handshake within {} s", connect_timeout.as_secs()))??;
     let remote = Handshake::decode(&hs, Some(info_hash)).map_err(|e| e.to_string())?;
-    if !remote.supports_v2() {
-        return Err("does not speak BitTorrent v2 (BEP 52 reserved bit)".into());
+    // A peer in a v2-only swarm speaks v2: the handshake named the truncated
+    // v2 info-hash (BEP 52). libtorrent 2.1 sets the v2 reserved bit only
+    // for hybrid torrents (observed: none on a v2-only one), so the bit is
+    // needed only where the info-hash could be a v1 one.
+    if !remote.supports_v2() && !v2_swarm {
+        return Err(format!(
+            "does not speak BitTorrent v2 (BEP 52 reserved bit; reserved bytes {})",
+            hex::encode(remote.reserved)
+        ));
     }
     let mut out = BytesMut::new();
     for r in &requests {
