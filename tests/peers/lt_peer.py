@@ -4,7 +4,7 @@
 Seeds and/or downloads torrents, prints ``READY <port>`` once it listens, and keeps a JSON status file up to date
 (rewritten atomically every 0.2 s and when it exits) so tests can assert what happened on the wire:
 
-    python3 lt_peer.py --status STATUS.json [--port N] [--seed TORRENT DIR]... [--leech TORRENT DIR]...
+    python3 lt_peer.py --status STATUS.json [--port N] [--seed TORRENT DIR]... [--leech TORRENT DIR]... [--leech-magnet URI DIR]...
                        [--connect HOST:PORT]... [--upload-limit BYTES_PER_SEC] [--download-limit BYTES_PER_SEC]
                        [--no-announce] [--utp | --utp-only] [--encrypted-outgoing] [--encryption forced|enabled|disabled]
                        [--peer-log] [--exit-when-complete] [--unchoke-slots N]
@@ -12,6 +12,8 @@ Seeds and/or downloads torrents, prints ``READY <port>`` once it listens, and ke
 * ``--seed``: the data is in DIR and complete; added in seed mode (no hash check up front; libtorrent hashes each
   piece the first time a peer requests it).
 * ``--leech``: download into DIR (data already there is checked first, so a partial download resumes).
+* ``--leech-magnet``: download a magnet link into DIR; the metadata comes from peers (BEP 9), a v2 torrent's piece
+  layers by hash requests (BEP 52). ``num_pieces`` is 0 until the metadata is in.
 * Trackers are the torrent's own (announced at once); ``--no-announce`` strips them.
 * ``--connect HOST:PORT``: connect every torrent to that peer directly (no tracker needed). More peers can be
   added at run time by writing ``connect HOST:PORT`` lines to standard input.
@@ -97,6 +99,14 @@ def parse_args():
     p.add_argument("--port", type=int, default=0, help="listen port on 127.0.0.1 (0: any free port)")
     p.add_argument("--seed", nargs=2, action="append", default=[], metavar=("TORRENT", "DIR"))
     p.add_argument("--leech", nargs=2, action="append", default=[], metavar=("TORRENT", "DIR"))
+    p.add_argument(
+        "--leech-magnet",
+        nargs=2,
+        action="append",
+        default=[],
+        metavar=("URI", "DIR"),
+        help="download a magnet link into DIR (metadata from peers, BEP 9; v2 piece layers by hash requests)",
+    )
     p.add_argument("--connect", action="append", default=[], metavar="HOST:PORT")
     p.add_argument("--upload-limit", type=int, default=0, help="bytes per second, 0 = unlimited")
     p.add_argument("--download-limit", type=int, default=0, help="bytes per second, 0 = unlimited")
@@ -230,6 +240,14 @@ class Torrent:
         return self.peers.setdefault(endpoint_key(ep), Peer())
 
 
+def num_pieces(t):
+    """The torrent's piece count; 0 while a magnet link's metadata is missing."""
+    if t.info is not None:
+        return t.info.num_pieces()
+    ti = t.handle.torrent_file()
+    return ti.num_pieces() if ti is not None else 0
+
+
 def hex_hash(handle):
     ih = handle.info_hashes() if hasattr(handle, "info_hashes") else None
     if ih is not None:
@@ -323,6 +341,14 @@ def main():
             if args.no_announce:
                 handle.replace_trackers([])
             torrents[hex_hash(handle)] = Torrent(handle, mode, info)
+    for uri, data_dir in args.leech_magnet:
+        atp = lt.parse_magnet_uri(uri)
+        atp.save_path = data_dir
+        atp.flags = atp.flags & ~lt.torrent_flags.auto_managed & ~lt.torrent_flags.paused
+        handle = ses.add_torrent(atp)
+        if args.no_announce:
+            handle.replace_trackers([])
+        torrents[hex_hash(handle)] = Torrent(handle, "leech", None)
     by_handle = {t.handle: t for t in torrents.values()}
 
     def connect(target):
@@ -440,7 +466,7 @@ def main():
                 "progress": st.progress,
                 "is_finished": st.is_finished,
                 "is_seeding": st.is_seeding,
-                "num_pieces": t.info.num_pieces(),
+                "num_pieces": num_pieces(t),
                 "pieces": "".join("1" if b else "0" for b in st.pieces),
                 "uploaded_bytes": st.total_payload_upload,
                 "downloaded_bytes": st.total_payload_download,

@@ -288,3 +288,49 @@ fn a_v2_only_magnet_learns_its_piece_layers_from_libtorrent() {
     let saved = out.join(format!(".{}.torrent", hex::encode(&v2[..20])));
     assert!(!saved.exists(), "the saved metadata goes once complete");
 }
+
+/// `dlm seed` answers hash requests (BEP 52): a libtorrent leecher given
+/// only a v2-only magnet link (`xt=urn:btmh:1220…`) and dlm's address gets
+/// the info dictionary (BEP 9) and the piece layers of the files longer
+/// than a piece from dlm, and finishes with every file byte for byte.
+#[test]
+fn libtorrent_learns_piece_layers_from_dlm_seed_for_a_v2_magnet() {
+    let dir = tempfile::tempdir().unwrap();
+    let spec = TorrentSpec::multi_file("v2-served", FILES).with_seed(13);
+    let Some(fx) = fixture(dir.path(), spec, LtTorrentFormat::V2Only) else {
+        return;
+    };
+    let v2 = info_hash_v2_of(&std::fs::read(&fx.torrent_path).unwrap()).unwrap();
+    let link = format!("magnet:?xt=urn:btmh:1220{}", hex::encode(v2));
+    let out = dir.path().join("lt");
+    let done = run(async {
+        let mut seeder =
+            dlm_tests::DlmSeed::start(&fx.torrent_path, &fx.data_dir, &["--seed-time", "50"]).await;
+        let addr = SocketAddr::V4(seeder.addr());
+        let out = out.clone();
+        // libtorrent names a v2-only torrent by its full SHA-256.
+        let key = hex::encode(v2);
+        let done = tokio::task::spawn_blocking(move || {
+            let options = LibtorrentOptions::default()
+                .with_leech_magnet(&link, &out)
+                .with_connect(addr)
+                .without_trackers();
+            let mut leecher = LibtorrentPeer::start(options)?;
+            let status = leecher.wait_until(Duration::from_secs(40), |s| {
+                s.torrents
+                    .iter()
+                    .any(|(k, t)| k.starts_with(&key) && t.is_finished)
+            });
+            Some((status.is_some(), leecher.log()))
+        })
+        .await
+        .unwrap();
+        seeder.kill();
+        done
+    });
+    let Some((finished, log)) = done else {
+        return;
+    };
+    assert!(finished, "libtorrent did not finish\n{log}");
+    fx.check_download(&out).unwrap();
+}

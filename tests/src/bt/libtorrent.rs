@@ -72,6 +72,7 @@ pub fn libtorrent_python() -> Option<PathBuf> {
 pub struct LibtorrentOptions {
     seeds: Vec<(PathBuf, PathBuf)>,
     leeches: Vec<(PathBuf, PathBuf)>,
+    magnet_leeches: Vec<(String, PathBuf)>,
     connect: Vec<SocketAddr>,
     upload_limit_bytes_per_sec: u64,
     download_limit_bytes_per_sec: u64,
@@ -130,6 +131,14 @@ impl LibtorrentOptions {
     /// resumes.
     pub fn with_leech(mut self, torrent: &Path, data_dir: &Path) -> Self {
         self.leeches.push((torrent.to_owned(), data_dir.to_owned()));
+        self
+    }
+
+    /// Downloads the magnet link `uri` into `data_dir` (`lt_peer.py --leech-magnet`): the metadata from peers
+    /// (BEP 9), and for a v2 torrent its piece layers by hash requests (BEP 52).
+    pub fn with_leech_magnet(mut self, uri: &str, data_dir: &Path) -> Self {
+        self.magnet_leeches
+            .push((uri.to_owned(), data_dir.to_owned()));
         self
     }
 
@@ -238,6 +247,9 @@ impl LibtorrentPeer {
         }
         for (torrent, data) in &options.leeches {
             command.arg("--leech").arg(torrent).arg(data);
+        }
+        for (uri, data) in &options.magnet_leeches {
+            command.arg("--leech-magnet").arg(uri).arg(data);
         }
         for peer in &options.connect {
             command.arg("--connect").arg(peer.to_string());
