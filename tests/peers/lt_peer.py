@@ -38,7 +38,7 @@ Status file (all byte counts are payload bytes)::
         "pieces": "1101…" (one char a piece: 1 = have), "uploaded_bytes", "downloaded_bytes", "hash_failures",
         "peers": {"127.0.0.1:54321": {"peer_id" (hex), "client", "outgoing", "connected", "disconnect_reason",
                   "uploaded_bytes", "downloaded_bytes", "uploaded_pieces", "downloaded_pieces",
-                  "requests", "invalid_requests", "reserved" (the 64 reserved bits the peer sent, as "0"/"1"),
+                  "requests", "invalid_requests", "hashes_received", "hash_rejects_received", "reserved" (the 64 reserved bits the peer sent, as "0"/"1"),
                   "extension_handshake" (BEP 10 dictionary as libtorrent prints it), "we_choke", "they_choke",
                   "we_interested", "they_interested", "supports_extensions"}}}}}
 
@@ -48,7 +48,8 @@ came and went between two status writes has none). Per-peer counts are parsed fr
 ``uploaded_bytes``/``uploaded_pieces`` from the ``PIECE`` messages libtorrent sent to that peer,
 ``downloaded_*`` from the ``PIECE`` messages it received (a block received twice in end-game mode counts twice),
 ``requests`` from the ``REQUEST`` messages it received (``[piece, begin, length]`` each, the first 10,000), and
-``invalid_requests`` from invalid_request alerts. They survive disconnects, so a test can read what a peer that
+``invalid_requests`` from invalid_request alerts, ``hashes_received``/``hash_rejects_received`` from the BEP 52
+``HASHES``/``HASH_REJECT`` messages it received. They survive disconnects, so a test can read what a peer that
 has gone got. They may trail ``progress`` by one status write. A peer is keyed by its address as libtorrent sees
 it (for an incoming connection, the remote's ephemeral port).
 
@@ -89,6 +90,7 @@ PIECE_RE = re.compile(r"(<==|==>) PIECE \[ piece: (\d+) s: ([0-9a-f]+) l: ([0-9a
 # "<== EXTENDED_HANDSHAKE [ { 'm': { … }, 'v': 'aria2/1.36.0' } ]".
 PEER_ID_RE = re.compile(r"<<< HANDSHAKE \[ received peer_id: ([0-9a-f]{40}) client: (.*?) ascii:")
 RESERVED_RE = re.compile(r"<== EXTENSIONS \[ ([01]{64})")
+HASHES_RE = re.compile(r"<== (HASHES|HASH_REJECT) \[")
 EXT_HANDSHAKE_RE = re.compile(r"<== EXTENDED_HANDSHAKE \[ (.*) \]$")
 CLIENT_VERSION_RE = re.compile(r"'v': '([^']*)'")
 
@@ -204,6 +206,8 @@ class Peer:
         self.downloaded_pieces = set()
         self.requests = []
         self.invalid_requests = 0
+        self.hashes_received = 0
+        self.hash_rejects_received = 0
         self.reserved = None
         self.extension_handshake = None
         self.flags = {}
@@ -221,6 +225,8 @@ class Peer:
             "downloaded_pieces": sorted(self.downloaded_pieces),
             "requests": self.requests,
             "invalid_requests": self.invalid_requests,
+            "hashes_received": self.hashes_received,
+            "hash_rejects_received": self.hash_rejects_received,
             "reserved": self.reserved,
             "extension_handshake": self.extension_handshake,
         }
@@ -412,6 +418,13 @@ def main():
                     v = CLIENT_VERSION_RE.search(m[1])
                     if v:
                         peer.client = v[1]
+                m = HASHES_RE.search(msg)
+                if m:
+                    peer = t.peer(a.endpoint)
+                    if m[1] == "HASHES":
+                        peer.hashes_received += 1
+                    else:
+                        peer.hash_rejects_received += 1
                 m = REQUEST_RE.search(msg)
                 if m:
                     peer = t.peer(a.endpoint)

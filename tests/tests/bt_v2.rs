@@ -317,11 +317,20 @@ fn libtorrent_learns_piece_layers_from_dlm_seed_for_a_v2_magnet() {
                 .without_trackers();
             let mut leecher = LibtorrentPeer::start(options)?;
             let status = leecher.wait_until(Duration::from_secs(40), |s| {
-                s.torrents
-                    .iter()
-                    .any(|(k, t)| k.starts_with(&key) && t.is_finished)
+                s.torrents.iter().any(|(k, t)| {
+                    k.starts_with(&key)
+                        && t.is_finished
+                        && t.peers.values().any(|p| p.hashes_received > 0)
+                })
             });
-            Some((status.is_some(), leecher.log()))
+            let answered: Vec<(u64, u64)> = leecher
+                .status()
+                .torrents
+                .values()
+                .flat_map(|t| t.peers.values())
+                .map(|p| (p.hashes_received, p.hash_rejects_received))
+                .collect();
+            Some((status.is_some(), format!("{answered:?}\n{}", leecher.log())))
         })
         .await
         .unwrap();
@@ -331,6 +340,9 @@ fn libtorrent_learns_piece_layers_from_dlm_seed_for_a_v2_magnet() {
     let Some((finished, log)) = done else {
         return;
     };
-    assert!(finished, "libtorrent did not finish\n{log}");
+    assert!(
+        finished,
+        "libtorrent did not finish with hashes from dlm (hashes, rejects per peer): {log}"
+    );
     fx.check_download(&out).unwrap();
 }

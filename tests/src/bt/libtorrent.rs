@@ -580,6 +580,10 @@ pub struct LtPeerStats {
     pub requests: Vec<[u64; 3]>,
     /// Requests libtorrent found invalid (invalid_request alerts).
     pub invalid_requests: u64,
+    /// BEP 52 `hashes` messages received from this peer (answers to libtorrent's hash requests).
+    pub hashes_received: u64,
+    /// BEP 52 `hash reject` messages received from this peer.
+    pub hash_rejects_received: u64,
     /// The 64 reserved handshake bits the peer sent, as `0`/`1` characters (BEP 3: bit 43 (`…1` at index 43) is
     /// BEP 10's extension protocol, 61 BEP 6's fast extension, 63 DHT).
     pub reserved: Option<String>,
@@ -683,6 +687,8 @@ impl LtPeerStats {
                 })
                 .unwrap_or_default(),
             invalid_requests: u64_of(v, "invalid_requests"),
+            hashes_received: u64_of(v, "hashes_received"),
+            hash_rejects_received: u64_of(v, "hash_rejects_received"),
             reserved: str_of(v, "reserved"),
             extension_handshake: str_of(v, "extension_handshake"),
             we_choke: v["we_choke"].as_bool(),
