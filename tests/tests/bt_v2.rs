@@ -346,3 +346,127 @@ fn libtorrent_learns_piece_layers_from_dlm_seed_for_a_v2_magnet() {
     );
     fx.check_download(&out).unwrap();
 }
+
+/// A v2-only magnet download stopped midway saves its metadata as a
+/// complete `.torrent`, piece layers included (a v2 `.torrent` without them
+/// does not parse), so the resumed run asks no peer for metadata or hashes.
+#[test]
+fn a_resumed_v2_magnet_download_keeps_its_learned_piece_layers() {
+    let dir = tempfile::tempdir().unwrap();
+    let spec = TorrentSpec::single_file("v2-resumed.bin", 4 << 20);
+    let Some(fx) = fixture(dir.path(), spec, LtTorrentFormat::V2Only) else {
+        return;
+    };
+    let full = Metainfo::from_file(&fx.torrent_path).unwrap();
+    let v2 = info_hash_v2_of(&std::fs::read(&fx.torrent_path).unwrap()).unwrap();
+    // Slow enough that the first run is still downloading when it is killed.
+    let Some(seeder) =
+        LibtorrentPeer::start(LibtorrentOptions::seeding(&fx).with_upload_limit(512 << 10))
+    else {
+        return;
+    };
+    let peer = SocketAddr::V4(seeder.addr()).to_string();
+    let bare = format!("magnet:?xt=urn:btmh:1220{}", hex::encode(v2));
+    let with_peer = format!("{bare}&x.pe={peer}");
+    let out = dir.path().join("out");
+    std::fs::create_dir_all(&out).unwrap();
+    let saved = out.join(format!(".{}.torrent", hex::encode(&v2[..20])));
+    run(async {
+        let mut first = tokio::process::Command::from(dlm_command())
+            .args(["get", &with_peer, "-d", out.to_str().unwrap()])
+            .args(["--quiet", "--no-netrc", "--no-dht"])
+            .kill_on_drop(true)
+            .spawn()
+            .unwrap();
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+        while !saved.exists() {
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "the metadata was never saved at {}",
+                saved.display()
+            );
+            assert!(
+                first.try_wait().unwrap().is_none(),
+                "the first run ended early"
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        first.kill().await.unwrap();
+    });
+    let m = Metainfo::from_file(&saved).unwrap();
+    assert_eq!(m.meta_version, MetaVersion::V2);
+    assert!(!m.piece_layers.is_empty());
+    assert_eq!(m.piece_layers, full.piece_layers);
+    // No peer: with metadata and piece layers on disk, the run fails only
+    // for want of peers for the pieces.
+    let r = run(dlm_tests::dlm_run(&[
+        "get",
+        &bare,
+        "-d",
+        out.to_str().unwrap(),
+        "--no-dht",
+    ]));
+    assert!(!r.ok, "nothing to download from, yet it succeeded");
+    assert!(
+        !r.stderr.contains("metadata") && !r.stderr.contains("piece layers"),
+        "fetched again instead of read from disk: {}",
+        r.stderr
+    );
+    let r = run(dlm_tests::dlm_run(&[
+        "get",
+        &with_peer,
+        "-d",
+        out.to_str().unwrap(),
+        "--no-dht",
+    ]));
+    assert!(
+        r.ok,
+        "the resumed run: {}\nseeder: {}",
+        r.stderr,
+        seeder.log()
+    );
+    fx.check_download(&out).unwrap();
+    assert!(!saved.exists(), "the saved metadata goes once complete");
+}
+
+/// A hybrid magnet link with both topics (`btih` and `btmh`): the swarm is
+/// the v1 one, the metadata is checked by SHA-1 and SHA-256, and pieces by
+/// SHA-1 (no piece layers needed).
+#[test]
+fn a_hybrid_magnet_with_both_topics_downloads() {
+    let dir = tempfile::tempdir().unwrap();
+    let spec = TorrentSpec::multi_file("hybrid-magnet", FILES).with_seed(17);
+    let Some(fx) = fixture(dir.path(), spec, LtTorrentFormat::Hybrid) else {
+        return;
+    };
+    let v2 = info_hash_v2_of(&std::fs::read(&fx.torrent_path).unwrap()).unwrap();
+    let Some(seeder) = LibtorrentPeer::start(LibtorrentOptions::seeding(&fx)) else {
+        return;
+    };
+    let peer = SocketAddr::V4(seeder.addr()).to_string();
+    let link = format!(
+        "magnet:?xt=urn:btih:{}&xt=urn:btmh:1220{}&x.pe={peer}",
+        hex::encode(fx.info_hash),
+        hex::encode(v2)
+    );
+    let out = dir.path().join("out");
+    let r = run(dlm_tests::dlm_run(&[
+        "get",
+        &link,
+        "-d",
+        out.to_str().unwrap(),
+        "--no-dht",
+    ]));
+    assert!(r.ok, "dlm get: {}\nseeder: {}", r.stderr, seeder.log());
+    fx.check_download(&out).unwrap();
+    // A btmh that is not this torrent's: the metadata never verifies.
+    let mut wrong = v2;
+    wrong[31] ^= 1;
+    let link = format!(
+        "magnet:?xt=urn:btih:{}&xt=urn:btmh:1220{}&x.pe={peer}",
+        hex::encode(fx.info_hash),
+        hex::encode(wrong)
+    );
+    let r = run(dlm_tests::dlm_run(&["info", &link, "--no-dht"]));
+    assert!(!r.ok, "metadata accepted against a wrong btmh");
+}
