@@ -337,11 +337,93 @@ pub fn verify_hashes(
     (cur == *root).then(|| base.to_vec())
 }
 
-/// Answers a hash request (BEP 52) from a file's piece layer: the `length`
-/// hashes of `base layer` from `index` (hashes past the file's end are
-/// padding), then the uncle hashes up `proof_layers`. `None` when the
-/// request does not fit the file (see [`request_fits`]) or asks for layers
-/// below the piece layer (we keep no block hashes).
+/// A file's Merkle tree from its piece layer up to its `pieces root` (BEP
+/// 52), padded to full width: what answering hash requests needs, built
+/// once per file (about twice the piece layer's size).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PieceTree {
+    file_length: u64,
+    piece_layer: u32,
+    /// `levels[0]` is the padded piece layer, the last one the root.
+    levels: Vec<Vec<Sha256Hash>>,
+}
+
+impl PieceTree {
+    /// The tree over `layer`, the piece layer of a file of `file_length`
+    /// bytes in pieces of `piece_length`; `None` when the layer is wider
+    /// than the tree (not this file's).
+    pub fn new(layer: &[Sha256Hash], file_length: u64, piece_length: u64) -> Option<Self> {
+        let piece_layer = piece_layer_of(piece_length);
+        let layers = tree_layers(file_length);
+        let width = 1usize << layers.checked_sub(piece_layer)?;
+        if layer.len() > width {
+            return None;
+        }
+        let mut level = layer.to_vec();
+        level.resize(width, pad_at(piece_layer));
+        let mut levels = vec![level];
+        while let Some(last) = levels.last().filter(|l| l.len() > 1) {
+            let up = last.chunks(2).map(|p| node(&p[0], &p[1])).collect();
+            levels.push(up);
+        }
+        Some(Self {
+            file_length,
+            piece_layer,
+            levels,
+        })
+    }
+
+    /// The root the tree hashes up to.
+    pub fn root(&self) -> Sha256Hash {
+        self.levels
+            .last()
+            .and_then(|l| l.first())
+            .copied()
+            .unwrap_or([0; 32])
+    }
+
+    /// Answers a hash request (BEP 52): the `length` hashes of `base_layer`
+    /// from `index` (hashes past the file's end are padding), then the
+    /// uncle hashes up `proof_layers` ([`uncle_count`] of them). `None`
+    /// when the request does not fit the file (see [`request_fits`]) or
+    /// asks for layers below the piece layer (no block hashes are kept).
+    pub fn answer(
+        &self,
+        base_layer: u32,
+        index: u32,
+        length: u32,
+        proof_layers: u32,
+    ) -> Option<Vec<Sha256Hash>> {
+        if base_layer < self.piece_layer
+            || !request_fits(self.file_length, base_layer, index, length, proof_layers)
+        {
+            return None;
+        }
+        let at = (base_layer - self.piece_layer) as usize;
+        let start = index as usize;
+        let mut out = self
+            .levels
+            .get(at)?
+            .get(start..start + length as usize)?
+            .to_vec();
+        // The subtree the answer spans, then one uncle per layer above it.
+        let own = length.trailing_zeros() as usize;
+        let mut pos = start >> own;
+        for level in self
+            .levels
+            .iter()
+            .skip(at + own)
+            .take(uncle_count(length, proof_layers) as usize)
+        {
+            out.push(*level.get(pos ^ 1)?);
+            pos /= 2;
+        }
+        Some(out)
+    }
+}
+
+/// Answers a hash request (BEP 52) from a file's piece layer, as
+/// [`PieceTree::answer`] does (building the tree for this one answer).
 pub fn answer_hashes(
     layer: &[Sha256Hash],
     file_length: u64,
@@ -351,37 +433,12 @@ pub fn answer_hashes(
     length: u32,
     proof_layers: u32,
 ) -> Option<Vec<Sha256Hash>> {
-    let piece_layer = piece_layer_of(piece_length);
-    if base_layer < piece_layer
-        || !request_fits(file_length, base_layer, index, length, proof_layers)
-    {
-        return None;
-    }
-    let layers = tree_layers(file_length);
-    // Every layer from the piece layer to the root, padded to full width.
-    let width = 1usize << (layers - piece_layer);
-    if layer.len() > width {
-        return None;
-    }
-    let mut level: Vec<Sha256Hash> = layer.to_vec();
-    level.resize(width, pad_at(piece_layer));
-    for _ in piece_layer..base_layer {
-        level = level.chunks(2).map(|p| node(&p[0], &p[1])).collect();
-    }
-    let start = index as usize;
-    let mut out: Vec<Sha256Hash> = level.get(start..start + length as usize)?.to_vec();
-    // Up to the subtree root of the answer, then one uncle per layer.
-    let own = length.trailing_zeros();
-    for _ in 0..own {
-        level = level.chunks(2).map(|p| node(&p[0], &p[1])).collect();
-    }
-    let mut pos = start >> own;
-    for _ in 0..uncle_count(length, proof_layers) {
-        out.push(*level.get(pos ^ 1)?);
-        level = level.chunks(2).map(|p| node(&p[0], &p[1])).collect();
-        pos /= 2;
-    }
-    Some(out)
+    PieceTree::new(layer, file_length, piece_length)?.answer(
+        base_layer,
+        index,
+        length,
+        proof_layers,
+    )
 }
 
 #[cfg(test)]
@@ -487,6 +544,7 @@ mod tests {
             "38c80f1a56cc0375d6bcd9bb1b40c284b8192142b49b324bf18ff918d7878ed3",
         ]
         .map(h);
+        assert_eq!(PieceTree::new(&layer, 163845, 16384).unwrap().root(), root);
         let got = answer_hashes(&layer, 163845, 16384, 0, 8, 4, 3).unwrap();
         assert_eq!(got, want);
         assert_eq!(

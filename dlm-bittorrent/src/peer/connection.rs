@@ -592,23 +592,10 @@ impl PeerConnection {
         if self.ext_out.len() >= MAX_QUEUED_EXTENSION_MESSAGES {
             return;
         }
-        let m = self.uploads.metainfo();
-        let answer = m
-            .files
-            .iter()
-            .find(|f| f.pieces_root == Some(r.pieces_root))
-            .zip(m.piece_layers.get(&r.pieces_root))
-            .and_then(|(f, layer)| {
-                crate::metainfo_v2::answer_hashes(
-                    layer,
-                    f.length,
-                    m.piece_length,
-                    r.base_layer,
-                    r.index,
-                    r.length,
-                    r.proof_layers,
-                )
-            });
+        let answer = self
+            .uploads
+            .piece_tree(&r.pieces_root)
+            .and_then(|t| t.answer(r.base_layer, r.index, r.length, r.proof_layers));
         tracing::debug!(peer = %self.state.addr(), base_layer = r.base_layer, index = r.index, length = r.length, answered = answer.is_some(), "hash request");
         self.ext_out.push_back(match answer {
             Some(hashes) => Message::Hashes {
