@@ -76,8 +76,8 @@ struct Layer {
 /// `cancel` fires before every layer is known.
 ///
 /// # Cancel safety
-/// Dropping the future drops the connection; `m` keeps the layers already
-/// added.
+/// Dropping the future drops the connection and adds nothing to `m`: the
+/// layers are added together, once all are known.
 pub(crate) async fn fetch_piece_layers(
     m: &mut Metainfo,
     peers: &[SocketAddr],
@@ -156,7 +156,9 @@ pub(crate) async fn fetch_piece_layers(
                 peers.len()
             )));
         };
-        m.add_piece_layer(root, layer)?;
+        // Each run was proved against the root already; this checks the whole.
+        m.add_piece_layer(root, layer)
+            .map_err(|e| fail(e.to_string()))?;
     }
     Ok(())
 }
