@@ -239,7 +239,7 @@ pub(crate) fn layer_matches(
 pub const MAX_HASH_REQUEST_LENGTH: u32 = 512;
 
 /// Deepest Merkle tree, in layers above the leaves: a file of `u64::MAX`
-/// bytes has 2^50 blocks. Bounds `base layer` and `proof layers`.
+/// bytes has 2^50 blocks, so no answer carries more uncle hashes.
 pub const MAX_TREE_LAYERS: u32 = 50;
 
 /// The hash of a full subtree of zero leaves `height` layers tall (BEP 52
@@ -551,6 +551,55 @@ mod tests {
             verify_hashes(&root, 163845, 0, 8, 4, 3, &got).unwrap(),
             &want[..4]
         );
+    }
+
+    /// Every request that fits a file's tree, at every base layer from the
+    /// piece layer up: the answer proves out when its proof reaches the
+    /// root, and a flipped hash anywhere in it does not.
+    #[test]
+    fn every_fitting_request_proves_out() {
+        // 13 pieces of 32 KiB (piece layer 1), the last one short: 16 wide.
+        let length = 12 * 32768 + 5000;
+        let layer: Vec<Sha256Hash> = (0..13u8).map(|i| [i; 32]).collect();
+        let tree = PieceTree::new(&layer, length, 32768).unwrap();
+        let layers = tree_layers(length);
+        let mut checked = 0;
+        for base in 1..layers {
+            for k in 0..=(layers - base) {
+                let n = 1u32 << k;
+                for index in (0..1u32 << (layers - base)).step_by(n as usize) {
+                    for proof in 0..layers - base {
+                        let answer = tree.answer(base, index, n, proof).unwrap();
+                        assert_eq!(answer.len() as u32, n + uncle_count(n, proof));
+                        let v = verify_hashes(&tree.root(), length, base, index, n, proof, &answer);
+                        if base + (proof + 1).max(k) == layers {
+                            assert!(v.is_some(), "{base} {index} {n} {proof}");
+                            for i in 0..answer.len() {
+                                let mut bad = answer.clone();
+                                bad[i][0] ^= 1;
+                                assert!(
+                                    verify_hashes(
+                                        &tree.root(),
+                                        length,
+                                        base,
+                                        index,
+                                        n,
+                                        proof,
+                                        &bad
+                                    )
+                                    .is_none()
+                                );
+                            }
+                            checked += 1;
+                        } else {
+                            assert!(v.is_none());
+                        }
+                    }
+                }
+            }
+        }
+        assert!(checked > 20, "{checked}");
+        assert_eq!(tree.answer(0, 0, 2, 1), None, "below the piece layer");
     }
 
     #[test]
