@@ -45,6 +45,17 @@ pub enum TorrentError {
         /// What went wrong.
         message: String,
     },
+    /// The piece layers of a v2 torrent could not be learned from peers
+    /// (BEP 52 hash requests): no peer speaks v2, all rejected the
+    /// requests, or their hashes did not prove out to the files' pieces
+    /// roots.
+    #[error("piece layers for {info_hash}: {message}")]
+    PieceLayers {
+        /// The swarm, as 40 hex digits.
+        info_hash: String,
+        /// What went wrong.
+        message: String,
+    },
     /// The DHT (BEP 5) node could not start, or a lookup or announce
     /// through it failed.
     #[error("DHT: {0}")]
@@ -75,7 +86,9 @@ impl From<TorrentError> for Error {
             | TorrentError::UnsafePath(_)
             | TorrentError::InvalidMagnet(_) => (ErrorKind::InvalidInput, false),
             // Peers come and go: a later attempt may find one that has it.
-            TorrentError::Metadata { .. } => (ErrorKind::Network, true),
+            TorrentError::Metadata { .. } | TorrentError::PieceLayers { .. } => {
+                (ErrorKind::Network, true)
+            }
             TorrentError::Tracker { retryable, .. } => (ErrorKind::Protocol, *retryable),
             TorrentError::Fetch { retryable, .. } => (ErrorKind::Network, *retryable),
             TorrentError::Io { .. } => (ErrorKind::Io, false),

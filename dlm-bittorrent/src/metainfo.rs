@@ -462,7 +462,7 @@ impl Metainfo {
         };
         let layers =
             bencode::dict_value(bytes, b"piece layers").map_err(|e| invalid(e.to_string()))?;
-        let mut m = Self::parse_info(info_bytes, layers, trackers, url_list)?;
+        let mut m = Self::parse_info(info_bytes, layers, true, trackers, url_list)?;
         m.nodes = dht_nodes(raw.nodes);
         m.creation_date = raw.creation_date;
         m.created_by = raw.created_by;
@@ -475,24 +475,74 @@ impl Metainfo {
     /// web seeds known from elsewhere. The info-hash is the SHA-1 of
     /// `info_bytes` as given.
     ///
-    /// The `piece layers` live outside the info dictionary (BEP 52), so a
-    /// v2-only torrent cannot be checked from it alone and is refused (the
-    /// hash request messages that would fetch them are not implemented); a
-    /// hybrid one is checked by its v1 hashes only.
+    /// The `piece layers` live outside the info dictionary (BEP 52): a
+    /// hybrid torrent is checked by its v1 hashes only; a v2-only one has
+    /// no piece layers yet ([`Metainfo::missing_piece_layers`] lists them),
+    /// so its pieces in files longer than one piece fail
+    /// [`Metainfo::piece_matches`] until they are learned from peers (BEP 52
+    /// hash requests) and added with [`Metainfo::add_piece_layer`].
     ///
     /// # Errors
-    /// As [`Metainfo::from_bytes`].
+    /// As [`Metainfo::from_bytes`], except that a v2-only torrent is
+    /// accepted without piece layers.
     pub fn from_info(
         info_bytes: &[u8],
         trackers: Vec<Vec<String>>,
         url_list: Vec<String>,
     ) -> Result<Self, TorrentError> {
-        Self::parse_info(info_bytes, None, trackers, url_list)
+        Self::parse_info(info_bytes, None, false, trackers, url_list)
+    }
+
+    /// The files whose piece layer is missing (BEP 52): the `pieces root`
+    /// and length in bytes of each file longer than one piece of a v2 or
+    /// hybrid torrent without one, each root once. Empty for v1.
+    pub fn missing_piece_layers(&self) -> Vec<(Sha256Hash, u64)> {
+        if self.meta_version == MetaVersion::V1 {
+            return Vec::new();
+        }
+        let mut out: Vec<(Sha256Hash, u64)> = Vec::new();
+        for f in self.files.iter().filter(|f| f.length > self.piece_length) {
+            if let Some(root) = f.pieces_root
+                && !self.piece_layers.contains_key(&root)
+                && !out.iter().any(|(r, _)| *r == root)
+            {
+                out.push((root, f.length));
+            }
+        }
+        out
+    }
+
+    /// Adds the piece layer of the file whose `pieces root` is `root`, once
+    /// it hashes up to that root (BEP 52).
+    ///
+    /// # Errors
+    /// [`TorrentError::InvalidTorrent`] when no file longer than a piece
+    /// has that root, or `layer` is not one hash per piece of it that
+    /// hashes up to `root`.
+    pub fn add_piece_layer(
+        &mut self,
+        root: Sha256Hash,
+        layer: Vec<Sha256Hash>,
+    ) -> Result<(), TorrentError> {
+        let f = self
+            .files
+            .iter()
+            .find(|f| f.pieces_root == Some(root) && f.length > self.piece_length)
+            .ok_or_else(|| invalid("a piece layer for no file longer than a piece"))?;
+        if !metainfo_v2::layer_matches(&layer, &root, f.length, self.piece_length) {
+            return Err(invalid(format!(
+                "the piece layer of {} does not match its pieces root",
+                f.path.display()
+            )));
+        }
+        self.piece_layers.insert(root, layer);
+        Ok(())
     }
 
     fn parse_info(
         info_bytes: &[u8],
         layers: Option<&[u8]>,
+        layers_required: bool,
         trackers: Vec<Vec<String>>,
         url_list: Vec<String>,
     ) -> Result<Self, TorrentError> {
@@ -565,10 +615,10 @@ impl Metainfo {
         let piece_layers = match (meta_version, layers) {
             (MetaVersion::V1, _) => BTreeMap::new(),
             (_, Some(raw)) => checked_layers(raw, &files, info.piece_length)?,
-            (MetaVersion::V2, None) => {
+            (MetaVersion::V2, None) if layers_required => {
                 return Err(invalid(
-                    "a v2-only torrent without piece layers (fetching them from peers, \
-                     BEP 52 hash requests, is not supported)",
+                    "a v2-only torrent without piece layers (BEP 52: a .torrent \
+                     carries them; only a magnet link learns them from peers)",
                 ));
             }
             (_, None) => BTreeMap::new(),
@@ -610,8 +660,9 @@ impl Metainfo {
 
     /// A `.torrent` file for this metainfo (BEP 3): its trackers
     /// (`announce`, and the tiers as BEP 12 `announce-list`), the `info`
-    /// dictionary byte for byte, and the web seeds (BEP 19 `url-list`).
-    /// Reading it back gives the same info-hash.
+    /// dictionary byte for byte, the `piece layers` known (BEP 52), and the
+    /// web seeds (BEP 19 `url-list`). Reading it back gives the same
+    /// info-hash.
     pub fn to_torrent_bytes(&self) -> Vec<u8> {
         fn string(out: &mut Vec<u8>, s: &[u8]) {
             out.extend_from_slice(s.len().to_string().as_bytes());
@@ -636,6 +687,16 @@ impl Metainfo {
         }
         string(&mut out, b"info");
         out.extend_from_slice(&self.info_bytes);
+        if !self.piece_layers.is_empty() {
+            // A BTreeMap iterates its keys in byte order, as bencode sorts them.
+            string(&mut out, b"piece layers");
+            out.push(b'd');
+            for (root, layer) in &self.piece_layers {
+                string(&mut out, root);
+                string(&mut out, &layer.concat());
+            }
+            out.push(b'e');
+        }
         if !self.url_list.is_empty() {
             string(&mut out, b"url-list");
             out.push(b'l');
@@ -1162,6 +1223,29 @@ mod tests {
         assert!(alone.piece_matches(0, &piece).await);
     }
 
+    /// A v2-only torrent from its info dictionary alone (a magnet link)
+    /// lacks the piece layers; once added (as learned from peers) it saves
+    /// as a complete `.torrent` that reads back the same.
+    #[test]
+    fn learns_piece_layers_and_saves_them() {
+        let (t, _, _) = v2_torrent(false, None);
+        let full = Metainfo::from_bytes(&t).unwrap();
+        let info = bencode::dict_value(&t, b"info").unwrap().unwrap();
+        let mut m = Metainfo::from_info(info, Vec::new(), Vec::new()).unwrap();
+        let missing = m.missing_piece_layers();
+        assert_eq!(missing.len(), 1);
+        let (root, length) = missing[0];
+        assert_eq!(length, 20000);
+        assert!(m.add_piece_layer(root, vec![[7; 32]; 2]).is_err());
+        assert!(m.add_piece_layer([9; 32], vec![[7; 32]; 2]).is_err());
+        m.add_piece_layer(root, full.piece_layers[&root].clone())
+            .unwrap();
+        assert!(m.missing_piece_layers().is_empty());
+        let back = Metainfo::from_bytes(&m.to_torrent_bytes()).unwrap();
+        assert_eq!(back.info_hash, full.info_hash);
+        assert_eq!(back.piece_layers, full.piece_layers);
+    }
+
     #[test]
     fn refuses_bad_v2_torrents() {
         let err = |t: &[u8]| Metainfo::from_bytes(t).unwrap_err().to_string();
@@ -1171,10 +1255,17 @@ mod tests {
         // A piece layer of the wrong length.
         let (t, _, _) = v2_torrent(false, Some(vec![7u8; 32]));
         assert!(err(&t).contains("does not match"));
-        // The info dictionary alone: no piece layers to check a v2-only torrent with.
+        // A .torrent must carry its piece layers (BEP 52).
         let (t, _, _) = v2_torrent(false, None);
         let info = bencode::dict_value(&t, b"info").unwrap().unwrap();
-        assert!(Metainfo::from_info(info, Vec::new(), Vec::new()).is_err());
+        let mut alone = b"d4:info".to_vec();
+        alone.extend_from_slice(info);
+        alone.push(b'e');
+        assert!(
+            err(&alone).contains("without piece layers"),
+            "{}",
+            err(&alone)
+        );
         let torrent = |info: B| B::D(vec![("info", info)]).bytes();
         let base = |tree: B, version: i64, piece: i64| {
             B::D(vec![

@@ -4,6 +4,7 @@
 
 use bytes::{Buf, BufMut, Bytes, BytesMut};
 
+use crate::metainfo_v2::{MAX_HASH_REQUEST_LENGTH, MAX_TREE_LAYERS, Sha256Hash};
 use crate::{InfoHash, tracker::PeerId};
 
 /// `BitTorrent protocol`, the handshake's protocol string.
@@ -19,6 +20,12 @@ pub const MAX_REQUEST_LEN: u32 = 128 << 10;
 /// header. Longer messages (other than a bitfield of the torrent's size)
 /// end the connection before their body is read.
 pub const MAX_MESSAGE_LEN: u32 = MAX_REQUEST_LEN + 9;
+/// Body length of `hash request` and `hash reject` (BEP 52): the pieces
+/// root and four 32-bit fields.
+pub const HASH_REQUEST_LEN: u32 = 32 + 4 * 4;
+/// Most hashes one `hashes` message carries (BEP 52): the base-layer
+/// hashes of one request plus an uncle hash per tree layer.
+pub const MAX_HASHES_PER_MESSAGE: u32 = MAX_HASH_REQUEST_LENGTH + MAX_TREE_LAYERS;
 
 /// Why bytes from a peer are not protocol.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -56,11 +63,12 @@ pub struct Handshake {
 }
 
 impl Handshake {
-    /// Our handshake: the extension-protocol bit set, ready for BEP 10
-    /// (magnet links, PEX) in a later issue.
+    /// Our handshake: the extension-protocol bit (BEP 10) and the
+    /// BitTorrent v2 bit (BEP 52: we answer hash requests) set.
     pub fn ours(info_hash: InfoHash, peer_id: PeerId) -> Self {
         let mut reserved = [0u8; 8];
         reserved[5] |= 0x10;
+        reserved[7] |= 0x10;
         Self {
             reserved,
             info_hash,
@@ -71,6 +79,12 @@ impl Handshake {
     /// Whether the sender speaks the extension protocol (BEP 10).
     pub fn supports_extensions(&self) -> bool {
         self.reserved[5] & 0x10 != 0
+    }
+
+    /// Whether the sender speaks BitTorrent v2 (BEP 52: bit 4 of the last
+    /// reserved byte, `reserved[7] & 0x10`), so it takes hash requests.
+    pub fn supports_v2(&self) -> bool {
+        self.reserved[7] & 0x10 != 0
     }
 
     /// The 68 bytes.
@@ -113,7 +127,50 @@ impl Handshake {
     }
 }
 
-/// A peer wire message (BEP 3, plus `port` of BEP 5 and `extended` of BEP 10).
+/// The fields shared by `hash request`, `hashes` and `hash reject` (BEP 52
+/// "hash request"): which hashes of which file's Merkle tree.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct HashRequest {
+    /// The file's `pieces root`: names the tree.
+    pub pieces_root: Sha256Hash,
+    /// The layer the hashes are taken from, counted up from the 16 KiB
+    /// leaves (0); the piece layer is `log2(piece length / 16 KiB)`.
+    pub base_layer: u32,
+    /// The first hash's offset in the base layer.
+    pub index: u32,
+    /// How many base-layer hashes (a power of two; at most
+    /// [`MAX_HASH_REQUEST_LENGTH`] are served).
+    pub length: u32,
+    /// How many layers above the base layer the proof reaches, less one:
+    /// the answer adds an uncle hash for each layer above the subtree the
+    /// `length` hashes span ([`crate::metainfo_v2::uncle_count`]).
+    pub proof_layers: u32,
+}
+
+impl HashRequest {
+    fn decode(b: &[u8]) -> Self {
+        let mut pieces_root = [0u8; 32];
+        pieces_root.copy_from_slice(&b[..32]);
+        Self {
+            pieces_root,
+            base_layer: u32_at(b, 32),
+            index: u32_at(b, 36),
+            length: u32_at(b, 40),
+            proof_layers: u32_at(b, 44),
+        }
+    }
+
+    fn encode(&self, out: &mut BytesMut) {
+        out.put_slice(&self.pieces_root);
+        out.put_u32(self.base_layer);
+        out.put_u32(self.index);
+        out.put_u32(self.length);
+        out.put_u32(self.proof_layers);
+    }
+}
+
+/// A peer wire message (BEP 3, plus `port` of BEP 5, `extended` of BEP 10
+/// and the hash messages of BEP 52).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Message {
     /// Length 0: keep the connection open.
@@ -166,6 +223,19 @@ pub enum Message {
         /// Its payload.
         payload: Bytes,
     },
+    /// 21: asks for hashes of a file's Merkle tree (BEP 52).
+    HashRequest(HashRequest),
+    /// 22: the hashes asked for (BEP 52): `length` base-layer hashes, then
+    /// the uncle hashes from the lowest layer up; at most
+    /// [`MAX_HASHES_PER_MESSAGE`].
+    Hashes {
+        /// The request answered.
+        request: HashRequest,
+        /// Base-layer hashes, then uncle hashes.
+        hashes: Vec<Sha256Hash>,
+    },
+    /// 23: the sender will not answer this request (BEP 52).
+    HashReject(HashRequest),
     /// Any other id: ignored, as BEP 3 asks.
     Unknown {
         /// The id.
@@ -263,6 +333,31 @@ impl Message {
                     payload: frame,
                 }
             }
+            21 | 23 => {
+                fixed(HASH_REQUEST_LEN)?;
+                let r = HashRequest::decode(&frame);
+                if id == 21 {
+                    Self::HashRequest(r)
+                } else {
+                    Self::HashReject(r)
+                }
+            }
+            22 => {
+                let n = body_len.checked_sub(HASH_REQUEST_LEN).ok_or_else(bad)?;
+                if !n.is_multiple_of(32) || n / 32 > MAX_HASHES_PER_MESSAGE {
+                    return Err(bad());
+                }
+                let request = HashRequest::decode(&frame);
+                let hashes = frame[HASH_REQUEST_LEN as usize..]
+                    .chunks_exact(32)
+                    .map(|c| {
+                        let mut h = [0u8; 32];
+                        h.copy_from_slice(c);
+                        h
+                    })
+                    .collect();
+                Self::Hashes { request, hashes }
+            }
             _ => Self::Unknown { id },
         }))
     }
@@ -331,6 +426,23 @@ impl Message {
                 out.put_u8(*id);
                 out.put_slice(payload);
             }
+            Self::HashRequest(r) | Self::HashReject(r) => {
+                out.put_u32(1 + HASH_REQUEST_LEN);
+                out.put_u8(if matches!(self, Self::HashRequest(_)) {
+                    21
+                } else {
+                    23
+                });
+                r.encode(out);
+            }
+            Self::Hashes { request, hashes } => {
+                out.put_u32(1 + HASH_REQUEST_LEN + 32 * hashes.len() as u32);
+                out.put_u8(22);
+                request.encode(out);
+                for h in hashes {
+                    out.put_slice(h);
+                }
+            }
             Self::Unknown { id } => simple(out, *id),
         }
     }
@@ -385,6 +497,63 @@ mod tests {
         }
     }
 
+    /// The hash messages of BEP 52, byte for byte: written out by hand from
+    /// the layout in BEP 52 ("hash request": `<len><id><pieces root>
+    /// <base layer><index><length><proof layers>`, big-endian u32s).
+    #[test]
+    fn hash_messages_are_bep52_bytes() {
+        let r = HashRequest {
+            pieces_root: [0xab; 32],
+            base_layer: 1,
+            index: 512,
+            length: 512,
+            proof_layers: 9,
+        };
+        let mut b = BytesMut::new();
+        Message::HashRequest(r).encode(&mut b);
+        let mut want = vec![0, 0, 0, 49, 21];
+        want.extend([0xab; 32]);
+        want.extend([0, 0, 0, 1, 0, 0, 2, 0, 0, 0, 2, 0, 0, 0, 0, 9]);
+        assert_eq!(&b[..], &want[..]);
+        for m in [
+            Message::HashRequest(r),
+            Message::HashReject(r),
+            Message::Hashes {
+                request: r,
+                hashes: vec![[1; 32], [2; 32]],
+            },
+            Message::Hashes {
+                request: r,
+                hashes: Vec::new(),
+            },
+        ] {
+            roundtrip(&m);
+        }
+        // A short request, hashes that are not whole, too many hashes: refused.
+        let mut b = BytesMut::from(&[0u8, 0, 0, 5, 21, 0, 0, 0, 0][..]);
+        assert!(matches!(
+            Message::decode(&mut b, 16),
+            Err(WireError::BadLength { id: 21, .. })
+        ));
+        let mut b = BytesMut::new();
+        b.put_u32(1 + HASH_REQUEST_LEN + 31);
+        b.put_u8(22);
+        b.put_bytes(0, HASH_REQUEST_LEN as usize + 31);
+        assert!(matches!(
+            Message::decode(&mut b, 16),
+            Err(WireError::BadLength { id: 22, .. })
+        ));
+        let mut b = BytesMut::new();
+        let n = MAX_HASHES_PER_MESSAGE + 1;
+        b.put_u32(1 + HASH_REQUEST_LEN + 32 * n);
+        b.put_u8(22);
+        b.put_bytes(0, (HASH_REQUEST_LEN + 32 * n) as usize);
+        assert!(matches!(
+            Message::decode(&mut b, 16),
+            Err(WireError::BadLength { id: 22, .. })
+        ));
+    }
+
     #[test]
     fn partial_input_waits_and_huge_lengths_fail_before_reading() {
         let mut b = BytesMut::from(&[0u8, 0, 0][..]);
@@ -407,6 +576,7 @@ mod tests {
     fn handshakes_roundtrip_and_check_the_swarm() {
         let h = Handshake::ours(InfoHash([3; 20]), PeerId(*b"-DL0100-abcdefghijkl"));
         assert!(h.supports_extensions());
+        assert!(h.supports_v2());
         let bytes = h.encode();
         assert_eq!(
             Handshake::decode(&bytes, Some(InfoHash([3; 20]))).unwrap(),

@@ -5,8 +5,9 @@ use std::path::{Component, Path};
 
 use bytes::BytesMut;
 use dlm_bittorrent::InfoHash;
+use dlm_bittorrent::metainfo_v2;
 use dlm_bittorrent::tracker;
-use dlm_bittorrent::wire::{HANDSHAKE_LEN, Handshake, Message};
+use dlm_bittorrent::wire::{HANDSHAKE_LEN, Handshake, HashRequest, Message};
 
 /// The bencode scanner (BEP 3) on arbitrary bytes. Input: bencoded bytes.
 ///
@@ -51,11 +52,16 @@ fn normal_components_only(p: &Path) -> bool {
     p.components().all(|c| matches!(c, Component::Normal(_)))
 }
 
-/// Peer wire (BEP 3, BEP 10): a handshake from the first 68 bytes, and the
-/// whole input as a message stream. The first byte also sets the bitfield
-/// length expected (× 64 bytes).
+/// Peer wire (BEP 3, BEP 10, BEP 52 hash messages): a handshake from the
+/// first 68 bytes, and the whole input as a message stream. The first byte
+/// also sets the bitfield length expected (× 64 bytes).
 ///
 /// Checks: every message decoded encodes back to bytes that decode to it.
+/// A `hash request` or `hash reject` is answered from a made-up piece layer
+/// (its `index % 64 + 1` hashes, pieces of `16 KiB << base layer % 4`): an
+/// answer whose proof reaches the root proves out against that layer's
+/// root; a `hashes` message is checked against its own pieces root without
+/// panicking.
 pub fn wire(data: &[u8]) {
     if let Some(hs) = data.get(..HANDSHAKE_LEN) {
         let hs: &[u8; HANDSHAKE_LEN] = hs.try_into().expect("68 bytes");
@@ -68,7 +74,61 @@ pub fn wire(data: &[u8]) {
         m.encode(&mut again);
         assert_eq!(
             Message::decode(&mut again, bitfield_len).ok().flatten(),
-            Some(m)
+            Some(m.clone())
+        );
+        match &m {
+            Message::HashRequest(r) | Message::HashReject(r) => hash_request(r),
+            Message::Hashes { request: r, hashes } => {
+                let length = (u64::from(r.index) + 1) << 14;
+                let _ = metainfo_v2::verify_hashes(
+                    &r.pieces_root,
+                    length,
+                    r.base_layer,
+                    r.index,
+                    r.length,
+                    r.proof_layers,
+                    hashes,
+                );
+            }
+            _ => {}
+        }
+    }
+}
+
+/// Answers `r` from a made-up piece layer and checks the proof (see [`wire`]).
+fn hash_request(r: &HashRequest) {
+    let piece_length = 16384u64 << (r.base_layer % 4);
+    let n = (r.index % 64) as usize + 1;
+    let layer: Vec<[u8; 32]> = (0..n).map(|i| [i as u8; 32]).collect();
+    let file_length = n as u64 * piece_length;
+    let Some(answer) = metainfo_v2::answer_hashes(
+        &layer,
+        file_length,
+        piece_length,
+        r.base_layer,
+        r.index,
+        r.length,
+        r.proof_layers,
+    ) else {
+        return;
+    };
+    let layers = metainfo_v2::tree_layers(file_length);
+    let reaches_root = r.base_layer + (r.proof_layers + 1).max(r.length.trailing_zeros()) == layers;
+    if reaches_root {
+        let pad = metainfo_v2::merkle_root(&[], (piece_length / 16384) as usize, [0; 32]);
+        let root = metainfo_v2::merkle_root(&layer, layer.len(), pad);
+        assert!(
+            metainfo_v2::verify_hashes(
+                &root,
+                file_length,
+                r.base_layer,
+                r.index,
+                r.length,
+                r.proof_layers,
+                &answer
+            )
+            .is_some(),
+            "our answer to {r:?} does not prove out"
         );
     }
 }

@@ -4,7 +4,7 @@
 Seeds and/or downloads torrents, prints ``READY <port>`` once it listens, and keeps a JSON status file up to date
 (rewritten atomically every 0.2 s and when it exits) so tests can assert what happened on the wire:
 
-    python3 lt_peer.py --status STATUS.json [--port N] [--seed TORRENT DIR]... [--leech TORRENT DIR]...
+    python3 lt_peer.py --status STATUS.json [--port N] [--seed TORRENT DIR]... [--leech TORRENT DIR]... [--leech-magnet URI DIR]...
                        [--connect HOST:PORT]... [--upload-limit BYTES_PER_SEC] [--download-limit BYTES_PER_SEC]
                        [--no-announce] [--utp | --utp-only] [--encrypted-outgoing] [--encryption forced|enabled|disabled]
                        [--peer-log] [--exit-when-complete] [--unchoke-slots N]
@@ -12,6 +12,8 @@ Seeds and/or downloads torrents, prints ``READY <port>`` once it listens, and ke
 * ``--seed``: the data is in DIR and complete; added in seed mode (no hash check up front; libtorrent hashes each
   piece the first time a peer requests it).
 * ``--leech``: download into DIR (data already there is checked first, so a partial download resumes).
+* ``--leech-magnet``: download a magnet link into DIR; the metadata comes from peers (BEP 9), a v2 torrent's piece
+  layers by hash requests (BEP 52). ``num_pieces`` is 0 until the metadata is in.
 * Trackers are the torrent's own (announced at once); ``--no-announce`` strips them.
 * ``--connect HOST:PORT``: connect every torrent to that peer directly (no tracker needed). More peers can be
   added at run time by writing ``connect HOST:PORT`` lines to standard input.
@@ -36,7 +38,7 @@ Status file (all byte counts are payload bytes)::
         "pieces": "1101…" (one char a piece: 1 = have), "uploaded_bytes", "downloaded_bytes", "hash_failures",
         "peers": {"127.0.0.1:54321": {"peer_id" (hex), "client", "outgoing", "connected", "disconnect_reason",
                   "uploaded_bytes", "downloaded_bytes", "uploaded_pieces", "downloaded_pieces",
-                  "requests", "invalid_requests", "reserved" (the 64 reserved bits the peer sent, as "0"/"1"),
+                  "requests", "invalid_requests", "hashes_received", "hash_rejects_received", "reserved" (the 64 reserved bits the peer sent, as "0"/"1"),
                   "extension_handshake" (BEP 10 dictionary as libtorrent prints it), "we_choke", "they_choke",
                   "we_interested", "they_interested", "supports_extensions"}}}}}
 
@@ -46,7 +48,8 @@ came and went between two status writes has none). Per-peer counts are parsed fr
 ``uploaded_bytes``/``uploaded_pieces`` from the ``PIECE`` messages libtorrent sent to that peer,
 ``downloaded_*`` from the ``PIECE`` messages it received (a block received twice in end-game mode counts twice),
 ``requests`` from the ``REQUEST`` messages it received (``[piece, begin, length]`` each, the first 10,000), and
-``invalid_requests`` from invalid_request alerts. They survive disconnects, so a test can read what a peer that
+``invalid_requests`` from invalid_request alerts, ``hashes_received``/``hash_rejects_received`` from the BEP 52
+``HASHES``/``HASH_REJECT`` messages it received. They survive disconnects, so a test can read what a peer that
 has gone got. They may trail ``progress`` by one status write. A peer is keyed by its address as libtorrent sees
 it (for an incoming connection, the remote's ephemeral port).
 
@@ -87,6 +90,7 @@ PIECE_RE = re.compile(r"(<==|==>) PIECE \[ piece: (\d+) s: ([0-9a-f]+) l: ([0-9a
 # "<== EXTENDED_HANDSHAKE [ { 'm': { … }, 'v': 'aria2/1.36.0' } ]".
 PEER_ID_RE = re.compile(r"<<< HANDSHAKE \[ received peer_id: ([0-9a-f]{40}) client: (.*?) ascii:")
 RESERVED_RE = re.compile(r"<== EXTENSIONS \[ ([01]{64})")
+HASHES_RE = re.compile(r"<== (HASHES|HASH_REJECT) \[")
 EXT_HANDSHAKE_RE = re.compile(r"<== EXTENDED_HANDSHAKE \[ (.*) \]$")
 CLIENT_VERSION_RE = re.compile(r"'v': '([^']*)'")
 
@@ -97,6 +101,14 @@ def parse_args():
     p.add_argument("--port", type=int, default=0, help="listen port on 127.0.0.1 (0: any free port)")
     p.add_argument("--seed", nargs=2, action="append", default=[], metavar=("TORRENT", "DIR"))
     p.add_argument("--leech", nargs=2, action="append", default=[], metavar=("TORRENT", "DIR"))
+    p.add_argument(
+        "--leech-magnet",
+        nargs=2,
+        action="append",
+        default=[],
+        metavar=("URI", "DIR"),
+        help="download a magnet link into DIR (metadata from peers, BEP 9; v2 piece layers by hash requests)",
+    )
     p.add_argument("--connect", action="append", default=[], metavar="HOST:PORT")
     p.add_argument("--upload-limit", type=int, default=0, help="bytes per second, 0 = unlimited")
     p.add_argument("--download-limit", type=int, default=0, help="bytes per second, 0 = unlimited")
@@ -194,6 +206,8 @@ class Peer:
         self.downloaded_pieces = set()
         self.requests = []
         self.invalid_requests = 0
+        self.hashes_received = 0
+        self.hash_rejects_received = 0
         self.reserved = None
         self.extension_handshake = None
         self.flags = {}
@@ -211,6 +225,8 @@ class Peer:
             "downloaded_pieces": sorted(self.downloaded_pieces),
             "requests": self.requests,
             "invalid_requests": self.invalid_requests,
+            "hashes_received": self.hashes_received,
+            "hash_rejects_received": self.hash_rejects_received,
             "reserved": self.reserved,
             "extension_handshake": self.extension_handshake,
         }
@@ -228,6 +244,14 @@ class Torrent:
 
     def peer(self, ep):
         return self.peers.setdefault(endpoint_key(ep), Peer())
+
+
+def num_pieces(t):
+    """The torrent's piece count; 0 while a magnet link's metadata is missing."""
+    if t.info is not None:
+        return t.info.num_pieces()
+    ti = t.handle.torrent_file()
+    return ti.num_pieces() if ti is not None else 0
 
 
 def hex_hash(handle):
@@ -323,6 +347,14 @@ def main():
             if args.no_announce:
                 handle.replace_trackers([])
             torrents[hex_hash(handle)] = Torrent(handle, mode, info)
+    for uri, data_dir in args.leech_magnet:
+        atp = lt.parse_magnet_uri(uri)
+        atp.save_path = data_dir
+        atp.flags = atp.flags & ~lt.torrent_flags.auto_managed & ~lt.torrent_flags.paused
+        handle = ses.add_torrent(atp)
+        if args.no_announce:
+            handle.replace_trackers([])
+        torrents[hex_hash(handle)] = Torrent(handle, "leech", None)
     by_handle = {t.handle: t for t in torrents.values()}
 
     def connect(target):
@@ -386,6 +418,13 @@ def main():
                     v = CLIENT_VERSION_RE.search(m[1])
                     if v:
                         peer.client = v[1]
+                m = HASHES_RE.search(msg)
+                if m:
+                    peer = t.peer(a.endpoint)
+                    if m[1] == "HASHES":
+                        peer.hashes_received += 1
+                    else:
+                        peer.hash_rejects_received += 1
                 m = REQUEST_RE.search(msg)
                 if m:
                     peer = t.peer(a.endpoint)
@@ -440,7 +479,7 @@ def main():
                 "progress": st.progress,
                 "is_finished": st.is_finished,
                 "is_seeding": st.is_seeding,
-                "num_pieces": t.info.num_pieces(),
+                "num_pieces": num_pieces(t),
                 "pieces": "".join("1" if b else "0" for b in st.pieces),
                 "uploaded_bytes": st.total_payload_upload,
                 "downloaded_bytes": st.total_payload_download,

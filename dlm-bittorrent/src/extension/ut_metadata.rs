@@ -197,8 +197,22 @@ impl MetadataAssembly {
     /// The dictionary when it is complete and its SHA-1 is `info_hash`
     /// (BEP 9: verified before use); `None` otherwise.
     pub fn verified(&self, info_hash: &InfoHash) -> Option<Bytes> {
-        (self.is_complete() && Sha1::digest(&self.buf[..]).as_slice() == info_hash.0)
-            .then(|| Bytes::copy_from_slice(&self.buf))
+        self.verified_by(Some(info_hash), None)
+    }
+
+    /// The dictionary when it is complete and hashes to every info-hash
+    /// given: SHA-1 to `v1` (BEP 9), SHA-256 to `v2` (BEP 52: a v2 magnet's
+    /// `btmh`); `None` otherwise, or when neither is given.
+    pub fn verified_by(
+        &self,
+        v1: Option<&InfoHash>,
+        v2: Option<&crate::metainfo_v2::Sha256Hash>,
+    ) -> Option<Bytes> {
+        let ok = self.is_complete()
+            && (v1.is_some() || v2.is_some())
+            && v1.is_none_or(|h| Sha1::digest(&self.buf[..]).as_slice() == h.0)
+            && v2.is_none_or(|h| sha2::Sha256::digest(&self.buf[..]).as_slice() == h);
+        ok.then(|| Bytes::copy_from_slice(&self.buf))
     }
 }
 

@@ -1,6 +1,7 @@
 //! Fetching a torrent's info dictionary from peers (BEP 9 over the
 //! extension protocol of BEP 10): several peers at once, each asked for
-//! every piece; the first dictionary whose SHA-1 is the info-hash wins.
+//! every piece; the first dictionary that hashes to the link's info-hashes
+//! wins (SHA-1 for `btih`, SHA-256 for `btmh`, BEP 52).
 
 use std::collections::{HashSet, VecDeque};
 use std::net::SocketAddr;
@@ -13,6 +14,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 use crate::extension::ut_metadata::{MAX_METADATA_BYTES, MetadataAssembly, MetadataMessage};
 use crate::extension::{ExtendedHandshake, UT_METADATA_ID};
+use crate::metainfo_v2::Sha256Hash;
 use crate::mse::Encryption;
 use crate::peer::{OurHandshake, PeerStream};
 use crate::tracker::PeerId;
@@ -52,13 +54,16 @@ struct PeerOutcome {
 
 /// Fetches the info dictionary of `info_hash` from the peers `candidates`
 /// yields (trackers, the DHT, `x.pe`), at most [`PARALLEL`] at once, until
-/// one delivers it verified or `limit` passes.
+/// one delivers it verified or `limit` passes. With `info_hash_v2` (a
+/// `btmh` link, BEP 52) the dictionary's SHA-256 must be it; its SHA-1 must
+/// be `info_hash` unless that is only the truncated v2 info-hash (a v2-only
+/// link).
 ///
 /// # Errors
 /// [`TorrentError::Metadata`] when no peer was found, none delivered
 /// verified metadata before `limit`, or `cancel` fired.
 pub(crate) async fn fetch_metadata(
-    info_hash: InfoHash,
+    (info_hash, info_hash_v2): (InfoHash, Option<Sha256Hash>),
     peer_id: PeerId,
     mut candidates: impl Stream<Item = Vec<SocketAddr>> + Unpin + Send,
     connect_timeout: Duration,
@@ -87,7 +92,7 @@ pub(crate) async fn fetch_metadata(
             tried += 1;
             running.push(from_peer(
                 addr,
-                info_hash,
+                (info_hash, info_hash_v2),
                 peer_id,
                 connect_timeout,
                 encryption,
@@ -142,7 +147,7 @@ pub(crate) async fn fetch_metadata(
 /// Asks one peer for the whole info dictionary.
 async fn from_peer(
     addr: SocketAddr,
-    info_hash: InfoHash,
+    info_hash: (InfoHash, Option<Sha256Hash>),
     peer_id: PeerId,
     connect_timeout: Duration,
     encryption: Encryption,
@@ -165,7 +170,7 @@ async fn from_peer(
 
 async fn exchange(
     addr: SocketAddr,
-    info_hash: InfoHash,
+    (info_hash, info_hash_v2): (InfoHash, Option<Sha256Hash>),
     peer_id: PeerId,
     (connect_timeout, encryption): (Duration, Encryption),
     reachable: &mut bool,
@@ -261,7 +266,11 @@ async fn exchange(
                         .map_err(|e| e.to_string())?;
                     in_flight = in_flight.saturating_sub(1);
                     if a.is_complete() {
-                        return a.verified(&info_hash).ok_or_else(|| {
+                        // A v2-only link names no SHA-1: its swarm is the truncated v2 hash.
+                        let v1 = info_hash_v2
+                            .is_none_or(|v2| v2[..20] != info_hash.0)
+                            .then_some(&info_hash);
+                        return a.verified_by(v1, info_hash_v2.as_ref()).ok_or_else(|| {
                             "sent metadata that does not match the info-hash".into()
                         });
                     }

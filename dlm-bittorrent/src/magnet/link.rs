@@ -5,6 +5,7 @@ use std::net::SocketAddr;
 
 use percent_encoding::percent_decode_str;
 
+use crate::metainfo_v2::Sha256Hash;
 use crate::{InfoHash, TorrentError};
 
 /// Most trackers, peers or web seeds taken from one link (the rest are ignored).
@@ -16,16 +17,22 @@ pub const MAX_MAGNET_LEN: usize = 64 << 10;
 /// A magnet link: `magnet:?xt=urn:btih:<hash>&dn=…&tr=…&x.pe=…&ws=…&so=…`.
 ///
 /// Keys (BEP 9): `xt` the exact topic (`urn:btih:` + 40 hex digits or 32
-/// base32 characters; a `urn:btmh:` topic, BEP 52, is kept but only its
-/// v1 companion is used), `dn` the display name, `tr` trackers (each its own
+/// base32 characters, the v1 info-hash; `urn:btmh:1220` + 64 hex digits,
+/// BEP 52, the v2 info-hash as a sha2-256 multihash; a hybrid link has
+/// both), `dn` the display name, `tr` trackers (each its own
 /// tier, as BEP 12 orders them), `x.pe` peer addresses (`host:port`), `ws`
 /// web seeds (BEP 19), `so` the files to download (`0,2,4-6`, zero-based, in
 /// metainfo order). Unknown keys are ignored; repeated keys (`tr`, `tr.1`,
 /// …) all count.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct MagnetLink {
-    /// The swarm (BitTorrent v1 info-hash).
+    /// The swarm: the v1 info-hash (`btih`), or for a v2-only link
+    /// (`btmh` alone) the v2 info-hash truncated to 20 bytes, as the
+    /// handshake, trackers and the DHT name a v2 swarm (BEP 52).
     pub info_hash: InfoHash,
+    /// `btmh`: the full v2 info-hash (BEP 52), SHA-256 of the info
+    /// dictionary, which the fetched metadata must hash to.
+    pub info_hash_v2: Option<Sha256Hash>,
     /// `dn`: the display name, shown until the metadata names the torrent.
     pub name: Option<String>,
     /// `tr`: tracker URLs.
@@ -54,9 +61,10 @@ impl MagnetLink {
     ///
     /// # Errors
     /// [`TorrentError::InvalidMagnet`] when it is not a `magnet:?` URI,
-    /// longer than [`MAX_MAGNET_LEN`], has no `urn:btih:` topic (a v2-only
-    /// `urn:btmh:` link is refused: BitTorrent v2 is not supported yet), or
-    /// the info-hash is not 40 hex digits or 32 base32 characters.
+    /// longer than [`MAX_MAGNET_LEN`], has neither a `urn:btih:` nor a
+    /// `urn:btmh:` topic, a `btih` that is not 40 hex digits or 32 base32
+    /// characters, or a `btmh` that is not a sha2-256 multihash in hex
+    /// (`1220` + 64 digits); two different topics of one kind.
     pub fn parse(uri: &str) -> Result<Self, TorrentError> {
         if uri.len() > MAX_MAGNET_LEN {
             return Err(bad(format!("longer than {MAX_MAGNET_LEN} bytes")));
@@ -68,9 +76,10 @@ impl MagnetLink {
             .strip_prefix('?')
             .ok_or_else(|| bad("no ?query after magnet:"))?;
         let mut info_hash = None;
-        let mut btmh = false;
+        let mut btmh: Option<Sha256Hash> = None;
         let mut link = Self {
             info_hash: InfoHash([0; 20]),
+            info_hash_v2: None,
             name: None,
             trackers: Vec::new(),
             peers: Vec::new(),
@@ -98,8 +107,13 @@ impl MagnetLink {
                             return Err(bad("two different urn:btih topics"));
                         }
                         info_hash = Some(parsed);
-                    } else if lower.starts_with("urn:btmh:") {
-                        btmh = true;
+                    } else if let Some(h) = lower.strip_prefix("urn:btmh:") {
+                        let parsed =
+                            parse_btmh(h).ok_or_else(|| bad(format!("bad v2 info-hash {h:?}")))?;
+                        if btmh.is_some_and(|ih| ih != parsed) {
+                            return Err(bad("two different urn:btmh topics"));
+                        }
+                        btmh = Some(parsed);
                     }
                 }
                 "dn" if !value.is_empty() => link.name = Some(value),
@@ -110,14 +124,15 @@ impl MagnetLink {
                 _ => {}
             }
         }
-        link.info_hash = match info_hash {
-            Some(ih) => ih,
-            None if btmh => {
-                return Err(bad(
-                    "a BitTorrent v2-only magnet (urn:btmh, BEP 52) is not supported yet",
-                ));
+        link.info_hash_v2 = btmh;
+        link.info_hash = match (info_hash, btmh) {
+            (Some(ih), _) => ih,
+            (None, Some(v2)) => {
+                let mut short = [0u8; 20];
+                short.copy_from_slice(&v2[..20]);
+                InfoHash(short)
             }
-            None => return Err(bad("no xt=urn:btih: topic")),
+            (None, None) => return Err(bad("no xt=urn:btih: or urn:btmh: topic")),
         };
         Ok(link)
     }
@@ -169,6 +184,15 @@ fn parse_btih(s: &str) -> Option<InfoHash> {
         _ => return None,
     }
     Some(InfoHash(out))
+}
+
+/// A sha2-256 multihash in hex (BEP 52): `12` (sha2-256), `20` (32 bytes),
+/// then the 64-digit digest.
+fn parse_btmh(s: &str) -> Option<Sha256Hash> {
+    let digest = s.strip_prefix("1220").filter(|d| d.len() == 64)?;
+    let mut out = [0u8; 32];
+    hex::decode_to_slice(digest, &mut out).ok()?;
+    Some(out)
 }
 
 /// `0,2,4-6` → `[0, 2, 4, 5, 6]` (BEP 53), at most 100,000 indices.
@@ -242,11 +266,34 @@ mod tests {
             "magnet:?xt=urn:btih:1234",
             "magnet:?xt=urn:btih:zz2fe1c06bba254a9dc9f519b335aa7c1367a88a",
             "magnet:?xt=urn:btmh:1220aaaa",
+            "magnet:?xt=urn:btmh:1320caf1e1c30e81cb361b9ee167c4aa64228a7fa4fa9f6105232b28ad099f3a302e",
+            "magnet:?xt=urn:btmh:1220zaf1e1c30e81cb361b9ee167c4aa64228a7fa4fa9f6105232b28ad099f3a302e",
             "magnet:?xt=urn:btih:c12fe1c06bba254a9dc9f519b335aa7c1367a88a&so=5-2",
             "magnet:?xt=urn:btih:c12fe1c06bba254a9dc9f519b335aa7c1367a88a&so=x",
         ] {
             assert!(MagnetLink::parse(bad).is_err(), "{bad}");
         }
+    }
+
+    /// BEP 52's example v2 magnet (its test torrent `bittorrent-v2-test`):
+    /// the 20-byte swarm is the first 20 bytes of the v2 info-hash; a hybrid
+    /// link keeps its `btih` for the swarm.
+    #[test]
+    fn parses_v2_and_hybrid_topics() {
+        const V2: &str = "caf1e1c30e81cb361b9ee167c4aa64228a7fa4fa9f6105232b28ad099f3a302e";
+        let m = MagnetLink::parse(&format!(
+            "magnet:?xt=urn:btmh:1220{V2}&dn=bittorrent-v2-test"
+        ))
+        .unwrap();
+        assert_eq!(hex::encode(m.info_hash_v2.unwrap()), V2);
+        assert_eq!(m.info_hash.to_hex(), V2[..40]);
+        let m = MagnetLink::parse(&format!(
+            "magnet:?xt=urn:btih:{HEX}&xt=urn:btmh:1220{}",
+            V2.to_ascii_uppercase()
+        ))
+        .unwrap();
+        assert_eq!(m.info_hash.to_hex(), HEX);
+        assert_eq!(hex::encode(m.info_hash_v2.unwrap()), V2);
     }
 
     proptest! {

@@ -17,8 +17,9 @@ use tokio::sync::OnceCell;
 
 use super::MagnetLink;
 use super::fetch::fetch_metadata;
+use super::hashes::fetch_piece_layers;
 use crate::tracker::{AnnounceEvent, AnnounceRequest, PeerId, TrackerTiers};
-use crate::{Metainfo, TorrentConfig, TorrentError, TorrentSource};
+use crate::{MetaVersion, Metainfo, TorrentConfig, TorrentError, TorrentSource};
 
 /// The saved metadata of a magnet download is `.<info-hash hex>` plus this,
 /// in the directory of its control file.
@@ -27,6 +28,10 @@ pub const METADATA_FILE_SUFFIX: &str = ".torrent";
 /// How long one probe waits for the metadata before failing (retryably:
 /// the engine probes again, with back-off, up to its retry limit).
 const METADATA_LIMIT: Duration = Duration::from_secs(120);
+
+/// How long one probe waits for a v2 torrent's piece layers (BEP 52),
+/// once the metadata is known.
+const PIECE_LAYERS_LIMIT: Duration = Duration::from_secs(120);
 
 /// DHT lookups (each at most 30 s) while the metadata is missing.
 const DHT_LOOKUPS: usize = 4;
@@ -41,7 +46,11 @@ const METADATA_REANNOUNCE: Duration = Duration::from_secs(30);
 /// with `ut_metadata` from peers found through the link's trackers (`tr`),
 /// its peers (`x.pe`), the configured ones and the DHT (BEP 5, unless
 /// [`TorrentConfig::dht`] is off), several at once, and checks
-/// it against the info-hash. The metadata is then saved there, so a resumed
+/// it against the info-hash (SHA-1 for `btih`, SHA-256 for `btmh`, BEP 52).
+/// A v2-only torrent's piece layers, which the info dictionary lacks, are
+/// then asked of the peers (BEP 52 hash requests, each checked against its
+/// file's pieces root). The metadata, with those piece layers, is then
+/// saved there as a complete `.torrent`, so a resumed
 /// download needs no peer for it, and removed when the download completes.
 /// From then on the download is the [`TorrentSource`] of that metadata,
 /// with the peers that answered dialled first, and the link's `so` file
@@ -122,11 +131,29 @@ impl MagnetSource {
                 let metainfo = match path.as_deref().and_then(|p| self.read_saved(p)) {
                     Some(m) => m,
                     None => {
-                        let (m, reachable) = self.fetch(cx, &config.peers).await?;
+                        let (mut m, reachable) = self.fetch(cx, &config.peers).await?;
+                        // Those that answered first: they have the torrent.
+                        let mut ask = reachable.clone();
+                        ask.extend(config.peers.iter().filter(|a| !reachable.contains(a)));
                         for a in reachable {
                             if !config.peers.contains(&a) {
                                 config.peers.push(a);
                             }
+                        }
+                        // A v2-only torrent cannot check its pieces without the
+                        // piece layers (BEP 52); a hybrid one checks by SHA-1.
+                        if m.meta_version == MetaVersion::V2 && !m.missing_piece_layers().is_empty()
+                        {
+                            fetch_piece_layers(
+                                &mut m,
+                                &ask,
+                                self.peer_id,
+                                self.config.connect_timeout,
+                                self.config.encryption,
+                                PIECE_LAYERS_LIMIT,
+                                cx.cancel.clone(),
+                            )
+                            .await?;
                         }
                         if let Some(p) = &path {
                             self.save(p, &m).await;
@@ -254,7 +281,7 @@ impl MagnetSource {
             .chain(futures::stream::select(tracker_peers, dht_peers))
             .boxed();
         let fetched = fetch_metadata(
-            ih,
+            (ih, self.link.info_hash_v2),
             self.peer_id,
             candidates,
             self.config.connect_timeout,

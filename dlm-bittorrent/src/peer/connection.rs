@@ -600,9 +600,35 @@ impl PeerConnection {
                     .fetch_add(block.len() as u64, Ordering::Relaxed);
             }
             Message::Extended { id, payload } => self.note_extended(*id, payload),
+            Message::HashRequest(r) => self.note_hash_request(r),
             _ => {}
         }
         Ok(())
+    }
+
+    /// Answers a hash request (BEP 52) from the piece layer of the file
+    /// whose `pieces root` it names, with the uncle hashes its proof layers
+    /// ask for; a `hash reject` when we have no piece layer for that file
+    /// (a file of one piece has none: its root is its only hash), the
+    /// request does not fit the file's tree, or asks for block hashes.
+    /// Queued as extension answers are, at most
+    /// [`MAX_QUEUED_EXTENSION_MESSAGES`].
+    fn note_hash_request(&mut self, r: &crate::wire::HashRequest) {
+        if self.ext_out.len() >= MAX_QUEUED_EXTENSION_MESSAGES {
+            return;
+        }
+        let answer = self
+            .uploads
+            .piece_tree(&r.pieces_root)
+            .and_then(|t| t.answer(r.base_layer, r.index, r.length, r.proof_layers));
+        tracing::debug!(peer = %self.state.addr(), base_layer = r.base_layer, index = r.index, length = r.length, answered = answer.is_some(), "hash request");
+        self.ext_out.push_back(match answer {
+            Some(hashes) => Message::Hashes {
+                request: *r,
+                hashes,
+            },
+            None => Message::HashReject(*r),
+        });
     }
 
     /// Our side of the conversation: applies the choker's decision, sends

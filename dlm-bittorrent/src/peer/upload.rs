@@ -12,7 +12,7 @@
 //! cache, so the blocks of one window cost one read and a 64 MiB piece is
 //! never read whole for a 16 KiB request.
 
-use std::collections::VecDeque;
+use std::collections::{HashMap, VecDeque};
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
@@ -21,6 +21,7 @@ use dlm_core::{ByteRange, RangeSet, RateLimiter, StoredBytes};
 
 use super::Bitfield;
 use crate::Metainfo;
+use crate::metainfo_v2::{PieceTree, Sha256Hash};
 use crate::wire::MAX_REQUEST_LEN;
 
 /// Windows kept in memory after a read, at most this many bytes in total.
@@ -44,6 +45,9 @@ pub struct Uploads {
     /// The TCP port peers can reach us on (0: not listening), told to them
     /// in the extended handshake (BEP 10 `p`).
     listen_port: std::sync::atomic::AtomicU16,
+    /// Merkle trees over the piece layers (BEP 52), by pieces root, built
+    /// at a file's first hash request.
+    piece_trees: Mutex<HashMap<Sha256Hash, Option<Arc<PieceTree>>>>,
 }
 
 #[derive(Debug)]
@@ -96,7 +100,34 @@ impl Uploads {
             uploaded: AtomicU64::new(0),
             gained_len: AtomicUsize::new(0),
             listen_port: std::sync::atomic::AtomicU16::new(0),
+            piece_trees: Mutex::new(HashMap::new()),
         }
+    }
+
+    /// The Merkle tree over the piece layer of the file whose pieces root
+    /// is `root` (BEP 52), built on first use and kept; `None` when we have
+    /// no piece layer for it (a file of one piece has none).
+    pub(crate) fn piece_tree(&self, root: &Sha256Hash) -> Option<Arc<PieceTree>> {
+        let mut trees = self
+            .piece_trees
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        if let Some(t) = trees.get(root) {
+            return t.clone();
+        }
+        let m = &self.metainfo;
+        let tree = m
+            .files
+            .iter()
+            .find(|f| f.pieces_root == Some(*root))
+            .zip(m.piece_layers.get(root))
+            .and_then(|(f, layer)| PieceTree::new(layer, f.length, m.piece_length))
+            .map(Arc::new);
+        // Only this torrent's roots are kept: a peer cannot grow the map.
+        if m.piece_layers.contains_key(root) {
+            trees.insert(*root, tree.clone());
+        }
+        tree
     }
 
     /// The torrent served.

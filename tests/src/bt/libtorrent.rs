@@ -72,6 +72,7 @@ pub fn libtorrent_python() -> Option<PathBuf> {
 pub struct LibtorrentOptions {
     seeds: Vec<(PathBuf, PathBuf)>,
     leeches: Vec<(PathBuf, PathBuf)>,
+    magnet_leeches: Vec<(String, PathBuf)>,
     connect: Vec<SocketAddr>,
     upload_limit_bytes_per_sec: u64,
     download_limit_bytes_per_sec: u64,
@@ -130,6 +131,14 @@ impl LibtorrentOptions {
     /// resumes.
     pub fn with_leech(mut self, torrent: &Path, data_dir: &Path) -> Self {
         self.leeches.push((torrent.to_owned(), data_dir.to_owned()));
+        self
+    }
+
+    /// Downloads the magnet link `uri` into `data_dir` (`lt_peer.py --leech-magnet`): the metadata from peers
+    /// (BEP 9), and for a v2 torrent its piece layers by hash requests (BEP 52).
+    pub fn with_leech_magnet(mut self, uri: &str, data_dir: &Path) -> Self {
+        self.magnet_leeches
+            .push((uri.to_owned(), data_dir.to_owned()));
         self
     }
 
@@ -238,6 +247,9 @@ impl LibtorrentPeer {
         }
         for (torrent, data) in &options.leeches {
             command.arg("--leech").arg(torrent).arg(data);
+        }
+        for (uri, data) in &options.magnet_leeches {
+            command.arg("--leech-magnet").arg(uri).arg(data);
         }
         for peer in &options.connect {
             command.arg("--connect").arg(peer.to_string());
@@ -568,6 +580,10 @@ pub struct LtPeerStats {
     pub requests: Vec<[u64; 3]>,
     /// Requests libtorrent found invalid (invalid_request alerts).
     pub invalid_requests: u64,
+    /// BEP 52 `hashes` messages received from this peer (answers to libtorrent's hash requests).
+    pub hashes_received: u64,
+    /// BEP 52 `hash reject` messages received from this peer.
+    pub hash_rejects_received: u64,
     /// The 64 reserved handshake bits the peer sent, as `0`/`1` characters (BEP 3: bit 43 (`…1` at index 43) is
     /// BEP 10's extension protocol, 61 BEP 6's fast extension, 63 DHT).
     pub reserved: Option<String>,
@@ -671,6 +687,8 @@ impl LtPeerStats {
                 })
                 .unwrap_or_default(),
             invalid_requests: u64_of(v, "invalid_requests"),
+            hashes_received: u64_of(v, "hashes_received"),
+            hash_rejects_received: u64_of(v, "hash_rejects_received"),
             reserved: str_of(v, "reserved"),
             extension_handshake: str_of(v, "extension_handshake"),
             we_choke: v["we_choke"].as_bool(),
