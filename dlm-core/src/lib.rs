@@ -55,7 +55,7 @@ pub use scheduler::{
 };
 pub use sink::{
     BoxSink, DEFAULT_MAX_OPEN_FILES, DEFAULT_REORDER_BYTES, FileSink, FileSpan, MemorySink,
-    MultiFileSink, OrderedSink, Sink, SinkDyn,
+    MultiFileSink, OrderedSink, Sink, SinkDyn, WRITE_BEHIND_BYTES,
 };
 pub use source::{
     BodyStream, BoxSource, Capabilities, Context, Description, Probe, Source, SourceDyn, Storage,

@@ -9,7 +9,7 @@ mod memory;
 mod multi_file;
 mod ordered;
 
-pub use file::FileSink;
+pub use file::{FileSink, WRITE_BEHIND_BYTES};
 pub use memory::MemorySink;
 pub use multi_file::{DEFAULT_MAX_OPEN_FILES, FileSpan, MultiFileSink};
 pub use ordered::{DEFAULT_REORDER_BYTES, OrderedSink};
