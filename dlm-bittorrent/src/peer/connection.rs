@@ -163,7 +163,7 @@ const RATE_WINDOW: Duration = Duration::from_millis(250);
 
 /// Bytes of pieces requested ahead of the one being fetched, per
 /// connection (always at least one piece): 4 MiB, as many as
-/// [`MAX_PIPELINE`] blocks, so a full pipeline never waits for the next
+/// `MAX_PIPELINE` (250) blocks, so a full pipeline never waits for the next
 /// fetch.
 pub const AHEAD_BYTES: u64 = 4 << 20;
 
