@@ -168,17 +168,23 @@ async fn from_peer(
     }
 }
 
-async fn exchange(
+/// Dials `addr` over TCP (no uTP here yet), with MSE as `encryption` says
+/// (our handshake may ride in its payload), and exchanges BEP 3 handshakes
+/// for `info_hash`, all within `connect_timeout`. Returns the stream and
+/// the peer's handshake.
+///
+/// # Errors
+/// A message saying why: the dial, MSE or handshake failed, the peer named
+/// another torrent, or no handshake came in time.
+pub(super) async fn handshake(
     addr: SocketAddr,
-    (info_hash, info_hash_v2): (InfoHash, Option<Sha256Hash>),
+    info_hash: InfoHash,
     peer_id: PeerId,
-    (connect_timeout, encryption): (Duration, Encryption),
-    reachable: &mut bool,
-) -> Result<Bytes, String> {
+    connect_timeout: Duration,
+    encryption: Encryption,
+) -> Result<(PeerStream, Handshake), String> {
     let ours = Handshake::ours(info_hash, peer_id).encode();
-    let handshake = async {
-        // TCP (no uTP here yet), and MSE as configured (our handshake may
-        // ride in its payload).
+    let exchange = async {
         let (mut stream, sent, _) =
             crate::peer::dial(addr, info_hash, &ours, encryption, connect_timeout, None)
                 .await
@@ -193,10 +199,22 @@ async fn exchange(
             .map_err(|e| e.to_string())?;
         Ok::<_, String>((stream, hs))
     };
-    let (mut stream, hs) = tokio::time::timeout(connect_timeout, handshake)
+    let (stream, hs) = tokio::time::timeout(connect_timeout, exchange)
         .await
         .map_err(|_| format!("no handshake within {} s", connect_timeout.as_secs()))??;
     let remote = Handshake::decode(&hs, Some(info_hash)).map_err(|e| e.to_string())?;
+    Ok((stream, remote))
+}
+
+async fn exchange(
+    addr: SocketAddr,
+    (info_hash, info_hash_v2): (InfoHash, Option<Sha256Hash>),
+    peer_id: PeerId,
+    (connect_timeout, encryption): (Duration, Encryption),
+    reachable: &mut bool,
+) -> Result<Bytes, String> {
+    let (mut stream, remote) =
+        handshake(addr, info_hash, peer_id, connect_timeout, encryption).await?;
     *reachable = true;
     if !remote.supports_extensions() {
         return Err("does not speak the extension protocol (BEP 10)".into());

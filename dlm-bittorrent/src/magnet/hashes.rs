@@ -22,9 +22,9 @@ use crate::metainfo_v2::{
     MAX_HASH_REQUEST_LENGTH, Sha256Hash, piece_layer_of, tree_layers, verify_hashes,
 };
 use crate::mse::Encryption;
-use crate::peer::{OurHandshake, PeerStream};
+use crate::peer::PeerStream;
 use crate::tracker::PeerId;
-use crate::wire::{HANDSHAKE_LEN, Handshake, HashRequest, Message};
+use crate::wire::{HashRequest, Message};
 use crate::{MetaVersion, Metainfo, TorrentError};
 
 /// A peer that sends nothing for this long is given up on.
@@ -175,26 +175,8 @@ async fn from_peer(
     requests: Vec<HashRequest>,
     layers: &mut BTreeMap<Sha256Hash, Layer>,
 ) -> Result<(), String> {
-    let ours = Handshake::ours(info_hash, peer_id).encode();
-    let handshake = async {
-        let (mut stream, sent, _) =
-            crate::peer::dial(addr, info_hash, &ours, encryption, connect_timeout, None)
-                .await
-                .map_err(|e| e.to_string())?;
-        if sent != OurHandshake::Sent {
-            stream.write_all(&ours).await.map_err(|e| e.to_string())?;
-        }
-        let mut hs = [0u8; HANDSHAKE_LEN];
-        stream
-            .read_exact(&mut hs)
-            .await
-            .map_err(|e| e.to_string())?;
-        Ok::<_, String>((stream, hs))
-    };
-    let (mut stream, hs) = tokio::time::timeout(connect_timeout, handshake)
-        .await
-        .map_err(|_| format!("no handshake within {} s", connect_timeout.as_secs()))??;
-    let remote = Handshake::decode(&hs, Some(info_hash)).map_err(|e| e.to_string())?;
+    let (mut stream, remote) =
+        super::fetch::handshake(addr, info_hash, peer_id, connect_timeout, encryption).await?;
     // A peer in a v2-only swarm speaks v2: the handshake named the truncated
     // v2 info-hash (BEP 52). libtorrent 2.1 sets the v2 reserved bit only
     // for hybrid torrents (observed: none on a v2-only one), so the bit is
