@@ -25,7 +25,7 @@ use crate::{InfoHash, TorrentError};
 const PARALLEL: usize = 8;
 
 /// A peer that sends no message for this long is given up on.
-const PEER_IDLE: Duration = Duration::from_secs(20);
+pub(super) const PEER_IDLE: Duration = Duration::from_secs(20);
 
 /// Metadata requests kept in flight with one peer (libtorrent answers
 /// each 16 KiB piece at once; more in flight only queues at the peer).
@@ -33,7 +33,7 @@ const REQUESTS_IN_FLIGHT: usize = 16;
 
 /// Bitfields of up to this many bytes are accepted while the piece count
 /// is unknown (8 Mi pieces).
-const MAX_BITFIELD_BYTES: usize = 1 << 20;
+pub(super) const MAX_BITFIELD_BYTES: usize = 1 << 20;
 
 /// What a metadata fetch found.
 #[derive(Debug)]
@@ -237,19 +237,7 @@ async fn exchange(
     let mut requested: VecDeque<u32> = VecDeque::new();
     let mut in_flight = 0usize;
     loop {
-        let m = loop {
-            if let Some(m) =
-                Message::decode(&mut buf, MAX_BITFIELD_BYTES).map_err(|e| e.to_string())?
-            {
-                break m;
-            }
-            match tokio::time::timeout(PEER_IDLE, stream.read_buf(&mut buf)).await {
-                Err(_) => return Err(format!("silent for {} s", PEER_IDLE.as_secs())),
-                Ok(Ok(0)) => return Err("closed the connection".into()),
-                Ok(Ok(_)) => {}
-                Ok(Err(e)) => return Err(e.to_string()),
-            }
-        };
+        let m = next_message(&mut stream, &mut buf).await?;
         let Message::Extended { id, payload } = m else {
             continue;
         };
@@ -326,6 +314,29 @@ async fn exchange(
             )
             .await?;
             in_flight += 1;
+        }
+    }
+}
+
+/// The next whole message from `stream`, read into `buf` (which keeps
+/// what follows it), waiting at most [`PEER_IDLE`] for each read.
+///
+/// # Errors
+/// A message saying why: a malformed message, silence, the connection
+/// closed, or an I/O error.
+pub(super) async fn next_message(
+    stream: &mut PeerStream,
+    buf: &mut BytesMut,
+) -> Result<Message, String> {
+    loop {
+        if let Some(m) = Message::decode(buf, MAX_BITFIELD_BYTES).map_err(|e| e.to_string())? {
+            return Ok(m);
+        }
+        match tokio::time::timeout(PEER_IDLE, stream.read_buf(buf)).await {
+            Err(_) => return Err(format!("silent for {} s", PEER_IDLE.as_secs())),
+            Ok(Ok(0)) => return Err("closed the connection".into()),
+            Ok(Ok(_)) => {}
+            Ok(Err(e)) => return Err(e.to_string()),
         }
     }
 }

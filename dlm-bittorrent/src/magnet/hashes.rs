@@ -16,8 +16,9 @@ use std::time::Duration;
 
 use bytes::BytesMut;
 use dlm_core::CancellationToken;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::AsyncWriteExt;
 
+use super::fetch::PEER_IDLE;
 use crate::metainfo_v2::{
     MAX_HASH_REQUEST_LENGTH, Sha256Hash, piece_layer_of, tree_layers, verify_hashes,
 };
@@ -26,13 +27,6 @@ use crate::peer::PeerStream;
 use crate::tracker::PeerId;
 use crate::wire::{HashRequest, Message};
 use crate::{MetaVersion, Metainfo, TorrentError};
-
-/// A peer that sends nothing for this long is given up on.
-const PEER_IDLE: Duration = Duration::from_secs(20);
-
-/// Bitfields of up to this many bytes are accepted (the piece count is
-/// known, but a peer's bitfield is not needed here).
-const MAX_BITFIELD_BYTES: usize = 1 << 20;
 
 /// The requests that fetch the piece layer of a file of `length` bytes
 /// whose root is `root` (BEP 52): runs of the piece layer from index `i`
@@ -197,19 +191,7 @@ async fn from_peer(
     let mut rejected = 0usize;
     let mut buf = BytesMut::with_capacity(32 << 10);
     while !pending.is_empty() {
-        let m = loop {
-            if let Some(m) =
-                Message::decode(&mut buf, MAX_BITFIELD_BYTES).map_err(|e| e.to_string())?
-            {
-                break m;
-            }
-            match tokio::time::timeout(PEER_IDLE, stream.read_buf(&mut buf)).await {
-                Err(_) => return Err(format!("silent for {} s", PEER_IDLE.as_secs())),
-                Ok(Ok(0)) => return Err("closed the connection".into()),
-                Ok(Ok(_)) => {}
-                Ok(Err(e)) => return Err(e.to_string()),
-            }
-        };
+        let m = super::fetch::next_message(&mut stream, &mut buf).await?;
         match m {
             Message::Hashes { request, hashes } => {
                 if !pending.remove(&request) {
