@@ -344,8 +344,15 @@ pub(super) async fn next_message(
 async fn send(stream: &mut PeerStream, m: &Message) -> Result<(), String> {
     let mut out = BytesMut::new();
     m.encode(&mut out);
-    let write = stream.write_all(&out);
-    tokio::time::timeout(PEER_IDLE, write)
+    send_bytes(stream, &out).await
+}
+
+/// Writes `bytes` (encoded messages), within [`PEER_IDLE`].
+///
+/// # Errors
+/// A message saying why: the write timed out or failed.
+pub(super) async fn send_bytes(stream: &mut PeerStream, bytes: &[u8]) -> Result<(), String> {
+    tokio::time::timeout(PEER_IDLE, stream.write_all(bytes))
         .await
         .map_err(|_| "write timed out".to_string())?
         .map_err(|e| e.to_string())

@@ -16,14 +16,11 @@ use std::time::Duration;
 
 use bytes::BytesMut;
 use dlm_core::CancellationToken;
-use tokio::io::AsyncWriteExt;
 
-use super::fetch::PEER_IDLE;
 use crate::metainfo_v2::{
     MAX_HASH_REQUEST_LENGTH, Sha256Hash, piece_layer_of, tree_layers, verify_hashes,
 };
 use crate::mse::Encryption;
-use crate::peer::PeerStream;
 use crate::tracker::PeerId;
 use crate::wire::{HashRequest, Message};
 use crate::{MetaVersion, Metainfo, TorrentError};
@@ -62,7 +59,7 @@ struct Layer {
 }
 
 /// Learns every piece layer `m` lacks from `peers` (tried in order, each
-/// within `connect_timeout` to connect and [`PEER_IDLE`] between messages)
+/// within `connect_timeout` to connect and [`PEER_IDLE`](super::fetch::PEER_IDLE) between messages)
 /// and adds them to `m`, all within `limit`.
 ///
 /// # Errors
@@ -185,7 +182,7 @@ async fn from_peer(
     for r in &requests {
         Message::HashRequest(*r).encode(&mut out);
     }
-    send(&mut stream, &out).await?;
+    super::fetch::send_bytes(&mut stream, &out).await?;
     // Outstanding requests, by what identifies their answer.
     let mut pending: HashSet<HashRequest> = requests.iter().copied().collect();
     let mut rejected = 0usize;
@@ -227,13 +224,6 @@ async fn from_peer(
         ));
     }
     Ok(())
-}
-
-async fn send(stream: &mut PeerStream, bytes: &[u8]) -> Result<(), String> {
-    tokio::time::timeout(PEER_IDLE, stream.write_all(bytes))
-        .await
-        .map_err(|_| "write timed out".to_string())?
-        .map_err(|e| e.to_string())
 }
 
 #[cfg(test)]
