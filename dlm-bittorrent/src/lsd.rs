@@ -28,8 +28,12 @@ pub const LSD_PORT: u16 = 6771;
 pub const ANNOUNCE_EVERY: Duration = Duration::from_secs(5 * 60);
 /// Longest message read, in bytes (one datagram on an Ethernet LAN).
 pub const MAX_LSD_MESSAGE: usize = 1500;
-/// Most info-hashes taken from one message.
-pub const MAX_LSD_INFOHASHES: usize = 32;
+/// Most info-hashes taken from one message: with a [`MAX_LSD_COOKIE`]-byte
+/// cookie, [`LsdAnnounce::encode`] of that many still fits in
+/// [`MAX_LSD_MESSAGE`] bytes, so every message taken in can be sent on.
+pub const MAX_LSD_INFOHASHES: usize = 24;
+/// Longest `cookie` value kept, in bytes (cut at a character boundary).
+pub const MAX_LSD_COOKIE: usize = 64;
 
 /// Peers heard of, queued per torrent (more are dropped until it catches up).
 const QUEUE: usize = 64;
@@ -80,7 +84,7 @@ impl LsdAnnounce {
                         m.info_hashes.push(InfoHash(ih));
                     }
                 }
-                "cookie" => m.cookie = Some(value.chars().take(64).collect()),
+                "cookie" => m.cookie = Some(cookie_prefix(value).to_owned()),
                 _ => {}
             }
         }
@@ -102,6 +106,17 @@ impl LsdAnnounce {
         s.push_str("\r\n\r\n");
         s.into_bytes()
     }
+}
+
+/// The longest prefix of `value` of at most [`MAX_LSD_COOKIE`] bytes that
+/// ends on a character boundary, without trailing white space (which the
+/// parser would trim from the re-encoded line).
+fn cookie_prefix(value: &str) -> &str {
+    let mut end = value.len().min(MAX_LSD_COOKIE);
+    while !value.is_char_boundary(end) {
+        end -= 1;
+    }
+    value[..end].trim_end()
 }
 
 /// Torrents listening for LSD peers: info-hash → (registration id, queue).
@@ -338,5 +353,36 @@ mod tests {
             assert!(LsdAnnounce::parse(bad).is_none());
         }
         assert!(LsdAnnounce::parse(&vec![b'a'; MAX_LSD_MESSAGE + 1]).is_none());
+    }
+
+    #[test]
+    fn every_message_taken_in_re_encodes_within_a_datagram() {
+        // Short header names and the longest cookie: the re-encoded message
+        // (longer header names, CRLF) must still parse.
+        let mut d = String::from("BT-SEARCH * HTTP/1.\nport:1\ncookie:");
+        d.push_str(&"\u{e9}".repeat(40)); // 80 bytes, cut inside no character
+        d.push('\n');
+        for i in 0..40 {
+            d.push_str(&format!("infohash:{i:040x}\n"));
+        }
+        d.truncate(MAX_LSD_MESSAGE);
+        let m = LsdAnnounce::parse(d.as_bytes()).unwrap();
+        assert_eq!(m.info_hashes.len(), MAX_LSD_INFOHASHES);
+        assert_eq!(m.cookie.as_deref().map(str::len), Some(MAX_LSD_COOKIE));
+        assert!(m.encode().len() <= MAX_LSD_MESSAGE);
+        assert_eq!(LsdAnnounce::parse(&m.encode()).as_ref(), Some(&m));
+
+        // A cookie cut just after a space keeps no trailing space.
+        let d = format!(
+            "BT-SEARCH * HTTP/1.1\r\nPort: 1\r\nInfohash: {:040x}\r\ncookie: {} x\r\n\r\n",
+            7,
+            "c".repeat(MAX_LSD_COOKIE - 1)
+        );
+        let m = LsdAnnounce::parse(d.as_bytes()).unwrap();
+        assert_eq!(
+            m.cookie.as_deref(),
+            Some("c".repeat(MAX_LSD_COOKIE - 1).as_str())
+        );
+        assert_eq!(LsdAnnounce::parse(&m.encode()), Some(m));
     }
 }

@@ -259,12 +259,13 @@ pub fn mse_respond(data: &[u8]) {
 /// Local service discovery announces (BEP 14): the datagram.
 ///
 /// Checks: a parsed announce names a port and 1..=`MAX_LSD_INFOHASHES`
-/// info-hashes, and its encoding parses back to it.
+/// info-hashes, and its encoding fits in one datagram and parses back to it.
 pub fn lsd(data: &[u8]) {
-    use dlm_bittorrent::lsd::{LsdAnnounce, MAX_LSD_INFOHASHES};
+    use dlm_bittorrent::lsd::{LsdAnnounce, MAX_LSD_INFOHASHES, MAX_LSD_MESSAGE};
     if let Some(m) = LsdAnnounce::parse(data) {
         assert!(m.port != 0);
         assert!((1..=MAX_LSD_INFOHASHES).contains(&m.info_hashes.len()));
+        assert!(m.encode().len() <= MAX_LSD_MESSAGE);
         assert_eq!(LsdAnnounce::parse(&m.encode()).as_ref(), Some(&m));
     }
 }
