@@ -189,9 +189,12 @@ pub(crate) struct GetArgs {
     /// Failed attempts without progress before a connection gives up.
     #[arg(long, value_name = "N", default_value_t = 5)]
     pub(crate) max_retries: u32,
-    /// Never fsync, not even the finished file before its rename (like curl; after a power loss, not a crash, resume starts over).
-    #[arg(long)]
+    /// Never fsync, not even for resume state (like curl; after a power loss, not a crash, resume starts over).
+    #[arg(long, conflicts_with = "fsync")]
     pub(crate) no_fsync: bool,
+    /// Also fsync the finished file and its directory before exiting (by default it is left to the kernel's writeback, as curl and aria2 leave theirs).
+    #[arg(long)]
+    pub(crate) fsync: bool,
     /// No progress bar or summary.
     #[arg(short, long)]
     pub(crate) quiet: bool,

@@ -280,6 +280,7 @@ pub(crate) fn base_options(a: &GetArgs) -> DownloadOptions {
         .with_overwrite(a.overwrite)
         .with_max_retries(a.max_retries)
         .with_sync_data(!a.no_fsync)
+        .with_sync_on_commit(a.fsync)
         .with_selected_files(a.select_file.as_ref().map(|f| f.0.clone()))
 }
 

@@ -9,6 +9,7 @@
 
 mod events;
 mod handle;
+mod handoff;
 mod options;
 mod shared;
 #[cfg(test)]
@@ -635,6 +636,9 @@ impl Engine {
                     .and_then(safe_file_name)
                     .unwrap_or_else(|| FALLBACK_NAME.to_string());
                 let mut sink = crate::MultiFileSink::new(dir.clone(), &name, probe.files.clone())?;
+                if !(self.options.sync_data && self.options.sync_on_commit) {
+                    sink = sink.without_commit_sync();
+                }
                 if let Some(len) = probe.len {
                     // Padding may follow the last file (BEP 52 alignment).
                     sink = sink.with_len(len);
@@ -725,8 +729,10 @@ impl Engine {
             }
         }
         Ok(Target {
-            sink: Arc::new(if self.options.sync_data {
+            sink: Arc::new(if self.options.sync_data && self.options.sync_on_commit {
                 FileSink::new(&path)
+            } else if self.options.sync_data {
+                FileSink::new(&path).without_commit_sync()
             } else {
                 FileSink::without_fsync(FileSink::new(&path))
             }),

@@ -9,7 +9,7 @@ use crate::{Backoff, Checksum, RateLimiter};
 /// `connections` 8, `min_split_bytes` 1 MiB, `max_chunk_bytes` automatic, `max_retries` 5,
 /// `backoff` 250 ms doubling to 10 s, no rate limit, `verify` on (SHA-256),
 /// no expected checksum, `save_interval` 1 s, `write_buffer_bytes` 256 KiB,
-/// `sequential` off, `sync_data` on every 15 s, `overwrite` off, `max_restarts` 3,
+/// `sequential` off, `sync_data` on every 15 s, `sync_on_commit` off, `overwrite` off, `max_restarts` 3,
 /// no seeding.
 #[non_exhaustive]
 #[derive(Clone, Debug)]
@@ -50,9 +50,16 @@ pub struct DownloadOptions {
     /// and failure, recording which ranges are on disk, so a resume after a
     /// power loss or kernel crash trusts only those. (After a process crash
     /// the page cache still holds every written byte and nothing is re-fetched
-    /// but the ranges in flight.) Also fsyncs the finished file before its
-    /// atomic rename; off, a file output never fsyncs, like curl or aria2.
+    /// but the ranges in flight.) Off, a file output never fsyncs, like curl
+    /// or aria2, and [`DownloadOptions::sync_on_commit`] is ignored.
     pub sync_data: bool,
+    /// With `sync_data`, also fsync the finished file (and its directory
+    /// after the rename) before [`Download`](crate::Download) returns. Off
+    /// by default, as in curl, wget2 and aria2: the commit's fsync waits for
+    /// the disk, which made a 1 GiB download over loopback HTTP take 2.7 s
+    /// instead of 1.5 s here (the disk writes 300–600 MB/s). Turn it on when
+    /// the file must survive a power loss right after the download ends.
+    pub sync_on_commit: bool,
     /// How often the output is made durable while bytes flow.
     pub data_sync_interval: Duration,
     /// Replace an existing final file instead of failing.
@@ -110,6 +117,7 @@ impl Default for DownloadOptions {
             write_buffer_bytes: 128 << 10,
             sequential: false,
             sync_data: true,
+            sync_on_commit: false,
             data_sync_interval: Duration::from_secs(15),
             overwrite: false,
             max_restarts: 3,
@@ -180,6 +188,11 @@ impl DownloadOptions {
     /// Sets [`DownloadOptions::sync_data`].
     pub fn with_sync_data(mut self, sync: bool) -> Self {
         self.sync_data = sync;
+        self
+    }
+    /// Sets [`DownloadOptions::sync_on_commit`].
+    pub fn with_sync_on_commit(mut self, sync: bool) -> Self {
+        self.sync_on_commit = sync;
         self
     }
     /// Sets [`DownloadOptions::overwrite`].

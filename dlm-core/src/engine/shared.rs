@@ -1,17 +1,22 @@
 //! State shared by the engine loop and its connection workers.
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Instant;
 
 use tokio::sync::{Notify, broadcast, watch};
 
 use super::events::{Event, SourceStats, Stats};
+use super::handoff::Handoff;
 use crate::scheduler::{Assignment, ChunkEvent, ChunkMap, ConnId, ConnInfo, InFlight, Scheduler};
 use crate::{ByteRange, RateLimiter};
 
 /// A chunk's live bounds, read by its worker on every frame.
+/// The done prefix is published to the verifier in steps of at least this
+/// many bytes (its read size); the engine publishes the final prefix itself.
+const PUBLISH_STEP: u64 = 1 << 20;
+
 #[derive(Debug)]
 pub(crate) struct Slot {
     /// Bytes before this offset were received (written or buffered).
@@ -102,6 +107,10 @@ pub(crate) struct Shared {
     pub(crate) prefix: watch::Sender<(u64, bool)>,
     /// Bytes hashed so far (the hashed prefix), published by the hasher.
     pub(crate) hashed: AtomicU64,
+    /// A verifier is running: frames extending the prefix are handed to it.
+    pub(crate) hashing: AtomicBool,
+    /// Frames handed to the verifier while in memory.
+    pub(crate) handoff: Handoff,
 
     pub(crate) limiter: RateLimiter,
     pub(crate) global_limiter: Option<Arc<RateLimiter>>,
@@ -123,6 +132,8 @@ impl Shared {
             received: AtomicU64::new(0),
             prefix: watch::channel((0, false)).0,
             hashed: AtomicU64::new(0),
+            hashing: AtomicBool::new(false),
+            handoff: Handoff::default(),
 
             limiter,
             global_limiter,
@@ -139,15 +150,25 @@ impl Shared {
         self.stats.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
-    /// Records `r` as done and publishes the new contiguous prefix.
-    pub(crate) fn mark_done(&self, r: ByteRange) {
-        let prefix = {
+    /// Records `r` as done and publishes the new contiguous prefix; `data`,
+    /// the bytes just written at `r`, is offered to the verifier
+    /// ([`Handoff`]) so it need not read them back.
+    pub(crate) fn mark_done(&self, r: ByteRange, data: Option<&bytes::Bytes>) {
+        let (before, prefix) = {
             let mut plan = self.plan();
+            let before = plan.map.done.contiguous_prefix();
             plan.map.done.insert(r);
-            plan.map.done.contiguous_prefix()
+            (before, plan.map.done.contiguous_prefix())
         };
+        if let Some(data) = data
+            && self.hashing.load(Ordering::Acquire)
+        {
+            let hashed = self.hashed.load(Ordering::Acquire);
+            self.handoff.offer(r.start, data, before, hashed);
+        }
+        // The verifier is woken once per read step it can take, not per write.
         self.prefix.send_if_modified(|p| {
-            if prefix > p.0 {
+            if prefix >= p.0 + PUBLISH_STEP {
                 p.0 = prefix;
                 true
             } else {

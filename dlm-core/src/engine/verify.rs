@@ -1,4 +1,7 @@
 //! Hashing the contiguous prefix of a download as it grows.
+//!
+//! What the connection at the prefix's end just wrote is handed over in
+//! memory ([`super::handoff`]); the rest is read back from the sink.
 
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
@@ -14,9 +17,9 @@ use crate::{BoxSink, DigestAlgorithm, Error, ErrorKind, MultiHasher, Result};
 /// Bytes read back from the sink per step.
 const READ_BYTES: u32 = 1 << 20;
 
-/// Follows the done prefix (published by the engine as `(prefix, final)`),
-/// reads each new byte back from the sink once (normally from the page cache)
-/// and hashes it. Returns when the prefix is final and fully hashed; progress
+/// Follows the done prefix (published by the engine as `(prefix, final)`)
+/// and hashes each new byte once: from the frame handed over when there is
+/// one, else read back from the sink (normally from the page cache). Returns when the prefix is final and fully hashed; progress
 /// is published through `shared.hashed`.
 ///
 /// The loop runs on its own blocking thread, not as a task among the
@@ -43,8 +46,13 @@ impl Verifier {
         let prefix = shared.prefix.subscribe();
         let cancel = CancellationToken::new();
         let token = cancel.clone();
+        shared.handoff.clear();
+        shared.hashing.store(true, Ordering::Release);
         let thread = tokio::task::spawn_blocking(move || {
-            hash_loop(&handle, &sink, prefix, algorithms, &shared, &token)
+            let hashed = hash_loop(&handle, &sink, prefix, algorithms, &shared, &token);
+            shared.hashing.store(false, Ordering::Release);
+            shared.handoff.clear();
+            hashed
         });
         Self {
             cancel,
@@ -97,7 +105,20 @@ fn hash_loop(
             if cancel.is_cancelled() {
                 return Err(Error::cancelled());
             }
-            let n = (target - at).min(u64::from(READ_BYTES)) as usize;
+            // Bytes the connection at the prefix handed over: hashed from memory.
+            if let Some(data) = shared.handoff.take(at, target) {
+                hasher.update(&data);
+                at += data.len() as u64;
+                shared.hashed.store(at, Ordering::Release);
+                continue;
+            }
+            // Otherwise read back, up to the next handed-over frame.
+            let until = shared
+                .handoff
+                .next_start()
+                .filter(|s| *s > at)
+                .map_or(target, |s| s.min(target));
+            let n = (until - at).min(u64::from(READ_BYTES)) as usize;
             let read = match sink.read_at_blocking_dyn(at, &mut buf[..n]) {
                 Some(r) => {
                     let got = r?;

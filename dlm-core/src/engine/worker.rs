@@ -359,13 +359,19 @@ impl Worker {
     /// Writes `data` at `pos` and records it as done.
     async fn write(&self, pos: &mut u64, data: Bytes) -> Result<(), FetchError> {
         let r = ByteRange::new(*pos, *pos + data.len() as u64);
+        // A reference for the verifier (no copy), in case this write extends the prefix.
+        let kept = self
+            .shared
+            .hashing
+            .load(Ordering::Relaxed)
+            .then(|| data.clone());
         self.sink
             .write_at_dyn(*pos, data)
             .await
             .map_err(FetchError::Sink)?;
         self.source_stat(|s| s.received_bytes += r.len());
         *pos = r.end;
-        self.shared.mark_done(r);
+        self.shared.mark_done(r, kept.as_ref());
         self.source.stored_dyn(r);
         Ok(())
     }

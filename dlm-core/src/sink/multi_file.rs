@@ -103,6 +103,8 @@ pub struct MultiFileSink {
     open: Mutex<OpenFiles>,
     max_open: usize,
     parts_file: Mutex<Option<Arc<File>>>,
+    /// [`Sink::commit`] fsyncs every written file first.
+    commit_sync: bool,
 }
 
 impl MultiFileSink {
@@ -145,6 +147,7 @@ impl MultiFileSink {
             dir,
             files,
             len: None,
+            commit_sync: true,
         })
     }
 
@@ -171,6 +174,14 @@ impl MultiFileSink {
             out.push(ByteRange::new(at, len));
         }
         out
+    }
+
+    /// [`Sink::commit`] does not fsync the files first ([`Sink::sync`] still
+    /// does): they are left to the kernel's writeback as curl or aria2 leave
+    /// theirs. See [`FileSink::without_commit_sync`](crate::FileSink::without_commit_sync).
+    pub fn without_commit_sync(mut self) -> Self {
+        self.commit_sync = false;
+        self
     }
 
     /// Keeps at most `n` (at least 1) of the files open at once.
@@ -421,7 +432,9 @@ impl Sink for MultiFileSink {
     }
 
     async fn commit(&self) -> Result<()> {
-        self.sync().await?;
+        if self.commit_sync {
+            self.sync().await?;
+        }
         self.parts_file
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
