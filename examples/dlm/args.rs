@@ -165,9 +165,9 @@ pub(crate) struct GetArgs {
     /// Output directory (file name from the server or the URL).
     #[arg(short, long, value_name = "DIR")]
     pub(crate) dir: Option<PathBuf>,
-    /// Connections to open at once (torrents: one per peer, see --max-peers).
-    #[arg(short = 'c', long, value_name = "N", default_value_t = 8)]
-    pub(crate) connections: u32,
+    /// Connections to open at once (torrents: one per peer, see --max-peers). Default: start with 1 and double while the throughput grows, up to 16.
+    #[arg(short = 'c', long, value_name = "N")]
+    pub(crate) connections: Option<u32>,
     /// Smallest piece a range is split into, e.g. 1M.
     #[arg(long, value_name = "SIZE", default_value = "1M", value_parser = parse_size)]
     pub(crate) min_split: u64,

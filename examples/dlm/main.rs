@@ -271,8 +271,12 @@ pub(crate) fn interrupted_exit(mode: Mode) -> u8 {
 
 /// The options `get` takes from the command line for every file.
 pub(crate) fn base_options(a: &GetArgs) -> DownloadOptions {
-    DownloadOptions::default()
-        .with_connections(a.connections)
+    let options = match a.connections {
+        Some(n) => DownloadOptions::default().with_connections(n),
+        // Ramped by measured throughput, up to the library's default maximum.
+        None => DownloadOptions::default(),
+    };
+    options
         .with_min_split_bytes(a.min_split)
         .with_max_chunk_bytes(a.max_chunk)
         .with_rate_limit(a.limit_rate)

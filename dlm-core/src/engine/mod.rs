@@ -8,9 +8,11 @@
 //! grows, and verify and commit at the end.
 
 mod events;
+mod gather;
 mod handle;
 mod handoff;
 mod options;
+mod ramp;
 mod shared;
 #[cfg(test)]
 mod skip_tests;
@@ -998,7 +1000,22 @@ impl Engine {
         let mut workers = JoinSet::new();
         let mut cancel = CancellationToken::new();
         let mut next_conn = 0u32;
-        for _ in 0..connections {
+        // A ranged download from servers (not a swarm, whose connections are
+        // its peers) finds its connection count by measuring ([`ramp`]).
+        let adaptive = self.options.adaptive_connections
+            && ranged
+            && connections > 1
+            && self.sources[0].swarm_dyn().is_none();
+        let mut ramp = adaptive.then(|| {
+            ramp::Ramp::new(
+                connections,
+                Instant::now().into_std(),
+                self.shared.received.load(Ordering::Relaxed),
+            )
+        });
+        let wanted = ramp.as_ref().map_or(connections, ramp::Ramp::current);
+        self.shared.wanted.store(wanted, Ordering::Relaxed);
+        for _ in 0..wanted {
             self.spawn_worker(
                 &mut workers,
                 ConnId(next_conn),
@@ -1035,6 +1052,10 @@ impl Engine {
                         WorkerExit::Surplus(e) => {
                             let left = u32::try_from(workers.len()).unwrap_or(u32::MAX).max(1);
                             self.connection_cap = Some(left);
+                            self.shared.wanted.store(left, Ordering::Relaxed);
+                            if let Some(r) = &mut ramp {
+                                r.cap(left);
+                            }
                             self.notice(&format!(
                                 "the server refused another connection ({e}); going on with {left}"
                             ));
@@ -1064,6 +1085,28 @@ impl Engine {
                 }
                 _ = tick.tick() => {
                     self.refresh_stats();
+                    let received = self.shared.received.load(Ordering::Relaxed);
+                    if let Some(n) = ramp.as_mut().and_then(|r| r.on_tick(Instant::now().into_std(), received)) {
+                        tracing::debug!(connections = n, "connection count adjusted to the throughput");
+                        self.shared.wanted.store(n, Ordering::Relaxed);
+                        let running = u32::try_from(workers.len()).unwrap_or(u32::MAX);
+                        // Fewer: the surplus workers stop after their chunk (`Worker::run`).
+                        for _ in running..n {
+                            self.spawn_worker(&mut workers, ConnId(next_conn), &cancel, &target.sink, ranged);
+                            next_conn += 1;
+                        }
+                    }
+                    let received = self.shared.received.load(Ordering::Relaxed);
+                    if let Some(n) = ramp.as_mut().and_then(|r| r.on_tick(Instant::now().into_std(), received)) {
+                        tracing::debug!(connections = n, "connection count adjusted to the throughput");
+                        self.shared.wanted.store(n, Ordering::Relaxed);
+                        let running = u32::try_from(workers.len()).unwrap_or(u32::MAX);
+                        // Fewer: the surplus workers stop after their chunk (`Worker::run`).
+                        for _ in running..n {
+                            self.spawn_worker(&mut workers, ConnId(next_conn), &cancel, &target.sink, ranged);
+                            next_conn += 1;
+                        }
+                    }
                     if last_save.elapsed() >= self.options.save_interval {
                         self.save(target, identity, ranged, false).await?;
                         last_save = Instant::now();
@@ -1103,7 +1146,11 @@ impl Engine {
                     self.set_state(DownloadState::Running);
                     self.shared.emit(Event::Resumed);
                     cancel = CancellationToken::new();
-                    for _ in 0..connections.min(self.connection_cap.unwrap_or(u32::MAX).max(1)) {
+                    if let Some(r) = &mut ramp {
+                        r.restart(Instant::now().into_std(), self.shared.received.load(Ordering::Relaxed));
+                    }
+                    let wanted = self.shared.wanted.load(Ordering::Relaxed);
+                    for _ in 0..wanted.min(self.connection_cap.unwrap_or(u32::MAX).max(1)) {
                         self.spawn_worker(&mut workers, ConnId(next_conn), &cancel, &target.sink, ranged);
                         next_conn += 1;
                     }

@@ -6,16 +6,23 @@ use crate::{Backoff, Checksum, RateLimiter};
 /// Settings of one download.
 ///
 /// # Defaults
-/// `connections` 8, `min_split_bytes` 1 MiB, `max_chunk_bytes` automatic, `max_retries` 5,
+/// `connections` 16 with `adaptive_connections` (starting at 1), `min_split_bytes` 1 MiB, `max_chunk_bytes` automatic, `max_retries` 5,
 /// `backoff` 250 ms doubling to 10 s, no rate limit, `verify` on (SHA-256),
-/// no expected checksum, `save_interval` 1 s, `write_buffer_bytes` 256 KiB,
+/// no expected checksum, `save_interval` 1 s, `write_buffer_bytes` 1 MiB,
 /// `sequential` off, `sync_data` on every 15 s, `sync_on_commit` off, `overwrite` off, `max_restarts` 3,
 /// no seeding.
 #[non_exhaustive]
 #[derive(Clone, Debug)]
 pub struct DownloadOptions {
-    /// Connections to run at once (at least 1); capped by what the source allows.
+    /// Connections to run at once (at least 1), or with
+    /// `adaptive_connections` the most; capped by what the source allows.
     pub connections: u32,
+    /// Start a ranged download from servers with 1 connection and double
+    /// them while the measured throughput grows by 15% or more, up to
+    /// `connections`; undo a doubling that did not pay (see the engine's
+    /// `ramp` module). Off: always `connections`. Swarms (BitTorrent) are
+    /// never ramped: their connections are their peers.
+    pub adaptive_connections: bool,
     /// Smallest chunk created by splitting, in bytes.
     pub min_split_bytes: u64,
     /// Largest chunk handed out fresh, in bytes; `None` = automatic
@@ -42,7 +49,9 @@ pub struct DownloadOptions {
     pub checksum: Option<Checksum>,
     /// How often resume state is saved while bytes flow.
     pub save_interval: Duration,
-    /// Bytes a connection gathers before one positional write.
+    /// Most bytes a connection gathers before one positional write (shared
+    /// out so all connections together gather at most 8 MiB, each at least
+    /// 256 KiB).
     pub write_buffer_bytes: usize,
     /// Fetch in offset order with fixed chunks (for streaming sinks).
     pub sequential: bool,
@@ -103,7 +112,8 @@ impl SeedPolicy {
 impl Default for DownloadOptions {
     fn default() -> Self {
         Self {
-            connections: 8,
+            connections: 16,
+            adaptive_connections: true,
             min_split_bytes: crate::DEFAULT_MIN_SPLIT_BYTES,
             max_chunk_bytes: None,
             max_retries: 5,
@@ -114,7 +124,7 @@ impl Default for DownloadOptions {
             verify: true,
             checksum: None,
             save_interval: Duration::from_secs(1),
-            write_buffer_bytes: 128 << 10,
+            write_buffer_bytes: 1 << 20,
             sequential: false,
             sync_data: true,
             sync_on_commit: false,
@@ -128,8 +138,11 @@ impl Default for DownloadOptions {
 }
 
 impl DownloadOptions {
-    /// Sets [`DownloadOptions::connections`].
+    /// Runs exactly `n` connections (at least 1; capped by the source):
+    /// sets [`DownloadOptions::connections`] and turns
+    /// [`DownloadOptions::adaptive_connections`] off.
     pub fn with_connections(mut self, n: u32) -> Self {
+        self.adaptive_connections = false;
         self.connections = n.max(1);
         self
     }
@@ -188,6 +201,13 @@ impl DownloadOptions {
     /// Sets [`DownloadOptions::sync_data`].
     pub fn with_sync_data(mut self, sync: bool) -> Self {
         self.sync_data = sync;
+        self
+    }
+    /// Ramps the connection count from 1 up to at most `max` by measured
+    /// throughput ([`DownloadOptions::adaptive_connections`]).
+    pub fn with_adaptive_connections(mut self, max: u32) -> Self {
+        self.adaptive_connections = true;
+        self.connections = max.max(1);
         self
     }
     /// Sets [`DownloadOptions::sync_on_commit`].

@@ -1,7 +1,7 @@
 //! State shared by the engine loop and its connection workers.
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Instant;
 
@@ -107,6 +107,11 @@ pub(crate) struct Shared {
     pub(crate) prefix: watch::Sender<(u64, bool)>,
     /// Bytes hashed so far (the hashed prefix), published by the hasher.
     pub(crate) hashed: AtomicU64,
+    /// Connections the engine wants now (see `ramp`); a worker that finds
+    /// more running stops before taking another chunk.
+    pub(crate) wanted: AtomicU32,
+    /// Workers running (each counts itself in and out).
+    pub(crate) running: AtomicU32,
     /// A verifier is running: frames extending the prefix are handed to it.
     pub(crate) hashing: AtomicBool,
     /// Frames handed to the verifier while in memory.
@@ -132,6 +137,8 @@ impl Shared {
             received: AtomicU64::new(0),
             prefix: watch::channel((0, false)).0,
             hashed: AtomicU64::new(0),
+            wanted: AtomicU32::new(u32::MAX),
+            running: AtomicU32::new(0),
             hashing: AtomicBool::new(false),
             handoff: Handoff::default(),
 
@@ -151,20 +158,22 @@ impl Shared {
     }
 
     /// Records `r` as done and publishes the new contiguous prefix; `data`,
-    /// the bytes just written at `r`, is offered to the verifier
+    /// the frames just written at `r` (in order), is offered to the verifier
     /// ([`Handoff`]) so it need not read them back.
-    pub(crate) fn mark_done(&self, r: ByteRange, data: Option<&bytes::Bytes>) {
+    pub(crate) fn mark_done(&self, r: ByteRange, data: &[bytes::Bytes]) {
         let (before, prefix) = {
             let mut plan = self.plan();
             let before = plan.map.done.contiguous_prefix();
             plan.map.done.insert(r);
             (before, plan.map.done.contiguous_prefix())
         };
-        if let Some(data) = data
-            && self.hashing.load(Ordering::Acquire)
-        {
+        if !data.is_empty() && self.hashing.load(Ordering::Acquire) {
             let hashed = self.hashed.load(Ordering::Acquire);
-            self.handoff.offer(r.start, data, before, hashed);
+            let mut at = r.start;
+            for frame in data {
+                self.handoff.offer(at, frame, before, hashed);
+                at += frame.len() as u64;
+            }
         }
         // The verifier is woken once per read step it can take, not per write.
         self.prefix.send_if_modified(|p| {

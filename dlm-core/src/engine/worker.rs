@@ -4,7 +4,7 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::Instant;
 
-use bytes::{Bytes, BytesMut};
+use super::gather::Gather;
 use futures::StreamExt;
 use tokio_util::sync::CancellationToken;
 
@@ -12,6 +12,11 @@ use super::events::Event;
 use super::shared::{Shared, Slot};
 use crate::scheduler::{Availability, ChunkEvent, ConnId, ConnInfo};
 use crate::{Backoff, BoxSink, BoxSource, ByteRange, Context, Error, ErrorKind, ReadRange};
+
+/// Most bytes all connections together gather before writing.
+const GATHERED_BYTES: usize = 8 << 20;
+/// Smallest write size [`GATHERED_BYTES`] shares out (bytes).
+const MIN_WRITE_BYTES: usize = 256 << 10;
 
 /// How often a connection with nothing it can serve asks again, when the
 /// source's availability is not the whole space.
@@ -63,15 +68,58 @@ pub(crate) struct Worker {
 }
 
 impl Worker {
+    /// Fetches chunks until there are none left, the worker is stopped, or
+    /// more workers run than the engine wants (it then stops between chunks).
     pub(crate) async fn run(self) -> WorkerExit {
+        self.shared.running.fetch_add(1, Ordering::AcqRel);
+        let (exit, counted_out) = self.serve().await;
+        if !counted_out {
+            self.shared.running.fetch_sub(1, Ordering::AcqRel);
+        }
+        exit
+    }
+
+    /// Counts this worker out when more run than are wanted.
+    fn leave_if_surplus(&self) -> bool {
+        let wanted = self.shared.wanted.load(Ordering::Acquire);
+        let mut running = self.shared.running.load(Ordering::Acquire);
+        while running > wanted {
+            match self.shared.running.compare_exchange(
+                running,
+                running - 1,
+                Ordering::AcqRel,
+                Ordering::Acquire,
+            ) {
+                Ok(_) => return true,
+                Err(now) => running = now,
+            }
+        }
+        false
+    }
+
+    /// The worker's loop; `true` beside the exit when it counted itself out.
+    async fn serve(&self) -> (WorkerExit, bool) {
         let mut failures = 0u32;
         loop {
+            if self.leave_if_surplus() {
+                return (WorkerExit::Finished, true);
+            }
+            let exit = self.serve_one(&mut failures).await;
+            if let Some(exit) = exit {
+                return (exit, false);
+            }
+        }
+    }
+
+    /// Fetches one chunk; `Some` when the worker ends.
+    async fn serve_one(&self, failures: &mut u32) -> Option<WorkerExit> {
+        {
             let Some((range, slot)) = self.next_chunk().await else {
-                return if self.cancel.is_cancelled() {
+                return Some(if self.cancel.is_cancelled() {
                     WorkerExit::Stopped
                 } else {
                     WorkerExit::Finished
-                };
+                });
             };
             // A shared budget is taken only with work in hand: a worker idling for a
             // chunk must not hold a connection another download could use.
@@ -84,7 +132,7 @@ impl Worker {
                     if permit.is_none() {
                         // Stopped (or the budget closed) before fetching a byte.
                         self.give_back(range, &slot);
-                        return WorkerExit::Stopped;
+                        return Some(WorkerExit::Stopped);
                     }
                     permit
                 }
@@ -103,7 +151,7 @@ impl Worker {
             let progressed = reached > range.start;
             match result {
                 Ok(()) => {
-                    failures = 0;
+                    *failures = 0;
                     if !self.ranged {
                         // A stream of unknown length just ended: that is the length.
                         let mut plan = self.shared.plan();
@@ -139,16 +187,16 @@ impl Worker {
                     );
                     self.shared.changed.notify_waiters();
                     let err = match err {
-                        FetchError::Stopped => return WorkerExit::Stopped,
-                        FetchError::Sink(e) => return WorkerExit::SinkFailed(e),
+                        FetchError::Stopped => return Some(WorkerExit::Stopped),
+                        FetchError::Sink(e) => return Some(WorkerExit::SinkFailed(e)),
                         FetchError::Source(e) => e,
                     };
                     self.source_stat(|s| s.errors += 1);
                     if progressed {
-                        failures = 0;
+                        *failures = 0;
                     }
-                    failures += 1;
-                    let will_retry = err.is_retryable() && failures <= self.max_retries;
+                    *failures += 1;
+                    let will_retry = err.is_retryable() && *failures <= self.max_retries;
                     self.shared.emit(Event::ChunkFailed {
                         conn: self.conn,
                         range: left,
@@ -157,23 +205,24 @@ impl Worker {
                         message: err.to_string(),
                     });
                     if err.is_connection_limit() && self.source_connections() > 0 {
-                        return WorkerExit::Surplus(err);
+                        return Some(WorkerExit::Surplus(err));
                     }
                     if !err.is_retryable() {
-                        return WorkerExit::SourceFailed(err);
+                        return Some(WorkerExit::SourceFailed(err));
                     }
                     if !will_retry {
-                        return WorkerExit::Exhausted(err.exhausted(failures));
+                        return Some(WorkerExit::Exhausted(err.exhausted(*failures)));
                     }
-                    tracing::debug!(conn = %self.conn, attempt = failures, error = %err, "retrying");
-                    let delay = self.backoff.delay(failures, err.retry_after());
+                    tracing::debug!(conn = %self.conn, attempt = *failures, error = %err, "retrying");
+                    let delay = self.backoff.delay(*failures, err.retry_after());
                     tokio::select! {
-                        () = self.cancel.cancelled() => return WorkerExit::Stopped,
+                        () = self.cancel.cancelled() => return Some(WorkerExit::Stopped),
                         () = tokio::time::sleep(delay) => {}
                     }
                 }
             }
         }
+        None
     }
 
     /// Returns an untouched chunk to the pool (stopped before fetching it).
@@ -269,8 +318,7 @@ impl Worker {
             s = self.source.open_dyn(&cx, read) => s.map_err(FetchError::Source)?,
         };
         let mut pos = range.start;
-        // Allocated by the first frame that is buffered.
-        let mut buf = BytesMut::new();
+        let mut buf = Gather::default();
         loop {
             let frame = tokio::select! {
                 biased;
@@ -311,20 +359,10 @@ impl Worker {
                     let have = pos + buf.len() as u64;
                     let take = end.saturating_sub(have).min(n) as usize;
                     let reached_end = have + take as u64 >= end;
-                    if buf.is_empty() && take >= self.write_buffer_bytes {
-                        // A frame as large as the buffer (a torrent's piece) is
-                        // written as it is, without a copy.
-                        slot.pos.store(pos + take as u64, Ordering::Relaxed);
-                        self.write(&mut pos, bytes.slice(..take)).await?;
-                    } else {
-                        if buf.capacity() == 0 {
-                            buf.reserve(self.write_buffer_bytes);
-                        }
-                        buf.extend_from_slice(&bytes[..take]);
-                        slot.pos.store(pos + buf.len() as u64, Ordering::Relaxed);
-                        if buf.len() >= self.write_buffer_bytes || reached_end {
-                            self.flush(&mut pos, &mut buf).await?;
-                        }
+                    buf.push(bytes.slice(..take));
+                    slot.pos.store(pos + buf.len() as u64, Ordering::Relaxed);
+                    if buf.len() >= self.write_size() || reached_end {
+                        self.flush(&mut pos, &mut buf).await?;
                     }
                     if reached_end {
                         if end == range.end {
@@ -344,34 +382,39 @@ impl Worker {
         }
     }
 
-    /// Writes the buffered bytes at `pos` and records them as done.
-    async fn flush(&self, pos: &mut u64, buf: &mut BytesMut) -> Result<(), FetchError> {
+    /// Bytes gathered before one write: the option's write size, shared so
+    /// that all connections together hold at most [`GATHERED_BYTES`].
+    fn write_size(&self) -> usize {
+        let connections = self.shared.wanted.load(Ordering::Relaxed).max(1) as usize;
+        (GATHERED_BYTES / connections).clamp(
+            MIN_WRITE_BYTES.min(self.write_buffer_bytes),
+            self.write_buffer_bytes,
+        )
+    }
+
+    /// Writes the gathered bytes at `pos` and records them as done.
+    async fn flush(&self, pos: &mut u64, buf: &mut Gather) -> Result<(), FetchError> {
         if buf.is_empty() {
             return Ok(());
         }
-        let data = buf.split().freeze();
-        self.write(pos, data).await?;
-        // The write dropped its view of the buffer: this takes the same memory back.
-        buf.reserve(self.write_buffer_bytes);
-        Ok(())
-    }
-
-    /// Writes `data` at `pos` and records it as done.
-    async fn write(&self, pos: &mut u64, data: Bytes) -> Result<(), FetchError> {
-        let r = ByteRange::new(*pos, *pos + data.len() as u64);
-        // A reference for the verifier (no copy), in case this write extends the prefix.
-        let kept = self
-            .shared
-            .hashing
-            .load(Ordering::Relaxed)
-            .then(|| data.clone());
+        let frames = buf.take();
+        let r = ByteRange::new(
+            *pos,
+            *pos + frames.iter().map(|f| f.len() as u64).sum::<u64>(),
+        );
+        // References for the verifier (no copy), in case this write extends the prefix.
+        let kept = if self.shared.hashing.load(Ordering::Relaxed) {
+            frames.clone()
+        } else {
+            Vec::new()
+        };
         self.sink
-            .write_at_dyn(*pos, data)
+            .write_vectored_at_dyn(*pos, frames)
             .await
             .map_err(FetchError::Sink)?;
         self.source_stat(|s| s.received_bytes += r.len());
         *pos = r.end;
-        self.shared.mark_done(r, kept.as_ref());
+        self.shared.mark_done(r, &kept);
         self.source.stored_dyn(r);
         Ok(())
     }
