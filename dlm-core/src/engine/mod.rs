@@ -1086,18 +1086,11 @@ impl Engine {
                 _ = tick.tick() => {
                     self.refresh_stats();
                     let received = self.shared.received.load(Ordering::Relaxed);
-                    if let Some(n) = ramp.as_mut().and_then(|r| r.on_tick(Instant::now().into_std(), received)) {
-                        tracing::debug!(connections = n, "connection count adjusted to the throughput");
-                        self.shared.wanted.store(n, Ordering::Relaxed);
-                        let running = u32::try_from(workers.len()).unwrap_or(u32::MAX);
-                        // Fewer: the surplus workers stop after their chunk (`Worker::run`).
-                        for _ in running..n {
-                            self.spawn_worker(&mut workers, ConnId(next_conn), &cancel, &target.sink, ranged);
-                            next_conn += 1;
-                        }
-                    }
-                    let received = self.shared.received.load(Ordering::Relaxed);
-                    if let Some(n) = ramp.as_mut().and_then(|r| r.on_tick(Instant::now().into_std(), received)) {
+                    let left = {
+                        let plan = self.shared.plan();
+                        (plan.map.len != u64::MAX).then(|| plan.map.len.saturating_sub(plan.map.done.total_len()))
+                    };
+                    if let Some(n) = ramp.as_mut().and_then(|r| r.on_tick(Instant::now().into_std(), received, left)) {
                         tracing::debug!(connections = n, "connection count adjusted to the throughput");
                         self.shared.wanted.store(n, Ordering::Relaxed);
                         let running = u32::try_from(workers.len()).unwrap_or(u32::MAX);

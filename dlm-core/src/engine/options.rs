@@ -50,7 +50,7 @@ pub struct DownloadOptions {
     /// How often resume state is saved while bytes flow.
     pub save_interval: Duration,
     /// Most bytes a connection gathers before one positional write (shared
-    /// out so all connections together gather at most 8 MiB, each at least
+    /// out so all connections together gather at most 4 MiB, each at least
     /// 256 KiB).
     pub write_buffer_bytes: usize,
     /// Fetch in offset order with fixed chunks (for streaming sinks).
