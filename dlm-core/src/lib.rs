@@ -24,9 +24,7 @@ mod registry;
 pub mod scheduler;
 mod sink;
 mod source;
-#[cfg(test)]
-mod test_source;
-#[cfg(feature = "testkit")]
+#[cfg(any(test, feature = "testkit"))]
 #[cfg_attr(docsrs, doc(cfg(feature = "testkit")))]
 pub mod testkit;
 mod tree;

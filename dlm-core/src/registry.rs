@@ -437,7 +437,7 @@ impl ProtocolRegistry {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::test_source::Fixed;
+    use crate::testkit::MemorySource;
 
     #[derive(Debug)]
     struct Fake;
@@ -476,9 +476,9 @@ mod tests {
             &["application/x-other"]
         }
         async fn resolve(&self, _: &Input, _: &Resolve<'_>) -> Result<Target> {
-            Ok(Target::Source(Arc::new(Fixed(bytes::Bytes::from_static(
-                b"abc",
-            )))))
+            Ok(Target::Source(Arc::new(MemorySource::new(
+                bytes::Bytes::from_static(b"abc"),
+            ))))
         }
     }
 

@@ -29,9 +29,10 @@ use std::net::{SocketAddr, TcpListener};
 use std::sync::Arc;
 
 use bytes::{Bytes, BytesMut};
+use dlm_core::testkit::MemorySource;
 use dlm_core::{
-    BodyStream, ByteRange, Capabilities, Context, DigestAlgorithm, Download, DownloadOptions,
-    MemorySink, MultiHasher, Output, Probe, RangeSet, ReadRange, Result, Source,
+    ByteRange, DigestAlgorithm, Download, DownloadOptions, MemorySink, MultiHasher, Output,
+    RangeSet,
 };
 use gungraun::{
     Callgrind, EntryPoint, LibraryBenchmarkConfig, library_benchmark, library_benchmark_group, main,
@@ -84,33 +85,6 @@ fn sha256(data: Bytes) -> usize {
     black_box(h.finalize().len())
 }
 
-/// An in-memory object served in 256 KiB frames, as a fast HTTP body arrives.
-#[derive(Debug)]
-struct Framed(Bytes);
-
-impl Source for Framed {
-    fn identity(&self) -> String {
-        "bench:framed".into()
-    }
-    async fn probe(&self, _cx: &Context) -> Result<Probe> {
-        Ok(Probe::new(
-            Some(self.0.len() as u64),
-            Capabilities::default().with_ranges(true),
-        ))
-    }
-    async fn open(&self, _cx: &Context, range: ReadRange) -> Result<BodyStream> {
-        let len = self.0.len() as u64;
-        let end = range.end().unwrap_or(len).min(len) as usize;
-        let start = (range.start() as usize).min(end);
-        let body = self.0.slice(start..end);
-        let frames: Vec<Result<Bytes>> = (0..body.len())
-            .step_by(256 << 10)
-            .map(|at| Ok(body.slice(at..(at + (256 << 10)).min(body.len()))))
-            .collect();
-        Ok(Box::pin(futures::stream::iter(frames)))
-    }
-}
-
 fn runtime() -> tokio::runtime::Runtime {
     tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
@@ -149,7 +123,9 @@ fn engine(data: Bytes, verify: bool) -> usize {
     let options = DownloadOptions::default()
         .with_connections(4)
         .with_verify(verify);
-    black_box(download(Arc::new(Framed(data)), options))
+    // 256 KiB frames, as dlm-http's reads deliver a fast body.
+    let source = MemorySource::new(data).with_frame_len(256 << 10);
+    black_box(download(Arc::new(source), options))
 }
 
 /// A one-thread HTTP/1.1 server of `body` on 127.0.0.1 that honours

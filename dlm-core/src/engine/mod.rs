@@ -731,13 +731,13 @@ impl Engine {
             }
         }
         Ok(Target {
-            sink: Arc::new(if self.options.sync_data && self.options.sync_on_commit {
-                FileSink::new(&path)
-            } else if self.options.sync_data {
-                FileSink::new(&path).without_commit_sync()
-            } else {
-                FileSink::without_fsync(FileSink::new(&path))
-            }),
+            sink: Arc::new(
+                match (self.options.sync_data, self.options.sync_on_commit) {
+                    (false, _) => FileSink::new(&path).without_fsync(),
+                    (true, false) => FileSink::new(&path).without_commit_sync(),
+                    (true, true) => FileSink::new(&path),
+                },
+            ),
             control_path: Some(control_path),
             final_path: Some(path),
             found,
@@ -1085,12 +1085,14 @@ impl Engine {
                 }
                 _ = tick.tick() => {
                     self.refresh_stats();
-                    let received = self.shared.received.load(Ordering::Relaxed);
-                    let left = {
-                        let plan = self.shared.plan();
-                        (plan.map.len != u64::MAX).then(|| plan.map.len.saturating_sub(plan.map.done.total_len()))
-                    };
-                    if let Some(n) = ramp.as_mut().and_then(|r| r.on_tick(Instant::now().into_std(), received, left)) {
+                    if let Some(n) = ramp.as_mut().and_then(|r| {
+                        let received = self.shared.received.load(Ordering::Relaxed);
+                        let left = {
+                            let plan = self.shared.plan();
+                            (plan.map.len != u64::MAX).then(|| plan.map.len.saturating_sub(plan.map.done.total_len()))
+                        };
+                        r.on_tick(Instant::now().into_std(), received, left)
+                    }) {
                         tracing::debug!(connections = n, "connection count adjusted to the throughput");
                         self.shared.wanted.store(n, Ordering::Relaxed);
                         let running = u32::try_from(workers.len()).unwrap_or(u32::MAX);

@@ -12,11 +12,11 @@ use super::handoff::Handoff;
 use crate::scheduler::{Assignment, ChunkEvent, ChunkMap, ConnId, ConnInfo, InFlight, Scheduler};
 use crate::{ByteRange, RateLimiter};
 
-/// A chunk's live bounds, read by its worker on every frame.
 /// The done prefix is published to the verifier in steps of at least this
 /// many bytes (its read size); the engine publishes the final prefix itself.
 const PUBLISH_STEP: u64 = 1 << 20;
 
+/// A chunk's live bounds, read by its worker on every frame.
 #[derive(Debug)]
 pub(crate) struct Slot {
     /// Bytes before this offset were received (written or buffered).

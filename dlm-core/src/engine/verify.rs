@@ -166,7 +166,7 @@ mod tests {
 
     use crate::{DigestAlgorithm, Download, Error, ErrorKind, MemorySink, Output, Result, Sink};
 
-    use crate::test_source::Fixed;
+    use crate::testkit::MemorySource;
 
     /// A sink that can only be read back through `read_at_blocking`: the
     /// verifier must use it (one reused buffer), never the allocating
@@ -215,7 +215,7 @@ mod tests {
             sink: Arc::new(BlockingOnly::default()),
             control_file: None,
         };
-        let done = Download::new(Arc::new(Fixed(Bytes::from(data))), output)
+        let done = Download::new(Arc::new(MemorySource::new(Bytes::from(data))), output)
             .start()
             .wait()
             .await

@@ -74,11 +74,16 @@ impl Worker {
     /// more workers run than the engine wants (it then stops between chunks).
     pub(crate) async fn run(self) -> WorkerExit {
         self.shared.running.fetch_add(1, Ordering::AcqRel);
-        let (exit, counted_out) = self.serve().await;
-        if !counted_out {
-            self.shared.running.fetch_sub(1, Ordering::AcqRel);
+        let mut failures = 0u32;
+        loop {
+            if self.leave_if_surplus() {
+                return WorkerExit::Finished;
+            }
+            if let Some(exit) = self.serve_one(&mut failures).await {
+                self.shared.running.fetch_sub(1, Ordering::AcqRel);
+                return exit;
+            }
         }
-        exit
     }
 
     /// Counts this worker out when more run than are wanted.
@@ -99,128 +104,112 @@ impl Worker {
         false
     }
 
-    /// The worker's loop; `true` beside the exit when it counted itself out.
-    async fn serve(&self) -> (WorkerExit, bool) {
-        let mut failures = 0u32;
-        loop {
-            if self.leave_if_surplus() {
-                return (WorkerExit::Finished, true);
-            }
-            let exit = self.serve_one(&mut failures).await;
-            if let Some(exit) = exit {
-                return (exit, false);
-            }
-        }
-    }
-
     /// Fetches one chunk; `Some` when the worker ends.
     async fn serve_one(&self, failures: &mut u32) -> Option<WorkerExit> {
-        {
-            let Some((range, slot)) = self.next_chunk().await else {
-                return Some(if self.cancel.is_cancelled() {
-                    WorkerExit::Stopped
-                } else {
-                    WorkerExit::Finished
-                });
-            };
-            // A shared budget is taken only with work in hand: a worker idling for a
-            // chunk must not hold a connection another download could use.
-            let permit = match &self.budget {
-                Some(budget) => {
-                    let permit = tokio::select! {
-                        () = self.cancel.cancelled() => None,
-                        p = budget.clone().acquire_owned() => p.ok(),
-                    };
-                    if permit.is_none() {
-                        // Stopped (or the budget closed) before fetching a byte.
-                        self.give_back(range, &slot);
-                        return Some(WorkerExit::Stopped);
-                    }
-                    permit
-                }
-                None => None,
-            };
-            self.shared.emit(Event::ChunkStarted {
-                conn: self.conn,
-                range,
+        let Some((range, slot)) = self.next_chunk().await else {
+            return Some(if self.cancel.is_cancelled() {
+                WorkerExit::Stopped
+            } else {
+                WorkerExit::Finished
             });
-            self.source_stat(|s| s.connections += 1);
-            let result = self.fetch(range, &slot).await;
-            drop(permit);
-            self.source_stat(|s| s.connections = s.connections.saturating_sub(1));
-            let end = slot.end.load(Ordering::Relaxed);
-            let reached = slot.pos.load(Ordering::Relaxed).min(end);
-            let progressed = reached > range.start;
-            match result {
-                Ok(()) => {
-                    *failures = 0;
-                    if !self.ranged {
-                        // A stream of unknown length just ended: that is the length.
-                        let mut plan = self.shared.plan();
-                        if plan.map.len == u64::MAX {
-                            plan.map.len = end;
-                        }
+        };
+        // A shared budget is taken only with work in hand: a worker idling for a
+        // chunk must not hold a connection another download could use.
+        let permit = match &self.budget {
+            Some(budget) => {
+                let permit = tokio::select! {
+                    () = self.cancel.cancelled() => None,
+                    p = budget.clone().acquire_owned() => p.ok(),
+                };
+                if permit.is_none() {
+                    // Stopped (or the budget closed) before fetching a byte.
+                    self.give_back(range, &slot);
+                    return Some(WorkerExit::Stopped);
+                }
+                permit
+            }
+            None => None,
+        };
+        self.shared.emit(Event::ChunkStarted {
+            conn: self.conn,
+            range,
+        });
+        self.source_stat(|s| s.connections += 1);
+        let result = self.fetch(range, &slot).await;
+        drop(permit);
+        self.source_stat(|s| s.connections = s.connections.saturating_sub(1));
+        let end = slot.end.load(Ordering::Relaxed);
+        let reached = slot.pos.load(Ordering::Relaxed).min(end);
+        let progressed = reached > range.start;
+        match result {
+            Ok(()) => {
+                *failures = 0;
+                if !self.ranged {
+                    // A stream of unknown length just ended: that is the length.
+                    let mut plan = self.shared.plan();
+                    if plan.map.len == u64::MAX {
+                        plan.map.len = end;
                     }
-                    let done = ByteRange::new(range.start, end);
-                    self.shared.plan().release(
-                        self.conn,
-                        &ChunkEvent::Done {
-                            conn: self.conn,
-                            range: done,
-                        },
-                        Instant::now(),
-                    );
-                    self.shared.emit(Event::ChunkDone {
+                }
+                let done = ByteRange::new(range.start, end);
+                self.shared.plan().release(
+                    self.conn,
+                    &ChunkEvent::Done {
                         conn: self.conn,
                         range: done,
-                    });
-                    self.shared.save_requested.notify_one();
-                    self.shared.changed.notify_waiters();
-                }
-                Err(err) => {
-                    let left = ByteRange::new(reached, end);
-                    self.shared.plan().release(
-                        self.conn,
-                        &ChunkEvent::Failed {
-                            conn: self.conn,
-                            range: left,
-                        },
-                        Instant::now(),
-                    );
-                    self.shared.changed.notify_waiters();
-                    let err = match err {
-                        FetchError::Stopped => return Some(WorkerExit::Stopped),
-                        FetchError::Sink(e) => return Some(WorkerExit::SinkFailed(e)),
-                        FetchError::Source(e) => e,
-                    };
-                    self.source_stat(|s| s.errors += 1);
-                    if progressed {
-                        *failures = 0;
-                    }
-                    *failures += 1;
-                    let will_retry = err.is_retryable() && *failures <= self.max_retries;
-                    self.shared.emit(Event::ChunkFailed {
+                    },
+                    Instant::now(),
+                );
+                self.shared.emit(Event::ChunkDone {
+                    conn: self.conn,
+                    range: done,
+                });
+                self.shared.save_requested.notify_one();
+                self.shared.changed.notify_waiters();
+            }
+            Err(err) => {
+                let left = ByteRange::new(reached, end);
+                self.shared.plan().release(
+                    self.conn,
+                    &ChunkEvent::Failed {
                         conn: self.conn,
                         range: left,
-                        kind: err.kind(),
-                        will_retry,
-                        message: err.to_string(),
-                    });
-                    if err.is_connection_limit() && self.source_connections() > 0 {
-                        return Some(WorkerExit::Surplus(err));
-                    }
-                    if !err.is_retryable() {
-                        return Some(WorkerExit::SourceFailed(err));
-                    }
-                    if !will_retry {
-                        return Some(WorkerExit::Exhausted(err.exhausted(*failures)));
-                    }
-                    tracing::debug!(conn = %self.conn, attempt = *failures, error = %err, "retrying");
-                    let delay = self.backoff.delay(*failures, err.retry_after());
-                    tokio::select! {
-                        () = self.cancel.cancelled() => return Some(WorkerExit::Stopped),
-                        () = tokio::time::sleep(delay) => {}
-                    }
+                    },
+                    Instant::now(),
+                );
+                self.shared.changed.notify_waiters();
+                let err = match err {
+                    FetchError::Stopped => return Some(WorkerExit::Stopped),
+                    FetchError::Sink(e) => return Some(WorkerExit::SinkFailed(e)),
+                    FetchError::Source(e) => e,
+                };
+                self.source_stat(|s| s.errors += 1);
+                if progressed {
+                    *failures = 0;
+                }
+                *failures += 1;
+                let will_retry = err.is_retryable() && *failures <= self.max_retries;
+                self.shared.emit(Event::ChunkFailed {
+                    conn: self.conn,
+                    range: left,
+                    kind: err.kind(),
+                    will_retry,
+                    message: err.to_string(),
+                });
+                if err.is_connection_limit() && self.source_connections() > 0 {
+                    return Some(WorkerExit::Surplus(err));
+                }
+                if !err.is_retryable() {
+                    return Some(WorkerExit::SourceFailed(err));
+                }
+                if !will_retry {
+                    return Some(WorkerExit::Exhausted(err.exhausted(*failures)));
+                }
+                tracing::debug!(conn = %self.conn, attempt = *failures, error = %err, "retrying");
+                let delay = self.backoff.delay(*failures, err.retry_after());
+                tokio::select! {
+                    () = self.cancel.cancelled() => return Some(WorkerExit::Stopped),
+                    () = tokio::time::sleep(delay) => {}
                 }
             }
         }

@@ -199,36 +199,21 @@ pub(super) fn read_full_at(f: &File, buf: &mut [u8], offset: u64) -> std::io::Re
 /// Writes every byte of `frames`, in order, from `offset`, with as few
 /// `pwritev(2)` calls as the kernel allows (at most 1,024 frames a call).
 fn write_all_vectored_at(f: &File, frames: &[Bytes], mut offset: u64) -> std::io::Result<()> {
-    let frames: Vec<&[u8]> = frames
+    let mut slices: Vec<std::io::IoSlice<'_>> = frames
         .iter()
-        .map(|b| &b[..])
         .filter(|b| !b.is_empty())
+        .map(|b| std::io::IoSlice::new(b))
         .collect();
-    let (mut first, mut skip) = (0usize, 0usize);
-    while first < frames.len() {
-        let slices: Vec<std::io::IoSlice<'_>> = std::iter::once(&frames[first][skip..])
-            .chain(frames[first + 1..].iter().copied())
-            .take(1024)
-            .map(std::io::IoSlice::new)
-            .collect();
-        let mut n = match rustix::io::pwritev(f, &slices, offset) {
+    let mut rest = &mut slices[..];
+    while !rest.is_empty() {
+        let n = match rustix::io::pwritev(f, &rest[..rest.len().min(1024)], offset) {
             Ok(0) => return Err(std::io::ErrorKind::WriteZero.into()),
             Ok(n) => n,
             Err(e) if e == rustix::io::Errno::INTR => continue,
             Err(e) => return Err(e.into()),
         };
         offset += n as u64;
-        while n > 0 {
-            let left = frames[first].len() - skip;
-            if n >= left {
-                n -= left;
-                first += 1;
-                skip = 0;
-            } else {
-                skip += n;
-                n = 0;
-            }
-        }
+        std::io::IoSlice::advance_slices(&mut rest, n);
     }
     Ok(())
 }
@@ -284,11 +269,7 @@ impl Sink for FileSink {
     }
 
     async fn write_at(&self, offset: u64, data: Bytes) -> Result<()> {
-        let n = data.len() as u64;
-        self.blocking("writing", move |f| f.write_all_at(&data, offset))
-            .await?;
-        self.write_behind(n);
-        Ok(())
+        self.write_vectored_at(offset, vec![data]).await
     }
 
     async fn write_vectored_at(&self, offset: u64, frames: Vec<Bytes>) -> Result<()> {

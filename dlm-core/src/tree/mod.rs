@@ -367,7 +367,7 @@ mod tests {
     use super::*;
     use crate::Listing;
 
-    use crate::test_source::Fixed;
+    use crate::testkit::MemorySource;
 
     #[derive(Debug)]
     struct Names(Vec<Vec<&'static str>>);
@@ -392,7 +392,7 @@ mod tests {
                 Ok(Entry::new(
                     vec![name.to_string()],
                     Some(body.len() as u64),
-                    Arc::new(Fixed(body)) as crate::BoxSource,
+                    Arc::new(MemorySource::new(body)) as crate::BoxSource,
                 ))
             };
             let refused = Error::new(ErrorKind::Auth, "550 permission denied");
@@ -410,7 +410,7 @@ mod tests {
                 Ok(Entry::new(
                     parts.iter().map(|p| p.to_string()).collect(),
                     Some(body.len() as u64),
-                    Arc::new(Fixed(body)),
+                    Arc::new(MemorySource::new(body)),
                 ))
             });
             futures::stream::iter(entries).boxed()
